@@ -1,0 +1,180 @@
+//! The per-CPU backlog and the NET_RX softirq (net/core/dev.c).
+//!
+//! * `netif_rx` → `enqueue_to_backlog`: the packet goes to the **sending
+//!   CPU's** `input_pkt_queue` (RPS is off). Accepted while the queue length
+//!   is `<= netdev_max_backlog`; otherwise dropped and counted in
+//!   `softnet_data.dropped` and `lo`'s `rx_dropped`.
+//! * `net_rx_action`: runs `process_backlog` with `dev_weight` until the queue
+//!   is empty, or until `netdev_budget` packets or `netdev_budget_usecs` are
+//!   spent, in which case `time_squeeze` is counted and the rest is handed to
+//!   `ksoftirqd`.
+//! * `process_backlog`: drains `process_queue`; when it is empty, splices all
+//!   of `input_pkt_queue` onto it under the lock (`skb_queue_splice_tail_init`;
+//!   here a swap of two `VecDeque`s, so no allocation), or completes.
+//!
+//! # Where the softirq runs
+//! As in the kernel, raising NET_RX only marks it pending: the sender runs
+//! [`do_softirq`] itself when it leaves the socket call (`local_bh_enable`),
+//! so the receiver's TCP input and its ACK are processed before `send`
+//! returns. A `running` flag per CPU stands for "a softirq is in progress on
+//! this CPU": a send made while it is set (by the drain itself, or by another
+//! thread mapped to the same CPU) only enqueues, and the drain picks it up
+//! before it stops. The flag is cleared under the queue lock only when the
+//! input queue is empty, so no packet is ever left without a drainer.
+
+use crate::ip::ip_rcv;
+use crate::netns::{Ctx, NsInner};
+use crate::skbuff::SkBuff;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `struct softnet_data`: one per modeled CPU, cache-line aligned.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct SoftnetData {
+    pub(crate) q: Mutex<BacklogQueues>,
+    pub(crate) processed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) time_squeeze: AtomicU64,
+    /// `lo`'s per-CPU `dev_lstats`, raised by `loopback_xmit` on this CPU.
+    pub(crate) lstats_packets: AtomicU64,
+    pub(crate) lstats_bytes: AtomicU64,
+}
+
+/// The two queues of the backlog NAPI and the "softirq in progress" flag.
+#[derive(Debug, Default)]
+pub(crate) struct BacklogQueues {
+    pub(crate) input_pkt_queue: VecDeque<SkBuff>,
+    pub(crate) process_queue: VecDeque<SkBuff>,
+    pub(crate) running: bool,
+}
+
+/// `NET_RX_SUCCESS` / `NET_RX_DROP`.
+pub(crate) enum NetRx {
+    Success,
+    Drop,
+}
+
+/// `netif_rx`: no RPS, so the backlog of the current CPU.
+#[inline]
+pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) -> NetRx {
+    enqueue_to_backlog(ctx, skb)
+}
+
+/// `enqueue_to_backlog`: accept while `qlen <= netdev_max_backlog`.
+#[inline]
+fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) -> NetRx {
+    let ns = ctx.ns;
+    let sd = &ns.softnet[ctx.cpu];
+    let max = ns.netdev_max_backlog.load(Relaxed);
+    let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+    if q.input_pkt_queue.len() <= max {
+        q.input_pkt_queue.push_back(skb);
+        if !q.running {
+            // ____napi_schedule + __raise_softirq_irqoff(NET_RX_SOFTIRQ)
+            ctx.raised = true;
+        }
+        NetRx::Success
+    } else {
+        drop(q);
+        sd.dropped.fetch_add(1, Relaxed);
+        ns.lo.rx_dropped.fetch_add(1, Relaxed);
+        NetRx::Drop
+    }
+}
+
+/// `do_softirq` on `local_bh_enable`: run `net_rx_action` here, in the
+/// caller's context, unless a softirq already runs on this CPU (then it will
+/// see our packets) or `ksoftirqd` owns it.
+pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
+    {
+        let mut q = ns.softnet[cpu].q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.running || (q.input_pkt_queue.is_empty() && q.process_queue.is_empty()) {
+            return;
+        }
+        q.running = true;
+    }
+    if !net_rx_action(ns, cpu) {
+        ns.wakeup_ksoftirqd(cpu);
+    }
+}
+
+/// `net_rx_action` for one CPU. The caller has set `running`. Returns `true`
+/// when the backlog is empty (and `running` was cleared), `false` when the
+/// budget or the time ran out (`time_squeeze` counted, `running` left set for
+/// `ksoftirqd` to continue).
+pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
+    let sd = &ns.softnet[cpu];
+    let budget = ns.netdev_budget.load(Relaxed);
+    let weight = ns.dev_weight.load(Relaxed);
+    let mut ctx = Ctx::softirq(ns, cpu);
+    let mut pq = {
+        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut q.process_queue)
+    };
+    let mut total = 0usize;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let (work, complete) = process_backlog(&mut ctx, sd, &mut pq, weight);
+        total += work;
+        if complete {
+            return true;
+        }
+        // The clock starts after the first full poll, so a short run never
+        // reads it.
+        let now = Instant::now();
+        let limit = *deadline.get_or_insert_with(|| {
+            now + Duration::from_micros(ns.netdev_budget_usecs.load(Relaxed))
+        });
+        if total >= budget || now >= limit {
+            sd.time_squeeze.fetch_add(1, Relaxed);
+            let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            debug_assert!(q.process_queue.is_empty());
+            q.process_queue = pq;
+            return false;
+        }
+    }
+}
+
+/// `process_backlog`: up to `quota` packets; returns (work, completed).
+fn process_backlog(
+    ctx: &mut Ctx<'_>,
+    sd: &SoftnetData,
+    pq: &mut VecDeque<SkBuff>,
+    quota: usize,
+) -> (usize, bool) {
+    let mut work = 0;
+    loop {
+        while work < quota {
+            match pq.pop_front() {
+                Some(skb) => {
+                    __netif_receive_skb(ctx, sd, skb);
+                    work += 1;
+                }
+                None => break,
+            }
+        }
+        if work >= quota {
+            return (work, false);
+        }
+        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.input_pkt_queue.is_empty() {
+            // napi_complete: nothing left; the next enqueuer drains itself.
+            q.running = false;
+            // keep both buffers' capacity for the next run
+            q.process_queue = std::mem::take(pq);
+            return (work, true);
+        }
+        // skb_queue_splice_tail_init(&sd->input_pkt_queue, &sd->process_queue)
+        std::mem::swap(&mut q.input_pkt_queue, pq);
+    }
+}
+
+/// `__netif_receive_skb_core`: count, (taps would go here), then `ip_rcv`.
+#[inline]
+fn __netif_receive_skb(ctx: &mut Ctx<'_>, sd: &SoftnetData, skb: SkBuff) {
+    sd.processed.fetch_add(1, Relaxed);
+    ip_rcv(ctx, skb);
+}

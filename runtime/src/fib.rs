@@ -1,0 +1,240 @@
+//! The forwarding information base: the kernel's local routing table (ID 255).
+//!
+//! With no policy rules the kernel's `fib_lookup` consults the local table
+//! first. On a fresh namespace it holds (`ip route show table local`):
+//!
+//! ```text
+//! local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1
+//! local 127.0.0.1 dev lo proto kernel scope host src 127.0.0.1
+//! broadcast 127.255.255.255 dev lo proto kernel scope link src 127.0.0.1
+//! local ::1 dev lo proto kernel metric 0 pref medium
+//! ```
+//!
+//! A prefix is local only on a loopback device, so every 127.x.y.z is this
+//! host. A hit of type `RTN_LOCAL` sends the packet out through `lo` with the
+//! route's preferred source; anything else is not reachable through the model.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Route types, as `rtm_type` (`RTN_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteType {
+    /// `RTN_LOCAL`: the destination is this host; delivered through `lo`.
+    Local,
+    /// `RTN_BROADCAST`: TCP refuses it (`ENETUNREACH`).
+    Broadcast,
+}
+
+/// One entry of the local table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FibEntry {
+    /// Destination prefix.
+    pub dst: IpAddr,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// Route type.
+    pub rtype: RouteType,
+    /// Preferred source address (`src`), used for unbound sockets.
+    pub prefsrc: IpAddr,
+    /// Output device index (`lo` is 1).
+    pub ifindex: u32,
+}
+
+/// The result of `fib_lookup`: what `ip route get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FibResult {
+    /// Route type.
+    pub rtype: RouteType,
+    /// Preferred source address.
+    pub prefsrc: IpAddr,
+    /// Output device index.
+    pub ifindex: u32,
+}
+
+/// A route cached on a socket (`sk_dst_cache`), valid while the table's
+/// generation is unchanged (the kernel's `__sk_dst_check`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DstEntry {
+    pub(crate) genid: u32,
+    pub(crate) ifindex: u32,
+}
+
+/// The local table of one namespace.
+#[derive(Debug)]
+pub(crate) struct Fib {
+    entries: std::sync::RwLock<Vec<FibEntry>>,
+    genid: AtomicU32,
+}
+
+/// The loopback device's index.
+pub const LOOPBACK_IFINDEX: u32 = 1;
+
+impl Fib {
+    pub(crate) fn new() -> Fib {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let entries = vec![
+            FibEntry {
+                dst: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+                prefix_len: 8,
+                rtype: RouteType::Local,
+                prefsrc: lo4,
+                ifindex: LOOPBACK_IFINDEX,
+            },
+            FibEntry {
+                dst: lo4,
+                prefix_len: 32,
+                rtype: RouteType::Local,
+                prefsrc: lo4,
+                ifindex: LOOPBACK_IFINDEX,
+            },
+            FibEntry {
+                dst: IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255)),
+                prefix_len: 32,
+                rtype: RouteType::Broadcast,
+                prefsrc: lo4,
+                ifindex: LOOPBACK_IFINDEX,
+            },
+            FibEntry {
+                dst: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix_len: 128,
+                rtype: RouteType::Local,
+                prefsrc: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ifindex: LOOPBACK_IFINDEX,
+            },
+        ];
+        Fib {
+            entries: std::sync::RwLock::new(entries),
+            genid: AtomicU32::new(0),
+        }
+    }
+
+    /// `fib_lookup`: longest-prefix match in the local table.
+    pub(crate) fn fib_lookup(&self, daddr: IpAddr) -> Option<FibResult> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|e| prefix_match(e.dst, e.prefix_len, daddr))
+            .max_by_key(|e| e.prefix_len)
+            .map(|e| FibResult {
+                rtype: e.rtype,
+                prefsrc: e.prefsrc,
+                ifindex: e.ifindex,
+            })
+    }
+
+    /// The table's entries, as `ip route show table local` lists them.
+    pub(crate) fn entries(&self) -> Vec<FibEntry> {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The table generation; a cached [`DstEntry`] is valid while it matches.
+    #[inline]
+    pub(crate) fn genid(&self) -> u32 {
+        self.genid.load(Ordering::Acquire)
+    }
+
+    /// `__sk_dst_check` + `ip_route_output_ports`: the cached route if still
+    /// valid, else a fresh lookup stored back into the cache.
+    #[inline]
+    pub(crate) fn dst_check(
+        &self,
+        cache: &mut Option<DstEntry>,
+        daddr: IpAddr,
+    ) -> Option<DstEntry> {
+        let genid = self.genid();
+        match cache {
+            Some(d) if d.genid == genid => Some(*d),
+            _ => {
+                let r = self.fib_lookup(daddr)?;
+                if r.rtype != RouteType::Local {
+                    return None;
+                }
+                let d = DstEntry {
+                    genid,
+                    ifindex: r.ifindex,
+                };
+                *cache = Some(d);
+                Some(d)
+            }
+        }
+    }
+}
+
+fn prefix_match(net: IpAddr, len: u8, addr: IpAddr) -> bool {
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Maps `::ffff:a.b.c.d` to `a.b.c.d`; the model routes v4-mapped traffic as
+/// IPv4, as a dual-stack socket's packets are.
+#[inline]
+pub(crate) fn unmap(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_127_address_is_local_with_source_127_0_0_1() {
+        let fib = Fib::new();
+        let r = fib.fib_lookup("127.0.0.2".parse().unwrap()).unwrap();
+        assert_eq!(r.rtype, RouteType::Local);
+        assert_eq!(r.prefsrc, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(r.ifindex, LOOPBACK_IFINDEX);
+    }
+
+    #[test]
+    fn broadcast_and_foreign_addresses_are_not_local() {
+        let fib = Fib::new();
+        let b = fib.fib_lookup("127.255.255.255".parse().unwrap()).unwrap();
+        assert_eq!(b.rtype, RouteType::Broadcast);
+        assert!(fib.fib_lookup("10.0.0.1".parse().unwrap()).is_none());
+        assert!(fib.fib_lookup("::2".parse().unwrap()).is_none());
+        assert_eq!(
+            fib.fib_lookup("::1".parse().unwrap()).unwrap().prefsrc,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn cached_route_is_reused_while_the_generation_holds() {
+        let fib = Fib::new();
+        let mut cache = None;
+        let d = fib
+            .dst_check(&mut cache, "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert_eq!(d.genid, 0);
+        assert!(cache.is_some());
+        assert!(fib
+            .dst_check(&mut None, "192.0.2.1".parse().unwrap())
+            .is_none());
+    }
+}

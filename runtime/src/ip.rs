@@ -1,0 +1,39 @@
+//! The IP layer of the loopback path: `ip_queue_xmit` on the way out,
+//! `ip_rcv` → `ip_local_deliver` on the way in (net/ipv4/ip_output.c,
+//! ip_input.c; IPv6 follows the same steps in the model).
+
+use crate::errno::{err, ENETUNREACH};
+use crate::fib::{DstEntry, LOOPBACK_IFINDEX};
+use crate::loopback::dev_queue_xmit;
+use crate::netns::Ctx;
+use crate::skbuff::SkBuff;
+use crate::tcp::input::tcp_v4_rcv;
+use std::io;
+
+/// `__ip_queue_xmit`: the socket's cached route (`__sk_dst_check`), else a
+/// `fib_lookup` in the local table; a local route's device is `lo`. DF is set,
+/// no fragmentation (MTU 65536), so the packet goes to `dev_queue_xmit`.
+#[inline]
+pub(crate) fn ip_queue_xmit(
+    ctx: &mut Ctx<'_>,
+    dst: &mut Option<DstEntry>,
+    skb: SkBuff,
+) -> io::Result<()> {
+    match ctx.ns.fib.dst_check(dst, skb.daddr.ip()) {
+        // The only device in the model is `lo`.
+        Some(rt) if rt.ifindex == LOOPBACK_IFINDEX => dev_queue_xmit(ctx, skb),
+        _ => Err(err(ENETUNREACH)),
+    }
+}
+
+/// `ip_rcv` → `ip_local_deliver`: the skb still carries its output route
+/// (`RTN_LOCAL`), so there is no input route lookup; hand it to TCP.
+#[inline]
+pub(crate) fn ip_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    ip_local_deliver(ctx, skb)
+}
+
+#[inline]
+fn ip_local_deliver(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    tcp_v4_rcv(ctx, skb)
+}

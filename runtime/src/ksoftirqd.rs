@@ -1,0 +1,157 @@
+//! `ksoftirqd` and the TCP timers of one namespace.
+//!
+//! The kernel runs NET_RX in the sender's context and hands it to the per-CPU
+//! `ksoftirqd` thread only when a run is cut short. The model does the same
+//! with one helper thread per namespace, which also plays the timer softirq
+//! for TCP's retransmission, delayed-ACK and zero-window-probe timers. It is
+//! a plain OS thread, not a task of some tokio runtime, so a runtime shutting
+//! down never strands another runtime's connections.
+//!
+//! The thread is started when work is handed to it and exits by itself as
+//! soon as it has no backlog left and no timer armed.
+//!
+//! Timers are lazy, as `sk_reset_timer` with a coarse wheel would be: a socket
+//! keeps its own deadlines and registers with the thread only when it has no
+//! registration that fires earlier. When a registration fires, the socket's
+//! real deadlines are checked and it registers again for the next one. So
+//! re-arming a timer on every segment costs a field write, not a lock.
+
+use crate::netns::NsInner;
+use crate::tcp::Sock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+/// The helper thread's shared state.
+#[derive(Default)]
+pub(crate) struct Kthread {
+    state: Mutex<KState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct KState {
+    running: bool,
+    /// CPUs whose backlog was handed over (bit per CPU).
+    pending: u64,
+    /// (deadline, socket id) → socket.
+    timers: BTreeMap<(Instant, u64), Weak<Sock>>,
+}
+
+impl Kthread {
+    fn lock(&self) -> MutexGuard<'_, KState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        self.lock().running
+    }
+}
+
+impl NsInner {
+    /// `wakeup_softirqd`: hand the rest of `cpu`'s backlog to the thread.
+    pub(crate) fn wakeup_ksoftirqd(&self, cpu: usize) {
+        let mut st = self.kthread.lock();
+        st.pending |= 1u64 << (cpu % 64);
+        self.ensure_thread(&mut st);
+        self.kthread.cv.notify_one();
+    }
+
+    /// Registers `sk` to be looked at no later than `when`. `registered` is the
+    /// socket's current registration, updated here.
+    pub(crate) fn sk_reset_timer(
+        &self,
+        sk: &Weak<Sock>,
+        id: u64,
+        registered: &mut Option<Instant>,
+        when: Instant,
+    ) {
+        if let Some(r) = *registered {
+            if r <= when {
+                return;
+            }
+        }
+        let mut st = self.kthread.lock();
+        if let Some(r) = registered.take() {
+            st.timers.remove(&(r, id));
+        }
+        *registered = Some(when);
+        st.timers.insert((when, id), sk.clone());
+        let first = st.timers.keys().next().map(|k| k.0) == Some(when);
+        if !self.ensure_thread(&mut st) && first {
+            self.kthread.cv.notify_one();
+        }
+    }
+
+    /// `sk_stop_timer` for every timer of a socket going away.
+    pub(crate) fn sk_stop_timers(&self, id: u64, registered: &mut Option<Instant>) {
+        if let Some(r) = registered.take() {
+            let mut st = self.kthread.lock();
+            st.timers.remove(&(r, id));
+            if st.timers.is_empty() {
+                self.kthread.cv.notify_one();
+            }
+        }
+    }
+
+    /// Starts the thread if it is not running; returns whether it started it.
+    fn ensure_thread(&self, st: &mut KState) -> bool {
+        if st.running {
+            return false;
+        }
+        let Some(ns) = self.arc() else { return false };
+        let weak = Arc::downgrade(&ns);
+        let spawned = std::thread::Builder::new()
+            .name(format!("lonet-ksoftirqd/{}", self.id))
+            .spawn(move || ksoftirqd(weak));
+        st.running = spawned.is_ok();
+        st.running
+    }
+}
+
+fn ksoftirqd(weak: Weak<NsInner>) {
+    let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
+    loop {
+        let Some(ns) = weak.upgrade() else { return };
+        let k = &ns.kthread;
+        let mut st = k.lock();
+        if st.pending != 0 {
+            let pending = std::mem::take(&mut st.pending);
+            drop(st);
+            for cpu in 0..ns.softnet.len().min(64) {
+                if pending & (1 << cpu) != 0 && !crate::dev::net_rx_action(&ns, cpu) {
+                    // Still more: run again (the kernel's ksoftirqd loop).
+                    k.lock().pending |= 1 << cpu;
+                }
+            }
+            continue;
+        }
+        let now = Instant::now();
+        while let Some(entry) = st.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let fired = entry.key().0;
+            due.push((fired, entry.remove()));
+        }
+        if !due.is_empty() {
+            drop(st);
+            for (fired, w) in due.drain(..) {
+                if let Some(sk) = w.upgrade() {
+                    crate::tcp::timer::tcp_timer_handler(&ns, &sk, fired, now);
+                }
+            }
+            continue;
+        }
+        match st.timers.keys().next().map(|k| k.0) {
+            None => {
+                st.running = false;
+                return;
+            }
+            Some(when) => {
+                let wait = when.saturating_duration_since(now);
+                drop(k.cv.wait_timeout(st, wait));
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! # lonet-runtime: the modeled Linux loopback datapath
+//!
+//! A sans-IO model of what the kernel does with a TCP segment sent to
+//! 127.0.0.1, stage by stage, with the kernel's names, defaults and counters.
+//! No tokio types: state machines, queues and wakers, driven by the socket
+//! calls of [`Socket`] and by a helper thread per namespace (`ksoftirqd`).
+//!
+//! The path of one segment (see `ARCHITECTURE.md` in the repository):
+//!
+//! ```text
+//! send:    Socket::poll_send → tcp_sendmsg → tcp_write_xmit (tcp/output.rs)
+//!          → ip_queue_xmit (ip.rs; cached route, else fib_lookup in fib.rs)
+//!          → dev_queue_xmit → loopback_xmit (loopback.rs)
+//!          → netif_rx → enqueue_to_backlog (dev.rs) → raise NET_RX
+//! softirq: do_softirq in the sender's call, or ksoftirqd (ksoftirqd.rs)
+//!          → net_rx_action → process_backlog → __netif_receive_skb (dev.rs)
+//!          → ip_rcv → ip_local_deliver (ip.rs) → tcp_v4_rcv (tcp/input.rs)
+//!          → receive queue → the reader's waker
+//! ```
+//!
+//! Modules, one stage each:
+//! - [`Netns`] (`netns.rs`): the namespace, its tables, counters and scope.
+//! - [`Sysctl`] (`sysctl.rs`): the tunables with the kernel's defaults.
+//! - `fib.rs`: the local routing table and the socket route cache.
+//! - `loopback.rs`: the `lo` device.
+//! - `dev.rs`: the per-CPU backlog and NET_RX.
+//! - `ksoftirqd.rs`: the overflow softirq thread and TCP timers.
+//! - `tcp/`: the TCP state machine, output and timers.
+//! - [`Socket`] (`socket.rs`): the socket calls.
+//! - [`stats`]: counters and their tool-like output.
+//!
+//! # Examples
+//! ```
+//! use lonet_runtime::Netns;
+//! let ns = Netns::new();
+//! assert_eq!(ns.sysctl().netdev_max_backlog, 1000);
+//! assert_eq!(ns.lo_stats().mtu, 65536);
+//! ```
+
+#![deny(missing_docs)]
+
+mod dev;
+mod errno;
+mod fib;
+mod ip;
+mod ksoftirqd;
+mod loopback;
+mod netns;
+mod skbuff;
+mod socket;
+pub mod stats;
+mod sysctl;
+mod tcp;
+
+pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
+pub use loopback::LOOPBACK_MTU;
+pub use netns::{Netns, Scope};
+pub use skbuff::{flags, SkBuff};
+pub use socket::{is_local, Readiness, Socket};
+pub use stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
+pub use sysctl::Sysctl;
+pub use tcp::TcpState;

@@ -1,0 +1,518 @@
+//! `struct net`: a network namespace, with its sysctls, FIB, `lo`, per-CPU
+//! softnet data, socket tables and counters.
+//!
+//! [`Netns`] is the handle users see. [`Netns::init`] is the namespace code
+//! gets when it never asks for one (`init_net`); [`Netns::new`] makes a fresh
+//! one with its own ports, sysctls and counters, and [`Netns::scope`] makes it
+//! current for a future.
+
+use crate::dev::SoftnetData;
+use crate::fib::{Fib, FibEntry};
+use crate::ksoftirqd::Kthread;
+use crate::loopback::LoopbackDev;
+use crate::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpMib, TcpStats};
+use crate::sysctl::Sysctl;
+use crate::tcp::Sock;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// A handle to a network namespace. Cheap to clone; the namespace lives while
+/// a handle or a socket in it does.
+#[derive(Clone)]
+pub struct Netns(pub(crate) Arc<NsInner>);
+
+impl fmt::Debug for Netns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Netns").field("id", &self.0.id).finish()
+    }
+}
+
+impl PartialEq for Netns {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Netns {}
+
+/// The namespace's state (`struct net`).
+pub(crate) struct NsInner {
+    pub(crate) id: u64,
+    pub(crate) me: Weak<NsInner>,
+    sysctl: Mutex<Sysctl>,
+    // Hot copies of the sysctls the per-packet path reads.
+    pub(crate) netdev_max_backlog: AtomicUsize,
+    pub(crate) netdev_budget: AtomicUsize,
+    pub(crate) netdev_budget_usecs: AtomicU64,
+    pub(crate) dev_weight: AtomicUsize,
+    pub(crate) fib: Fib,
+    pub(crate) lo: LoopbackDev,
+    pub(crate) softnet: Box<[SoftnetData]>,
+    pub(crate) tables: RwLock<Tables>,
+    pub(crate) mib: TcpMib,
+    pub(crate) kthread: Kthread,
+    pub(crate) sock_alloc: AtomicI64,
+    pub(crate) sock_inuse: AtomicI64,
+    pub(crate) sock_orphan: AtomicI64,
+    pub(crate) mem: AtomicI64,
+    next_sock_id: AtomicU64,
+}
+
+/// A small multiplicative hasher for the socket tables: the keys are
+/// addresses we build ourselves, so SipHash's DoS resistance buys nothing on
+/// the per-segment lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i))
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i))
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i))
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// Who holds a port in the bind table (`inet_bind_bucket`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BindKind {
+    /// `bind()` + `listen()` (tokio sets `SO_REUSEADDR`).
+    Listener,
+    /// Autobound by `connect()` (`inet_hash_connect`).
+    Connect,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BindEntry {
+    pub(crate) addr: IpAddr,
+    pub(crate) sock_id: u64,
+    pub(crate) kind: BindKind,
+}
+
+/// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
+/// port), `bhash` (port owners).
+#[derive(Default)]
+pub(crate) struct Tables {
+    pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
+    pub(crate) lhash: HashMap<u16, Vec<Arc<Sock>>, FxBuild>,
+    pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
+    pub(crate) connect_rover: u32,
+    pub(crate) bind_rover: u32,
+}
+
+/// Whether two bound addresses overlap: equal, or one is a wildcard that
+/// covers the other (`[::]` is dual-stack, as tokio leaves `IPV6_V6ONLY` off).
+pub(crate) fn addr_overlap(a: IpAddr, b: IpAddr) -> bool {
+    fn covers(w: IpAddr, x: IpAddr) -> bool {
+        match w {
+            IpAddr::V6(v) if v.is_unspecified() => true,
+            IpAddr::V4(v) if v.is_unspecified() => x.is_ipv4(),
+            _ => false,
+        }
+    }
+    a == b || covers(a, b) || covers(b, a)
+}
+
+impl Tables {
+    /// `__inet_lookup_listener`: exact address first, then a wildcard.
+    pub(crate) fn lookup_listener(&self, daddr: SocketAddr) -> Option<Arc<Sock>> {
+        let list = self.lhash.get(&daddr.port())?;
+        let mut wildcard = None;
+        for l in list {
+            let ip = l.bound_ip;
+            if ip == daddr.ip() {
+                return Some(l.clone());
+            }
+            if wildcard.is_none() && ip.is_unspecified() && addr_overlap(ip, daddr.ip()) {
+                wildcard = Some(l.clone());
+            }
+        }
+        wildcard
+    }
+
+    pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) {
+        if let Some(v) = self.bhash.get_mut(&port) {
+            v.retain(|e| e.sock_id != sock_id);
+            if v.is_empty() {
+                self.bhash.remove(&port);
+            }
+        }
+    }
+}
+
+/// The execution context of the datapath: which namespace and modeled CPU,
+/// whether NET_RX was raised (so the caller must run the softirq when it
+/// leaves the socket call), and a lazily read clock.
+pub(crate) struct Ctx<'a> {
+    pub(crate) ns: &'a NsInner,
+    pub(crate) cpu: usize,
+    pub(crate) raised: bool,
+    now: Option<Instant>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Process context: a socket call made by the application on this thread.
+    #[inline]
+    pub(crate) fn process(ns: &'a NsInner) -> Self {
+        Ctx {
+            cpu: this_cpu(ns.softnet.len()),
+            ns,
+            raised: false,
+            now: None,
+        }
+    }
+
+    /// Softirq context on `cpu` (replies enqueue on the CPU being drained).
+    #[inline]
+    pub(crate) fn softirq(ns: &'a NsInner, cpu: usize) -> Self {
+        Ctx {
+            ns,
+            cpu,
+            raised: false,
+            now: None,
+        }
+    }
+
+    /// The time, read at most once per context (`tcp_jiffies32`).
+    #[inline]
+    pub(crate) fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
+    }
+
+    /// `local_bh_enable`: run the softirq raised during the call, here.
+    #[inline]
+    pub(crate) fn local_bh_enable(&mut self) {
+        if std::mem::take(&mut self.raised) {
+            crate::dev::do_softirq(self.ns, self.cpu);
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
+    static CURRENT: RefCell<Option<Netns>> = const { RefCell::new(None) };
+}
+static NEXT_THREAD_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// The modeled CPU of this thread: threads are numbered as they first touch
+/// the datapath and folded onto the namespace's CPUs (without RPS a packet is
+/// queued on the sender's CPU; "the CPU" here is the current worker thread).
+#[inline]
+fn this_cpu(ncpu: usize) -> usize {
+    let id = THREAD_CPU.with(|c| {
+        let v = c.get();
+        if v != usize::MAX {
+            v
+        } else {
+            let v = NEXT_THREAD_CPU.fetch_add(1, Relaxed);
+            c.set(v);
+            v
+        }
+    });
+    id % ncpu
+}
+
+static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
+static INIT_NET: OnceLock<Netns> = OnceLock::new();
+
+impl Netns {
+    /// A fresh namespace with the kernel's defaults: its own `lo`, ports,
+    /// sysctls and counters (`ip netns add`, `unshare -n`).
+    pub fn new() -> Netns {
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64);
+        let sysctl = Sysctl::default();
+        let inner = Arc::new_cyclic(|me| NsInner {
+            id: NEXT_NS_ID.fetch_add(1, Relaxed),
+            me: me.clone(),
+            netdev_max_backlog: AtomicUsize::new(sysctl.netdev_max_backlog),
+            netdev_budget: AtomicUsize::new(sysctl.netdev_budget),
+            netdev_budget_usecs: AtomicU64::new(sysctl.netdev_budget_usecs),
+            dev_weight: AtomicUsize::new(sysctl.dev_weight),
+            sysctl: Mutex::new(sysctl),
+            fib: Fib::new(),
+            lo: LoopbackDev::new(),
+            softnet: (0..ncpu).map(|_| SoftnetData::default()).collect(),
+            tables: RwLock::new(Tables::default()),
+            mib: TcpMib::default(),
+            kthread: Kthread::default(),
+            sock_alloc: AtomicI64::new(0),
+            sock_inuse: AtomicI64::new(0),
+            sock_orphan: AtomicI64::new(0),
+            mem: AtomicI64::new(0),
+            next_sock_id: AtomicU64::new(1),
+        });
+        Netns(inner)
+    }
+
+    /// The initial namespace (`init_net`): what code that never asks for a
+    /// namespace uses.
+    pub fn init() -> Netns {
+        INIT_NET.get_or_init(Netns::new).clone()
+    }
+
+    /// The namespace of the current [`scope`](Netns::scope), else
+    /// [`init`](Netns::init).
+    pub fn current() -> Netns {
+        CURRENT
+            .with(|c| c.borrow().clone())
+            .unwrap_or_else(Netns::init)
+    }
+
+    /// Runs `fut` with this namespace current: sockets it creates while it is
+    /// polled (binds, connects) live in this namespace.
+    ///
+    /// Tasks spawned inside with `tokio::spawn` do not inherit the namespace
+    /// in this version; wrap them in a scope of their own.
+    ///
+    /// # Examples
+    /// ```
+    /// # async fn demo() {
+    /// let ns = lonet_runtime::Netns::new();
+    /// ns.scope(async {
+    ///     assert_eq!(lonet_runtime::Netns::current(), lonet_runtime::Netns::current());
+    /// })
+    /// .await;
+    /// # }
+    /// ```
+    pub fn scope<F: Future>(self, fut: F) -> Scope<F> {
+        Scope { ns: self, fut }
+    }
+
+    /// Runs `f` with this namespace current, synchronously.
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = CurrentGuard::set(self.clone());
+        f()
+    }
+
+    /// A copy of the namespace's sysctls (`sysctl -a | grep net.`).
+    pub fn sysctl(&self) -> Sysctl {
+        *self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes sysctls (`sysctl -w`). Values the kernel would refuse (a zero
+    /// budget, an empty port range, buffers out of order) give `InvalidInput`
+    /// and change nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// ns.set_sysctl(|s| s.netdev_max_backlog = 4).unwrap();
+    /// assert_eq!(ns.sysctl().netdev_max_backlog, 4);
+    /// ```
+    pub fn set_sysctl(&self, f: impl FnOnce(&mut Sysctl)) -> io::Result<()> {
+        let mut g = self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = *g;
+        f(&mut s);
+        s.validate()
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+        *g = s;
+        self.0
+            .netdev_max_backlog
+            .store(s.netdev_max_backlog, Relaxed);
+        self.0.netdev_budget.store(s.netdev_budget, Relaxed);
+        self.0
+            .netdev_budget_usecs
+            .store(s.netdev_budget_usecs, Relaxed);
+        self.0.dev_weight.store(s.dev_weight, Relaxed);
+        Ok(())
+    }
+
+    /// `ip link set lo mtu N`: new connections derive their MSS from it
+    /// (MTU − 40 bytes of IPv4+TCP headers − 12 of timestamps). Below 1280
+    /// (IPv6's minimum) or above 65536 gives `InvalidInput`.
+    pub fn set_lo_mtu(&self, mtu: u32) -> io::Result<()> {
+        if !(1280..=65536).contains(&mtu) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "lo mtu must be within 1280..=65536",
+            ));
+        }
+        self.0.lo.mtu.store(mtu, Relaxed);
+        Ok(())
+    }
+
+    /// `ip -s link show lo`.
+    pub fn lo_stats(&self) -> LinkStats {
+        let (packets, bytes) = self.0.softnet.iter().fold((0, 0), |(p, b), sd| {
+            (
+                p + sd.lstats_packets.load(Relaxed),
+                b + sd.lstats_bytes.load(Relaxed),
+            )
+        });
+        LinkStats {
+            rx_packets: packets,
+            rx_bytes: bytes,
+            rx_dropped: self.0.lo.rx_dropped.load(Relaxed),
+            tx_packets: packets,
+            tx_bytes: bytes,
+            tx_dropped: self.0.lo.tx_dropped.load(Relaxed),
+            mtu: self.0.lo.mtu.load(Relaxed),
+        }
+    }
+
+    /// `/proc/net/softnet_stat`.
+    pub fn softnet_stat(&self) -> SoftnetStats {
+        SoftnetStats {
+            cpus: self
+                .0
+                .softnet
+                .iter()
+                .enumerate()
+                .map(|(cpu, sd)| {
+                    let (input_qlen, process_qlen) = {
+                        let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+                        (q.input_pkt_queue.len(), q.process_queue.len())
+                    };
+                    SoftnetStat {
+                        cpu,
+                        processed: sd.processed.load(Relaxed),
+                        dropped: sd.dropped.load(Relaxed),
+                        time_squeeze: sd.time_squeeze.load(Relaxed),
+                        input_qlen,
+                        process_qlen,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// `netstat -s`, the TCP sections.
+    pub fn tcp_stats(&self) -> TcpStats {
+        self.0.mib.snapshot()
+    }
+
+    /// `/proc/net/sockstat`, the TCP line.
+    pub fn sockstat(&self) -> Sockstat {
+        let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
+        Sockstat {
+            inuse: g(&self.0.sock_inuse),
+            orphan: g(&self.0.sock_orphan),
+            alloc: g(&self.0.sock_alloc),
+            mem: g(&self.0.mem),
+        }
+    }
+
+    /// `ip route show table local`.
+    pub fn routes(&self) -> Vec<FibEntry> {
+        self.0.fib.entries()
+    }
+
+    /// Whether the namespace's `ksoftirqd` thread (softirq overflow and TCP
+    /// timers) is alive. It starts when work is handed to it and exits by
+    /// itself once no timer is armed and no backlog is left.
+    pub fn ksoftirqd_running(&self) -> bool {
+        self.0.kthread.running()
+    }
+
+    /// The number of modeled CPUs (rows of `softnet_stat`).
+    pub fn num_cpus(&self) -> usize {
+        self.0.softnet.len()
+    }
+}
+
+impl Default for Netns {
+    /// The current namespace ([`Netns::current`]).
+    fn default() -> Self {
+        Netns::current()
+    }
+}
+
+impl NsInner {
+    pub(crate) fn sysctl(&self) -> Sysctl {
+        *self.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn next_sock_id(&self) -> u64 {
+        self.next_sock_id.fetch_add(1, Relaxed)
+    }
+
+    pub(crate) fn arc(&self) -> Option<Arc<NsInner>> {
+        self.me.upgrade()
+    }
+
+    #[inline]
+    pub(crate) fn mem_add(&self, n: usize) {
+        self.mem.fetch_add(n as i64, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn mem_sub(&self, n: usize) {
+        self.mem.fetch_sub(n as i64, Relaxed);
+    }
+}
+
+struct CurrentGuard(Option<Netns>);
+
+impl CurrentGuard {
+    fn set(ns: Netns) -> CurrentGuard {
+        CurrentGuard(CURRENT.with(|c| c.replace(Some(ns))))
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Netns::scope`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scope<F> {
+        ns: Netns,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for Scope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _guard = CurrentGuard::set(this.ns.clone());
+        this.fut.poll(cx)
+    }
+}

@@ -1,0 +1,625 @@
+//! The socket calls (net/socket.c, net/ipv4/af_inet.c, tcp.c): what
+//! `connect`, `listen`, `accept`, `recvmsg`, `sendmsg`, `shutdown`,
+//! `getsockname`/`getpeername`, `setsockopt` and `close` do to a modeled
+//! socket. [`Socket`] is the handle the tokio-facing layer holds; dropping the
+//! last handle is `close()`.
+//!
+//! Every call that can send a segment runs the softirq it raised before it
+//! returns (`release_sock` + `local_bh_enable`), after the socket lock is
+//! released, as the kernel does.
+
+use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN, EPIPE};
+use crate::fib::{unmap, RouteType};
+use crate::netns::{addr_overlap, BindEntry, BindKind, Ctx, Netns};
+use crate::stats::inc;
+use crate::tcp::{Sock, TcpState};
+use bytes::{Bytes, BytesMut};
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// A modeled TCP socket (`struct socket`). Dropping it closes it: FIN after
+/// the queued data, or RST if received data was left unread.
+pub struct Socket {
+    sk: Arc<Sock>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.sk.lock();
+        f.debug_struct("Socket")
+            .field("state", &s.state)
+            .field("local", &s.user_addr(s.local))
+            .field("remote", &s.user_addr(s.remote))
+            .finish()
+    }
+}
+
+/// What [`Socket::readiness`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Data, EOF or an error is waiting for `recv`.
+    pub readable: bool,
+    /// `send` would accept bytes (or fail at once).
+    pub writable: bool,
+    /// The read side is closed (FIN received or reset).
+    pub read_closed: bool,
+    /// The write side is closed (shutdown or reset).
+    pub write_closed: bool,
+}
+
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// Normalizes a destination: v4-mapped to IPv4, the unspecified address to
+/// the loopback address of its family (Linux: connecting to 0.0.0.0 means
+/// 127.0.0.1).
+fn normalize_dst(addr: SocketAddr) -> SocketAddr {
+    let ip = match unmap(addr.ip()) {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Whether the namespace can deliver to `ip` through `lo` (`fib_lookup` gives
+/// `RTN_LOCAL`).
+pub fn is_local(ns: &Netns, ip: IpAddr) -> bool {
+    let ip = unmap(ip);
+    ip.is_unspecified() || matches!(ns.0.fib.fib_lookup(ip), Some(r) if r.rtype == RouteType::Local)
+}
+
+impl Socket {
+    /// `socket()` + `connect()` to `addr`: routes the destination, picks the
+    /// source address (the route's preferred source) and an ephemeral port
+    /// (`inet_hash_connect`), and sends the SYN. On loopback the handshake
+    /// usually completes before this returns; [`poll_connect`] reports it.
+    ///
+    /// # Errors
+    /// `ENETUNREACH` for a destination the local table does not hold (or a
+    /// broadcast one); `EADDRNOTAVAIL` when no ephemeral port is left for this
+    /// destination.
+    ///
+    /// [`poll_connect`]: Socket::poll_connect
+    pub fn connect(ns: &Netns, addr: SocketAddr) -> io::Result<Socket> {
+        let nsi = &ns.0;
+        let daddr = normalize_dst(addr);
+        let route = match nsi.fib.fib_lookup(daddr.ip()) {
+            Some(r) if r.rtype == RouteType::Local => r,
+            _ => return Err(err(ENETUNREACH)),
+        };
+        let saddr_ip = route.prefsrc;
+        let sysctl = nsi.sysctl();
+        let mtu = nsi.lo.mtu.load(Relaxed);
+        let sk = Sock::new(nsi, saddr_ip, |s| {
+            s.remote = daddr;
+            s.syn_retries = sysctl.tcp_syn_retries;
+        });
+        let mut ctx = Ctx::process(nsi);
+        {
+            let mut s = sk.lock();
+            // inet_hash_connect: an ephemeral port whose 4-tuple is unused and
+            // that no bind() owns.
+            {
+                let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+                let (lo, hi) = sysctl.ip_local_port_range;
+                let range = u32::from(hi) - u32::from(lo) + 1;
+                let start = t.connect_rover;
+                let mut chosen = None;
+                for i in 0..range {
+                    let port = (u32::from(lo) + (start + i) % range) as u16;
+                    if let Some(owners) = t.bhash.get(&port) {
+                        if owners.iter().any(|e| e.kind == BindKind::Listener) {
+                            continue;
+                        }
+                    }
+                    let local = SocketAddr::new(saddr_ip, port);
+                    if t.ehash.contains_key(&(local, daddr)) {
+                        continue;
+                    }
+                    chosen = Some((port, i));
+                    break;
+                }
+                let Some((port, i)) = chosen else {
+                    return Err(err(EADDRNOTAVAIL));
+                };
+                t.connect_rover = (start + i + 1) % range;
+                s.local = SocketAddr::new(saddr_ip, port);
+                t.bhash.entry(port).or_default().push(BindEntry {
+                    addr: saddr_ip,
+                    sock_id: s.id,
+                    kind: BindKind::Connect,
+                });
+                t.ehash.insert((s.local, daddr), sk.clone());
+            }
+            s.bound = true;
+            s.hashed = true;
+            nsi.sock_inuse.fetch_add(1, Relaxed);
+            s.init_mss(mtu);
+            s.snd_nxt = s.iss.wrapping_add(1);
+            s.snd_max = s.snd_nxt;
+            s.write_seq = s.snd_nxt;
+            s.snd_sml = s.snd_nxt;
+            s.set_state(nsi, TcpState::SynSent);
+            inc(&nsi.mib.active_opens);
+            s.send_syn(&mut ctx, false);
+        }
+        ctx.local_bh_enable();
+        Ok(Socket { sk })
+    }
+
+    /// Waits for the handshake: `Ok` once established, the error the
+    /// connection got otherwise (`ECONNREFUSED` after an RST, `ETIMEDOUT`
+    /// after the SYN retries).
+    pub fn poll_connect(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.sk.lock();
+        match s.state {
+            TcpState::SynSent => {
+                register(&mut s.tx_waker, cx);
+                Poll::Pending
+            }
+            TcpState::Close if s.err != 0 => {
+                let e = std::mem::take(&mut s.err);
+                Poll::Ready(Err(err(e)))
+            }
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// `bind()` + `listen(backlog)`. Port 0 picks a free port from
+    /// `ip_local_port_range`. The accept queue holds `min(backlog, somaxconn)
+    /// + 1` connections.
+    ///
+    /// # Errors
+    /// `EADDRNOTAVAIL` for an address that is not local to the namespace,
+    /// `EADDRINUSE` when the port is taken on an overlapping address (or no
+    /// ephemeral port is free).
+    pub fn listen(ns: &Netns, addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
+        let nsi = &ns.0;
+        let ip = addr.ip();
+        let wire_ip = unmap(ip);
+        if !is_local(ns, wire_ip) {
+            return Err(err(EADDRNOTAVAIL));
+        }
+        let sysctl = nsi.sysctl();
+        let sk = Sock::new(nsi, wire_ip, |_| {});
+        {
+            let mut s = sk.lock();
+            let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+            let conflict = |t: &crate::netns::Tables, port: u16| {
+                t.bhash
+                    .get(&port)
+                    .is_some_and(|v| v.iter().any(|e| addr_overlap(e.addr, wire_ip)))
+            };
+            let port = if addr.port() != 0 {
+                if conflict(&t, addr.port()) {
+                    return Err(err(EADDRINUSE));
+                }
+                addr.port()
+            } else {
+                // inet_csk_find_open_port
+                let (lo, hi) = sysctl.ip_local_port_range;
+                let range = u32::from(hi) - u32::from(lo) + 1;
+                let start = t.bind_rover;
+                let found = (0..range).find_map(|i| {
+                    let port = (u32::from(lo) + (start + i) % range) as u16;
+                    (!conflict(&t, port)).then_some((port, i))
+                });
+                let Some((port, i)) = found else {
+                    return Err(err(EADDRINUSE));
+                };
+                t.bind_rover = (start + i + 1) % range;
+                port
+            };
+            t.bhash.entry(port).or_default().push(BindEntry {
+                addr: wire_ip,
+                sock_id: s.id,
+                kind: BindKind::Listener,
+            });
+            t.lhash.entry(port).or_default().push(sk.clone());
+            s.local = SocketAddr::new(wire_ip, port);
+            s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
+            s.listener = true;
+            s.bound = true;
+            s.hashed = true;
+            s.max_ack_backlog = backlog.min(sysctl.somaxconn);
+            s.set_state(nsi, TcpState::Listen);
+            nsi.sock_inuse.fetch_add(1, Relaxed);
+        }
+        Ok(Socket { sk })
+    }
+
+    /// `accept()`: the next established connection and its peer address.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Socket, SocketAddr)>> {
+        let mut s = self.sk.lock();
+        if s.state != TcpState::Listen {
+            return Poll::Ready(Err(err(EINVAL)));
+        }
+        match s.accept_queue.pop_front() {
+            Some(child) => {
+                drop(s);
+                let peer = {
+                    let c = child.lock();
+                    c.user_addr(c.remote)
+                };
+                Poll::Ready(Ok((Socket { sk: child }, peer)))
+            }
+            None => {
+                register(&mut s.rx_waker, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// `recvmsg` into `buf` (`MSG_PEEK` with `peek`). With `cx`, waits for
+    /// data; without, returns `EWOULDBLOCK` (`try_read`).
+    ///
+    /// Queued data comes first; then a pending error, reported once; then
+    /// `Ok(0)` once the peer's FIN (or a reset) closed the read side.
+    pub fn poll_recv(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        buf: &mut [u8],
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        if s.recvq_bytes > 0 {
+            let mut copied = 0;
+            if peek {
+                for chunk in s.recvq.iter() {
+                    let n = chunk.len().min(buf.len() - copied);
+                    buf[copied..copied + n].copy_from_slice(&chunk[..n]);
+                    copied += n;
+                    if copied == buf.len() {
+                        break;
+                    }
+                }
+                return Poll::Ready(Ok(copied));
+            }
+            while copied < buf.len() {
+                let Some(front) = s.recvq.front_mut() else {
+                    break;
+                };
+                let n = front.len().min(buf.len() - copied);
+                buf[copied..copied + n].copy_from_slice(&front[..n]);
+                copied += n;
+                if n == front.len() {
+                    s.recvq.pop_front();
+                } else {
+                    let _ = front.split_to(n);
+                }
+            }
+            s.recvq_bytes -= copied;
+            ns.mem_sub(copied);
+            tcp_cleanup_rbuf(&mut ctx, &mut s, copied);
+            drop(s);
+            ctx.local_bh_enable();
+            return Poll::Ready(Ok(copied));
+        }
+        if s.err != 0 {
+            let e = std::mem::take(&mut s.err);
+            return Poll::Ready(Err(err(e)));
+        }
+        if s.rcv_shutdown || s.state == TcpState::Close {
+            return Poll::Ready(Ok(0));
+        }
+        match cx {
+            Some(cx) => {
+                register(&mut s.rx_waker, cx);
+                Poll::Pending
+            }
+            None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+        }
+    }
+
+    /// `sendmsg` of `bufs`: copies as much as the send buffer has room for
+    /// (one allocation for the whole call), then pushes segments out.
+    ///
+    /// A pending error is reported first, once (`ECONNRESET`, or `EPIPE` if
+    /// the reset came in CLOSE_WAIT); after that, or after our own shutdown,
+    /// `EPIPE`. With `cx`, waits for room; without, `EWOULDBLOCK`.
+    pub fn poll_send(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        if s.err != 0 {
+            let e = std::mem::take(&mut s.err);
+            return Poll::Ready(Err(err(e)));
+        }
+        if s.snd_shutdown || !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
+            if matches!(s.state, TcpState::SynSent | TcpState::SynRecv) {
+                return Poll::Ready(Err(err(ENOTCONN)));
+            }
+            return Poll::Ready(Err(err(EPIPE)));
+        }
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let space = s.send_space();
+        if space == 0 {
+            return match cx {
+                Some(cx) => {
+                    register(&mut s.tx_waker, cx);
+                    Poll::Pending
+                }
+                None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+            };
+        }
+        let n = total.min(space);
+        let chunk = if bufs.len() == 1 || bufs[0].len() >= n {
+            Bytes::copy_from_slice(&bufs[0][..n])
+        } else {
+            let mut b = BytesMut::with_capacity(n);
+            for buf in bufs {
+                let want = n - b.len();
+                if want == 0 {
+                    break;
+                }
+                b.extend_from_slice(&buf[..want.min(buf.len())]);
+            }
+            b.freeze()
+        };
+        s.sendq.push_back(chunk);
+        s.sendq_bytes += n;
+        s.write_seq = s.write_seq.wrapping_add(n as u32);
+        ns.mem_add(n);
+        s.write_xmit(&mut ctx, false);
+        drop(s);
+        ctx.local_bh_enable();
+        Poll::Ready(Ok(n))
+    }
+
+    /// Registers for readability; ready when [`Readiness::readable`].
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.sk.lock();
+        if s.recvq_bytes > 0 || s.err != 0 || s.rcv_shutdown || s.state == TcpState::Close {
+            return Poll::Ready(Ok(()));
+        }
+        register(&mut s.rx_waker, cx);
+        Poll::Pending
+    }
+
+    /// Registers for writability; ready when [`Readiness::writable`].
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.sk.lock();
+        if s.send_space() > 0 || s.err != 0 || s.snd_shutdown || s.state == TcpState::Close {
+            return Poll::Ready(Ok(()));
+        }
+        register(&mut s.tx_waker, cx);
+        Poll::Pending
+    }
+
+    /// The socket's readiness now (`tcp_poll`).
+    pub fn readiness(&self) -> Readiness {
+        let s = self.sk.lock();
+        let closed = s.state == TcpState::Close;
+        Readiness {
+            readable: s.recvq_bytes > 0 || s.err != 0 || s.rcv_shutdown || closed,
+            writable: s.send_space() > 0 || s.err != 0 || s.snd_shutdown || closed,
+            read_closed: s.rcv_shutdown || closed,
+            write_closed: s.snd_shutdown || closed,
+        }
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after the queued data. The peer reads the
+    /// data, then EOF; this socket can still read.
+    ///
+    /// # Errors
+    /// `ENOTCONN` if the connection is already closed (reset).
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        match s.state {
+            TcpState::Established => s.set_state(ns, TcpState::FinWait1),
+            TcpState::CloseWait => s.set_state(ns, TcpState::LastAck),
+            TcpState::Close | TcpState::Listen | TcpState::SynSent => {
+                return Err(err(ENOTCONN));
+            }
+            _ => return Ok(()),
+        }
+        s.snd_shutdown = true;
+        s.fin_queued = true;
+        s.write_xmit(&mut ctx, true);
+        drop(s);
+        ctx.local_bh_enable();
+        Ok(())
+    }
+
+    /// `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let s = self.sk.lock();
+        Ok(s.user_addr(s.local))
+    }
+
+    /// `getpeername`: `ENOTCONN` once the connection is closed (after a reset)
+    /// and for listeners.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let s = self.sk.lock();
+        if matches!(
+            s.state,
+            TcpState::Close | TcpState::Listen | TcpState::SynSent
+        ) {
+            return Err(err(ENOTCONN));
+        }
+        Ok(s.user_addr(s.remote))
+    }
+
+    /// `TCP_NODELAY`. Turning it on pushes out a held small segment.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        s.nodelay = on;
+        if on {
+            s.write_xmit(&mut ctx, true);
+        }
+        drop(s);
+        ctx.local_bh_enable();
+        Ok(())
+    }
+
+    /// `TCP_NODELAY`'s value.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self.sk.lock().nodelay)
+    }
+
+    /// `IP_TTL` (1..=255; `EINVAL` otherwise).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        if !(1..=255).contains(&ttl) {
+            return Err(err(EINVAL));
+        }
+        self.sk.lock().ttl = ttl as u8;
+        Ok(())
+    }
+
+    /// `IP_TTL`'s value (64 by default).
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(u32::from(self.sk.lock().ttl))
+    }
+
+    /// `SO_LINGER`. With `Some(0)`, close sends RST and discards queued data.
+    /// (A non-zero linger time does not make close wait in the model: close is
+    /// a drop, which cannot block.)
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.sk.lock().linger = linger;
+        Ok(())
+    }
+
+    /// `SO_LINGER`'s value.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.sk.lock().linger)
+    }
+
+    /// The namespace the socket lives in.
+    pub fn netns(&self) -> Netns {
+        Netns(self.sk.ns.clone())
+    }
+
+    /// The TCP state, as `ss` shows it.
+    pub fn state(&self) -> TcpState {
+        self.sk.lock().state
+    }
+
+    /// Bytes in the receive queue and the send queue (`ss`'s Recv-Q, Send-Q).
+    pub fn queues(&self) -> (usize, usize) {
+        let s = self.sk.lock();
+        (s.recvq_bytes, s.sendq_bytes)
+    }
+}
+
+/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, send the
+/// ACK that is owed when the read emptied the queue outside interactive
+/// (pingpong) mode, or a window update when the window grew enough.
+fn tcp_cleanup_rbuf(ctx: &mut Ctx<'_>, s: &mut crate::tcp::TcpSock, copied: usize) {
+    if copied == 0 || s.state == TcpState::Close {
+        return;
+    }
+    let mut time_to_ack = false;
+    if s.ack_pending
+        && (s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss || (s.recvq_bytes == 0 && !s.pingpong))
+    {
+        time_to_ack = true;
+    }
+    if !time_to_ack && !s.rcv_shutdown {
+        let now = s.receive_window();
+        if 2 * u64::from(now) <= s.rcvbuf as u64 {
+            let new = s.free_window();
+            if new != 0 && u64::from(new) >= 2 * u64::from(now) {
+                time_to_ack = true;
+            }
+        }
+    }
+    if time_to_ack {
+        s.send_ack(ctx);
+    }
+}
+
+impl Drop for Socket {
+    /// `close()`.
+    fn drop(&mut self) {
+        tcp_close(&self.sk);
+    }
+}
+
+/// `tcp_close`.
+fn tcp_close(sk: &Arc<Sock>) {
+    let ns = &*sk.ns;
+    let mut ctx = Ctx::process(ns);
+    let mut s = sk.lock();
+    s.rx_waker = None;
+    s.tx_waker = None;
+    match s.state {
+        TcpState::Close => {
+            s.purge_recvq(ns);
+            s.unhash(ns);
+        }
+        TcpState::Listen => {
+            // inet_csk_listen_stop: reset every child waiting to be accepted.
+            let children = std::mem::take(&mut s.accept_queue);
+            s.tcp_done(ns);
+            drop(s);
+            for child in children {
+                let mut c = child.lock();
+                if c.state != TcpState::Close {
+                    c.orphan = true;
+                    ns.sock_orphan.fetch_add(1, Relaxed);
+                    c.send_active_reset(&mut ctx);
+                    c.tcp_done(ns);
+                }
+            }
+            ctx.local_bh_enable();
+            return;
+        }
+        TcpState::SynSent | TcpState::SynRecv => {
+            s.tcp_done(ns);
+        }
+        _ => {
+            s.orphan = true;
+            ns.sock_orphan.fetch_add(1, Relaxed);
+            let unread = s.recvq_bytes > 0;
+            s.purge_recvq(ns);
+            if unread {
+                inc(&ns.mib.tcp_abort_on_close);
+                s.send_active_reset(&mut ctx);
+                s.tcp_done(ns);
+            } else if s.linger == Some(Duration::ZERO) {
+                inc(&ns.mib.tcp_abort_on_linger);
+                s.send_active_reset(&mut ctx);
+                s.tcp_done(ns);
+            } else {
+                s.rcv_shutdown = true;
+                match s.state {
+                    TcpState::Established => s.set_state(ns, TcpState::FinWait1),
+                    TcpState::CloseWait => s.set_state(ns, TcpState::LastAck),
+                    _ => {}
+                }
+                if !s.snd_shutdown {
+                    s.snd_shutdown = true;
+                    s.fin_queued = true;
+                }
+                s.write_xmit(&mut ctx, true);
+            }
+        }
+    }
+    drop(s);
+    ctx.local_bh_enable();
+}

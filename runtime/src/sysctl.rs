@@ -1,0 +1,92 @@
+//! Sysctls of a network namespace, with the kernel's defaults.
+//!
+//! Each field names the sysctl it mirrors (`/proc/sys/net/...`) and its Linux
+//! default. They are read by the datapath when it needs them; changing one with
+//! [`Netns::set_sysctl`](crate::Netns::set_sysctl) takes effect for the next
+//! segment, connection or softirq run, as writing to `/proc/sys` does.
+
+/// The namespace's tunables (`sysctl net.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sysctl {
+    /// `net.core.netdev_max_backlog` (default 1000): the per-CPU
+    /// `input_pkt_queue` accepts a packet while its length is `<=` this value,
+    /// so 1001 fit; past it `enqueue_to_backlog` drops and counts.
+    pub netdev_max_backlog: usize,
+    /// `net.core.netdev_budget` (default 300): packets one `net_rx_action` run
+    /// may process before it stops and counts a `time_squeeze`.
+    pub netdev_budget: usize,
+    /// `net.core.netdev_budget_usecs` (default 2000, two ticks at HZ=1000):
+    /// the time limit of one `net_rx_action` run, in microseconds.
+    pub netdev_budget_usecs: u64,
+    /// `net.core.dev_weight` (default 64): packets `process_backlog` handles
+    /// per poll before `net_rx_action` moves on.
+    pub dev_weight: usize,
+    /// `net.core.somaxconn` (default 4096 since Linux 5.4): cap on a
+    /// listener's backlog.
+    pub somaxconn: u32,
+    /// `net.ipv4.tcp_rmem` (default `4096 131072 6291456`): min, default, max
+    /// receive buffer. The model uses the default as the receive buffer (no
+    /// autotuning).
+    pub tcp_rmem: [usize; 3],
+    /// `net.ipv4.tcp_wmem` (default `4096 16384 4194304`): min, default, max
+    /// send buffer. At establishment the send buffer grows as
+    /// `tcp_sndbuf_expand` does (room for 2 × 10 segments), capped by max.
+    pub tcp_wmem: [usize; 3],
+    /// `net.ipv4.ip_local_port_range` (default `32768 60999`): ephemeral ports
+    /// for `connect` and for `bind` to port 0.
+    pub ip_local_port_range: (u16, u16),
+    /// `net.ipv4.tcp_rto_min_us` (Linux 6.11+, default 200000): the minimum
+    /// retransmission timeout, in microseconds.
+    pub tcp_rto_min_us: u64,
+    /// `net.ipv4.tcp_syn_retries` (default 6): SYN retransmissions before
+    /// `connect` fails with `ETIMEDOUT`.
+    pub tcp_syn_retries: u32,
+    /// `net.ipv4.tcp_synack_retries` (default 5): SYN-ACK retransmissions
+    /// before a half-open child is dropped.
+    pub tcp_synack_retries: u32,
+    /// `net.ipv4.tcp_retries2` (default 15): retransmissions of data before the
+    /// connection is aborted with `ETIMEDOUT`.
+    pub tcp_retries2: u32,
+}
+
+impl Default for Sysctl {
+    fn default() -> Self {
+        Sysctl {
+            netdev_max_backlog: 1000,
+            netdev_budget: 300,
+            netdev_budget_usecs: 2000,
+            dev_weight: 64,
+            somaxconn: 4096,
+            tcp_rmem: [4096, 131_072, 6_291_456],
+            tcp_wmem: [4096, 16_384, 4_194_304],
+            ip_local_port_range: (32768, 60999),
+            tcp_rto_min_us: 200_000,
+            tcp_syn_retries: 6,
+            tcp_synack_retries: 5,
+            tcp_retries2: 15,
+        }
+    }
+}
+
+impl Sysctl {
+    /// Checks the values the way the kernel's `proc_handler`s would, so a bad
+    /// setting is refused instead of wedging the datapath.
+    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+        if self.netdev_budget == 0 {
+            return Err("netdev_budget must be at least 1");
+        }
+        if self.dev_weight == 0 {
+            return Err("dev_weight must be at least 1");
+        }
+        let (lo, hi) = self.ip_local_port_range;
+        if lo == 0 || lo > hi {
+            return Err("ip_local_port_range must be 1 <= low <= high");
+        }
+        for r in [self.tcp_rmem, self.tcp_wmem] {
+            if r[0] == 0 || r[0] > r[1] || r[1] > r[2] {
+                return Err("tcp_rmem/tcp_wmem must be 0 < min <= default <= max");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,458 @@
+//! TCP input (net/ipv4/tcp_ipv4.c, tcp_input.c, tcp_minisocks.c).
+//!
+//! `tcp_v4_rcv` looks the segment up by 4-tuple in `ehash`, else finds a
+//! listener (exact address, then wildcard), else answers with RST. A
+//! listener's SYN creates a child in SYN_RECV (in `ehash`, counted against the
+//! accept queue); the final ACK moves it to ESTABLISHED and onto the accept
+//! queue, waking `accept`.
+
+use super::output::tcp_v4_send_reset;
+use super::{after, before, Sock, TcpSock, TcpState};
+use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
+use crate::netns::Ctx;
+use crate::skbuff::{flags, SkBuff};
+use crate::stats::inc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// `tcp_v4_rcv` (and `tcp_v6_rcv`: the model's demux is the same).
+pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    let ns = ctx.ns;
+    inc(&ns.mib.in_segs);
+    if skb.has(flags::RST) {
+        inc(&ns.mib.in_rsts);
+    }
+    let (sk, listener) = {
+        let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+        match t.ehash.get(&(skb.daddr, skb.saddr)) {
+            Some(sk) => (Some(sk.clone()), None),
+            None => (None, t.lookup_listener(skb.daddr)),
+        }
+    };
+    if let Some(sk) = sk {
+        tcp_rcv(ctx, &sk, skb);
+    } else if let Some(l) = listener {
+        tcp_conn_request(ctx, &l, skb);
+    } else {
+        tcp_v4_send_reset(ctx, &skb);
+    }
+}
+
+/// The listener's side of `tcp_v4_do_rcv`: a SYN makes a child
+/// (`tcp_conn_request`); anything else with ACK is answered by RST.
+///
+/// Linux separates the SYN queue from the accept queue; the model collapses
+/// them: a child counts against `min(backlog, somaxconn)` from its SYN on.
+/// When the queue is full the SYN is dropped silently (`ListenOverflows`,
+/// `ListenDrops`) and the client's SYN retransmission tries again.
+fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
+    let ns = ctx.ns;
+    if skb.has(flags::RST) {
+        return;
+    }
+    if skb.has(flags::ACK) {
+        tcp_v4_send_reset(ctx, &skb);
+        return;
+    }
+    if !skb.has(flags::SYN) {
+        return;
+    }
+    let (nodelay, ttl, v6_mapped) = {
+        let mut lk = l.lock();
+        if lk.state != TcpState::Listen {
+            return;
+        }
+        // sk_acceptq_is_full: ack_backlog > max_ack_backlog, so backlog + 1 fit.
+        if lk.accept_queue.len() as u32 + lk.syn_recv_cnt > lk.max_ack_backlog {
+            inc(&ns.mib.listen_overflows);
+            inc(&ns.mib.listen_drops);
+            return;
+        }
+        lk.syn_recv_cnt += 1;
+        (
+            lk.nodelay,
+            lk.ttl,
+            lk.local.is_ipv6() && skb.daddr.is_ipv4(),
+        )
+    };
+    let Some(ns_arc) = ns.arc() else { return };
+    let mtu = ns.lo.mtu.load(Relaxed);
+    let child = Sock::new(&ns_arc, skb.daddr.ip(), |c| {
+        c.local = skb.daddr;
+        c.remote = skb.saddr;
+        c.v6_mapped = v6_mapped;
+        c.parent = Some(Arc::downgrade(l));
+        c.nodelay = nodelay;
+        c.ttl = ttl;
+        c.irs = skb.seq;
+        c.rcv_nxt = skb.seq.wrapping_add(1);
+        c.rcv_wup = c.rcv_nxt;
+        c.snd_nxt = c.iss.wrapping_add(1);
+        c.snd_max = c.snd_nxt;
+        c.write_seq = c.snd_nxt;
+        c.snd_sml = c.snd_nxt;
+        c.snd_wnd = skb.window;
+        c.max_window = skb.window;
+        c.peer_mss = u32::from(skb.mss.max(64));
+        c.init_mss(mtu);
+    });
+    let mut c = child.lock();
+    {
+        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        t.ehash.insert((c.local, c.remote), child.clone());
+    }
+    c.hashed = true;
+    ns.sock_inuse.fetch_add(1, Relaxed);
+    c.set_state(ns, TcpState::SynRecv);
+    inc(&ns.mib.passive_opens);
+    c.send_synack(ctx, false);
+}
+
+/// What must happen after the socket lock is released.
+enum After {
+    Nothing,
+    /// The child reached ESTABLISHED: move it to the listener's accept queue.
+    JoinParent,
+    /// A half-open child died: give its slot back to the listener.
+    LeaveParent,
+}
+
+/// `tcp_v4_do_rcv` → `tcp_rcv_state_process` for a socket found in `ehash`.
+fn tcp_rcv(ctx: &mut Ctx<'_>, sk: &Arc<Sock>, skb: SkBuff) {
+    let mut g = sk.lock();
+    let after = tcp_rcv_locked(ctx, &mut g, skb);
+    let parent = g.parent.clone();
+    match after {
+        After::Nothing => {}
+        After::JoinParent => {
+            g.parent = None;
+            drop(g);
+            inet_csk_complete_hashdance(ctx, sk, parent.and_then(|p| p.upgrade()));
+        }
+        After::LeaveParent => {
+            g.parent = None;
+            drop(g);
+            if let Some(p) = parent.and_then(|p| p.upgrade()) {
+                let mut pl = p.lock();
+                pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Puts an established child on its listener's accept queue and wakes
+/// `accept`. If the listener is gone, the child is reset, as
+/// `inet_csk_listen_stop` does for children it finds.
+fn inet_csk_complete_hashdance(ctx: &mut Ctx<'_>, child: &Arc<Sock>, parent: Option<Arc<Sock>>) {
+    if let Some(p) = parent {
+        let mut pl = p.lock();
+        pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+        if pl.state == TcpState::Listen {
+            pl.accept_queue.push_back(child.clone());
+            pl.data_ready();
+            return;
+        }
+    }
+    let mut c = child.lock();
+    if c.state != TcpState::Close {
+        c.orphan = true;
+        ctx.ns.sock_orphan.fetch_add(1, Relaxed);
+        c.send_active_reset(ctx);
+        c.tcp_done(ctx.ns);
+    }
+}
+
+fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
+    let ns = ctx.ns;
+    match s.state {
+        TcpState::Close | TcpState::Listen | TcpState::TimeWait => {
+            tcp_v4_send_reset(ctx, &skb);
+            return After::Nothing;
+        }
+        TcpState::SynSent => {
+            tcp_rcv_synsent_state_process(ctx, s, &skb);
+            return After::Nothing;
+        }
+        _ => {}
+    }
+
+    // tcp_validate_incoming: RST inside the window resets the connection.
+    if skb.has(flags::RST) {
+        let in_window = skb.seq == s.rcv_nxt
+            || (!before(skb.seq, s.rcv_nxt)
+                && before(skb.seq, s.rcv_nxt.wrapping_add(s.rcv_wnd.max(1))));
+        if !in_window {
+            return After::Nothing;
+        }
+        if s.state == TcpState::SynRecv {
+            // A reset request sock just goes away.
+            inc(&ns.mib.attempt_fails);
+            s.orphan = true;
+            ns.sock_orphan.fetch_add(1, Relaxed);
+            s.tcp_done(ns);
+            return After::LeaveParent;
+        }
+        tcp_reset(ns, s);
+        return After::Nothing;
+    }
+    if skb.has(flags::SYN) {
+        if s.state == TcpState::SynRecv && skb.seq == s.irs {
+            // The client retransmitted its SYN: answer again.
+            s.send_synack(ctx, true);
+        } else {
+            // tcp_send_challenge_ack
+            s.send_ack(ctx);
+        }
+        return After::Nothing;
+    }
+    if !skb.has(flags::ACK) {
+        return After::Nothing;
+    }
+
+    let mut result = After::Nothing;
+    if s.state == TcpState::SynRecv {
+        if skb.ack_seq != s.snd_nxt {
+            tcp_v4_send_reset(ctx, &skb);
+            return After::Nothing;
+        }
+        // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
+        s.snd_una = skb.ack_seq;
+        s.snd_wnd = skb.window;
+        s.max_window = s.max_window.max(skb.window);
+        s.set_state(ns, TcpState::Established);
+        s.rto_deadline = None;
+        s.backoff = 0;
+        s.retransmits = 0;
+        s.sndbuf_expand(ns.sysctl().tcp_wmem);
+        result = After::JoinParent;
+    }
+
+    if !tcp_ack(ctx, s, &skb) {
+        return result;
+    }
+    if s.state == TcpState::Close {
+        return result;
+    }
+    tcp_data_queue(ctx, s, skb);
+    if s.state != TcpState::Close {
+        // tcp_data_snd_check: the ACK may have opened the window.
+        s.write_xmit(ctx, false);
+    }
+    result
+}
+
+/// `tcp_rcv_synsent_state_process`: the client's side of the handshake.
+fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) {
+    let ns = ctx.ns;
+    if skb.has(flags::ACK) && skb.ack_seq != s.snd_nxt {
+        if !skb.has(flags::RST) {
+            tcp_v4_send_reset(ctx, skb);
+        }
+        return;
+    }
+    if skb.has(flags::RST) {
+        if skb.has(flags::ACK) {
+            // tcp_reset in SYN_SENT: ECONNREFUSED.
+            tcp_reset(ns, s);
+        }
+        return;
+    }
+    if !(skb.has(flags::SYN) && skb.has(flags::ACK)) {
+        // Simultaneous open is not modeled.
+        return;
+    }
+    s.irs = skb.seq;
+    s.rcv_nxt = skb.seq.wrapping_add(1);
+    s.rcv_wup = s.rcv_nxt;
+    s.snd_una = skb.ack_seq;
+    s.snd_wnd = skb.window;
+    s.max_window = skb.window;
+    s.peer_mss = u32::from(skb.mss.max(64));
+    s.set_state(ns, TcpState::Established);
+    s.rto_deadline = None;
+    s.backoff = 0;
+    s.retransmits = 0;
+    s.sndbuf_expand(ns.sysctl().tcp_wmem);
+    s.send_ack(ctx);
+    // connect() completes.
+    s.write_space();
+}
+
+/// `tcp_reset`: a valid RST arrived. The error depends on the state, and is
+/// reported once by the next call.
+pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
+    s.err = match s.state {
+        TcpState::SynSent => {
+            inc(&ns.mib.attempt_fails);
+            ECONNREFUSED
+        }
+        TcpState::CloseWait => EPIPE,
+        TcpState::Close => return,
+        _ => ECONNRESET,
+    };
+    if matches!(s.state, TcpState::Established | TcpState::CloseWait) {
+        inc(&ns.mib.estab_resets);
+    }
+    s.tcp_done(ns);
+}
+
+/// `tcp_ack`: advance `snd_una`, take the window, free acknowledged bytes,
+/// move the closing states on when our FIN is acknowledged, count duplicate
+/// ACKs. Returns `false` when the segment must be dropped.
+fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
+    let ns = ctx.ns;
+    let ack = skb.ack_seq;
+    if after(ack, s.snd_nxt) {
+        // It acknowledges something not sent: answer and drop.
+        s.send_ack(ctx);
+        return false;
+    }
+    if before(ack, s.snd_una) {
+        // An old ACK: ignore it, the data may still be good.
+        return true;
+    }
+    let old_wnd = s.snd_wnd;
+    s.snd_wnd = skb.window;
+    s.max_window = s.max_window.max(skb.window);
+    let acked = ack.wrapping_sub(s.snd_una);
+    if acked > 0 {
+        let data_end = if after(ack, s.write_seq) {
+            s.write_seq
+        } else {
+            ack
+        };
+        let data_acked = data_end.wrapping_sub(s.snd_una) as usize;
+        s.sendq_consume(ns, data_acked.min(s.sendq_bytes));
+        s.snd_una = ack;
+        s.dupacks = 0;
+        s.backoff = 0;
+        s.retransmits = 0;
+        if s.snd_una == s.snd_nxt {
+            s.rto_deadline = None;
+        } else {
+            // tcp_rearm_rto: progress restarts the timer.
+            s.rto_deadline = None;
+            s.arm_rto(ctx);
+        }
+        // sk_stream_write_space: wake the writer once a third is free.
+        if s.tx_waker.is_some() && s.send_space() >= s.sendq_bytes / 2 {
+            s.write_space();
+        }
+        let fin_acked = s.fin_queued && ack == s.write_seq.wrapping_add(1);
+        if fin_acked {
+            match s.state {
+                TcpState::FinWait1 => s.set_state(ns, TcpState::FinWait2),
+                // TIME_WAIT is not kept (on loopback Linux reuses its tuples
+                // for connect, and tokio's listeners set SO_REUSEADDR).
+                TcpState::Closing | TcpState::LastAck => s.tcp_done(ns),
+                _ => {}
+            }
+            if s.state == TcpState::Close {
+                return false;
+            }
+        }
+    } else if skb.payload.is_empty()
+        && !skb.has(flags::FIN)
+        && skb.window == old_wnd
+        && s.snd_nxt != s.snd_una
+    {
+        s.dupacks += 1;
+        if s.dupacks == 3 {
+            // Fast retransmit, go-back-N (no SACK in the model).
+            s.snd_nxt = s.snd_una;
+            s.write_xmit(ctx, true);
+        }
+    }
+    if s.probing && s.snd_wnd > 0 {
+        s.probing = false;
+        s.rto_deadline = None;
+        s.backoff = 0;
+    }
+    true
+}
+
+/// `tcp_data_queue` + `tcp_fin` + `__tcp_ack_snd_check`.
+///
+/// There is no out-of-order queue: a segment beyond `rcv_nxt` is dropped and
+/// answered with a duplicate ACK; the sender goes back to `snd_una`.
+fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
+    let ns = ctx.ns;
+    let mut fin = skb.has(flags::FIN);
+    let mut payload = skb.payload;
+    if payload.is_empty() && !fin {
+        return;
+    }
+    let mut seq = skb.seq;
+    let end = seq
+        .wrapping_add(payload.len() as u32)
+        .wrapping_add(u32::from(fin));
+    if !after(end, s.rcv_nxt) || after(seq, s.rcv_nxt) {
+        // Old (a retransmission, a probe) or out of order: tcp_send_dupack.
+        s.send_ack(ctx);
+        return;
+    }
+    if before(seq, s.rcv_nxt) {
+        let off = s.rcv_nxt.wrapping_sub(seq) as usize;
+        let _ = payload.split_to(off.min(payload.len()));
+        seq = s.rcv_nxt;
+    }
+    let _ = seq;
+    if !payload.is_empty() && s.orphan {
+        // Data after close(): TCPAbortOnData, reset the peer.
+        inc(&ns.mib.tcp_abort_on_data);
+        s.send_active_reset(ctx);
+        s.tcp_done(ns);
+        return;
+    }
+    if !payload.is_empty() && s.rcv_shutdown {
+        // Data after the peer's FIN cannot happen; after our SHUT_RD it is
+        // accepted and dropped, as Linux does.
+        s.rcv_nxt = s.rcv_nxt.wrapping_add(payload.len() as u32);
+        s.schedule_delack(ctx);
+        return;
+    }
+    // Accept no more than the window we offered.
+    let allowed = s.receive_window() as usize;
+    if payload.len() > allowed {
+        payload.truncate(allowed);
+        fin = false;
+    }
+    if !payload.is_empty() {
+        let len = payload.len();
+        s.rcv_mss = s.rcv_mss.max((len as u32).min(s.mss_cache));
+        s.rcv_nxt = s.rcv_nxt.wrapping_add(len as u32);
+        s.recvq_bytes += len;
+        ns.mem_add(len);
+        s.recvq.push_back(payload);
+        s.lrcv_data = true;
+        s.data_ready();
+    }
+    if fin {
+        s.rcv_nxt = s.rcv_nxt.wrapping_add(1);
+        s.rcv_shutdown = true;
+        match s.state {
+            TcpState::Established => s.set_state(ns, TcpState::CloseWait),
+            TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),
+            TcpState::FinWait2 => {
+                // TIME_WAIT is not kept: the ACK goes out, the socket closes.
+                s.send_ack(ctx);
+                s.tcp_done(ns);
+                return;
+            }
+            _ => {}
+        }
+        s.send_ack(ctx);
+        s.data_ready();
+        return;
+    }
+    // __tcp_ack_snd_check: ACK at once when more than one full segment is
+    // unacknowledged, else delay it.
+    if s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss {
+        s.send_ack(ctx);
+    } else if allowed == 0 || s.free_window() == 0 {
+        // The window just closed: tell the sender now.
+        s.send_ack(ctx);
+    } else {
+        s.schedule_delack(ctx);
+    }
+}

@@ -1,0 +1,561 @@
+//! TCP over the modeled path (net/ipv4/tcp*.c), reduced to what loopback
+//! exercises.
+//!
+//! * [`input`]: `tcp_v4_rcv` — demux, the listener's SYN handling, the state
+//!   machine (`tcp_rcv_state_process`), ACK processing, data queueing and the
+//!   decision when to ACK.
+//! * [`output`]: `tcp_write_xmit` — MSS segmentation, the peer's window, Nagle;
+//!   ACKs, SYN, SYN-ACK, FIN and RST.
+//! * [`timer`]: retransmission (go-back-N), delayed ACK, zero-window probe.
+//!
+//! Deliberate differences from Linux, each written where it happens: no SACK
+//! and no out-of-order queue; no congestion window (loopback never congests
+//! except at the backlog, where TCP recovers by retransmitting); no receive
+//! buffer autotuning; the SYN queue and the accept queue are one; TIME_WAIT is
+//! not kept; the socket lock is a mutex, so the softirq waits for an owner
+//! instead of using `sk_backlog`.
+
+pub(crate) mod input;
+pub(crate) mod output;
+pub(crate) mod timer;
+
+use crate::fib::DstEntry;
+use crate::netns::{Ctx, NsInner};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// TCP states (`TCP_*` in include/net/tcp_states.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpState {
+    /// `TCP_ESTABLISHED`
+    Established,
+    /// `TCP_SYN_SENT`
+    SynSent,
+    /// `TCP_SYN_RECV`
+    SynRecv,
+    /// `TCP_FIN_WAIT1`
+    FinWait1,
+    /// `TCP_FIN_WAIT2`
+    FinWait2,
+    /// `TCP_TIME_WAIT`
+    TimeWait,
+    /// `TCP_CLOSE`
+    Close,
+    /// `TCP_CLOSE_WAIT`
+    CloseWait,
+    /// `TCP_LAST_ACK`
+    LastAck,
+    /// `TCP_LISTEN`
+    Listen,
+    /// `TCP_CLOSING`
+    Closing,
+}
+
+impl fmt::Display for TcpState {
+    /// The names `ss` prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcpState::Established => "ESTAB",
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynRecv => "SYN-RECV",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::TimeWait => "TIME-WAIT",
+            TcpState::Close => "UNCONN",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        })
+    }
+}
+
+/// `TCP_TIMEOUT_INIT`: the initial RTO of a SYN, 1 s.
+pub(crate) const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// `TCP_RTO_MAX`: 120 s.
+pub(crate) const TCP_RTO_MAX: Duration = Duration::from_secs(120);
+/// `TCP_DELACK_MIN`: 40 ms (HZ/25).
+pub(crate) const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_MSS_DEFAULT`: 536, the initial receive-MSS estimate.
+pub(crate) const TCP_MSS_DEFAULT: u32 = 536;
+/// `TCP_INIT_CWND`: 10 segments, used by `tcp_sndbuf_expand`.
+pub(crate) const TCP_INIT_CWND: usize = 10;
+/// Bytes of timestamp option in every segment (`TCPOLEN_TSTAMP_ALIGNED`).
+pub(crate) const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
+
+/// `seq1 < seq2` in sequence space (`before()`).
+#[inline]
+pub(crate) fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// `seq1 > seq2` in sequence space (`after()`).
+#[inline]
+pub(crate) fn after(a: u32, b: u32) -> bool {
+    before(b, a)
+}
+
+/// `struct sock`: one TCP socket. The immutable identity sits outside the lock.
+pub(crate) struct Sock {
+    pub(crate) ns: Arc<NsInner>,
+    pub(crate) id: u64,
+    /// For listeners, the bound address (read by the listener lookup without
+    /// taking the lock).
+    pub(crate) bound_ip: IpAddr,
+    inner: Mutex<TcpSock>,
+}
+
+impl Sock {
+    pub(crate) fn new(
+        ns: &Arc<NsInner>,
+        bound_ip: IpAddr,
+        init: impl FnOnce(&mut TcpSock),
+    ) -> Arc<Sock> {
+        let id = ns.next_sock_id();
+        ns.sock_alloc.fetch_add(1, Relaxed);
+        let sysctl = ns.sysctl();
+        Arc::new_cyclic(|me| {
+            let mut s = TcpSock::new(me.clone(), id, &sysctl);
+            init(&mut s);
+            Sock {
+                ns: ns.clone(),
+                id,
+                bound_ip,
+                inner: Mutex::new(s),
+            }
+        })
+    }
+
+    /// `lock_sock`.
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, TcpSock> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        self.ns.sock_alloc.fetch_sub(1, Relaxed);
+        let s = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Whatever is still queued goes with the socket.
+        self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes);
+    }
+}
+
+/// `struct tcp_sock`, reduced.
+pub(crate) struct TcpSock {
+    pub(crate) me: Weak<Sock>,
+    pub(crate) id: u64,
+    pub(crate) state: TcpState,
+    /// Addresses as they travel on the wire (IPv4 for v4-mapped peers).
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    /// Show addresses to the user as `::ffff:a.b.c.d` (a dual-stack listener's
+    /// child of an IPv4 connection).
+    pub(crate) v6_mapped: bool,
+    /// In `ehash` (connections) or `lhash` (listeners).
+    pub(crate) hashed: bool,
+    /// Holds a `bhash` entry on `local.port()`.
+    pub(crate) bound: bool,
+    pub(crate) dst: Option<DstEntry>,
+
+    // Listener.
+    pub(crate) listener: bool,
+    pub(crate) accept_queue: VecDeque<Arc<Sock>>,
+    pub(crate) syn_recv_cnt: u32,
+    pub(crate) max_ack_backlog: u32,
+    /// A passive child's listener, until it is on the accept queue.
+    pub(crate) parent: Option<Weak<Sock>>,
+
+    // Send side. Sequence space: [snd_una, snd_nxt) in flight, [snd_nxt,
+    // write_seq) unsent, FIN at write_seq when `fin_queued`.
+    pub(crate) iss: u32,
+    pub(crate) snd_una: u32,
+    pub(crate) snd_nxt: u32,
+    /// Highest `snd_nxt` ever (sending below it is a retransmission).
+    pub(crate) snd_max: u32,
+    pub(crate) write_seq: u32,
+    pub(crate) snd_wnd: u32,
+    pub(crate) max_window: u32,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle).
+    pub(crate) snd_sml: u32,
+    /// Our MSS for this path (from the MTU, less timestamps).
+    pub(crate) mss_cache: u32,
+    /// The MSS the peer announced.
+    pub(crate) peer_mss: u32,
+    /// Bytes from `snd_una` to `write_seq`, chunked as written.
+    pub(crate) sendq: VecDeque<Bytes>,
+    pub(crate) sendq_bytes: usize,
+    pub(crate) sndbuf: usize,
+    pub(crate) fin_queued: bool,
+    pub(crate) dupacks: u32,
+
+    // Receive side.
+    pub(crate) irs: u32,
+    pub(crate) rcv_nxt: u32,
+    /// `rcv_nxt` when the window was last advertised.
+    pub(crate) rcv_wup: u32,
+    /// The window last advertised, from `rcv_wup`.
+    pub(crate) rcv_wnd: u32,
+    pub(crate) rcvbuf: usize,
+    /// Estimate of the peer's segment size (`icsk_ack.rcv_mss`).
+    pub(crate) rcv_mss: u32,
+    pub(crate) recvq: VecDeque<Bytes>,
+    pub(crate) recvq_bytes: usize,
+    /// An ACK is owed (`inet_csk_ack_scheduled`).
+    pub(crate) ack_pending: bool,
+    /// Data arrived since we last sent data (for pingpong detection).
+    pub(crate) lrcv_data: bool,
+    /// Interactive mode: ACKs ride on replies instead of going out on read.
+    pub(crate) pingpong: bool,
+
+    // Shutdown and errors.
+    pub(crate) rcv_shutdown: bool,
+    pub(crate) snd_shutdown: bool,
+    /// `sk_err`, reported once.
+    pub(crate) err: i32,
+    /// The application has closed it (`SOCK_DEAD`).
+    pub(crate) orphan: bool,
+
+    // Options.
+    pub(crate) nodelay: bool,
+    pub(crate) ttl: u8,
+    pub(crate) linger: Option<Duration>,
+
+    // Timers.
+    pub(crate) rto_min: Duration,
+    pub(crate) backoff: u32,
+    pub(crate) retransmits: u32,
+    pub(crate) rto_deadline: Option<Instant>,
+    /// The RTO timer is the zero-window probe timer.
+    pub(crate) probing: bool,
+    pub(crate) delack_deadline: Option<Instant>,
+    pub(crate) timer_registered: Option<Instant>,
+    pub(crate) syn_retries: u32,
+    pub(crate) synack_retries: u32,
+    pub(crate) retries2: u32,
+
+    // Wakers (one per direction: the last task to poll is woken).
+    pub(crate) rx_waker: Option<Waker>,
+    pub(crate) tx_waker: Option<Waker>,
+}
+
+/// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
+fn initial_seq(id: u64) -> u32 {
+    let mut z = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
+impl TcpSock {
+    fn new(me: Weak<Sock>, id: u64, sysctl: &crate::Sysctl) -> TcpSock {
+        let unspec = SocketAddr::from(([0, 0, 0, 0], 0));
+        let iss = initial_seq(id);
+        TcpSock {
+            me,
+            id,
+            state: TcpState::Close,
+            local: unspec,
+            remote: unspec,
+            v6_mapped: false,
+            hashed: false,
+            bound: false,
+            dst: None,
+            listener: false,
+            accept_queue: VecDeque::new(),
+            syn_recv_cnt: 0,
+            max_ack_backlog: 0,
+            parent: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            write_seq: iss,
+            snd_wnd: 0,
+            max_window: 0,
+            snd_sml: iss,
+            mss_cache: TCP_MSS_DEFAULT,
+            peer_mss: TCP_MSS_DEFAULT,
+            sendq: VecDeque::new(),
+            sendq_bytes: 0,
+            sndbuf: sysctl.tcp_wmem[1],
+            fin_queued: false,
+            dupacks: 0,
+            irs: 0,
+            rcv_nxt: 0,
+            rcv_wup: 0,
+            rcv_wnd: 0,
+            rcvbuf: sysctl.tcp_rmem[1],
+            rcv_mss: TCP_MSS_DEFAULT,
+            recvq: VecDeque::new(),
+            recvq_bytes: 0,
+            ack_pending: false,
+            lrcv_data: false,
+            pingpong: false,
+            rcv_shutdown: false,
+            snd_shutdown: false,
+            err: 0,
+            orphan: false,
+            nodelay: false,
+            ttl: 64,
+            linger: None,
+            rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
+            backoff: 0,
+            retransmits: 0,
+            rto_deadline: None,
+            probing: false,
+            delack_deadline: None,
+            timer_registered: None,
+            syn_retries: sysctl.tcp_syn_retries,
+            synack_retries: sysctl.tcp_synack_retries,
+            retries2: sysctl.tcp_retries2,
+            rx_waker: None,
+            tx_waker: None,
+        }
+    }
+
+    /// Sets the MSS from the route's MTU (`tcp_sync_mss`): MTU less IP and TCP
+    /// headers, less the timestamp option.
+    pub(crate) fn init_mss(&mut self, mtu: u32) {
+        let ip = if self.local.is_ipv4() { 20 } else { 40 };
+        // The MSS option is capped so the IP packet fits 65535 bytes.
+        let advmss = mtu.min(65535) - ip - 20;
+        self.mss_cache = advmss - TCPOLEN_TSTAMP_ALIGNED;
+    }
+
+    /// The MSS we advertise in SYN / SYN-ACK.
+    pub(crate) fn advmss(&self) -> u16 {
+        (self.mss_cache + TCPOLEN_TSTAMP_ALIGNED).min(65535) as u16
+    }
+
+    /// `tcp_current_mss` bounded by half the peer's largest window
+    /// (`tcp_bound_to_half_wnd`).
+    #[inline]
+    pub(crate) fn eff_mss(&self) -> u32 {
+        let mss = self
+            .mss_cache
+            .min(self.peer_mss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED).max(1));
+        let cutoff = if self.max_window > TCP_MSS_DEFAULT {
+            self.max_window >> 1
+        } else {
+            self.max_window
+        };
+        if cutoff != 0 && mss > cutoff {
+            cutoff.max(68 - 32)
+        } else {
+            mss
+        }
+    }
+
+    /// The current RTO: `rto_min` doubled per backoff, capped at `TCP_RTO_MAX`.
+    pub(crate) fn rto(&self) -> Duration {
+        let base = match self.state {
+            TcpState::SynSent | TcpState::SynRecv => TCP_TIMEOUT_INIT,
+            _ => self.rto_min,
+        };
+        base.saturating_mul(1u32 << self.backoff.min(16))
+            .min(TCP_RTO_MAX)
+    }
+
+    /// The user-visible address form.
+    pub(crate) fn user_addr(&self, a: SocketAddr) -> SocketAddr {
+        match (self.v6_mapped, a) {
+            (true, SocketAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            _ => a,
+        }
+    }
+
+    /// `tcp_set_state`, keeping `CurrEstab` (ESTABLISHED + CLOSE_WAIT).
+    pub(crate) fn set_state(&mut self, ns: &NsInner, new: TcpState) {
+        let estab = |s: TcpState| matches!(s, TcpState::Established | TcpState::CloseWait);
+        match (estab(self.state), estab(new)) {
+            (false, true) => {
+                ns.mib.curr_estab.fetch_add(1, Relaxed);
+            }
+            (true, false) => {
+                ns.mib.curr_estab.fetch_sub(1, Relaxed);
+            }
+            _ => {}
+        }
+        self.state = new;
+    }
+
+    /// `tcp_sndbuf_expand` at establishment: room for 2 × `TCP_INIT_CWND`
+    /// segments with their overhead, within `tcp_wmem`.
+    pub(crate) fn sndbuf_expand(&mut self, tcp_wmem: [usize; 3]) {
+        let per_mss = self.eff_mss() as usize + 320;
+        let sndmem = 2 * TCP_INIT_CWND * per_mss;
+        self.sndbuf = self.sndbuf.max(sndmem.min(tcp_wmem[2]));
+    }
+
+    /// Unsent bytes.
+    #[inline]
+    pub(crate) fn unsent(&self) -> u32 {
+        let u = self.write_seq.wrapping_sub(self.snd_nxt) as i32;
+        u.max(0) as u32
+    }
+
+    /// `tcp_receive_window`: what is left of the window we advertised.
+    #[inline]
+    pub(crate) fn receive_window(&self) -> u32 {
+        let w = self
+            .rcv_wup
+            .wrapping_add(self.rcv_wnd)
+            .wrapping_sub(self.rcv_nxt) as i32;
+        w.max(0) as u32
+    }
+
+    /// `__tcp_select_window`: the free receive space, with the receiver's
+    /// silly-window avoidance (no window below one MSS while the buffer is
+    /// more than half full).
+    #[inline]
+    pub(crate) fn free_window(&self) -> u32 {
+        let full = self.rcvbuf;
+        let free = full.saturating_sub(self.recvq_bytes);
+        let mss = self.mss_cache as usize;
+        if free < full / 2 && (free < full / 16 || free < mss) {
+            0
+        } else {
+            free.min(u32::MAX as usize) as u32
+        }
+    }
+
+    /// `tcp_select_window`: the window to put in an outgoing segment; never
+    /// shrinks what was already offered. Records it as advertised.
+    #[inline]
+    pub(crate) fn select_window(&mut self) -> u32 {
+        let cur = self.receive_window();
+        let new = self.free_window().max(cur);
+        self.rcv_wnd = new;
+        self.rcv_wup = self.rcv_nxt;
+        new
+    }
+
+    /// Whether the send queue has room (`sk_stream_memory_free`).
+    #[inline]
+    pub(crate) fn send_space(&self) -> usize {
+        self.sndbuf.saturating_sub(self.sendq_bytes)
+    }
+
+    /// Arms the RTO if it is not armed.
+    #[inline]
+    pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
+        if self.rto_deadline.is_none() {
+            let when = ctx.now() + self.rto();
+            self.rto_deadline = Some(when);
+            ctx.ns
+                .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        }
+    }
+
+    /// Schedules a delayed ACK (`inet_csk_schedule_ack` + the delack timer).
+    #[inline]
+    pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
+        self.ack_pending = true;
+        if self.delack_deadline.is_none() {
+            let when = ctx.now() + TCP_DELACK_MIN;
+            self.delack_deadline = Some(when);
+            ctx.ns
+                .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        }
+    }
+
+    /// Wakes the reader (`sk_data_ready`).
+    #[inline]
+    pub(crate) fn data_ready(&mut self) {
+        if let Some(w) = self.rx_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Wakes the writer (`sk_write_space`).
+    #[inline]
+    pub(crate) fn write_space(&mut self) {
+        if let Some(w) = self.tx_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Drops `n` acknowledged bytes from the front of the send queue.
+    pub(crate) fn sendq_consume(&mut self, ns: &NsInner, mut n: usize) {
+        ns.mem_sub(n);
+        self.sendq_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.sendq.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.sendq.pop_front();
+            } else {
+                let _ = front.split_to(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// `tcp_done`: the connection is over. Unhash, release the port, purge
+    /// what can no longer be sent, stop timers, wake everyone.
+    pub(crate) fn tcp_done(&mut self, ns: &NsInner) {
+        self.set_state(ns, TcpState::Close);
+        self.unhash(ns);
+        self.rcv_shutdown = true;
+        self.snd_shutdown = true;
+        let n = self.sendq_bytes;
+        self.sendq_consume(ns, n);
+        if self.orphan {
+            self.purge_recvq(ns);
+            ns.sock_orphan.fetch_sub(1, Relaxed);
+            // An orphan is counted once; make the decrement idempotent.
+            self.orphan = false;
+            self.rx_waker = None;
+            self.tx_waker = None;
+        }
+        self.rto_deadline = None;
+        self.delack_deadline = None;
+        ns.sk_stop_timers(self.id, &mut self.timer_registered);
+        self.data_ready();
+        self.write_space();
+    }
+
+    /// Removes the socket from the lookup tables and the bind table.
+    pub(crate) fn unhash(&mut self, ns: &NsInner) {
+        if !self.hashed && !self.bound {
+            return;
+        }
+        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        if self.hashed {
+            if self.listener {
+                if let Some(v) = t.lhash.get_mut(&self.local.port()) {
+                    v.retain(|l| l.id != self.id);
+                    if v.is_empty() {
+                        t.lhash.remove(&self.local.port());
+                    }
+                }
+            } else {
+                t.ehash.remove(&(self.local, self.remote));
+            }
+            self.hashed = false;
+            ns.sock_inuse.fetch_sub(1, Relaxed);
+        }
+        if self.bound {
+            t.bhash_remove(self.local.port(), self.id);
+            self.bound = false;
+        }
+    }
+
+    pub(crate) fn purge_recvq(&mut self, ns: &NsInner) {
+        ns.mem_sub(self.recvq_bytes);
+        self.recvq_bytes = 0;
+        self.recvq.clear();
+    }
+}

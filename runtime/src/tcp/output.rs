@@ -1,0 +1,247 @@
+//! TCP output (net/ipv4/tcp_output.c): `tcp_write_xmit` cuts the send queue
+//! into segments at the MSS, within the peer's window, holding a small tail
+//! back while an earlier small segment is unacknowledged (Nagle, Minshall's
+//! variant) unless `TCP_NODELAY`; every segment carries the current ACK and
+//! window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
+
+use super::{after, before, TcpSock, TcpState};
+use crate::ip::ip_queue_xmit;
+use crate::netns::Ctx;
+use crate::skbuff::{flags, SkBuff};
+use crate::stats::inc;
+use bytes::{Bytes, BytesMut};
+
+impl TcpSock {
+    /// A segment from this socket, with the current ACK and window
+    /// (`tcp_transmit_skb` fills the header).
+    #[inline]
+    fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
+        let window = if fl & flags::SYN != 0 {
+            // Window in a SYN is never scaled: at most 65535.
+            let w = self.free_window().min(65535);
+            self.rcv_wnd = w;
+            self.rcv_wup = self.rcv_nxt;
+            w
+        } else {
+            self.select_window()
+        };
+        if fl & flags::ACK != 0 {
+            // Any ACK we send covers what was owed (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`).
+            self.ack_pending = false;
+            self.delack_deadline = None;
+        }
+        SkBuff {
+            saddr: self.local,
+            daddr: self.remote,
+            seq,
+            ack_seq: if fl & flags::ACK != 0 {
+                self.rcv_nxt
+            } else {
+                0
+            },
+            flags: fl,
+            window,
+            mss: if fl & flags::SYN != 0 {
+                self.advmss()
+            } else {
+                0
+            },
+            ttl: self.ttl,
+            payload,
+        }
+    }
+
+    /// `tcp_transmit_skb` → `ip_queue_xmit`. Loopback never fails once the
+    /// route is cached; a failure (route gone) is left to the RTO.
+    #[inline]
+    fn transmit(&mut self, ctx: &mut Ctx<'_>, skb: SkBuff, retrans: bool) {
+        if retrans {
+            inc(&ctx.ns.mib.retrans_segs);
+        } else {
+            inc(&ctx.ns.mib.out_segs);
+        }
+        if skb.has(flags::RST) {
+            inc(&ctx.ns.mib.out_rsts);
+        }
+        let _ = ip_queue_xmit(ctx, &mut self.dst, skb);
+    }
+
+    /// `tcp_send_syn` / `tcp_connect`: the SYN, and its retransmissions.
+    pub(crate) fn send_syn(&mut self, ctx: &mut Ctx<'_>, retrans: bool) {
+        let skb = self.make_skb(self.iss, flags::SYN, Bytes::new());
+        self.transmit(ctx, skb, retrans);
+        self.arm_rto(ctx);
+    }
+
+    /// `tcp_make_synack`: the listener's child answers a SYN.
+    pub(crate) fn send_synack(&mut self, ctx: &mut Ctx<'_>, retrans: bool) {
+        let skb = self.make_skb(self.iss, flags::SYN | flags::ACK, Bytes::new());
+        self.transmit(ctx, skb, retrans);
+        self.arm_rto(ctx);
+    }
+
+    /// `tcp_send_ack`: a pure ACK carrying the current window.
+    pub(crate) fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let skb = self.make_skb(self.snd_nxt, flags::ACK, Bytes::new());
+        self.transmit(ctx, skb, false);
+    }
+
+    /// `tcp_send_active_reset`: RST (with ACK) from this socket.
+    pub(crate) fn send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
+        let skb = self.make_skb(self.snd_nxt, flags::RST | flags::ACK, Bytes::new());
+        self.transmit(ctx, skb, false);
+    }
+
+    /// `tcp_xmit_probe_skb`: a zero-window probe, an ACK with an old sequence
+    /// number that makes the peer answer with its current window.
+    pub(crate) fn send_probe(&mut self, ctx: &mut Ctx<'_>) {
+        let skb = self.make_skb(self.snd_una.wrapping_sub(1), flags::ACK, Bytes::new());
+        self.transmit(ctx, skb, false);
+    }
+
+    /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
+    /// written chunk when it fits (no copy), else gathered into a new buffer.
+    fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
+        let mut skip = off;
+        let mut iter = self.sendq.iter();
+        for chunk in iter.by_ref() {
+            if skip < chunk.len() {
+                if skip + len <= chunk.len() {
+                    return chunk.slice(skip..skip + len);
+                }
+                let mut buf = BytesMut::with_capacity(len);
+                buf.extend_from_slice(&chunk[skip..]);
+                for c in iter {
+                    let want = len - buf.len();
+                    if want == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&c[..want.min(c.len())]);
+                }
+                return buf.freeze();
+            }
+            skip -= chunk.len();
+        }
+        Bytes::new()
+    }
+
+    /// `tcp_write_xmit`: send what the window and Nagle allow; then the FIN
+    /// once all data is out. `push` forces out a held small tail
+    /// (`TCP_NAGLE_PUSH`: shutdown, `TCP_NODELAY`, retransmission).
+    pub(crate) fn write_xmit(&mut self, ctx: &mut Ctx<'_>, push: bool) {
+        if !matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        ) {
+            return;
+        }
+        loop {
+            let unsent = self.unsent();
+            if unsent == 0 {
+                if self.fin_queued && self.snd_nxt == self.write_seq {
+                    // tcp_send_fin: FIN takes one sequence number.
+                    let retrans = before(self.snd_nxt, self.snd_max);
+                    let skb = self.make_skb(self.snd_nxt, flags::FIN | flags::ACK, Bytes::new());
+                    self.snd_nxt = self.snd_nxt.wrapping_add(1);
+                    if after(self.snd_nxt, self.snd_max) {
+                        self.snd_max = self.snd_nxt;
+                    }
+                    self.transmit(ctx, skb, retrans);
+                    self.arm_rto(ctx);
+                }
+                return;
+            }
+            let mss = self.eff_mss();
+            let wnd_end = self.snd_una.wrapping_add(self.snd_wnd);
+            let usable = (wnd_end.wrapping_sub(self.snd_nxt) as i32).max(0) as u32;
+            // The model sends what fits in the window even if less than an
+            // MSS (Linux's TSO path splits at the window too).
+            let len = unsent.min(mss).min(usable);
+            if len == 0 {
+                if self.snd_nxt == self.snd_una && !self.probing {
+                    // tcp_check_probe_timer: zero window, nothing in flight.
+                    self.probing = true;
+                    self.rto_deadline = None;
+                    self.arm_rto(ctx);
+                }
+                return;
+            }
+            let tail = len == unsent;
+            if len < mss
+                && tail
+                && !push
+                && !self.nodelay
+                && !self.fin_queued
+                && self.snd_nxt != self.snd_una
+                && after(self.snd_sml, self.snd_una)
+            {
+                // Nagle: a small segment is out unacknowledged; wait for it.
+                return;
+            }
+            let seq = self.snd_nxt;
+            let retrans = before(seq, self.snd_max);
+            let payload = self.sendq_slice(seq.wrapping_sub(self.snd_una) as usize, len as usize);
+            let mut fl = flags::ACK;
+            if tail {
+                fl |= flags::PSH;
+            }
+            let fin = tail && self.fin_queued;
+            if fin {
+                fl |= flags::FIN;
+            }
+            if self.lrcv_data {
+                // A reply soon after data came in: interactive (pingpong).
+                self.pingpong = true;
+                self.lrcv_data = false;
+            }
+            let skb = self.make_skb(seq, fl, payload);
+            self.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+            if after(self.snd_nxt, self.snd_max) {
+                self.snd_max = self.snd_nxt;
+            }
+            if len < mss {
+                self.snd_sml = self.snd_nxt;
+            }
+            self.probing = false;
+            self.transmit(ctx, skb, retrans);
+            self.arm_rto(ctx);
+            if fin {
+                return;
+            }
+        }
+    }
+}
+
+/// `tcp_v4_send_reset`: the RST answering a segment no socket wants.
+pub(crate) fn tcp_v4_send_reset(ctx: &mut Ctx<'_>, skb: &SkBuff) {
+    if skb.has(flags::RST) {
+        return;
+    }
+    let (seq, ack_seq, fl) = if skb.has(flags::ACK) {
+        (skb.ack_seq, 0, flags::RST)
+    } else {
+        (
+            0,
+            skb.seq.wrapping_add(skb.seq_len()),
+            flags::RST | flags::ACK,
+        )
+    };
+    let rst = SkBuff {
+        saddr: skb.daddr,
+        daddr: skb.saddr,
+        seq,
+        ack_seq,
+        flags: fl,
+        window: 0,
+        mss: 0,
+        ttl: 64,
+        payload: Bytes::new(),
+    };
+    inc(&ctx.ns.mib.out_rsts);
+    inc(&ctx.ns.mib.out_segs);
+    let _ = ip_queue_xmit(ctx, &mut None, rst);
+}

@@ -1,0 +1,130 @@
+//! TCP timers (net/ipv4/tcp_timer.c), run by the namespace's `ksoftirqd`
+//! thread: retransmission (`tcp_retransmit_timer`), zero-window probe
+//! (`tcp_probe_timer`) and delayed ACK (`tcp_delack_timer`).
+
+use super::{Sock, TcpState};
+use crate::errno::ETIMEDOUT;
+use crate::netns::{Ctx, NsInner};
+use crate::stats::inc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Called when a registration of `sk` fires at `fired`: run whichever of its
+/// timers are due, then register for the next one.
+pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, now: Instant) {
+    let mut ctx = Ctx::softirq(ns, 0);
+    let mut leave_parent = None;
+    {
+        let mut g = sk.lock();
+        let s = &mut *g;
+        if s.timer_registered == Some(fired) {
+            s.timer_registered = None;
+        }
+        if s.state == TcpState::Close {
+            return;
+        }
+        if let Some(d) = s.delack_deadline {
+            if d <= now {
+                s.delack_deadline = None;
+                if s.ack_pending {
+                    // tcp_delack_timer_handler: a missed delayed ACK leaves
+                    // pingpong mode.
+                    inc(&ns.mib.delayed_acks);
+                    s.pingpong = false;
+                    s.send_ack(&mut ctx);
+                }
+            }
+        }
+        if let Some(d) = s.rto_deadline {
+            if d <= now {
+                s.rto_deadline = None;
+                if s.probing {
+                    tcp_probe_timer(&mut ctx, s);
+                } else if tcp_retransmit_timer(&mut ctx, s) {
+                    leave_parent = s.parent.take();
+                }
+            }
+        }
+        let next = match (s.rto_deadline, s.delack_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let (Some(when), false) = (next, s.state == TcpState::Close) {
+            ns.sk_reset_timer(&s.me, s.id, &mut s.timer_registered, when);
+        }
+    }
+    if let Some(p) = leave_parent.and_then(|p| p.upgrade()) {
+        let mut pl = p.lock();
+        pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+    }
+    ctx.local_bh_enable();
+}
+
+/// `tcp_retransmit_timer`. Returns `true` when a half-open child was dropped.
+fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
+    let ns = ctx.ns;
+    inc(&ns.mib.tcp_timeouts);
+    match s.state {
+        TcpState::SynSent => {
+            if s.retransmits >= s.syn_retries {
+                inc(&ns.mib.attempt_fails);
+                s.err = ETIMEDOUT;
+                s.tcp_done(ns);
+                return false;
+            }
+            s.retransmits += 1;
+            s.backoff += 1;
+            s.send_syn(ctx, true);
+            false
+        }
+        TcpState::SynRecv => {
+            if s.retransmits >= s.synack_retries {
+                inc(&ns.mib.attempt_fails);
+                if !s.orphan {
+                    s.orphan = true;
+                    ns.sock_orphan.fetch_add(1, Relaxed);
+                }
+                s.tcp_done(ns);
+                return true;
+            }
+            s.retransmits += 1;
+            s.backoff += 1;
+            s.send_synack(ctx, true);
+            false
+        }
+        _ => {
+            let fin_out = s.fin_queued && s.snd_nxt == s.write_seq.wrapping_add(1);
+            if s.snd_una == s.snd_nxt && !fin_out {
+                return false;
+            }
+            if s.retransmits >= s.retries2 {
+                // tcp_write_err
+                s.tcp_done(ns);
+                s.err = ETIMEDOUT;
+                return false;
+            }
+            s.retransmits += 1;
+            s.backoff += 1;
+            // Go back N: resend everything from snd_una.
+            s.snd_nxt = s.snd_una;
+            s.write_xmit(ctx, true);
+            false
+        }
+    }
+}
+
+/// `tcp_probe_timer`: the peer's window is zero and nothing is in flight;
+/// probe it, backing off. (Linux gives up after `tcp_retries2` unanswered
+/// probes; an answered probe resets that count, and on loopback every probe
+/// is answered, so the model never gives up.)
+fn tcp_probe_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) {
+    if s.snd_wnd != 0 || s.unsent() == 0 || s.snd_una != s.snd_nxt {
+        s.probing = false;
+        s.write_xmit(ctx, false);
+        return;
+    }
+    s.send_probe(ctx);
+    s.backoff = (s.backoff + 1).min(16);
+    s.arm_rto(ctx);
+}

@@ -1,0 +1,77 @@
+//! # lonet: an in-process 127.0.0.1 for tokio
+//!
+//! `lonet::net::{TcpListener, TcpStream}` are drop-ins for `tokio::net`. A
+//! connection to a loopback address (127.0.0.0/8, ::1, `localhost`) never
+//! touches the kernel: it runs through a model of the Linux loopback path —
+//! route lookup in the local table, the `lo` device's `loopback_xmit`,
+//! `netif_rx` into a per-CPU backlog, the NET_RX softirq (`net_rx_action`,
+//! `process_backlog`, with budget and weight), TCP demux, the socket's receive
+//! queue and the reader's waker — with the kernel's names, sysctl defaults and
+//! counters.
+//!
+//! Start here:
+//! - [`net`]: `TcpListener`, `TcpStream`, split halves, `ToSocketAddrs`,
+//!   `lookup_host` — switch `use tokio::net::...` to `use lonet::net::...`.
+//! - [`stream`]: `TcpListenerStream`, a `Stream` of accepted connections.
+//! - [`Netns`]: namespaces (own ports, sysctls, counters), and the counters
+//!   themselves: `lo_stats()` (`ip -s link show lo`), `softnet_stat()`
+//!   (`/proc/net/softnet_stat`), `tcp_stats()` (`netstat -s`), `sockstat()`.
+//! - [`runtime`]: the modeled kernel datapath itself (sans-IO).
+//!
+//! # Examples
+//! ```
+//! use lonet::net::{TcpListener, TcpStream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let ns = lonet::Netns::new(); // a namespace of our own: own ports, own counters
+//! ns.clone().scope(async {
+//!     let listener = TcpListener::bind("127.0.0.1:8080").await?;
+//!     let server = tokio::spawn(lonet::Netns::current().scope(async move {
+//!         let (mut sock, _) = listener.accept().await?;
+//!         let mut buf = [0; 5];
+//!         sock.read_exact(&mut buf).await?;
+//!         sock.write_all(&buf).await?;
+//!         std::io::Result::Ok(())
+//!     }));
+//!     let mut client = TcpStream::connect("localhost:8080").await?;
+//!     client.write_all(b"hello").await?;
+//!     let mut buf = [0; 5];
+//!     client.read_exact(&mut buf).await?;
+//!     assert_eq!(&buf, b"hello");
+//!     server.await.unwrap()?;
+//!     std::io::Result::Ok(())
+//! })
+//! .await?;
+//!
+//! let lo = ns.lo_stats(); // every SYN, ACK, data segment and FIN went through lo
+//! assert_eq!(lo.rx_packets, lo.tx_packets);
+//! assert!(lo.rx_packets >= 5);
+//! println!("{lo}");
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+/// TCP sockets with `tokio::net`'s API, over the modeled loopback.
+pub mod net {
+    pub use lonet_transport::net::*;
+}
+
+/// Streams of sockets, as in `tokio-stream`.
+pub mod stream {
+    pub use lonet_transport::stream::*;
+}
+
+/// Network namespaces, sysctls and the kernel-style counters.
+pub mod netns {
+    pub use lonet_runtime::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
+    pub use lonet_runtime::{FibEntry, Netns, RouteType, Scope, Sysctl};
+}
+
+pub use lonet_runtime::{Netns, Sysctl};
+
+/// The modeled kernel datapath (`lonet-runtime`).
+pub use lonet_runtime as runtime;

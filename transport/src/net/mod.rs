@@ -1,0 +1,21 @@
+//! TCP sockets with `tokio::net`'s API.
+//!
+//! | type | tokio's | what it is |
+//! |---|---|---|
+//! | [`TcpListener`] | `tokio::net::TcpListener` | a listening socket |
+//! | [`TcpStream`] | `tokio::net::TcpStream` | a connection |
+//! | [`tcp::ReadHalf`], [`tcp::WriteHalf`] | same | borrowed halves ([`TcpStream::split`]) |
+//! | [`tcp::OwnedReadHalf`], [`tcp::OwnedWriteHalf`] | same | owned halves ([`TcpStream::into_split`]) |
+//! | [`ToSocketAddrs`] | `tokio::net::ToSocketAddrs` | what `bind`/`connect` accept |
+//!
+//! Sockets live in the current namespace ([`Netns::current`](crate::Netns)):
+//! the default one, or the one of an enclosing `Netns::scope`.
+
+mod addr;
+mod listener;
+mod stream;
+pub mod tcp;
+
+pub use addr::{lookup_host, ToSocketAddrs};
+pub use listener::TcpListener;
+pub use stream::TcpStream;

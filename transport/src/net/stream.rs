@@ -1,0 +1,403 @@
+//! [`TcpStream`]: a connection over the modeled loopback.
+
+use super::addr::{resolve, ToSocketAddrs};
+use super::tcp::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use lonet_runtime::{is_local, Netns, Socket};
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
+
+/// A TCP connection, with `tokio::net::TcpStream`'s API.
+///
+/// Connections to a local address (127.0.0.0/8, ::1, `localhost`) run through
+/// the model of the Linux loopback path: SYN, SYN-ACK and ACK, segments at
+/// the MSS, ACKs and window updates, through `lo`, the per-CPU backlog and the
+/// NET_RX softirq, into the peer's receive queue.
+///
+/// # Examples
+/// ```
+/// use lonet_transport::net::{TcpListener, TcpStream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let mut client = TcpStream::connect(addr).await?;
+/// let (mut server, peer) = listener.accept().await?;
+/// assert_eq!(peer, client.local_addr()?);
+///
+/// client.write_all(b"ping").await?;
+/// let mut buf = [0; 4];
+/// server.read_exact(&mut buf).await?;
+/// assert_eq!(&buf, b"ping");
+/// # Ok(())
+/// # }
+/// ```
+pub struct TcpStream {
+    sock: Socket,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.sock.fmt(f)
+    }
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr` in the current namespace.
+    ///
+    /// When `addr` resolves to several addresses they are tried in order and
+    /// the last error is returned, as tokio does.
+    ///
+    /// # Errors
+    /// `ConnectionRefused` when nothing listens there (the model's listener
+    /// lookup answers the SYN with RST); `AddrNotAvailable` when the ephemeral
+    /// port range is used up for this destination; `TimedOut` when SYN
+    /// retransmissions run out; `NetworkUnreachable` for a non-local address
+    /// (real OS sockets for those are not in this version); `InvalidInput`
+    /// for an argument that is not an address.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropping the future closes the connecting socket.
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let ns = Netns::current();
+        let addrs = resolve(addr).await?;
+        let mut last_err = None;
+        for addr in addrs {
+            match Self::connect_addr(&ns, addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    async fn connect_addr(ns: &Netns, addr: SocketAddr) -> io::Result<TcpStream> {
+        if !is_local(ns, addr.ip()) {
+            return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
+        }
+        let sock = Socket::connect(ns, addr)?;
+        poll_fn(|cx| sock.poll_connect(cx)).await?;
+        Ok(TcpStream { sock })
+    }
+
+    pub(crate) fn from_socket(sock: Socket) -> TcpStream {
+        TcpStream { sock }
+    }
+
+    /// The local address (`getsockname`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The peer's address (`getpeername`).
+    ///
+    /// # Errors
+    /// `NotConnected` once the connection was reset, as on Linux.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.peer_addr()
+    }
+
+    /// The namespace the connection lives in.
+    pub fn netns(&self) -> Netns {
+        self.sock.netns()
+    }
+
+    /// The modeled socket underneath (state, queues).
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// Receives data without removing it (`MSG_PEEK`), registering the waker
+    /// when nothing is queued.
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(self
+            .sock
+            .poll_recv(Some(cx), buf.initialize_unfilled(), true))?;
+        buf.advance(n);
+        Poll::Ready(Ok(n))
+    }
+
+    /// Receives data without removing it from the queue: a later read sees
+    /// the same bytes. Waits for data; `Ok(0)` at EOF.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.sock.poll_recv(Some(cx), buf, true)).await
+    }
+
+    /// Waits for any of `interest` and returns what is ready.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        poll_fn(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Ready>> {
+        let mut ready = Ready::EMPTY;
+        if interest.is_readable() {
+            if let Poll::Ready(r) = self.sock.poll_read_ready(cx) {
+                r?;
+                ready |= Ready::READABLE;
+            }
+        }
+        if interest.is_writable() {
+            if let Poll::Ready(r) = self.sock.poll_write_ready(cx) {
+                r?;
+                ready |= Ready::WRITABLE;
+            }
+        }
+        if ready.is_empty() {
+            return Poll::Pending;
+        }
+        let now = self.sock.readiness();
+        if now.read_closed {
+            ready |= Ready::READ_CLOSED;
+        }
+        if now.write_closed {
+            ready |= Ready::WRITE_CLOSED;
+        }
+        Poll::Ready(Ok(ready))
+    }
+
+    /// Waits until a read would not block (data, EOF or an error is queued).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_read_ready(cx)).await
+    }
+
+    /// Polls for read readiness. Only the last task to poll is woken.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sock.poll_read_ready(cx)
+    }
+
+    /// Reads what is queued without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is queued.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.sock.poll_recv(None, buf, false) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Reads into several buffers without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is queued.
+    pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs.iter_mut().filter(|b| !b.is_empty()) {
+            let want = buf.len();
+            match self.try_read(buf) {
+                Ok(n) => {
+                    total += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Reads into a `BufMut` without waiting, advancing it.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is queued.
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        // Copied through a stack buffer: no `unsafe` to hand out the
+        // uninitialized chunk.
+        let mut tmp = [0u8; 8192];
+        let mut total = 0;
+        while buf.has_remaining_mut() {
+            let want = buf.remaining_mut().min(tmp.len());
+            match self.try_read(&mut tmp[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.put_slice(&tmp[..n]);
+                    total += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(e) if total == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Waits until a write would not block (room in the send buffer, or an
+    /// error).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.sock.poll_write_ready(cx)).await
+    }
+
+    /// Polls for write readiness. Only the last task to poll is woken.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sock.poll_write_ready(cx)
+    }
+
+    /// Writes what fits in the send buffer without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` when the send buffer is full; `BrokenPipe` /
+    /// `ConnectionReset` as Linux gives them.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.try_write_vectored(&[IoSlice::new(buf)])
+    }
+
+    /// Writes several buffers without waiting.
+    ///
+    /// # Errors
+    /// As [`try_write`](TcpStream::try_write).
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self.sock.poll_send(None, bufs) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// `TCP_NODELAY`: off by default, so Nagle holds a small segment while an
+    /// earlier small one is unacknowledged.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.nodelay()
+    }
+
+    /// Sets `TCP_NODELAY`; turning it on sends a held segment at once.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.sock.set_nodelay(nodelay)
+    }
+
+    /// `SO_LINGER`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.sock.linger()
+    }
+
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop send RST.
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_linger(dur)
+    }
+
+    /// `IP_TTL` (64 by default).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.ttl()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// `InvalidInput` outside 1..=255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.set_ttl(ttl)
+    }
+
+    /// Splits into borrowed read and write halves that can be used
+    /// concurrently.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        split::split(self)
+    }
+
+    /// Splits into owned halves. Dropping the write half shuts the write side
+    /// down (FIN), as tokio's does; [`OwnedReadHalf::reunite`] puts them back.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split_owned::split_owned(self)
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let n = ready!(self
+            .sock
+            .poll_recv(Some(cx), buf.initialize_unfilled(), false))?;
+        coop.made_progress();
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let n = ready!(self.sock.poll_send(Some(cx), bufs))?;
+        coop.made_progress();
+        Poll::Ready(Ok(n))
+    }
+
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.sock.shutdown_write()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered above the socket.
+        Poll::Ready(Ok(()))
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after the queued data.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown_write())
+    }
+}
