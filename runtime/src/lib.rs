@@ -51,6 +51,8 @@ mod socket;
 pub mod stats;
 mod sysctl;
 mod tcp;
+#[cfg(test)]
+mod tests;
 
 pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
 pub use loopback::LOOPBACK_MTU;

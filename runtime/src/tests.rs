@@ -1,0 +1,437 @@
+//! Unit tests of the model's stages, driven without tokio: socket calls with
+//! a no-op waker, and the softirq held back (`running` set) so the segments a
+//! call emits can be looked at on the backlog before they are delivered, in
+//! the way smoltcp's tests inject a segment and check the reply.
+
+use crate::netns::Netns;
+use crate::skbuff::{flags, SkBuff};
+use crate::socket::Socket;
+use crate::tcp::TcpState;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::task::{Context, Poll, Waker};
+
+fn cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+/// Marks every CPU's softirq as in progress: sends only enqueue.
+fn hold(ns: &Netns) {
+    for sd in ns.0.softnet.iter() {
+        sd.q.lock().unwrap().running = true;
+    }
+}
+
+/// Takes the queued segments off every backlog without delivering them.
+fn take_queued(ns: &Netns) -> Vec<SkBuff> {
+    let mut out = Vec::new();
+    for sd in ns.0.softnet.iter() {
+        out.extend(sd.q.lock().unwrap().input_pkt_queue.drain(..));
+    }
+    out
+}
+
+/// Lets the softirq run again and drains every CPU.
+fn release(ns: &Netns) {
+    for cpu in 0..ns.0.softnet.len() {
+        ns.0.softnet[cpu].q.lock().unwrap().running = false;
+        crate::dev::do_softirq(&ns.0, cpu);
+    }
+}
+
+/// Re-injects segments as if `lo` had received them, and drains.
+fn inject(ns: &Netns, skbs: Vec<SkBuff>) {
+    for skb in skbs {
+        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        crate::tcp::input::tcp_v4_rcv(&mut ctx, skb);
+        ctx.local_bh_enable();
+    }
+    release(ns);
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn send(s: &Socket, data: &[u8]) -> usize {
+    match s.poll_send(None, &[IoSlice::new(data)]) {
+        Poll::Ready(Ok(n)) => n,
+        other => panic!("send: {other:?}"),
+    }
+}
+
+fn recv(s: &Socket, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+    s.poll_recv(Some(&mut cx()), buf, false)
+}
+
+/// A connected pair (client, server) in `ns`.
+fn pair(ns: &Netns) -> (Socket, Socket, Socket) {
+    let l = Socket::listen(ns, addr("127.0.0.1:0"), 16).unwrap();
+    let c = Socket::connect(ns, l.local_addr().unwrap()).unwrap();
+    assert!(c.poll_connect(&mut cx()).is_ready());
+    let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+        panic!("no child on the accept queue")
+    };
+    (l, c, s)
+}
+
+#[test]
+fn test_syn_sent_then_syn_ack_then_ack_establishes_both_ends() {
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.1:7000"), 16).unwrap();
+    hold(&ns);
+    let c = Socket::connect(&ns, addr("127.0.0.1:7000")).unwrap();
+    assert_eq!(c.state(), TcpState::SynSent);
+    let syn = take_queued(&ns);
+    assert_eq!(syn.len(), 1);
+    assert_eq!(syn[0].flags, flags::SYN);
+    assert_eq!(syn[0].mss, 65495, "lo advertises 65535 - 40");
+    // Deliver the SYN: the listener answers with SYN-ACK.
+    let iss = syn[0].seq;
+    {
+        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        crate::tcp::input::tcp_v4_rcv(&mut ctx, syn[0].clone());
+    }
+    let synack = take_queued(&ns);
+    assert_eq!(synack.len(), 1);
+    assert_eq!(synack[0].flags, flags::SYN | flags::ACK);
+    assert_eq!(synack[0].ack_seq, iss.wrapping_add(1));
+    assert!(
+        l.poll_accept(&mut cx()).is_pending(),
+        "not accepted before the final ACK"
+    );
+    inject(&ns, synack);
+    assert_eq!(c.state(), TcpState::Established);
+    let Poll::Ready(Ok((s, peer))) = l.poll_accept(&mut cx()) else {
+        panic!("the child should be on the accept queue")
+    };
+    assert_eq!(s.state(), TcpState::Established);
+    assert_eq!(peer, c.local_addr().unwrap());
+    assert_eq!(c.local_addr().unwrap().ip(), addr("127.0.0.1:0").ip());
+    assert_eq!(ns.tcp_stats().active_opens, 1);
+    assert_eq!(ns.tcp_stats().passive_opens, 1);
+    assert_eq!(ns.tcp_stats().curr_estab, 2);
+}
+
+#[test]
+fn test_syn_to_closed_port_gets_rst_and_econnrefused() {
+    let ns = Netns::new();
+    let c = Socket::connect(&ns, addr("127.0.0.1:9")).unwrap();
+    match c.poll_connect(&mut cx()) {
+        Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED)),
+        other => panic!("{other:?}"),
+    }
+    let t = ns.tcp_stats();
+    assert_eq!((t.out_rsts, t.in_rsts, t.attempt_fails), (1, 1, 1));
+    assert_eq!(ns.sockstat().inuse, 0);
+}
+
+#[test]
+fn test_connect_to_127_0_0_2_uses_source_127_0_0_1() {
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.2:80"), 16).unwrap();
+    let c = Socket::connect(&ns, addr("127.0.0.2:80")).unwrap();
+    assert!(c.poll_connect(&mut cx()).is_ready());
+    assert_eq!(c.local_addr().unwrap().ip(), addr("127.0.0.1:0").ip());
+    assert_eq!(c.peer_addr().unwrap(), addr("127.0.0.2:80"));
+    drop(l);
+}
+
+#[test]
+fn test_bind_rules_in_use_and_not_available() {
+    let ns = Netns::new();
+    let _a = Socket::listen(&ns, addr("127.0.0.1:8080"), 1).unwrap();
+    let e = Socket::listen(&ns, addr("127.0.0.1:8080"), 1).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+    let e = Socket::listen(&ns, addr("0.0.0.0:8080"), 1).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EADDRINUSE),
+        "wildcard overlaps"
+    );
+    let e = Socket::listen(&ns, addr("[::]:8080"), 1).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EADDRINUSE),
+        "[::] is dual-stack"
+    );
+    Socket::listen(&ns, addr("127.0.0.2:8080"), 1).expect("another 127/8 address is free");
+    Socket::listen(&ns, addr("[::1]:8080"), 1).expect("::1 does not overlap 127.0.0.1");
+    let e = Socket::listen(&ns, addr("192.0.2.1:8080"), 1).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    // Other namespaces have their own ports.
+    Socket::listen(&Netns::new(), addr("127.0.0.1:8080"), 1).unwrap();
+}
+
+#[test]
+fn test_ephemeral_ports_come_from_the_range_and_run_out() {
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.ip_local_port_range = (40000, 40001))
+        .unwrap();
+    let l = Socket::listen(&ns, addr("127.0.0.1:5000"), 16).unwrap();
+    let a = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap();
+    let b = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap();
+    let mut ports = [
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    ];
+    ports.sort();
+    assert_eq!(ports, [40000, 40001]);
+    let e = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    drop(l);
+}
+
+#[test]
+fn test_accept_queue_holds_backlog_plus_one_then_drops_syns() {
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.1:6000"), 1).unwrap();
+    let c1 = Socket::connect(&ns, addr("127.0.0.1:6000")).unwrap();
+    let c2 = Socket::connect(&ns, addr("127.0.0.1:6000")).unwrap();
+    let c3 = Socket::connect(&ns, addr("127.0.0.1:6000")).unwrap();
+    assert!(c1.poll_connect(&mut cx()).is_ready());
+    assert!(c2.poll_connect(&mut cx()).is_ready());
+    assert!(
+        c3.poll_connect(&mut cx()).is_pending(),
+        "SYN dropped, client waits"
+    );
+    let t = ns.tcp_stats();
+    assert_eq!((t.listen_overflows, t.listen_drops), (1, 1));
+    assert!(
+        ns.ksoftirqd_running(),
+        "the SYN retransmission timer is armed"
+    );
+    drop(l);
+}
+
+#[test]
+fn test_established_data_is_cut_at_the_mss_and_acked() {
+    let ns = Netns::new();
+    ns.set_lo_mtu(1500).unwrap();
+    let (_l, c, s) = pair(&ns);
+    hold(&ns);
+    let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    assert_eq!(send(&c, &data), 10_000);
+    let segs = take_queued(&ns);
+    assert!(
+        segs.iter().all(|s| s.payload.len() <= 1448),
+        "MSS 1500-40-12"
+    );
+    assert_eq!(segs.iter().map(|s| s.payload.len()).sum::<usize>(), 10_000);
+    assert!(segs.last().unwrap().has(flags::PSH));
+    inject(&ns, segs);
+    let mut buf = vec![0; 20_000];
+    let Poll::Ready(Ok(n)) = recv(&s, &mut buf) else {
+        panic!()
+    };
+    assert_eq!(&buf[..n], &data[..]);
+    // More than one full segment arrived: the receiver ACKed without delay,
+    // so the sender's queue is empty.
+    assert_eq!(c.queues().1, 0);
+}
+
+#[test]
+fn test_nagle_holds_a_second_small_segment_until_the_ack() {
+    let ns = Netns::new();
+    let (_l, c, s) = pair(&ns);
+    hold(&ns);
+    send(&c, b"a");
+    send(&c, b"b");
+    let segs = take_queued(&ns);
+    assert_eq!(segs.len(), 1, "the second write waits for the first's ACK");
+    inject(&ns, segs);
+    // The receiver delays its ACK (40 ms); a read that empties the queue in
+    // non-interactive mode sends it at once, which releases "b".
+    let mut buf = [0; 8];
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1))));
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1))));
+    assert_eq!(buf[0], b'b');
+    c.set_nodelay(true).unwrap();
+    hold(&ns);
+    send(&c, b"c");
+    send(&c, b"d");
+    assert_eq!(take_queued(&ns).len(), 2, "TCP_NODELAY sends both");
+}
+
+#[test]
+fn test_writer_is_held_by_the_window_and_the_send_buffer() {
+    let ns = Netns::new();
+    let (_l, c, s) = pair(&ns);
+    let chunk = vec![1u8; 65536];
+    let mut sent = 0usize;
+    while let Poll::Ready(Ok(n)) = c.poll_send(Some(&mut cx()), &[IoSlice::new(&chunk)]) {
+        sent += n;
+        assert!(sent < 64 << 20, "the writer must be held back");
+    }
+    let (rq, _) = s.queues();
+    let (_, sq) = c.queues();
+    assert!(rq <= 131_072, "receive queue within rcvbuf: {rq}");
+    assert!(sq > 0, "the rest waits in the send queue");
+    assert_eq!(sent, rq + sq);
+    assert!((ns.sockstat().mem as usize) < 4 << 20);
+    // Reading opens the window; everything arrives in order.
+    let mut buf = vec![0; 65536];
+    let mut got = 0;
+    while got < sent {
+        match recv(&s, &mut buf) {
+            Poll::Ready(Ok(n)) => got += n,
+            other => panic!("{other:?} after {got}"),
+        }
+    }
+    assert_eq!(c.queues().1, 0);
+}
+
+#[test]
+fn test_fin_half_close_then_eof_then_last_ack() {
+    let ns = Netns::new();
+    let (_l, c, s) = pair(&ns);
+    send(&c, b"bye");
+    c.shutdown_write().unwrap();
+    assert_eq!(c.state(), TcpState::FinWait2);
+    assert_eq!(s.state(), TcpState::CloseWait);
+    let mut buf = [0; 8];
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(3))));
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(0))));
+    // The half-closed side can still write back.
+    send(&s, b"ok");
+    assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(2))));
+    let e = c.poll_send(None, &[IoSlice::new(b"x")]);
+    assert!(matches!(e, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(libc::EPIPE)));
+    drop(s);
+    assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(0))));
+    assert_eq!(
+        c.state(),
+        TcpState::Close,
+        "FIN_WAIT2 → TIME_WAIT (not kept)"
+    );
+}
+
+#[test]
+fn test_close_with_unread_data_sends_rst_reported_once() {
+    let ns = Netns::new();
+    let (_l, c, s) = pair(&ns);
+    send(&c, b"unread");
+    drop(s);
+    let t = ns.tcp_stats();
+    assert_eq!((t.tcp_abort_on_close, t.out_rsts), (1, 1));
+    let mut buf = [0; 8];
+    match recv(&c, &mut buf) {
+        Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(0))));
+    let e = c.poll_send(None, &[IoSlice::new(b"x")]);
+    assert!(matches!(e, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(libc::EPIPE)));
+    assert_eq!(
+        c.peer_addr().unwrap_err().raw_os_error(),
+        Some(libc::ENOTCONN)
+    );
+}
+
+#[test]
+fn test_backlog_drop_is_counted_and_the_rto_retransmits() {
+    let ns = Netns::new();
+    ns.set_sysctl(|s| {
+        s.netdev_max_backlog = 0;
+        s.tcp_rto_min_us = 1000;
+    })
+    .unwrap();
+    ns.set_lo_mtu(1500).unwrap();
+    let (_l, c, s) = pair(&ns);
+    hold(&ns);
+    let data = vec![9u8; 8000];
+    send(&c, &data);
+    // One segment fits (qlen 0 <= 0), the rest is dropped.
+    let delivered = take_queued(&ns);
+    assert_eq!(delivered.len(), 1);
+    assert!(ns.softnet_stat().total().dropped >= 4);
+    assert_eq!(ns.lo_stats().rx_dropped, ns.softnet_stat().total().dropped);
+    release(&ns);
+    inject(&ns, delivered);
+    // The RTO (1 ms here) resends the rest from the ksoftirqd thread.
+    let mut got = 0;
+    let mut buf = vec![0; 8000];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got < data.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retransmission stalled at {got}"
+        );
+        match recv(&s, &mut buf[got..]) {
+            Poll::Ready(Ok(n)) => got += n,
+            Poll::Pending => std::thread::yield_now(),
+            Poll::Ready(Err(e)) => panic!("{e}"),
+        }
+    }
+    assert_eq!(buf, data);
+    assert!(ns.tcp_stats().retrans_segs > 0);
+    assert!(ns.tcp_stats().tcp_timeouts > 0);
+}
+
+#[test]
+fn test_budget_exhaustion_counts_time_squeeze_and_ksoftirqd_finishes() {
+    let ns = Netns::new();
+    ns.set_lo_mtu(1500).unwrap();
+    let (_l, c, s) = pair(&ns);
+    ns.set_sysctl(|s| {
+        s.netdev_budget = 2;
+        s.dev_weight = 1;
+    })
+    .unwrap();
+    let data = vec![3u8; 20_000];
+    send(&c, &data);
+    let mut got = 0;
+    let mut buf = vec![0; 20_000];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got < data.len() {
+        assert!(std::time::Instant::now() < deadline, "stalled at {got}");
+        match recv(&s, &mut buf[got..]) {
+            Poll::Ready(Ok(n)) => got += n,
+            Poll::Pending => std::thread::yield_now(),
+            Poll::Ready(Err(e)) => panic!("{e}"),
+        }
+    }
+    assert!(ns.softnet_stat().total().time_squeeze > 0);
+    let st = ns.softnet_stat().total();
+    assert_eq!(st.processed, ns.lo_stats().rx_packets);
+}
+
+#[test]
+fn test_zero_window_is_probed_until_the_reader_reads() {
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_rto_min_us = 1000).unwrap();
+    let (_l, c, s) = pair(&ns);
+    let chunk = vec![5u8; 65536];
+    while let Poll::Ready(Ok(_)) = c.poll_send(Some(&mut cx()), &[IoSlice::new(&chunk)]) {}
+    // Window closed, data waiting: the probe timer is armed.
+    assert!(ns.ksoftirqd_running());
+    let before = ns.tcp_stats().out_segs;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ns.tcp_stats().out_segs < before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no zero-window probes"
+        );
+        std::thread::yield_now();
+    }
+    drop(s);
+    drop(c);
+}
+
+#[test]
+fn test_dropping_everything_frees_all_memory_and_sockets() {
+    let ns = Netns::new();
+    {
+        let (l, c, s) = pair(&ns);
+        send(&c, &[1u8; 100_000]);
+        send(&s, &[2u8; 1000]);
+        drop((l, c, s));
+    }
+    let st = ns.sockstat();
+    assert_eq!(
+        (st.alloc, st.inuse, st.orphan, st.mem),
+        (0, 0, 0, 0),
+        "{st}"
+    );
+    assert_eq!(ns.tcp_stats().curr_estab, 0);
+}
