@@ -602,7 +602,9 @@ fn tcp_close(sk: &Arc<Sock>) {
                 s.send_active_reset(&mut ctx);
                 s.tcp_done(ns);
             } else if s.linger == Some(Duration::ZERO) {
-                inc(&ns.mib.tcp_abort_on_linger);
+                // tcp_close → tcp_disconnect; Linux counts this as
+                // TCPAbortOnData.
+                inc(&ns.mib.tcp_abort_on_data);
                 s.send_active_reset(&mut ctx);
                 s.tcp_done(ns);
             } else {

@@ -129,7 +129,8 @@ pub struct TcpStats {
     pub passive_opens: u64,
     /// `AttemptFails`: connects that failed (refused, timed out, reset).
     pub attempt_fails: u64,
-    /// `EstabResets`: connections reset from ESTABLISHED or CLOSE_WAIT.
+    /// `EstabResets`: direct moves from ESTABLISHED or CLOSE_WAIT to CLOSE
+    /// (a reset sent or received).
     pub estab_resets: u64,
     /// `CurrEstab`: connections now in ESTABLISHED or CLOSE_WAIT.
     pub curr_estab: u64,
@@ -151,10 +152,9 @@ pub struct TcpStats {
     /// closed with unread data.
     pub tcp_abort_on_close: u64,
     /// `TcpExt.TCPAbortOnData`: connections reset because data arrived after
-    /// the application closed.
+    /// the application closed, or closed with `SO_LINGER` 0 (Linux counts
+    /// both here).
     pub tcp_abort_on_data: u64,
-    /// `TcpExt.TCPAbortOnLinger`: resets sent by close with `SO_LINGER` 0.
-    pub tcp_abort_on_linger: u64,
     /// `TcpExt.TCPTimeouts`: retransmission timer expiries.
     pub tcp_timeouts: u64,
     /// `TcpExt.DelayedACKs`: delayed ACKs sent by the timer.
@@ -195,15 +195,10 @@ impl fmt::Display for TcpStats {
             "    {} connections reset due to unexpected data",
             self.tcp_abort_on_data
         )?;
-        writeln!(
+        write!(
             f,
             "    {} connections reset due to early user close",
             self.tcp_abort_on_close
-        )?;
-        write!(
-            f,
-            "    {} connections aborted due to SO_LINGER timeout",
-            self.tcp_abort_on_linger
         )
     }
 }
@@ -251,7 +246,6 @@ pub(crate) struct TcpMib {
     pub(crate) listen_drops: AtomicU64,
     pub(crate) tcp_abort_on_close: AtomicU64,
     pub(crate) tcp_abort_on_data: AtomicU64,
-    pub(crate) tcp_abort_on_linger: AtomicU64,
     pub(crate) tcp_timeouts: AtomicU64,
     pub(crate) delayed_acks: AtomicU64,
 }
@@ -280,7 +274,6 @@ impl TcpMib {
             listen_drops: g(&self.listen_drops),
             tcp_abort_on_close: g(&self.tcp_abort_on_close),
             tcp_abort_on_data: g(&self.tcp_abort_on_data),
-            tcp_abort_on_linger: g(&self.tcp_abort_on_linger),
             tcp_timeouts: g(&self.tcp_timeouts),
             delayed_acks: g(&self.delayed_acks),
             tcp_backlog_drop: 0,

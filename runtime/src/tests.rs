@@ -392,8 +392,15 @@ fn test_budget_exhaustion_counts_time_squeeze_and_ksoftirqd_finishes() {
         }
     }
     assert!(ns.softnet_stat().total().time_squeeze > 0);
-    let st = ns.softnet_stat().total();
-    assert_eq!(st.processed, ns.lo_stats().rx_packets);
+    // The last window updates may still be on the backlog, with ksoftirqd:
+    // once it is drained, every packet lo carried was processed.
+    while ns.softnet_stat().total().processed != ns.lo_stats().rx_packets {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ksoftirqd left packets behind"
+        );
+        std::thread::yield_now();
+    }
 }
 
 #[test]

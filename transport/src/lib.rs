@@ -10,13 +10,37 @@
 //!
 //! Start at [`net::TcpListener::bind`] and [`net::TcpStream::connect`].
 //!
+//! # Optional features
+//! Named after what they enable; none is on by default.
+//! - `hyper`: the [`hyper`](crate::hyper) module — a `tower_service::Service<Uri>`
+//!   connector for hyper-util's client (HTTP/1 and HTTP/2) and tonic's
+//!   `Endpoint::connect_with_connector`. Servers need no feature: wrap an
+//!   accepted [`net::TcpStream`] in `hyper_util::rt::TokioIo` for hyper's
+//!   `serve_connection` or hyper-util's `auto::Builder`.
+//! - `tonic` (implies `hyper`): `tonic::transport::server::Connected` for
+//!   [`net::TcpStream`], so `Server::serve_with_incoming` takes a
+//!   [`stream::TcpListenerStream`] and handlers see `Request::remote_addr()`.
+//! - `axum` (implies `hyper`): `axum::serve::Listener` for
+//!   [`net::TcpListener`], so `axum::serve(listener, router)` works.
+//! - `full`: all of the above.
+//!
 //! # Cancel safety
 //! `accept`, `readable`, `writable`, `ready` and `peek` are cancel safe, as in
 //! tokio. `connect` is not: dropping the future closes the half-open socket.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod net;
 pub mod stream;
+
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
+
+#[cfg(feature = "axum")]
+mod axum;
+#[cfg(feature = "tonic")]
+mod tonic;
 
 pub use lonet_runtime::Netns;

@@ -7,7 +7,7 @@
 //! queue, waking `accept`.
 
 use super::output::tcp_v4_send_reset;
-use super::{after, before, Sock, TcpSock, TcpState};
+use super::{after, before, Sock, TcpSock, TcpState, Timer};
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
 use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
@@ -220,7 +220,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         s.snd_wnd = skb.window;
         s.max_window = s.max_window.max(skb.window);
         s.set_state(ns, TcpState::Established);
-        s.rto_deadline = None;
+        s.rto_timer = Timer::Off;
         s.backoff = 0;
         s.retransmits = 0;
         s.sndbuf_expand(ns.sysctl().tcp_wmem);
@@ -269,7 +269,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
     s.max_window = skb.window;
     s.peer_mss = u32::from(skb.mss.max(64));
     s.set_state(ns, TcpState::Established);
-    s.rto_deadline = None;
+    s.rto_timer = Timer::Off;
     s.backoff = 0;
     s.retransmits = 0;
     s.sndbuf_expand(ns.sysctl().tcp_wmem);
@@ -290,9 +290,6 @@ pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
         TcpState::Close => return,
         _ => ECONNRESET,
     };
-    if matches!(s.state, TcpState::Established | TcpState::CloseWait) {
-        inc(&ns.mib.estab_resets);
-    }
     s.tcp_done(ns);
 }
 
@@ -328,10 +325,10 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
         s.backoff = 0;
         s.retransmits = 0;
         if s.snd_una == s.snd_nxt {
-            s.rto_deadline = None;
+            s.rto_timer = Timer::Off;
         } else {
             // tcp_rearm_rto: progress restarts the timer.
-            s.rto_deadline = None;
+            s.rto_timer = Timer::Off;
             s.arm_rto(ctx);
         }
         // sk_stream_write_space: wake the writer once a third is free.
@@ -365,7 +362,7 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     }
     if s.probing && s.snd_wnd > 0 {
         s.probing = false;
-        s.rto_deadline = None;
+        s.rto_timer = Timer::Off;
         s.backoff = 0;
     }
     true

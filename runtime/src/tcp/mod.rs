@@ -89,6 +89,17 @@ pub(crate) const TCP_INIT_CWND: usize = 10;
 /// Bytes of timestamp option in every segment (`TCPOLEN_TSTAMP_ALIGNED`).
 pub(crate) const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
 
+/// A TCP timer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Not armed.
+    Off,
+    /// Armed; the deadline is set when the socket's registration fires.
+    Pending,
+    /// Armed for this instant.
+    At(Instant),
+}
+
 /// `seq1 < seq2` in sequence space (`before()`).
 #[inline]
 pub(crate) fn before(a: u32, b: u32) -> bool {
@@ -232,11 +243,15 @@ pub(crate) struct TcpSock {
     pub(crate) rto_min: Duration,
     pub(crate) backoff: u32,
     pub(crate) retransmits: u32,
-    pub(crate) rto_deadline: Option<Instant>,
+    pub(crate) rto_timer: Timer,
     /// The RTO timer is the zero-window probe timer.
     pub(crate) probing: bool,
-    pub(crate) delack_deadline: Option<Instant>,
+    pub(crate) delack_timer: Timer,
+    /// When the namespace's timer thread will look at this socket next.
     pub(crate) timer_registered: Option<Instant>,
+    /// How far ahead that registration was made: a timer with at least this
+    /// period can wait for it (`Timer::Pending`) without reading the clock.
+    pub(crate) registered_for: Duration,
     pub(crate) syn_retries: u32,
     pub(crate) synack_retries: u32,
     pub(crate) retries2: u32,
@@ -309,10 +324,11 @@ impl TcpSock {
             rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
             backoff: 0,
             retransmits: 0,
-            rto_deadline: None,
+            rto_timer: Timer::Off,
             probing: false,
-            delack_deadline: None,
+            delack_timer: Timer::Off,
             timer_registered: None,
+            registered_for: Duration::ZERO,
             syn_retries: sysctl.tcp_syn_retries,
             synack_retries: sysctl.tcp_synack_retries,
             retries2: sysctl.tcp_retries2,
@@ -374,8 +390,15 @@ impl TcpSock {
         }
     }
 
-    /// `tcp_set_state`, keeping `CurrEstab` (ESTABLISHED + CLOSE_WAIT).
+    /// `tcp_set_state`, keeping `CurrEstab` (ESTABLISHED + CLOSE_WAIT) and
+    /// `EstabResets` (a direct move from one of those to CLOSE, whichever side
+    /// aborts).
     pub(crate) fn set_state(&mut self, ns: &NsInner, new: TcpState) {
+        if new == TcpState::Close
+            && matches!(self.state, TcpState::Established | TcpState::CloseWait)
+        {
+            ns.mib.estab_resets.fetch_add(1, Relaxed);
+        }
         let estab = |s: TcpState| matches!(s, TcpState::Established | TcpState::CloseWait);
         match (estab(self.state), estab(new)) {
             (false, true) => {
@@ -446,14 +469,30 @@ impl TcpSock {
         self.sndbuf.saturating_sub(self.sendq_bytes)
     }
 
-    /// Arms the RTO if it is not armed.
+    /// Arms a timer of `period`: with a registration that fires within
+    /// `period` from now, the timer is `Pending` (its deadline is fixed when
+    /// the registration fires, so it expires between one and two periods
+    /// from now, as a coarse timer wheel's would) and the clock is not read;
+    /// otherwise it gets a deadline and a registration of its own.
+    #[inline]
+    fn arm(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
+        if self.timer_registered.is_some() && period >= self.registered_for {
+            return Timer::Pending;
+        }
+        let when = ctx.now() + period;
+        ctx.ns
+            .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        if self.timer_registered == Some(when) {
+            self.registered_for = period;
+        }
+        Timer::At(when)
+    }
+
+    /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
     #[inline]
     pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
-        if self.rto_deadline.is_none() {
-            let when = ctx.now() + self.rto();
-            self.rto_deadline = Some(when);
-            ctx.ns
-                .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        if self.rto_timer == Timer::Off {
+            self.rto_timer = self.arm(ctx, self.rto());
         }
     }
 
@@ -461,11 +500,8 @@ impl TcpSock {
     #[inline]
     pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
         self.ack_pending = true;
-        if self.delack_deadline.is_none() {
-            let when = ctx.now() + TCP_DELACK_MIN;
-            self.delack_deadline = Some(when);
-            ctx.ns
-                .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        if self.delack_timer == Timer::Off {
+            self.delack_timer = self.arm(ctx, TCP_DELACK_MIN);
         }
     }
 
@@ -520,8 +556,8 @@ impl TcpSock {
             self.rx_waker = None;
             self.tx_waker = None;
         }
-        self.rto_deadline = None;
-        self.delack_deadline = None;
+        self.rto_timer = Timer::Off;
+        self.delack_timer = Timer::Off;
         ns.sk_stop_timers(self.id, &mut self.timer_registered);
         self.data_ready();
         self.write_space();

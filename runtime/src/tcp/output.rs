@@ -4,7 +4,7 @@
 //! variant) unless `TCP_NODELAY`; every segment carries the current ACK and
 //! window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
 
-use super::{after, before, TcpSock, TcpState};
+use super::{after, before, TcpSock, TcpState, Timer};
 use crate::ip::ip_queue_xmit;
 use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
@@ -28,7 +28,7 @@ impl TcpSock {
         if fl & flags::ACK != 0 {
             // Any ACK we send covers what was owed (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`).
             self.ack_pending = false;
-            self.delack_deadline = None;
+            self.delack_timer = Timer::Off;
         }
         SkBuff {
             saddr: self.local,
@@ -165,7 +165,7 @@ impl TcpSock {
                 if self.snd_nxt == self.snd_una && !self.probing {
                     // tcp_check_probe_timer: zero window, nothing in flight.
                     self.probing = true;
-                    self.rto_deadline = None;
+                    self.rto_timer = Timer::Off;
                     self.arm_rto(ctx);
                 }
                 return;

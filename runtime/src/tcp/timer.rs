@@ -2,7 +2,7 @@
 //! thread: retransmission (`tcp_retransmit_timer`), zero-window probe
 //! (`tcp_probe_timer`) and delayed ACK (`tcp_delack_timer`).
 
-use super::{Sock, TcpState};
+use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
 use crate::errno::ETIMEDOUT;
 use crate::netns::{Ctx, NsInner};
 use crate::stats::inc;
@@ -24,9 +24,9 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         if s.state == TcpState::Close {
             return;
         }
-        if let Some(d) = s.delack_deadline {
-            if d <= now {
-                s.delack_deadline = None;
+        match s.delack_timer {
+            Timer::At(d) if d <= now => {
+                s.delack_timer = Timer::Off;
                 if s.ack_pending {
                     // tcp_delack_timer_handler: a missed delayed ACK leaves
                     // pingpong mode.
@@ -35,23 +35,34 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
                     s.send_ack(&mut ctx);
                 }
             }
+            Timer::Pending => s.delack_timer = Timer::At(now + TCP_DELACK_MIN),
+            _ => {}
         }
-        if let Some(d) = s.rto_deadline {
-            if d <= now {
-                s.rto_deadline = None;
+        match s.rto_timer {
+            Timer::At(d) if d <= now => {
+                s.rto_timer = Timer::Off;
                 if s.probing {
                     tcp_probe_timer(&mut ctx, s);
                 } else if tcp_retransmit_timer(&mut ctx, s) {
                     leave_parent = s.parent.take();
                 }
             }
+            Timer::Pending => s.rto_timer = Timer::At(now + s.rto()),
+            _ => {}
         }
-        let next = match (s.rto_deadline, s.delack_deadline) {
+        let at = |t: Timer| match t {
+            Timer::At(d) => Some(d),
+            _ => None,
+        };
+        let next = match (at(s.rto_timer), at(s.delack_timer)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
             ns.sk_reset_timer(&s.me, s.id, &mut s.timer_registered, when);
+            if s.timer_registered == Some(when) {
+                s.registered_for = when.saturating_duration_since(now);
+            }
         }
     }
     if let Some(p) = leave_parent.and_then(|p| p.upgrade()) {

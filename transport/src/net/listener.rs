@@ -86,7 +86,9 @@ impl TcpListener {
 
     /// Polls to accept a connection. Only the last task to poll is woken.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
         let (sock, peer) = ready!(self.sock.poll_accept(cx))?;
+        coop.made_progress();
         Poll::Ready(Ok((TcpStream::from_socket(sock), peer)))
     }
 

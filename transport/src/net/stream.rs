@@ -88,7 +88,16 @@ impl TcpStream {
             return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
         }
         let sock = Socket::connect(ns, addr)?;
-        poll_fn(|cx| sock.poll_connect(cx)).await?;
+        // On loopback the handshake usually completes inside `connect`; take
+        // from tokio's cooperative budget so a connect loop still lets the
+        // accepting task run (tokio's connect always yields once).
+        poll_fn(|cx| {
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            let r = ready!(sock.poll_connect(cx));
+            coop.made_progress();
+            Poll::Ready(r)
+        })
+        .await?;
         Ok(TcpStream { sock })
     }
 
