@@ -70,6 +70,23 @@ fn normalize_dst(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
+/// The `i`-th candidate offset into a port range of `range` ports, starting
+/// at `start`: first every offset of parity `parity`, then the others. Linux
+/// (since 4.6) has `connect` prefer even offsets and `bind(0)` odd ones, so
+/// the two rarely collide, and a client never lands on a port a test just
+/// freed with `bind(0)`.
+fn port_offset(start: u32, i: u32, range: u32, parity: u32) -> u32 {
+    let same = range.div_ceil(2) - (range % 2) * parity;
+    let (k, p) = if i < same {
+        (i, parity)
+    } else {
+        (i - same, parity ^ 1)
+    };
+    let count = if p == 0 { range.div_ceil(2) } else { range / 2 };
+    let base = (start / 2) % count.max(1);
+    2 * ((base + k) % count.max(1)) + p
+}
+
 /// Whether the namespace can deliver to `ip` through `lo` (`fib_lookup` gives
 /// `RTN_LOCAL`).
 pub fn is_local(ns: &Netns, ip: IpAddr) -> bool {
@@ -115,7 +132,8 @@ impl Socket {
                 let start = t.connect_rover;
                 let mut chosen = None;
                 for i in 0..range {
-                    let port = (u32::from(lo) + (start + i) % range) as u16;
+                    let off = port_offset(start, i, range, 0);
+                    let port = (u32::from(lo) + off) as u16;
                     if let Some(owners) = t.bhash.get(&port) {
                         if owners.iter().any(|e| e.kind == BindKind::Listener) {
                             continue;
@@ -125,13 +143,13 @@ impl Socket {
                     if t.ehash.contains_key(&(local, daddr)) {
                         continue;
                     }
-                    chosen = Some((port, i));
+                    chosen = Some((port, off));
                     break;
                 }
-                let Some((port, i)) = chosen else {
+                let Some((port, off)) = chosen else {
                     return Err(err(EADDRNOTAVAIL));
                 };
-                t.connect_rover = (start + i + 1) % range;
+                t.connect_rover = off + 2;
                 s.local = SocketAddr::new(saddr_ip, port);
                 t.bhash.entry(port).or_default().push(BindEntry {
                     addr: saddr_ip,
@@ -210,13 +228,14 @@ impl Socket {
                 let range = u32::from(hi) - u32::from(lo) + 1;
                 let start = t.bind_rover;
                 let found = (0..range).find_map(|i| {
-                    let port = (u32::from(lo) + (start + i) % range) as u16;
-                    (!conflict(&t, port)).then_some((port, i))
+                    let off = port_offset(start, i, range, 1);
+                    let port = (u32::from(lo) + off) as u16;
+                    (!conflict(&t, port)).then_some((port, off))
                 });
-                let Some((port, i)) = found else {
+                let Some((port, off)) = found else {
                     return Err(err(EADDRINUSE));
                 };
-                t.bind_rover = (start + i + 1) % range;
+                t.bind_rover = off + 2;
                 port
             };
             t.bhash.entry(port).or_default().push(BindEntry {

@@ -442,3 +442,20 @@ fn test_dropping_everything_frees_all_memory_and_sockets() {
     );
     assert_eq!(ns.tcp_stats().curr_estab, 0);
 }
+
+#[test]
+fn test_a_socket_connected_to_its_own_port_completes_a_simultaneous_open() {
+    // Linux: with one ephemeral port left, connect(127.0.0.1:P) from port P
+    // meets its own SYN (SYN_SENT → SYN_RECV → ESTABLISHED) and talks to
+    // itself.
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.ip_local_port_range = (40000, 40000))
+        .unwrap();
+    let c = Socket::connect(&ns, addr("127.0.0.1:40000")).unwrap();
+    assert!(matches!(c.poll_connect(&mut cx()), Poll::Ready(Ok(()))));
+    assert_eq!(c.local_addr().unwrap(), c.peer_addr().unwrap());
+    send(&c, b"echo");
+    let mut buf = [0; 4];
+    assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(4))));
+    assert_eq!(&buf, b"echo");
+}

@@ -195,7 +195,13 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         tcp_reset(ns, s);
         return After::Nothing;
     }
-    if skb.has(flags::SYN) {
+    let simultaneous_synack = s.state == TcpState::SynRecv
+        && s.parent.is_none()
+        && skb.has(flags::SYN)
+        && skb.has(flags::ACK)
+        && skb.seq == s.irs
+        && skb.ack_seq == s.snd_nxt;
+    if skb.has(flags::SYN) && !simultaneous_synack {
         if s.state == TcpState::SynRecv && skb.seq == s.irs {
             // The client retransmitted its SYN: answer again.
             s.send_synack(ctx, true);
@@ -224,7 +230,15 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         s.backoff = 0;
         s.retransmits = 0;
         s.sndbuf_expand(ns.sysctl().tcp_wmem);
-        result = After::JoinParent;
+        if s.parent.is_some() {
+            result = After::JoinParent;
+        } else {
+            // The active side of a simultaneous open: connect() completes.
+            if simultaneous_synack {
+                s.send_ack(ctx);
+            }
+            s.write_space();
+        }
     }
 
     if !tcp_ack(ctx, s, &skb) {
@@ -257,8 +271,21 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
         }
         return;
     }
-    if !(skb.has(flags::SYN) && skb.has(flags::ACK)) {
-        // Simultaneous open is not modeled.
+    if !skb.has(flags::SYN) {
+        return;
+    }
+    if !skb.has(flags::ACK) {
+        // Simultaneous open (RFC 793 §3.4; also how a socket connected to
+        // its own address and port meets its own SYN): go to SYN_RECV and
+        // answer with SYN-ACK; the peer's SYN-ACK completes it.
+        s.irs = skb.seq;
+        s.rcv_nxt = skb.seq.wrapping_add(1);
+        s.rcv_wup = s.rcv_nxt;
+        s.snd_wnd = skb.window;
+        s.max_window = skb.window;
+        s.peer_mss = u32::from(skb.mss.max(64));
+        s.set_state(ns, TcpState::SynRecv);
+        s.send_synack(ctx, false);
         return;
     }
     s.irs = skb.seq;
