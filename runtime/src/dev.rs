@@ -38,9 +38,6 @@ pub(crate) struct SoftnetData {
     pub(crate) processed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) time_squeeze: AtomicU64,
-    /// `lo`'s per-CPU `dev_lstats`, raised by `loopback_xmit` on this CPU.
-    pub(crate) lstats_packets: AtomicU64,
-    pub(crate) lstats_bytes: AtomicU64,
 }
 
 /// The two queues of the backlog NAPI and the "softirq in progress" flag.
@@ -49,45 +46,62 @@ pub(crate) struct BacklogQueues {
     pub(crate) input_pkt_queue: VecDeque<SkBuff>,
     pub(crate) process_queue: VecDeque<SkBuff>,
     pub(crate) running: bool,
+    /// `lo`'s per-CPU `dev_lstats` (packets, bytes), raised by
+    /// `loopback_xmit` on this CPU; kept under the queue lock the enqueue
+    /// takes anyway, so counting costs no atomic.
+    pub(crate) lstats_packets: u64,
+    pub(crate) lstats_bytes: u64,
 }
 
-/// `NET_RX_SUCCESS` / `NET_RX_DROP`.
-pub(crate) enum NetRx {
-    Success,
-    Drop,
-}
-
-/// `netif_rx`: no RPS, so the backlog of the current CPU.
+/// `netif_rx` from `loopback_xmit`: no RPS, so the backlog of the current
+/// CPU. On success the driver's `dev_lstats_add` is done here, under the
+/// queue lock.
 #[inline]
-pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) -> NetRx {
+pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
     enqueue_to_backlog(ctx, skb)
 }
 
 /// `enqueue_to_backlog`: accept while `qlen <= netdev_max_backlog`.
+///
+/// When no softirq runs on this CPU, raising NET_RX also claims it for the
+/// caller (`running`), who runs it when it leaves the socket call
+/// ([`Ctx::local_bh_enable`]): the claim and the enqueue are one step under
+/// one lock.
 #[inline]
-fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) -> NetRx {
+fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let sd = &ns.softnet[ctx.cpu];
     let max = ns.netdev_max_backlog.load(Relaxed);
+    let len = skb.ip_len() as u64;
     let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
     if q.input_pkt_queue.len() <= max {
         q.input_pkt_queue.push_back(skb);
+        q.lstats_packets += 1;
+        q.lstats_bytes += len;
         if !q.running {
             // ____napi_schedule + __raise_softirq_irqoff(NET_RX_SOFTIRQ)
+            q.running = true;
             ctx.raised = true;
         }
-        NetRx::Success
     } else {
         drop(q);
         sd.dropped.fetch_add(1, Relaxed);
         ns.lo.rx_dropped.fetch_add(1, Relaxed);
-        NetRx::Drop
     }
 }
 
-/// `do_softirq` on `local_bh_enable`: run `net_rx_action` here, in the
-/// caller's context, unless a softirq already runs on this CPU (then it will
-/// see our packets) or `ksoftirqd` owns it.
+/// `do_softirq` on `local_bh_enable`, for a caller whose enqueue claimed the
+/// CPU's softirq: run `net_rx_action` here, in the caller's context; what the
+/// budget leaves goes to `ksoftirqd`.
+pub(crate) fn do_softirq_claimed(ns: &NsInner, cpu: usize) {
+    if !net_rx_action(ns, cpu) {
+        ns.wakeup_ksoftirqd(cpu);
+    }
+}
+
+/// `do_softirq` for a caller that has not claimed the CPU: claim it unless a
+/// softirq already runs there (it will see the packets) or nothing is queued.
+#[cfg(test)]
 pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
     {
         let mut q = ns.softnet[cpu].q.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,9 +110,7 @@ pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
         }
         q.running = true;
     }
-    if !net_rx_action(ns, cpu) {
-        ns.wakeup_ksoftirqd(cpu);
-    }
+    do_softirq_claimed(ns, cpu)
 }
 
 /// `net_rx_action` for one CPU. The caller has set `running`. Returns `true`

@@ -8,7 +8,7 @@
 //! accepted it are the packet and byte counters raised; `lo` reports the same
 //! counters for RX and TX (`loopback_get_stats64`).
 
-use crate::dev::{netif_rx, NetRx};
+use crate::dev::netif_rx;
 use crate::errno::{err, ENETUNREACH};
 use crate::netns::Ctx;
 use crate::skbuff::SkBuff;
@@ -51,13 +51,10 @@ pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
 }
 
 /// `loopback_xmit`: always `NETDEV_TX_OK`; a backlog drop is invisible to
-/// TCP, which recovers by retransmitting.
+/// TCP, which recovers by retransmitting. The packet and byte counters are
+/// raised only when `netif_rx` accepted the skb (done inside it, under the
+/// backlog lock).
 #[inline]
 fn loopback_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) {
-    let len = skb.ip_len() as u64;
-    if let NetRx::Success = netif_rx(ctx, skb) {
-        let sd = &ctx.ns.softnet[ctx.cpu];
-        sd.lstats_packets.fetch_add(1, Relaxed);
-        sd.lstats_bytes.fetch_add(len, Relaxed);
-    }
+    netif_rx(ctx, skb)
 }

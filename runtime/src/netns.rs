@@ -216,12 +216,20 @@ impl<'a> Ctx<'a> {
         *self.now.get_or_insert_with(Instant::now)
     }
 
-    /// `local_bh_enable`: run the softirq raised during the call, here.
+    /// `local_bh_enable`: run the softirq raised (and claimed) during the
+    /// call, here. Call it after releasing the socket lock.
     #[inline]
     pub(crate) fn local_bh_enable(&mut self) {
         if std::mem::take(&mut self.raised) {
-            crate::dev::do_softirq(self.ns, self.cpu);
+            crate::dev::do_softirq_claimed(self.ns, self.cpu);
         }
+    }
+}
+
+impl Drop for Ctx<'_> {
+    /// A claimed softirq must run: a path that returns early still drains.
+    fn drop(&mut self) {
+        self.local_bh_enable();
     }
 }
 
@@ -374,10 +382,8 @@ impl Netns {
     /// `ip -s link show lo`.
     pub fn lo_stats(&self) -> LinkStats {
         let (packets, bytes) = self.0.softnet.iter().fold((0, 0), |(p, b), sd| {
-            (
-                p + sd.lstats_packets.load(Relaxed),
-                b + sd.lstats_bytes.load(Relaxed),
-            )
+            let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            (p + q.lstats_packets, b + q.lstats_bytes)
         });
         LinkStats {
             rx_packets: packets,

@@ -383,19 +383,7 @@ impl Socket {
             };
         }
         let n = total.min(space);
-        let chunk = if bufs.len() == 1 || bufs[0].len() >= n {
-            Bytes::copy_from_slice(&bufs[0][..n])
-        } else {
-            let mut b = BytesMut::with_capacity(n);
-            for buf in bufs {
-                let want = n - b.len();
-                if want == 0 {
-                    break;
-                }
-                b.extend_from_slice(&buf[..want.min(buf.len())]);
-            }
-            b.freeze()
-        };
+        let chunk = copy_in(&mut s.tx_arena, bufs, n);
         s.sendq.push_back(chunk);
         s.sendq_bytes += n;
         s.write_seq = s.write_seq.wrapping_add(n as u32);
@@ -543,6 +531,41 @@ impl Socket {
         let s = self.sk.lock();
         (s.recvq_bytes, s.sendq_bytes)
     }
+}
+
+/// Writes up to this size are copied into the socket's small arena.
+const SMALL_WRITE: usize = 512;
+/// The arena's size: small enough that an idle connection holds little, big
+/// enough that an interactive exchange reuses one buffer (reclaimed in place
+/// once every earlier chunk was acknowledged and read).
+const ARENA: usize = 2048;
+
+/// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` into one
+/// refcounted chunk. Small writes share the socket's arena (no allocation in
+/// steady state); large ones get a buffer of their own.
+fn copy_in(arena: &mut BytesMut, bufs: &[IoSlice<'_>], n: usize) -> Bytes {
+    let gather = |b: &mut BytesMut| {
+        for buf in bufs {
+            let want = n - b.len();
+            if want == 0 {
+                break;
+            }
+            b.extend_from_slice(&buf[..want.min(buf.len())]);
+        }
+    };
+    if n <= SMALL_WRITE {
+        if arena.capacity() < n {
+            arena.reserve(ARENA);
+        }
+        gather(arena);
+        return arena.split().freeze();
+    }
+    if bufs[0].len() >= n {
+        return Bytes::copy_from_slice(&bufs[0][..n]);
+    }
+    let mut b = BytesMut::with_capacity(n);
+    gather(&mut b);
+    b.freeze()
 }
 
 /// `tcp_cleanup_rbuf`: after the application read `copied` bytes, send the

@@ -204,6 +204,8 @@ pub(crate) struct TcpSock {
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
     pub(crate) sndbuf: usize,
+    /// Buffer that small writes are copied into (see `socket::copy_in`).
+    pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
     pub(crate) dupacks: u32,
 
@@ -301,6 +303,7 @@ impl TcpSock {
             sendq: VecDeque::new(),
             sendq_bytes: 0,
             sndbuf: sysctl.tcp_wmem[1],
+            tx_arena: bytes::BytesMut::new(),
             fin_queued: false,
             dupacks: 0,
             irs: 0,
