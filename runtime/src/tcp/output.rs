@@ -11,6 +11,10 @@ use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use bytes::{Bytes, BytesMut};
 
+/// A segment spanning written chunks is gathered into one buffer only up to
+/// this size; a larger one is cut at the chunk boundary instead.
+const GATHER_MAX: usize = 2048;
+
 impl TcpSock {
     /// A segment from this socket, with the current ACK and window
     /// (`tcp_transmit_skb` fills the header).
@@ -99,6 +103,17 @@ impl TcpSock {
         self.transmit(ctx, skb, false);
     }
 
+    /// Bytes left in the written chunk holding offset `off` past `snd_una`.
+    fn chunk_remaining(&self, mut off: usize) -> usize {
+        for chunk in &self.sendq {
+            if off < chunk.len() {
+                return chunk.len() - off;
+            }
+            off -= chunk.len();
+        }
+        0
+    }
+
     /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
     /// written chunk when it fits (no copy), else gathered into a new buffer.
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
@@ -160,7 +175,15 @@ impl TcpSock {
             let usable = (wnd_end.wrapping_sub(self.snd_nxt) as i32).max(0) as u32;
             // The model sends what fits in the window even if less than an
             // MSS (Linux's TSO path splits at the window too).
-            let len = unsent.min(mss).min(usable);
+            let mut len = unsent.min(mss).min(usable);
+            let off = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+            let rem = self.chunk_remaining(off);
+            if len as usize > rem && len as usize > GATHER_MAX {
+                // Cut at the end of the written chunk rather than copy a
+                // large segment together from two (the kernel fills skbs at
+                // sendmsg time; the model keeps each write as it came).
+                len = rem as u32;
+            }
             if len == 0 {
                 if self.snd_nxt == self.snd_una && !self.probing {
                     // tcp_check_probe_timer: zero window, nothing in flight.
