@@ -1,0 +1,525 @@
+//! API parity between lonet and tokio 1.x.
+//!
+//! `parity!` below is expanded twice with the same body: once over
+//! `tokio::net` + tokio-stream's `TcpListenerStream` (module `tokio_net`),
+//! once over `lonet::net` + `lonet::stream::TcpListenerStream` (module
+//! `lonet_net`). Every method lonet shares with tokio is bound to a fn pointer
+//! of tokio's exact signature, or (for `async fn`s, whose futures have no
+//! nameable type) called through its path with typed arguments inside an
+//! `async fn` that is compiled but never run, with its output assigned to a
+//! typed variable. A drift on either side — a method renamed or removed, a
+//! receiver changed from `&self` to `&mut self`, an argument or return type
+//! changed, a trait impl dropped — fails to compile one of the two expansions.
+//!
+//! tokio-stream is not a direct dev-dependency; its `TcpListenerStream` is
+//! reached through tonic's public re-export `tonic::codegen::tokio_stream`
+//! (tonic's `server` feature enables tokio-stream's `net`).
+//!
+//! Three `#[tokio::test]`s are also expanded for both: an echo through
+//! generic `AsyncRead`/`AsyncWrite` halves, and the socket options, peek,
+//! try_*, readiness and reunite behaving alike, and `TcpListenerStream`,
+//! `poll_accept` and `lookup_host`.
+//!
+//! Not in lonet (tokio 1.54.1 has them; expected, not checked here):
+//! - `tokio::net::TcpSocket`, `UdpSocket`, `UnixListener`, `UnixStream`,
+//!   `UnixDatagram`, `UnixSocket`, `unix::pipe`.
+//! - `TcpListener`: `from_std`, `into_std`, `TryFrom<std::net::TcpListener>`,
+//!   `AsRawFd`, `AsFd`.
+//! - `TcpStream`: `from_std`, `into_std`, `TryFrom<std::net::TcpStream>`,
+//!   `take_error`, `try_io`, `async_io`, `set_zero_linger` (tokio 1.50+), `quickack`,
+//!   `set_quickack`, `AsRef<TcpStream> for TcpStream`, `AsRawFd`, `AsFd`.
+//!
+//! In lonet but not tokio (not checked): `TcpListener::netns`,
+//! `TcpStream::netns`, `TcpStream::socket`.
+
+#![allow(dead_code, clippy::type_complexity)]
+
+use bytes::BytesMut;
+use futures::Stream;
+use std::error::Error;
+use std::fmt::{Debug, Display};
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf, Ready};
+
+// ===== trait-bound helpers, shared by both expansions =====
+
+fn debug<T: Debug + ?Sized>() {}
+fn async_read<T: AsyncRead>() {}
+fn async_write<T: AsyncWrite>() {}
+fn as_ref<T: AsRef<U>, U>() {}
+fn as_mut<T: AsMut<U>, U>() {}
+fn error<T: Error + Display + Debug + Send + Sync + 'static>() {}
+fn stream<S: Stream<Item = T>, T>() {}
+fn iterator<I: Iterator<Item = SocketAddr>>(_: &I) {}
+
+/// `f()`'s future resolves to `T`.
+fn returns<T, F: Future<Output = T>>(_: impl FnOnce() -> F) {}
+
+/// Bounded so a regression fails instead of hanging.
+async fn bounded<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("did not finish within 20s")
+}
+
+/// Copies everything `r` yields to `w`, then shuts `w` down.
+async fn echo<R, W>(mut r: R, mut w: W) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let n = tokio::io::copy(&mut r, &mut w).await?;
+    w.shutdown().await?;
+    Ok(n)
+}
+
+/// Writes `msg`, shuts the write side down, reads to EOF; gives the halves back.
+async fn roundtrip<R, W>(mut r: R, mut w: W, msg: &[u8]) -> io::Result<(Vec<u8>, R, W)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    w.write_all(msg).await?;
+    w.flush().await?;
+    w.shutdown().await?;
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).await?;
+    Ok((got, r, w))
+}
+
+macro_rules! parity {
+    (mod $m:ident, net = $($net:ident)::+, stream = $($stream:ident)::+ $(,)?) => {
+        mod $m {
+            use super::*;
+            use $($net)::+::tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+            use $($net)::+::{lookup_host, TcpListener, TcpStream, ToSocketAddrs};
+            use $($stream)::+::TcpListenerStream;
+
+            // ===== ToSocketAddrs =====
+
+            fn to_socket_addrs() {
+                fn is<T: ToSocketAddrs + ?Sized>() {}
+                is::<SocketAddr>();
+                is::<SocketAddrV4>();
+                is::<SocketAddrV6>();
+                is::<(IpAddr, u16)>();
+                is::<(Ipv4Addr, u16)>();
+                is::<(Ipv6Addr, u16)>();
+                is::<&[SocketAddr]>();
+                is::<str>();
+                is::<String>();
+                is::<(&str, u16)>();
+                is::<(String, u16)>();
+                // `impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T`
+                is::<&str>();
+                is::<&String>();
+                is::<&SocketAddr>();
+                is::<&(IpAddr, u16)>();
+                is::<&&[SocketAddr]>();
+            }
+
+            /// `bind`/`connect`/`lookup_host` take any `A: ToSocketAddrs`, no more.
+            fn generic_addr<A: ToSocketAddrs + Clone>(a: A) {
+                returns::<io::Result<TcpListener>, _>(|| TcpListener::bind(a.clone()));
+                returns::<io::Result<TcpStream>, _>(|| TcpStream::connect(a.clone()));
+                returns::<io::Result<_>, _>(|| lookup_host(a));
+            }
+
+            // ===== TcpListener =====
+
+            fn listener() {
+                let _: fn(&TcpListener, &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> =
+                    TcpListener::poll_accept;
+                let _: fn(&TcpListener) -> io::Result<SocketAddr> = TcpListener::local_addr;
+                let _: fn(&TcpListener) -> io::Result<u32> = TcpListener::ttl;
+                let _: fn(&TcpListener, u32) -> io::Result<()> = TcpListener::set_ttl;
+                debug::<TcpListener>();
+            }
+
+            async fn listener_async(l: &TcpListener, ip: IpAddr, addrs: &[SocketAddr]) {
+                let _: io::Result<TcpListener> = TcpListener::bind("127.0.0.1:0").await;
+                let _: io::Result<TcpListener> = TcpListener::bind(String::from("127.0.0.1:0")).await;
+                let _: io::Result<TcpListener> = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await;
+                let _: io::Result<TcpListener> = TcpListener::bind(("127.0.0.1", 0u16)).await;
+                let _: io::Result<TcpListener> = TcpListener::bind((ip, 0u16)).await;
+                let _: io::Result<TcpListener> = TcpListener::bind(addrs).await;
+                let _: io::Result<(TcpStream, SocketAddr)> = TcpListener::accept(l).await;
+            }
+
+            // ===== TcpStream =====
+
+            fn stream_sync() {
+                let _: fn(&TcpStream) -> io::Result<SocketAddr> = TcpStream::local_addr;
+                let _: fn(&TcpStream) -> io::Result<SocketAddr> = TcpStream::peer_addr;
+                let _: fn(&TcpStream, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<usize>> =
+                    TcpStream::poll_peek;
+                let _: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>> = TcpStream::poll_read_ready;
+                let _: fn(&TcpStream, &mut [u8]) -> io::Result<usize> = TcpStream::try_read;
+                let _: fn(&TcpStream, &mut [IoSliceMut<'_>]) -> io::Result<usize> = TcpStream::try_read_vectored;
+                let _: fn(&TcpStream, &mut Vec<u8>) -> io::Result<usize> = TcpStream::try_read_buf::<Vec<u8>>;
+                let _: fn(&TcpStream, &mut BytesMut) -> io::Result<usize> = TcpStream::try_read_buf::<BytesMut>;
+                let _: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>> = TcpStream::poll_write_ready;
+                let _: fn(&TcpStream, &[u8]) -> io::Result<usize> = TcpStream::try_write;
+                let _: fn(&TcpStream, &[IoSlice<'_>]) -> io::Result<usize> = TcpStream::try_write_vectored;
+                let _: fn(&TcpStream) -> io::Result<bool> = TcpStream::nodelay;
+                let _: fn(&TcpStream, bool) -> io::Result<()> = TcpStream::set_nodelay;
+                let _: fn(&TcpStream) -> io::Result<Option<Duration>> = TcpStream::linger;
+                #[allow(deprecated)] // tokio deprecates `set_linger` (since 1.49)
+                let _: fn(&TcpStream, Option<Duration>) -> io::Result<()> = TcpStream::set_linger;
+                let _: fn(&TcpStream) -> io::Result<u32> = TcpStream::ttl;
+                let _: fn(&TcpStream, u32) -> io::Result<()> = TcpStream::set_ttl;
+                let _: fn(&mut TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) = TcpStream::split;
+                let _: fn(TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) = TcpStream::into_split;
+                debug::<TcpStream>();
+                async_read::<TcpStream>();
+                async_write::<TcpStream>();
+            }
+
+            /// `try_read_buf` takes any `B: bytes::BufMut`.
+            fn try_read_buf_generic<B: bytes::BufMut>(s: &TcpStream, b: &mut B) -> io::Result<usize> {
+                TcpStream::try_read_buf(s, b)
+            }
+
+            async fn stream_async(s: &TcpStream, buf: &mut [u8], ip: IpAddr, addrs: &[SocketAddr]) {
+                let _: io::Result<TcpStream> = TcpStream::connect("127.0.0.1:1").await;
+                let _: io::Result<TcpStream> = TcpStream::connect(String::from("127.0.0.1:1")).await;
+                let _: io::Result<TcpStream> = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], 1))).await;
+                let _: io::Result<TcpStream> = TcpStream::connect(("127.0.0.1", 1u16)).await;
+                let _: io::Result<TcpStream> = TcpStream::connect((ip, 1u16)).await;
+                let _: io::Result<TcpStream> = TcpStream::connect(addrs).await;
+                let _: io::Result<usize> = TcpStream::peek(s, buf).await;
+                let _: io::Result<Ready> = TcpStream::ready(s, Interest::READABLE | Interest::WRITABLE).await;
+                let _: io::Result<()> = TcpStream::readable(s).await;
+                let _: io::Result<()> = TcpStream::writable(s).await;
+            }
+
+            // ===== borrowed halves =====
+
+            fn read_half<'a>(_: &ReadHalf<'a>) {
+                let _: fn(&mut ReadHalf<'a>, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<usize>> =
+                    ReadHalf::poll_peek;
+                let _: fn(&ReadHalf<'a>, &mut [u8]) -> io::Result<usize> = ReadHalf::try_read;
+                let _: fn(&ReadHalf<'a>, &mut [IoSliceMut<'_>]) -> io::Result<usize> = ReadHalf::try_read_vectored;
+                let _: fn(&ReadHalf<'a>, &mut Vec<u8>) -> io::Result<usize> = ReadHalf::try_read_buf::<Vec<u8>>;
+                let _: fn(&ReadHalf<'a>) -> io::Result<SocketAddr> = ReadHalf::peer_addr;
+                let _: fn(&ReadHalf<'a>) -> io::Result<SocketAddr> = ReadHalf::local_addr;
+                debug::<ReadHalf<'_>>();
+                async_read::<ReadHalf<'_>>();
+                as_ref::<ReadHalf<'_>, TcpStream>();
+            }
+
+            fn write_half<'a>(_: &WriteHalf<'a>) {
+                let _: fn(&WriteHalf<'a>, &[u8]) -> io::Result<usize> = WriteHalf::try_write;
+                let _: fn(&WriteHalf<'a>, &[IoSlice<'_>]) -> io::Result<usize> = WriteHalf::try_write_vectored;
+                let _: fn(&WriteHalf<'a>) -> io::Result<SocketAddr> = WriteHalf::peer_addr;
+                let _: fn(&WriteHalf<'a>) -> io::Result<SocketAddr> = WriteHalf::local_addr;
+                debug::<WriteHalf<'_>>();
+                async_write::<WriteHalf<'_>>();
+                as_ref::<WriteHalf<'_>, TcpStream>();
+            }
+
+            fn try_read_buf_read_half<B: bytes::BufMut>(h: &ReadHalf<'_>, b: &mut B) -> io::Result<usize> {
+                ReadHalf::try_read_buf(h, b)
+            }
+
+            async fn borrowed_async(r: &mut ReadHalf<'_>, w: &WriteHalf<'_>, buf: &mut [u8]) {
+                let _: io::Result<usize> = ReadHalf::peek(r, buf).await;
+                let _: io::Result<Ready> = ReadHalf::ready(r, Interest::READABLE).await;
+                let _: io::Result<()> = ReadHalf::readable(r).await;
+                let _: io::Result<Ready> = WriteHalf::ready(w, Interest::WRITABLE).await;
+                let _: io::Result<()> = WriteHalf::writable(w).await;
+            }
+
+            // ===== owned halves =====
+
+            fn owned_read_half() {
+                let _: fn(OwnedReadHalf, OwnedWriteHalf) -> Result<TcpStream, ReuniteError> = OwnedReadHalf::reunite;
+                let _: fn(&mut OwnedReadHalf, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<usize>> =
+                    OwnedReadHalf::poll_peek;
+                let _: fn(&OwnedReadHalf, &mut [u8]) -> io::Result<usize> = OwnedReadHalf::try_read;
+                let _: fn(&OwnedReadHalf, &mut [IoSliceMut<'_>]) -> io::Result<usize> =
+                    OwnedReadHalf::try_read_vectored;
+                let _: fn(&OwnedReadHalf, &mut Vec<u8>) -> io::Result<usize> = OwnedReadHalf::try_read_buf::<Vec<u8>>;
+                let _: fn(&OwnedReadHalf) -> io::Result<SocketAddr> = OwnedReadHalf::peer_addr;
+                let _: fn(&OwnedReadHalf) -> io::Result<SocketAddr> = OwnedReadHalf::local_addr;
+                debug::<OwnedReadHalf>();
+                async_read::<OwnedReadHalf>();
+                as_ref::<OwnedReadHalf, TcpStream>();
+            }
+
+            fn owned_write_half() {
+                let _: fn(OwnedWriteHalf, OwnedReadHalf) -> Result<TcpStream, ReuniteError> = OwnedWriteHalf::reunite;
+                let _: fn(OwnedWriteHalf) = OwnedWriteHalf::forget;
+                let _: fn(&OwnedWriteHalf, &[u8]) -> io::Result<usize> = OwnedWriteHalf::try_write;
+                let _: fn(&OwnedWriteHalf, &[IoSlice<'_>]) -> io::Result<usize> = OwnedWriteHalf::try_write_vectored;
+                let _: fn(&OwnedWriteHalf) -> io::Result<SocketAddr> = OwnedWriteHalf::peer_addr;
+                let _: fn(&OwnedWriteHalf) -> io::Result<SocketAddr> = OwnedWriteHalf::local_addr;
+                debug::<OwnedWriteHalf>();
+                async_write::<OwnedWriteHalf>();
+                as_ref::<OwnedWriteHalf, TcpStream>();
+            }
+
+            fn try_read_buf_owned<B: bytes::BufMut>(h: &OwnedReadHalf, b: &mut B) -> io::Result<usize> {
+                OwnedReadHalf::try_read_buf(h, b)
+            }
+
+            async fn owned_async(r: &mut OwnedReadHalf, w: &OwnedWriteHalf, buf: &mut [u8]) {
+                let _: io::Result<usize> = OwnedReadHalf::peek(r, buf).await;
+                let _: io::Result<Ready> = OwnedReadHalf::ready(r, Interest::READABLE).await;
+                let _: io::Result<()> = OwnedReadHalf::readable(r).await;
+                let _: io::Result<Ready> = OwnedWriteHalf::ready(w, Interest::WRITABLE).await;
+                let _: io::Result<()> = OwnedWriteHalf::writable(w).await;
+            }
+
+            // ===== ReuniteError =====
+
+            fn reunite_error(e: ReuniteError) -> Box<dyn Error + Send + Sync> {
+                error::<ReuniteError>();
+                // Public tuple fields: the two halves, read then write.
+                let ReuniteError(r, w) = e;
+                let r: OwnedReadHalf = r;
+                let w: OwnedWriteHalf = w;
+                let e = ReuniteError(r, w);
+                let _: &OwnedReadHalf = &e.0;
+                let _: &OwnedWriteHalf = &e.1;
+                Box::new(e)
+            }
+
+            // ===== lookup_host =====
+
+            async fn lookup_host_async(ip: IpAddr) {
+                let it = lookup_host("localhost:80").await.unwrap();
+                iterator(&it);
+                let _: Vec<SocketAddr> = it.collect();
+                let _: Vec<SocketAddr> = lookup_host(String::from("localhost:80")).await.unwrap().collect();
+                let _: Vec<SocketAddr> = lookup_host(("localhost", 80)).await.unwrap().collect();
+                let _: Vec<SocketAddr> = lookup_host((ip, 80)).await.unwrap().collect();
+                let _: Vec<SocketAddr> = lookup_host(SocketAddr::from((ip, 80))).await.unwrap().collect();
+            }
+
+            // ===== TcpListenerStream =====
+
+            fn listener_stream() {
+                let _: fn(TcpListener) -> TcpListenerStream = TcpListenerStream::new;
+                let _: fn(TcpListenerStream) -> TcpListener = TcpListenerStream::into_inner;
+                stream::<TcpListenerStream, io::Result<TcpStream>>();
+                as_ref::<TcpListenerStream, TcpListener>();
+                as_mut::<TcpListenerStream, TcpListener>();
+                debug::<TcpListenerStream>();
+            }
+
+            // ===== runtime: the same code over both =====
+
+            async fn pair() -> (TcpStream, TcpStream) {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+                let client = client.unwrap();
+                let (server, peer) = accepted.unwrap();
+                assert_eq!(peer, client.local_addr().unwrap());
+                assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+                assert_eq!(client.peer_addr().unwrap(), addr);
+                (client, server)
+            }
+
+            #[tokio::test]
+            async fn echo_through_halves() {
+                bounded(async {
+                    let (client, mut server) = pair().await;
+                    let msg: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+                    // Server: borrowed halves; client: owned halves.
+                    let srv = async {
+                        let (r, w) = server.split();
+                        echo(r, w).await.unwrap()
+                    };
+                    let cli = async {
+                        let (r, w) = client.into_split();
+                        roundtrip(r, w, &msg).await.unwrap()
+                    };
+                    let (n, (got, r, w)) = tokio::join!(srv, cli);
+                    assert_eq!(n, msg.len() as u64);
+                    assert_eq!(got, msg);
+                    // Shut down halves reunite into the stream they came from.
+                    let local = w.local_addr().unwrap();
+                    let client = r.reunite(w).unwrap();
+                    assert_eq!(client.local_addr().unwrap(), local);
+                })
+                .await;
+            }
+
+            #[tokio::test]
+            async fn same_behavior() {
+                bounded(async {
+                    let (mut client, server) = pair().await;
+
+                    // Socket options.
+                    client.set_nodelay(true).unwrap();
+                    assert!(client.nodelay().unwrap());
+                    client.set_nodelay(false).unwrap();
+                    assert!(!client.nodelay().unwrap());
+                    client.set_ttl(100).unwrap();
+                    assert_eq!(client.ttl().unwrap(), 100);
+                    assert_eq!(client.linger().unwrap(), None);
+                    #[allow(deprecated)]
+                    client.set_linger(Some(Duration::from_secs(1))).unwrap();
+                    assert_eq!(client.linger().unwrap(), Some(Duration::from_secs(1)));
+                    #[allow(deprecated)]
+                    client.set_linger(None).unwrap();
+                    assert_eq!(client.linger().unwrap(), None);
+
+                    // Nothing queued: try_* would block.
+                    let mut buf = [0u8; 16];
+                    assert_eq!(server.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+                    let mut v = Vec::with_capacity(16);
+                    assert_eq!(server.try_read_buf(&mut v).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+
+                    // Writable at once; write without waiting.
+                    client.writable().await.unwrap();
+                    let r = client.ready(Interest::WRITABLE).await.unwrap();
+                    assert!(r.is_writable());
+                    poll_fn(|cx| client.poll_write_ready(cx)).await.unwrap();
+                    assert_eq!(client.try_write(b"hello").unwrap(), 5);
+
+                    // Peek leaves the bytes for the read.
+                    server.readable().await.unwrap();
+                    poll_fn(|cx| server.poll_read_ready(cx)).await.unwrap();
+                    let r = server.ready(Interest::READABLE).await.unwrap();
+                    assert!(r.is_readable());
+                    let n = server.peek(&mut buf).await.unwrap();
+                    assert_eq!(&buf[..n], &b"hello"[..n]);
+                    let mut rb = ReadBuf::new(&mut buf);
+                    let n = poll_fn(|cx| server.poll_peek(cx, &mut rb)).await.unwrap();
+                    assert_eq!(rb.filled(), &b"hello"[..n]);
+                    let mut got = Vec::new();
+                    while got.len() < 5 {
+                        server.readable().await.unwrap();
+                        match server.try_read_buf(&mut got) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    assert_eq!(got, b"hello");
+
+                    // Vectored both ways.
+                    let n = client
+                        .try_write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")])
+                        .unwrap();
+                    assert_eq!(n, 4);
+                    let (mut a, mut b) = ([0u8; 1], [0u8; 8]);
+                    let mut total = 0;
+                    let mut all = Vec::new();
+                    while total < 4 {
+                        server.readable().await.unwrap();
+                        let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
+                        match server.try_read_vectored(&mut bufs) {
+                            Ok(n) => {
+                                let mut flat = a.to_vec();
+                                flat.extend_from_slice(&b);
+                                all.extend_from_slice(&flat[..n]);
+                                total += n;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    assert_eq!(all, b"abcd");
+
+                    // Borrowed halves: peek, try_write.
+                    let (mut r, w) = client.split();
+                    assert_eq!(r.local_addr().unwrap(), w.local_addr().unwrap());
+                    assert_eq!(r.peer_addr().unwrap(), w.peer_addr().unwrap());
+                    assert_eq!(server.try_write(b"xy").unwrap(), 2);
+                    let n = r.peek(&mut buf).await.unwrap();
+                    assert_eq!(&buf[..n], &b"xy"[..n]);
+                    let mut two = [0u8; 2];
+                    r.read_exact(&mut two).await.unwrap();
+                    assert_eq!(&two, b"xy");
+                    w.writable().await.unwrap();
+                    assert_eq!(w.try_write(b"z").unwrap(), 1);
+                    let mut one = [0u8; 1];
+                    let mut server = server;
+                    server.read_exact(&mut one).await.unwrap();
+                    assert_eq!(&one, b"z");
+
+                    // Halves of different streams do not reunite; the error
+                    // gives both back.
+                    let (client2, server2) = pair().await;
+                    let (r1, w1) = client.into_split();
+                    let (r2, w2) = client2.into_split();
+                    let (l1, l2) = (r1.local_addr().unwrap(), w2.local_addr().unwrap());
+                    let err = r1.reunite(w2).unwrap_err();
+                    assert!(!err.to_string().is_empty());
+                    let ReuniteError(r1, w2) = err;
+                    assert_eq!(r1.local_addr().unwrap(), l1);
+                    assert_eq!(w2.local_addr().unwrap(), l2);
+                    let err = w1.reunite(r2).unwrap_err();
+                    let (r2, w1) = (err.0, err.1);
+                    let client = w1.reunite(r1).unwrap();
+                    assert_eq!(client.local_addr().unwrap(), l1);
+                    // `forget` drops the write half without shutting the write
+                    // side down: the peer sees no EOF while the read half lives.
+                    w2.forget();
+                    tokio::task::yield_now().await;
+                    assert_eq!(server2.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+                    let mut r2 = r2;
+                    assert_eq!(r2.try_read(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+                    let peeked = poll_fn(|cx| {
+                        let mut rb = ReadBuf::new(&mut buf);
+                        Poll::Ready(r2.poll_peek(cx, &mut rb).map(|r| r.map(|_| rb.filled().to_vec())))
+                    })
+                    .await;
+                    assert!(peeked.is_pending(), "nothing to peek: {peeked:?}");
+                    drop(client);
+                })
+                .await;
+            }
+
+            #[tokio::test]
+            async fn listener_stream_and_lookup() {
+                bounded(async {
+                    let listener = TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0)).await.unwrap();
+                    listener.set_ttl(77).unwrap();
+                    assert_eq!(listener.ttl().unwrap(), 77);
+                    let addr = listener.local_addr().unwrap();
+                    let mut incoming = TcpListenerStream::new(listener);
+                    assert_eq!(incoming.as_ref().local_addr().unwrap(), addr);
+                    assert_eq!(incoming.as_mut().local_addr().unwrap(), addr);
+                    let client = TcpStream::connect(&[addr][..]).await.unwrap();
+                    let accepted = poll_fn(|cx| Pin::new(&mut incoming).poll_next(cx)).await;
+                    let accepted = accepted.expect("the stream does not end").unwrap();
+                    assert_eq!(accepted.peer_addr().unwrap(), client.local_addr().unwrap());
+                    let listener = incoming.into_inner();
+                    let client2 = TcpStream::connect(("127.0.0.1", addr.port())).await.unwrap();
+                    let (_, peer) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+                    assert_eq!(peer, client2.local_addr().unwrap());
+
+                    let v: Vec<SocketAddr> = lookup_host(addr).await.unwrap().collect();
+                    assert_eq!(v, vec![addr]);
+                    let v: Vec<SocketAddr> = lookup_host("localhost:80").await.unwrap().collect();
+                    assert!(v.contains(&"127.0.0.1:80".parse().unwrap()), "{v:?}");
+                    let e = lookup_host("127.0.0.1:notaport").await.err().expect("an error");
+                    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+                })
+                .await;
+            }
+        }
+    };
+}
+
+parity!(
+    mod tokio_net,
+    net = tokio::net,
+    stream = tonic::codegen::tokio_stream::wrappers,
+);
+
+parity!(
+    mod lonet_net,
+    net = lonet::net,
+    stream = lonet::stream,
+);
