@@ -26,8 +26,7 @@
 //! - `TcpListener`: `from_std`, `into_std`, `TryFrom<std::net::TcpListener>`,
 //!   `AsRawFd`, `AsFd`.
 //! - `TcpStream`: `from_std`, `into_std`, `TryFrom<std::net::TcpStream>`,
-//!   `take_error`, `try_io`, `async_io`, `set_zero_linger` (tokio 1.50+), `quickack`,
-//!   `set_quickack`, `AsRef<TcpStream> for TcpStream`, `AsRawFd`, `AsFd`.
+//!   `try_io`, `async_io`, `AsRef<TcpStream> for TcpStream`, `AsRawFd`, `AsFd`.
 //!
 //! In lonet but not tokio (not checked): `TcpListener::netns`,
 //! `TcpStream::netns`, `TcpStream::socket`.
@@ -167,6 +166,10 @@ macro_rules! parity {
                 let _: fn(&TcpStream, &[u8]) -> io::Result<usize> = TcpStream::try_write;
                 let _: fn(&TcpStream, &[IoSlice<'_>]) -> io::Result<usize> = TcpStream::try_write_vectored;
                 let _: fn(&TcpStream) -> io::Result<bool> = TcpStream::nodelay;
+                let _: fn(&TcpStream) -> io::Result<()> = TcpStream::set_zero_linger;
+                let _: fn(&TcpStream) -> io::Result<Option<io::Error>> = TcpStream::take_error;
+                let _: fn(&TcpStream) -> io::Result<bool> = TcpStream::quickack;
+                let _: fn(&TcpStream, bool) -> io::Result<()> = TcpStream::set_quickack;
                 let _: fn(&TcpStream, bool) -> io::Result<()> = TcpStream::set_nodelay;
                 let _: fn(&TcpStream) -> io::Result<Option<Duration>> = TcpStream::linger;
                 #[allow(deprecated)] // tokio deprecates `set_linger` (since 1.49)

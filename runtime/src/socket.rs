@@ -516,6 +516,36 @@ impl Socket {
         Ok(self.sk.lock().linger)
     }
 
+    /// `SO_ERROR`: takes the pending error, if any (it is then not reported
+    /// by the next call).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let mut s = self.sk.lock();
+        Ok(match std::mem::take(&mut s.err) {
+            0 => None,
+            e => Some(err(e)),
+        })
+    }
+
+    /// `TCP_QUICKACK`: while on, every data segment is acknowledged at once
+    /// instead of by the delayed-ACK rules. Turning it on sends an owed ACK.
+    pub fn set_quickack(&self, on: bool) -> io::Result<()> {
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        s.quickack = on;
+        if on && s.ack_pending && s.state != TcpState::Close {
+            s.send_ack(&mut ctx);
+        }
+        drop(s);
+        ctx.local_bh_enable();
+        Ok(())
+    }
+
+    /// `TCP_QUICKACK`'s value.
+    pub fn quickack(&self) -> io::Result<bool> {
+        Ok(self.sk.lock().quickack)
+    }
+
     /// The namespace the socket lives in.
     pub fn netns(&self) -> Netns {
         Netns(self.sk.ns.clone())

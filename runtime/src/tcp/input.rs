@@ -471,7 +471,7 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
     // unacknowledged, else delay it.
-    if s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss {
+    if s.quickack || s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss {
         s.send_ack(ctx);
     } else if allowed == 0 || s.free_window() == 0 {
         // The window just closed: tell the sender now.

@@ -238,6 +238,8 @@ pub(crate) struct TcpSock {
 
     // Options.
     pub(crate) nodelay: bool,
+    /// `TCP_QUICKACK`: no delayed ACKs.
+    pub(crate) quickack: bool,
     pub(crate) ttl: u8,
     pub(crate) linger: Option<Duration>,
 
@@ -322,6 +324,7 @@ impl TcpSock {
             err: 0,
             orphan: false,
             nodelay: false,
+            quickack: false,
             ttl: 64,
             linger: None,
             rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),

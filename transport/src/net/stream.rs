@@ -314,6 +314,29 @@ impl TcpStream {
         self.sock.set_linger(dur)
     }
 
+    /// Sets `SO_LINGER` to zero: dropping the stream then resets the
+    /// connection (RST) instead of closing it with FIN.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.sock.set_linger(Some(Duration::ZERO))
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), which the next call
+    /// would otherwise report.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    /// `TCP_QUICKACK`.
+    pub fn quickack(&self) -> io::Result<bool> {
+        self.sock.quickack()
+    }
+
+    /// Sets `TCP_QUICKACK`: acknowledge every segment at once rather than
+    /// delaying ACKs.
+    pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
+        self.sock.set_quickack(quickack)
+    }
+
     /// `IP_TTL` (64 by default).
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.ttl()
