@@ -12,13 +12,13 @@ use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN
 use crate::fib::{unmap, RouteType};
 use crate::netns::{addr_overlap, BindEntry, BindKind, Ctx, Netns};
 use crate::stats::inc;
-use crate::tcp::{Sock, TcpState};
+use crate::tcp::{Sock, TcpState, WaitQueue};
 use bytes::{Bytes, BytesMut};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A modeled TCP socket (`struct socket`). Dropping it closes it: FIN after
@@ -51,11 +51,8 @@ pub struct Readiness {
     pub write_closed: bool,
 }
 
-fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
+fn register(q: &mut WaitQueue, cx: &Context<'_>) {
+    q.register(cx.waker());
 }
 
 /// Normalizes a destination: v4-mapped to IPv4, the unspecified address to
@@ -180,8 +177,8 @@ impl Socket {
     pub fn poll_connect(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.sk.lock();
         match s.state {
-            TcpState::SynSent => {
-                register(&mut s.tx_waker, cx);
+            TcpState::SynSent | TcpState::SynRecv => {
+                register(&mut s.tx_waiters, cx);
                 Poll::Pending
             }
             TcpState::Close if s.err != 0 => {
@@ -272,7 +269,7 @@ impl Socket {
                 Poll::Ready(Ok((Socket { sk: child }, peer)))
             }
             None => {
-                register(&mut s.rx_waker, cx);
+                register(&mut s.rx_waiters, cx);
                 Poll::Pending
             }
         }
@@ -328,6 +325,11 @@ impl Socket {
             ctx.local_bh_enable();
             return Poll::Ready(Ok(copied));
         }
+        // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
+        // pending error waits for the next write.
+        if s.fin_rcvd {
+            return Poll::Ready(Ok(0));
+        }
         if s.err != 0 {
             let e = std::mem::take(&mut s.err);
             return Poll::Ready(Err(err(e)));
@@ -337,7 +339,7 @@ impl Socket {
         }
         match cx {
             Some(cx) => {
-                register(&mut s.rx_waker, cx);
+                register(&mut s.rx_waiters, cx);
                 Poll::Pending
             }
             None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
@@ -376,7 +378,7 @@ impl Socket {
         if space == 0 {
             return match cx {
                 Some(cx) => {
-                    register(&mut s.tx_waker, cx);
+                    register(&mut s.tx_waiters, cx);
                     Poll::Pending
                 }
                 None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
@@ -400,7 +402,7 @@ impl Socket {
         if s.recvq_bytes > 0 || s.err != 0 || s.rcv_shutdown || s.state == TcpState::Close {
             return Poll::Ready(Ok(()));
         }
-        register(&mut s.rx_waker, cx);
+        register(&mut s.rx_waiters, cx);
         Poll::Pending
     }
 
@@ -410,7 +412,7 @@ impl Socket {
         if s.send_space() > 0 || s.err != 0 || s.snd_shutdown || s.state == TcpState::Close {
             return Poll::Ready(Ok(()));
         }
-        register(&mut s.tx_waker, cx);
+        register(&mut s.tx_waiters, cx);
         Poll::Pending
     }
 
@@ -637,8 +639,8 @@ fn tcp_close(sk: &Arc<Sock>) {
     let ns = &*sk.ns;
     let mut ctx = Ctx::process(ns);
     let mut s = sk.lock();
-    s.rx_waker = None;
-    s.tx_waker = None;
+    s.rx_waiters.clear();
+    s.tx_waiters.clear();
     match s.state {
         TcpState::Close => {
             s.purge_recvq(ns);
@@ -691,6 +693,7 @@ fn tcp_close(sk: &Arc<Sock>) {
                     s.fin_queued = true;
                 }
                 s.write_xmit(&mut ctx, true);
+                s.arm_fin_wait2(&mut ctx);
             }
         }
     }

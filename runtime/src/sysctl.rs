@@ -44,6 +44,9 @@ pub struct Sysctl {
     /// `net.ipv4.tcp_synack_retries` (default 5): SYN-ACK retransmissions
     /// before a half-open child is dropped.
     pub tcp_synack_retries: u32,
+    /// `net.ipv4.tcp_fin_timeout` (default 60 s): how long an orphaned
+    /// socket waits in FIN_WAIT2 for the peer's FIN before it is freed.
+    pub tcp_fin_timeout_secs: u64,
     /// `net.ipv4.tcp_retries2` (default 15): retransmissions of data before the
     /// connection is aborted with `ETIMEDOUT`.
     pub tcp_retries2: u32,
@@ -63,6 +66,7 @@ impl Default for Sysctl {
             tcp_rto_min_us: 200_000,
             tcp_syn_retries: 6,
             tcp_synack_retries: 5,
+            tcp_fin_timeout_secs: 60,
             tcp_retries2: 15,
         }
     }

@@ -459,3 +459,77 @@ fn test_a_socket_connected_to_its_own_port_completes_a_simultaneous_open() {
     assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(4))));
     assert_eq!(&buf, b"echo");
 }
+
+/// Polls `cond` until it holds, yielding, for at most 10 s of wall time.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn test_a_lost_window_update_is_recovered_by_the_zero_window_probe() {
+    // Linux: the receiver answers a zero-window probe with an ACK carrying
+    // its current window, so a dropped window update costs one probe.
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_rto_min_us = 1000).unwrap();
+    let (_l, c, s) = pair(&ns);
+    let chunk = vec![7u8; 65536];
+    let mut sent = 0;
+    while let Poll::Ready(Ok(n)) = c.poll_send(Some(&mut cx()), &[IoSlice::new(&chunk)]) {
+        sent += n;
+    }
+    let mut buf = vec![0; 1 << 20];
+    hold(&ns);
+    let mut got = 0;
+    while let Poll::Ready(Ok(n)) = recv(&s, &mut buf) {
+        got += n;
+    }
+    let lost = take_queued(&ns);
+    assert!(
+        lost.iter().any(|skb| skb.window > 0),
+        "a window update was sent"
+    );
+    release(&ns);
+    eventually("the sender never learned the window opened", || {
+        if let Poll::Ready(Ok(n)) = s.poll_recv(None, &mut buf, false) {
+            got += n;
+        }
+        got == sent
+    });
+}
+
+#[test]
+fn test_reading_in_close_wait_after_a_reset_gives_eof_and_the_write_gets_epipe() {
+    // Linux: after the peer's FIN (SOCK_DONE) reads return 0; an RST that
+    // arrives later is reported by the next write, as EPIPE.
+    let ns = Netns::new();
+    let (_l, c, s) = pair(&ns);
+    c.shutdown_write().unwrap();
+    let mut buf = [0; 8];
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(0))));
+    drop(c);
+    assert_eq!(send(&s, b"hello"), 5);
+    assert_eq!(ns.tcp_stats().tcp_abort_on_data, 1);
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(0))));
+    let e = s.poll_send(None, &[IoSlice::new(b"x")]);
+    assert!(matches!(e, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(libc::EPIPE)));
+}
+
+#[test]
+fn test_an_orphan_in_fin_wait2_is_freed_after_tcp_fin_timeout() {
+    // Linux: a closed socket whose peer never sends FIN lingers in FIN_WAIT2
+    // for tcp_fin_timeout, then goes away.
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_fin_timeout_secs = 1).unwrap();
+    let (_l, c, _s) = pair(&ns);
+    c.shutdown_write().unwrap();
+    assert_eq!(c.state(), TcpState::FinWait2);
+    drop(c);
+    assert_eq!(ns.sockstat().orphan, 1);
+    eventually("the FIN_WAIT2 orphan was never freed", || {
+        ns.sockstat().orphan == 0
+    });
+}

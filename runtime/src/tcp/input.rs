@@ -92,6 +92,7 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
         c.write_seq = c.snd_nxt;
         c.snd_sml = c.snd_nxt;
         c.snd_wnd = skb.window;
+        c.snd_wl1 = skb.seq;
         c.max_window = skb.window;
         c.peer_mss = u32::from(skb.mss.max(64));
         c.init_mss(mtu);
@@ -184,6 +185,12 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         if !in_window {
             return After::Nothing;
         }
+        if s.state == TcpState::SynRecv && s.parent.is_none() {
+            // The active side of a simultaneous open: connect() fails.
+            s.set_state(ns, TcpState::SynSent);
+            tcp_reset(ns, s);
+            return After::Nothing;
+        }
         if s.state == TcpState::SynRecv {
             // A reset request sock just goes away.
             inc(&ns.mib.attempt_fails);
@@ -224,6 +231,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
         s.snd_una = skb.ack_seq;
         s.snd_wnd = skb.window;
+        s.snd_wl1 = skb.seq;
         s.max_window = s.max_window.max(skb.window);
         s.set_state(ns, TcpState::Established);
         s.rto_timer = Timer::Off;
@@ -293,6 +301,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
     s.rcv_wup = s.rcv_nxt;
     s.snd_una = skb.ack_seq;
     s.snd_wnd = skb.window;
+    s.snd_wl1 = skb.seq;
     s.max_window = skb.window;
     s.peer_mss = u32::from(skb.mss.max(64));
     s.set_state(ns, TcpState::Established);
@@ -326,8 +335,8 @@ pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
 fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     let ns = ctx.ns;
     let ack = skb.ack_seq;
-    if after(ack, s.snd_nxt) {
-        // It acknowledges something not sent: answer and drop.
+    if after(ack, s.snd_max) {
+        // It acknowledges something never sent: answer and drop.
         s.send_ack(ctx);
         return false;
     }
@@ -335,9 +344,21 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
         // An old ACK: ignore it, the data may still be good.
         return true;
     }
+    if after(ack, s.snd_nxt) {
+        // After a go-back-N rewind, the peer had data we are resending.
+        s.snd_nxt = ack;
+    }
     let old_wnd = s.snd_wnd;
-    s.snd_wnd = skb.window;
-    s.max_window = s.max_window.max(skb.window);
+    // tcp_may_update_window: only a newer segment moves the window, so a
+    // stale ACK (from another CPU's backlog) cannot close it.
+    if after(ack, s.snd_una)
+        || after(skb.seq, s.snd_wl1)
+        || (skb.seq == s.snd_wl1 && (skb.window > s.snd_wnd || skb.window == 0))
+    {
+        s.snd_wl1 = skb.seq;
+        s.snd_wnd = skb.window;
+        s.max_window = s.max_window.max(skb.window);
+    }
     let acked = ack.wrapping_sub(s.snd_una);
     if acked > 0 {
         let data_end = if after(ack, s.write_seq) {
@@ -359,13 +380,17 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
             s.arm_rto(ctx);
         }
         // sk_stream_write_space: wake the writer once a third is free.
-        if s.tx_waker.is_some() && s.send_space() >= s.sendq_bytes / 2 {
+        if !s.tx_waiters.is_empty() && s.send_space() >= s.sendq_bytes / 2 {
             s.write_space();
         }
         let fin_acked = s.fin_queued && ack == s.write_seq.wrapping_add(1);
         if fin_acked {
             match s.state {
-                TcpState::FinWait1 => s.set_state(ns, TcpState::FinWait2),
+                TcpState::FinWait1 => {
+                    s.set_state(ns, TcpState::FinWait2);
+                    s.rto_timer = Timer::Off;
+                    s.arm_fin_wait2(ctx);
+                }
                 // TIME_WAIT is not kept (on loopback Linux reuses its tuples
                 // for connect, and tokio's listeners set SO_REUSEADDR).
                 TcpState::Closing | TcpState::LastAck => s.tcp_done(ns),
@@ -404,6 +429,11 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     let mut fin = skb.has(flags::FIN);
     let mut payload = skb.payload;
     if payload.is_empty() && !fin {
+        if before(skb.seq, s.rcv_nxt) {
+            // A zero-window probe (tcp_xmit_probe_skb sends snd_una - 1):
+            // answer with the current window.
+            s.send_ack(ctx);
+        }
         return;
     }
     let mut seq = skb.seq;
@@ -454,6 +484,7 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     if fin {
         s.rcv_nxt = s.rcv_nxt.wrapping_add(1);
         s.rcv_shutdown = true;
+        s.fin_rcvd = true;
         match s.state {
             TcpState::Established => s.set_state(ns, TcpState::CloseWait),
             TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),

@@ -89,6 +89,59 @@ pub(crate) const TCP_INIT_CWND: usize = 10;
 /// Bytes of timestamp option in every segment (`TCPOLEN_TSTAMP_ALIGNED`).
 pub(crate) const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
 
+/// The tasks waiting on one direction of a socket (`sk->sk_wq`).
+///
+/// Rules: a task registers by polling with its waker (a waker that
+/// `will_wake` the same task is not stored twice); every registered waker is
+/// woken once by the next event and then forgotten; wakes may be spurious
+/// (the polled condition can be false again by the time the task runs), so
+/// pollers re-check. Several tasks may wait at once (`readable()` from two
+/// tasks), as on a real socket; the usual single waiter costs no allocation.
+#[derive(Default)]
+pub(crate) struct WaitQueue {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl WaitQueue {
+    /// Adds the waker unless it is already there.
+    #[inline]
+    pub(crate) fn register(&mut self, w: &Waker) {
+        match &self.first {
+            None => self.first = Some(w.clone()),
+            Some(f) if f.will_wake(w) => {}
+            Some(_) => {
+                if !self.more.iter().any(|m| m.will_wake(w)) {
+                    self.more.push(w.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether anyone waits.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Wakes and forgets every waiter.
+    #[inline]
+    pub(crate) fn wake_all(&mut self) {
+        if let Some(w) = self.first.take() {
+            w.wake();
+            for w in self.more.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Forgets every waiter without waking it.
+    pub(crate) fn clear(&mut self) {
+        self.first = None;
+        self.more.clear();
+    }
+}
+
 /// A TCP timer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
@@ -193,6 +246,8 @@ pub(crate) struct TcpSock {
     pub(crate) snd_max: u32,
     pub(crate) write_seq: u32,
     pub(crate) snd_wnd: u32,
+    /// Sequence number of the segment that last updated `snd_wnd`.
+    pub(crate) snd_wl1: u32,
     pub(crate) max_window: u32,
     /// End of the last sub-MSS segment sent (Minshall's Nagle).
     pub(crate) snd_sml: u32,
@@ -230,6 +285,9 @@ pub(crate) struct TcpSock {
 
     // Shutdown and errors.
     pub(crate) rcv_shutdown: bool,
+    /// The peer's FIN arrived (`SOCK_DONE`): reads give EOF even if an error
+    /// is pending (it is kept for the next write).
+    pub(crate) fin_rcvd: bool,
     pub(crate) snd_shutdown: bool,
     /// `sk_err`, reported once.
     pub(crate) err: i32,
@@ -259,10 +317,11 @@ pub(crate) struct TcpSock {
     pub(crate) syn_retries: u32,
     pub(crate) synack_retries: u32,
     pub(crate) retries2: u32,
+    pub(crate) fin_timeout: Duration,
 
-    // Wakers (one per direction: the last task to poll is woken).
-    pub(crate) rx_waker: Option<Waker>,
-    pub(crate) tx_waker: Option<Waker>,
+    // The tasks waiting to read (or accept) and to write (or connect).
+    pub(crate) rx_waiters: WaitQueue,
+    pub(crate) tx_waiters: WaitQueue,
 }
 
 /// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
@@ -298,6 +357,7 @@ impl TcpSock {
             snd_max: iss,
             write_seq: iss,
             snd_wnd: 0,
+            snd_wl1: 0,
             max_window: 0,
             snd_sml: iss,
             mss_cache: TCP_MSS_DEFAULT,
@@ -320,6 +380,7 @@ impl TcpSock {
             lrcv_data: false,
             pingpong: false,
             rcv_shutdown: false,
+            fin_rcvd: false,
             snd_shutdown: false,
             err: 0,
             orphan: false,
@@ -338,8 +399,9 @@ impl TcpSock {
             syn_retries: sysctl.tcp_syn_retries,
             synack_retries: sysctl.tcp_synack_retries,
             retries2: sysctl.tcp_retries2,
-            rx_waker: None,
-            tx_waker: None,
+            fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+            rx_waiters: WaitQueue::default(),
+            tx_waiters: WaitQueue::default(),
         }
     }
 
@@ -502,6 +564,15 @@ impl TcpSock {
         }
     }
 
+    /// An orphan in FIN_WAIT2 waits `tcp_fin_timeout` for the peer's FIN,
+    /// then is freed (the kernel's FIN_WAIT2 timewait socket), on the RTO
+    /// timer, which has nothing else to do once our FIN is acknowledged.
+    pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>) {
+        if self.orphan && self.state == TcpState::FinWait2 {
+            self.rto_timer = self.arm(ctx, self.fin_timeout);
+        }
+    }
+
     /// Schedules a delayed ACK (`inet_csk_schedule_ack` + the delack timer).
     #[inline]
     pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
@@ -514,17 +585,13 @@ impl TcpSock {
     /// Wakes the reader (`sk_data_ready`).
     #[inline]
     pub(crate) fn data_ready(&mut self) {
-        if let Some(w) = self.rx_waker.take() {
-            w.wake();
-        }
+        self.rx_waiters.wake_all();
     }
 
     /// Wakes the writer (`sk_write_space`).
     #[inline]
     pub(crate) fn write_space(&mut self) {
-        if let Some(w) = self.tx_waker.take() {
-            w.wake();
-        }
+        self.tx_waiters.wake_all();
     }
 
     /// Drops `n` acknowledged bytes from the front of the send queue.
@@ -559,8 +626,8 @@ impl TcpSock {
             ns.sock_orphan.fetch_sub(1, Relaxed);
             // An orphan is counted once; make the decrement idempotent.
             self.orphan = false;
-            self.rx_waker = None;
-            self.tx_waker = None;
+            self.rx_waiters.clear();
+            self.tx_waiters.clear();
         }
         self.rto_timer = Timer::Off;
         self.delack_timer = Timer::Off;

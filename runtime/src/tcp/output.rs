@@ -11,8 +11,8 @@ use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use bytes::{Bytes, BytesMut};
 
-/// A segment spanning written chunks is gathered into one buffer only up to
-/// this size; a larger one is cut at the chunk boundary instead.
+/// Written chunks up to this size may be gathered (copied) into one segment;
+/// larger ones are only ever sliced.
 const GATHER_MAX: usize = 2048;
 
 impl TcpSock {
@@ -103,15 +103,35 @@ impl TcpSock {
         self.transmit(ctx, skb, false);
     }
 
-    /// Bytes left in the written chunk holding offset `off` past `snd_una`.
-    fn chunk_remaining(&self, mut off: usize) -> usize {
+    /// How much of `len` bytes from offset `off` past `snd_una` one segment
+    /// takes, so that no large written chunk is ever copied: a segment within
+    /// one chunk is a zero-copy slice; a run of small chunks (Nagle's
+    /// coalesced writes) is gathered; a large chunk is never joined to
+    /// another, the segment ends at its boundary instead. (The kernel fills
+    /// skbs at `sendmsg` time; the model keeps each write as it came.)
+    fn segment_limit(&self, mut off: usize, len: usize) -> usize {
+        let mut total = 0;
         for chunk in &self.sendq {
-            if off < chunk.len() {
-                return chunk.len() - off;
+            if off >= chunk.len() {
+                off -= chunk.len();
+                continue;
             }
-            off -= chunk.len();
+            let avail = chunk.len() - off;
+            off = 0;
+            let large = chunk.len() > GATHER_MAX;
+            if total == 0 {
+                if avail >= len || large {
+                    return avail.min(len);
+                }
+            } else if large {
+                return total;
+            }
+            total += avail.min(len - total);
+            if total == len {
+                return len;
+            }
         }
-        0
+        total
     }
 
     /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
@@ -177,13 +197,7 @@ impl TcpSock {
             // MSS (Linux's TSO path splits at the window too).
             let mut len = unsent.min(mss).min(usable);
             let off = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
-            let rem = self.chunk_remaining(off);
-            if len as usize > rem && len as usize > GATHER_MAX {
-                // Cut at the end of the written chunk rather than copy a
-                // large segment together from two (the kernel fills skbs at
-                // sendmsg time; the model keeps each write as it came).
-                len = rem as u32;
-            }
+            len = self.segment_limit(off, len as usize) as u32;
             if len == 0 {
                 if self.snd_nxt == self.snd_una && !self.probing {
                     // tcp_check_probe_timer: zero window, nothing in flight.

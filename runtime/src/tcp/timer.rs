@@ -41,11 +41,19 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         match s.rto_timer {
             Timer::At(d) if d <= now => {
                 s.rto_timer = Timer::Off;
-                if s.probing {
+                if s.state == TcpState::FinWait2 {
+                    // tcp_fin_timeout ran out: free the orphan silently.
+                    if s.orphan {
+                        s.tcp_done(ns);
+                    }
+                } else if s.probing {
                     tcp_probe_timer(&mut ctx, s);
                 } else if tcp_retransmit_timer(&mut ctx, s) {
                     leave_parent = s.parent.take();
                 }
+            }
+            Timer::Pending if s.state == TcpState::FinWait2 => {
+                s.rto_timer = Timer::At(now + s.fin_timeout)
             }
             Timer::Pending => s.rto_timer = Timer::At(now + s.rto()),
             _ => {}
