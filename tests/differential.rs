@@ -105,6 +105,37 @@ mod lo {
     scenarios!();
 }
 
+/// lonet::net with the namespace's kernel switch on: the same program, every
+/// socket a real OS socket (how users benchmark lonet against the kernel
+/// without changing code).
+#[allow(dead_code, unused_imports)]
+mod kswitch {
+    pub use crate::common::*;
+    pub use lonet::net::{TcpListener, TcpStream};
+    pub use std::future::Future;
+    pub use std::io;
+    pub use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+
+    pub const STACK: &str = "lonet (kernel switch)";
+
+    pub async fn within<F: Future>(f: F) -> F::Output {
+        let ns = lonet::Netns::new();
+        ns.set_kernel_loopback(true);
+        ns.scope(f).await
+    }
+
+    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(lonet::Netns::current().scope(f))
+    }
+
+    include!("scenarios/helpers.rs");
+    scenarios!();
+}
+
 /// Runs `module::function(args)` over both stacks and checks both against `linux`.
 macro_rules! differential {
     ($module:ident :: $function:ident ( $($arg:expr),* ) => $linux:expr) => {{
@@ -121,6 +152,12 @@ macro_rules! differential {
         )
         .await;
         check_same(name, &linux, &kernel, &lonet);
+        let switched = bounded(
+            &format!("lonet (kernel switch): {name}"),
+            kswitch::within(kswitch::$module::$function($($arg),*)),
+        )
+        .await;
+        check_same(name, &linux, &kernel, &switched);
     }};
 }
 

@@ -124,6 +124,37 @@ impl Fib {
             })
     }
 
+    /// Adds `local ADDR dev lo src ADDR` (a /32 or /128), as `ip addr add`
+    /// does, and invalidates cached routes.
+    pub(crate) fn add_local(&self, addr: IpAddr) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
+        if !entries
+            .iter()
+            .any(|e| e.dst == addr && e.prefix_len == prefix_len)
+        {
+            entries.push(FibEntry {
+                dst: addr,
+                prefix_len,
+                rtype: RouteType::Local,
+                prefsrc: addr,
+                ifindex: LOOPBACK_IFINDEX,
+            });
+        }
+        self.genid.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Removes an address added by [`add_local`](Fib::add_local).
+    pub(crate) fn del_local(&self, addr: IpAddr) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let is_builtin = |e: &FibEntry| {
+            matches!(e.dst, IpAddr::V4(v) if v.octets()[0] == 127)
+                || e.dst == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        };
+        entries.retain(|e| !(e.dst == addr && e.prefix_len >= 32 && !is_builtin(e)));
+        self.genid.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The table's entries, as `ip route show table local` lists them.
     pub(crate) fn entries(&self) -> Vec<FibEntry> {
         self.entries

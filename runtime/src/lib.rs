@@ -56,7 +56,7 @@ mod tests;
 
 pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
 pub use loopback::LOOPBACK_MTU;
-pub use netns::{Netns, Scope};
+pub use netns::{EnterGuard, Netns, Scope};
 pub use skbuff::{flags, SkBuff};
 pub use socket::{is_local, Readiness, Socket};
 pub use stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};

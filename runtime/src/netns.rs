@@ -21,7 +21,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -60,6 +60,8 @@ pub(crate) struct NsInner {
     pub(crate) tables: RwLock<Tables>,
     pub(crate) mib: TcpMib,
     pub(crate) kthread: Kthread,
+    /// The kernel switch: sockets of this namespace are real OS sockets.
+    kernel_loopback: AtomicBool,
     pub(crate) sock_alloc: AtomicI64,
     pub(crate) sock_inuse: AtomicI64,
     pub(crate) sock_orphan: AtomicI64,
@@ -235,7 +237,10 @@ impl Drop for Ctx<'_> {
 
 thread_local! {
     static THREAD_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Set while a `Scope` polls its future.
     static CURRENT: RefCell<Option<Netns>> = const { RefCell::new(None) };
+    /// Set by `Netns::enter` for the thread.
+    static THREAD_DEFAULT: RefCell<Option<Netns>> = const { RefCell::new(None) };
 }
 static NEXT_THREAD_CPU: AtomicUsize = AtomicUsize::new(0);
 
@@ -283,6 +288,7 @@ impl Netns {
             tables: RwLock::new(Tables::default()),
             mib: TcpMib::default(),
             kthread: Kthread::default(),
+            kernel_loopback: AtomicBool::new(false),
             sock_alloc: AtomicI64::new(0),
             sock_inuse: AtomicI64::new(0),
             sock_orphan: AtomicI64::new(0),
@@ -298,11 +304,13 @@ impl Netns {
         INIT_NET.get_or_init(Netns::new).clone()
     }
 
-    /// The namespace of the current [`scope`](Netns::scope), else
-    /// [`init`](Netns::init).
+    /// The namespace sockets are created in here and now: that of the
+    /// innermost [`scope`](Netns::scope) being polled, else the one this
+    /// thread [`enter`](Netns::enter)ed, else [`init`](Netns::init).
     pub fn current() -> Netns {
         CURRENT
             .with(|c| c.borrow().clone())
+            .or_else(|| THREAD_DEFAULT.with(|c| c.borrow().clone()))
             .unwrap_or_else(Netns::init)
     }
 
@@ -326,10 +334,67 @@ impl Netns {
         Scope { ns: self, fut }
     }
 
-    /// Runs `f` with this namespace current, synchronously.
-    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = CurrentGuard::set(self.clone());
-        f()
+    /// Makes this namespace the current thread's default until the guard is
+    /// dropped: everything that runs on this thread and does not sit in a
+    /// [`scope`](Netns::scope) of its own uses it — under `#[tokio::test]`'s
+    /// current-thread runtime, the test and every task it spawns.
+    ///
+    /// The one way it is lost: a task that runs on *another thread* (a
+    /// multi-thread runtime's workers, `spawn_blocking`, another runtime)
+    /// does not see this thread's default. Wrap such tasks in
+    /// [`scope`](Netns::scope), or enter the namespace on those threads
+    /// (`runtime::Builder::on_thread_start`).
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// let guard = ns.enter();
+    /// assert_eq!(lonet_runtime::Netns::current(), ns);
+    /// drop(guard);
+    /// assert_eq!(lonet_runtime::Netns::current(), lonet_runtime::Netns::init());
+    /// ```
+    pub fn enter(&self) -> EnterGuard {
+        EnterGuard {
+            prev: THREAD_DEFAULT.with(|c| c.replace(Some(self.clone()))),
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The kernel switch (`true`: every socket of this namespace is a real
+    /// OS socket, loopback included), so one program and one test suite run
+    /// over the model and over the kernel alike.
+    pub fn set_kernel_loopback(&self, on: bool) {
+        self.0.kernel_loopback.store(on, Relaxed);
+    }
+
+    /// Whether the kernel switch is on.
+    pub fn kernel_loopback(&self) -> bool {
+        self.0.kernel_loopback.load(Relaxed)
+    }
+
+    /// `ip addr add ADDR dev lo`: makes `addr` local to this namespace, so
+    /// listeners can bind it and connections to it take the model (its local
+    /// route has `addr` itself as preferred source, as the kernel's has).
+    ///
+    /// # Errors
+    /// `InvalidInput` for an unspecified, multicast or broadcast address.
+    pub fn add_local_addr(&self, addr: std::net::IpAddr) -> io::Result<()> {
+        let addr = crate::fib::unmap(addr);
+        if addr.is_unspecified() || addr.is_multicast() || addr == std::net::Ipv4Addr::BROADCAST {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a unicast address",
+            ));
+        }
+        self.0.fib.add_local(addr);
+        Ok(())
+    }
+
+    /// `ip addr del ADDR dev lo`. Existing connections keep their cached
+    /// route until the table changes under them (then new segments find no
+    /// route and are retransmitted until the address comes back).
+    pub fn del_local_addr(&self, addr: std::net::IpAddr) {
+        self.0.fib.del_local(crate::fib::unmap(addr));
     }
 
     /// A copy of the namespace's sysctls (`sysctl -a | grep net.`).
@@ -484,6 +549,22 @@ impl NsInner {
     #[inline]
     pub(crate) fn mem_sub(&self, n: usize) {
         self.mem.fetch_sub(n as i64, Relaxed);
+    }
+}
+
+/// Returned by [`Netns::enter`]; restores the thread's previous default
+/// namespace when dropped. Not `Send`: it belongs to the thread.
+#[derive(Debug)]
+#[must_use = "the namespace stays entered only while the guard lives"]
+pub struct EnterGuard {
+    prev: Option<Netns>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        THREAD_DEFAULT.with(|c| *c.borrow_mut() = prev);
     }
 }
 

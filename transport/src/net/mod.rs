@@ -18,4 +18,4 @@ pub mod tcp;
 
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use listener::TcpListener;
-pub use stream::TcpStream;
+pub use stream::{Path, TcpStream};

@@ -40,13 +40,45 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 /// # }
 /// ```
 pub struct TcpStream {
-    sock: Socket,
+    inner: Inner,
+}
+
+/// The two paths a connection can take. Enum dispatch: no boxing, no
+/// allocation on the I/O path.
+enum Inner {
+    /// Through the model of the loopback path.
+    Model(Socket),
+    /// Through a real OS socket.
+    Os(tokio::net::TcpStream),
+}
+
+/// Which path a [`TcpStream`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The in-process model of the kernel's loopback path.
+    Model,
+    /// A real OS socket (a non-local address, or a namespace with the kernel
+    /// switch on).
+    Os,
 }
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.sock.fmt(f)
+        match &self.inner {
+            Inner::Model(s) => s.fmt(f),
+            Inner::Os(s) => s.fmt(f),
+        }
     }
+}
+
+/// Calls `$m` on whichever socket the stream holds.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &$self.inner {
+            Inner::Model($s) => $e,
+            Inner::Os($s) => $e,
+        }
+    };
 }
 
 impl TcpStream {
@@ -84,8 +116,9 @@ impl TcpStream {
     }
 
     async fn connect_addr(ns: &Netns, addr: SocketAddr) -> io::Result<TcpStream> {
-        if !is_local(ns, addr.ip()) {
-            return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
+        if ns.kernel_loopback() || !is_local(ns, addr.ip()) {
+            let os = tokio::net::TcpStream::connect(addr).await?;
+            return Ok(TcpStream::from_os(os));
         }
         let sock = Socket::connect(ns, addr)?;
         // On loopback the handshake usually completes inside `connect`; take
@@ -98,16 +131,32 @@ impl TcpStream {
             Poll::Ready(r)
         })
         .await?;
-        Ok(TcpStream { sock })
+        Ok(TcpStream::from_socket(sock))
     }
 
     pub(crate) fn from_socket(sock: Socket) -> TcpStream {
-        TcpStream { sock }
+        TcpStream {
+            inner: Inner::Model(sock),
+        }
+    }
+
+    pub(crate) fn from_os(os: tokio::net::TcpStream) -> TcpStream {
+        TcpStream {
+            inner: Inner::Os(os),
+        }
+    }
+
+    /// Which path the connection takes: the model, or a real OS socket.
+    pub fn path(&self) -> Path {
+        match &self.inner {
+            Inner::Model(_) => Path::Model,
+            Inner::Os(_) => Path::Os,
+        }
     }
 
     /// The local address (`getsockname`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
+        dispatch!(self, s => s.local_addr())
     }
 
     /// The peer's address (`getpeername`).
@@ -115,17 +164,16 @@ impl TcpStream {
     /// # Errors
     /// `NotConnected` once the connection was reset, as on Linux.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.peer_addr()
+        dispatch!(self, s => s.peer_addr())
     }
 
-    /// The namespace the connection lives in.
-    pub fn netns(&self) -> Netns {
-        self.sock.netns()
-    }
-
-    /// The modeled socket underneath (state, queues).
-    pub fn socket(&self) -> &Socket {
-        &self.sock
+    /// The modeled socket underneath (state, queues), for a connection that
+    /// takes the model.
+    pub fn socket(&self) -> Option<&Socket> {
+        match &self.inner {
+            Inner::Model(s) => Some(s),
+            Inner::Os(_) => None,
+        }
     }
 
     /// Receives data without removing it (`MSG_PEEK`), registering the waker
@@ -135,11 +183,14 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(self
-            .sock
-            .poll_recv(Some(cx), buf.initialize_unfilled(), true))?;
-        buf.advance(n);
-        Poll::Ready(Ok(n))
+        match &self.inner {
+            Inner::Model(sock) => {
+                let n = ready!(sock.poll_recv(Some(cx), buf.initialize_unfilled(), true))?;
+                buf.advance(n);
+                Poll::Ready(Ok(n))
+            }
+            Inner::Os(s) => s.poll_peek(cx, buf),
+        }
     }
 
     /// Receives data without removing it from the queue: a later read sees
@@ -148,7 +199,10 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.sock.poll_recv(Some(cx), buf, true)).await
+        match &self.inner {
+            Inner::Model(sock) => poll_fn(|cx| sock.poll_recv(Some(cx), buf, true)).await,
+            Inner::Os(s) => s.peek(buf).await,
+        }
     }
 
     /// Waits for any of `interest` and returns what is ready.
@@ -156,19 +210,26 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        poll_fn(|cx| self.poll_ready(cx, interest)).await
+        match &self.inner {
+            Inner::Model(sock) => poll_fn(|cx| Self::poll_ready(sock, cx, interest)).await,
+            Inner::Os(s) => s.ready(interest).await,
+        }
     }
 
-    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Ready>> {
+    fn poll_ready(
+        sock: &Socket,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<Ready>> {
         let mut ready = Ready::EMPTY;
         if interest.is_readable() {
-            if let Poll::Ready(r) = self.sock.poll_read_ready(cx) {
+            if let Poll::Ready(r) = sock.poll_read_ready(cx) {
                 r?;
                 ready |= Ready::READABLE;
             }
         }
         if interest.is_writable() {
-            if let Poll::Ready(r) = self.sock.poll_write_ready(cx) {
+            if let Poll::Ready(r) = sock.poll_write_ready(cx) {
                 r?;
                 ready |= Ready::WRITABLE;
             }
@@ -176,7 +237,7 @@ impl TcpStream {
         if ready.is_empty() {
             return Poll::Pending;
         }
-        let now = self.sock.readiness();
+        let now = sock.readiness();
         if now.read_closed {
             ready |= Ready::READ_CLOSED;
         }
@@ -191,12 +252,15 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.sock.poll_read_ready(cx)).await
+        match &self.inner {
+            Inner::Model(sock) => poll_fn(|cx| sock.poll_read_ready(cx)).await,
+            Inner::Os(s) => s.readable().await,
+        }
     }
 
     /// Polls for read readiness. Only the last task to poll is woken.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sock.poll_read_ready(cx)
+        dispatch!(self, s => s.poll_read_ready(cx))
     }
 
     /// Reads what is queued without waiting.
@@ -204,9 +268,12 @@ impl TcpStream {
     /// # Errors
     /// `WouldBlock` when nothing is queued.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.sock.poll_recv(None, buf, false) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        match &self.inner {
+            Inner::Model(sock) => match sock.poll_recv(None, buf, false) {
+                Poll::Ready(r) => r,
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            Inner::Os(s) => s.try_read(buf),
         }
     }
 
@@ -265,12 +332,15 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.sock.poll_write_ready(cx)).await
+        match &self.inner {
+            Inner::Model(sock) => poll_fn(|cx| sock.poll_write_ready(cx)).await,
+            Inner::Os(s) => s.writable().await,
+        }
     }
 
     /// Polls for write readiness. Only the last task to poll is woken.
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sock.poll_write_ready(cx)
+        dispatch!(self, s => s.poll_write_ready(cx))
     }
 
     /// Writes what fits in the send buffer without waiting.
@@ -287,59 +357,68 @@ impl TcpStream {
     /// # Errors
     /// As [`try_write`](TcpStream::try_write).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self.sock.poll_send(None, bufs) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        match &self.inner {
+            Inner::Model(sock) => match sock.poll_send(None, bufs) {
+                Poll::Ready(r) => r,
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            Inner::Os(s) => s.try_write_vectored(bufs),
         }
     }
 
     /// `TCP_NODELAY`: off by default, so Nagle holds a small segment while an
     /// earlier small one is unacknowledged.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.sock.nodelay()
+        dispatch!(self, s => s.nodelay())
     }
 
     /// Sets `TCP_NODELAY`; turning it on sends a held segment at once.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.sock.set_nodelay(nodelay)
+        dispatch!(self, s => s.set_nodelay(nodelay))
     }
 
     /// `SO_LINGER`.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        self.sock.linger()
+        match &self.inner {
+            Inner::Model(sock) => sock.linger(),
+            Inner::Os(s) => socket2::SockRef::from(s).linger(),
+        }
     }
 
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop send RST.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.sock.set_linger(dur)
+        match &self.inner {
+            Inner::Model(sock) => sock.set_linger(dur),
+            Inner::Os(s) => socket2::SockRef::from(s).set_linger(dur),
+        }
     }
 
     /// Sets `SO_LINGER` to zero: dropping the stream then resets the
     /// connection (RST) instead of closing it with FIN.
     pub fn set_zero_linger(&self) -> io::Result<()> {
-        self.sock.set_linger(Some(Duration::ZERO))
+        self.set_linger(Some(Duration::ZERO))
     }
 
     /// Takes the socket's pending error (`SO_ERROR`), which the next call
     /// would otherwise report.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.take_error()
+        dispatch!(self, s => s.take_error())
     }
 
     /// `TCP_QUICKACK`.
     pub fn quickack(&self) -> io::Result<bool> {
-        self.sock.quickack()
+        dispatch!(self, s => s.quickack())
     }
 
     /// Sets `TCP_QUICKACK`: acknowledge every segment at once rather than
     /// delaying ACKs.
     pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
-        self.sock.set_quickack(quickack)
+        dispatch!(self, s => s.set_quickack(quickack))
     }
 
     /// `IP_TTL` (64 by default).
     pub fn ttl(&self) -> io::Result<u32> {
-        self.sock.ttl()
+        dispatch!(self, s => s.ttl())
     }
 
     /// Sets `IP_TTL`.
@@ -347,7 +426,7 @@ impl TcpStream {
     /// # Errors
     /// `InvalidInput` outside 1..=255.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.sock.set_ttl(ttl)
+        dispatch!(self, s => s.set_ttl(ttl))
     }
 
     /// Splits into borrowed read and write halves that can be used
@@ -367,13 +446,28 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let coop = ready!(tokio::task::coop::poll_proceed(cx));
-        let n = ready!(self
-            .sock
-            .poll_recv(Some(cx), buf.initialize_unfilled(), false))?;
-        coop.made_progress();
-        buf.advance(n);
-        Poll::Ready(Ok(()))
+        match &self.inner {
+            Inner::Model(sock) => {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let n = ready!(sock.poll_recv(Some(cx), buf.initialize_unfilled(), false))?;
+                coop.made_progress();
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            // Through `&self`, as tokio's own split halves do it: readiness,
+            // then a non-blocking read (which clears readiness on WouldBlock).
+            Inner::Os(s) => loop {
+                ready!(s.poll_read_ready(cx))?;
+                match s.try_read(buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            },
+        }
     }
 
     pub(crate) fn poll_write_priv(
@@ -381,14 +475,34 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let coop = ready!(tokio::task::coop::poll_proceed(cx));
-        let n = ready!(self.sock.poll_send(Some(cx), bufs))?;
-        coop.made_progress();
-        Poll::Ready(Ok(n))
+        match &self.inner {
+            Inner::Model(sock) => {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let n = ready!(sock.poll_send(Some(cx), bufs))?;
+                coop.made_progress();
+                Poll::Ready(Ok(n))
+            }
+            Inner::Os(s) => loop {
+                ready!(s.poll_write_ready(cx))?;
+                match s.try_write_vectored(bufs) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+        }
     }
 
+    /// `shutdown(SHUT_WR)`, with tokio's mapping: `ENOTCONN` (the peer
+    /// already reset the connection) is not an error for `poll_shutdown`.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        self.sock.shutdown_write()
+        let r = match &self.inner {
+            Inner::Model(sock) => sock.shutdown_write(),
+            Inner::Os(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
     }
 }
 
