@@ -18,6 +18,24 @@
 //!   (`/proc/net/softnet_stat`), `tcp_stats()` (`netstat -s`), `sockstat()`.
 //! - [`runtime`]: the modeled kernel datapath itself (sans-IO).
 //!
+//! # Optional features
+//! Named after what they enable; none is on by default.
+//! - `hyper`: `lonet::hyper::Connector`, a `tower_service::Service<Uri>`
+//!   for hyper-util's `Client` (HTTP/1 and HTTP/2) and tonic's
+//!   `Endpoint::connect_with_connector`. hyper servers need no feature: an
+//!   accepted `lonet::net::TcpStream` goes into `hyper_util::rt::TokioIo` for
+//!   `serve_connection` or hyper-util's `server::conn::auto::Builder`.
+//! - `tonic`: `tonic::transport::server::Connected` for `lonet::net::TcpStream`,
+//!   so `Server::builder()...serve_with_incoming(TcpListenerStream::new(listener))`
+//!   works and handlers see `request.remote_addr()`. Clients use the `hyper`
+//!   connector.
+//! - `axum`: `axum::serve::Listener` for `lonet::net::TcpListener`, so
+//!   `axum::serve(listener, router)` works.
+//! - `full`: all of the above.
+//!
+//! The connector captures the namespace current when it is made
+//! ([`Netns::current`]), since the client connects from its own pool tasks.
+//!
 //! # Examples
 //! ```
 //! use lonet::net::{TcpListener, TcpStream};
@@ -54,6 +72,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// TCP sockets with `tokio::net`'s API, over the modeled loopback.
 pub mod net {
@@ -69,6 +88,13 @@ pub mod stream {
 pub mod netns {
     pub use lonet_runtime::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
     pub use lonet_runtime::{FibEntry, Netns, RouteType, Scope, Sysctl};
+}
+
+/// hyper and hyper-util over the modeled loopback: the client [`Connector`](hyper::Connector).
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper {
+    pub use lonet_transport::hyper::*;
 }
 
 pub use lonet_runtime::{Netns, Sysctl};

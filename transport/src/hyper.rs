@@ -8,7 +8,7 @@
 //!   `rt::Read`/`rt::Write` and hyper-util's `Connection` (carrying a
 //!   [`ConnectInfo`] with both addresses).
 //! - Servers need nothing from this module: a
-//!   [`TcpStream`](crate::net::TcpStream) implements tokio's
+//!   [`TcpStream`] implements tokio's
 //!   `AsyncRead`/`AsyncWrite`, so `hyper_util::rt::TokioIo::new(stream)` goes
 //!   straight into hyper's `serve_connection` or hyper-util's
 //!   `server::conn::auto::Builder`.

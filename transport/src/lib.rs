@@ -12,7 +12,7 @@
 //!
 //! # Optional features
 //! Named after what they enable; none is on by default.
-//! - `hyper`: the [`hyper`](crate::hyper) module — a `tower_service::Service<Uri>`
+//! - `hyper`: the `hyper` module — a `tower_service::Service<Uri>`
 //!   connector for hyper-util's client (HTTP/1 and HTTP/2) and tonic's
 //!   `Endpoint::connect_with_connector`. Servers need no feature: wrap an
 //!   accepted [`net::TcpStream`] in `hyper_util::rt::TokioIo` for hyper's
