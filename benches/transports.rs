@@ -1,0 +1,233 @@
+//! lonet against kernel loopback TCP, a Unix socket pair and
+//! `tokio::io::duplex`, workload by workload (`cargo bench`).
+//!
+//! Each criterion group is one workload on one runtime flavor; its bench ids
+//! are the transports (`lonet`, `kernel_tcp`, `unix`, `duplex`), so the HTML
+//! report (target/criterion/report/index.html) shows them side by side.
+//! Connections are set up once per bench, outside the timed part; each sample
+//! times its iterations in freshly spawned tasks (`iter_custom`). Every lonet
+//! bench has a namespace of its own. Real sockets use 127.0.0.1 only.
+//!
+//! For one table of the same workloads with ratios and the DESIGN.md targets,
+//! run `cargo run --release --example compare`.
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+#[path = "workloads/mod.rs"]
+mod workloads;
+
+use workloads::*;
+
+type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Small samples and short measurements: the whole `cargo bench` stays in
+/// minutes, and each figure is still a median over 10 samples.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g
+}
+
+fn fail(what: &str, name: &str, e: std::io::Error) -> ! {
+    panic!("{what} over {name}: {e}")
+}
+
+fn pingpong<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+    let (_t, mut w) = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        let w = PingPong::new(&t)
+            .await
+            .unwrap_or_else(|e| fail("ping-pong", T::NAME, e));
+        (t, w)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("ping-pong", T::NAME, e))
+        })
+    });
+}
+
+fn bulk<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+    let (_t, mut w) = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        let w = Bulk::new(&t)
+            .await
+            .unwrap_or_else(|e| fail("bulk", T::NAME, e));
+        (t, w)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("bulk", T::NAME, e))
+        })
+    });
+}
+
+fn connect_close<T: Listening>(g: &mut Group<'_>, rt: &Runtime) {
+    let mut w = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        ConnectClose::new(t)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("connect+accept+close", T::NAME, e))
+        })
+    });
+}
+
+fn http1<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+    let (_t, mut w) = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        let w = Http1::new(&t)
+            .await
+            .unwrap_or_else(|e| fail("HTTP/1.1", T::NAME, e));
+        (t, w)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("HTTP/1.1", T::NAME, e))
+        })
+    });
+}
+
+fn http2<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+    let (_t, mut w) = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        let w = Http2::new(&t)
+            .await
+            .unwrap_or_else(|e| fail("HTTP/2", T::NAME, e));
+        (t, w)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("HTTP/2", T::NAME, e))
+        })
+    });
+}
+
+/// Connections in the "many at once" workload.
+const MANY: usize = 1000;
+
+fn many<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+    let (_t, mut w) = rt.block_on(async {
+        let t = T::setup()
+            .await
+            .unwrap_or_else(|e| fail("setup", T::NAME, e));
+        let w = Many::new(&t, MANY)
+            .await
+            .unwrap_or_else(|e| fail("1,000 connections", T::NAME, e));
+        (t, w)
+    });
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("1,000 connections", T::NAME, e))
+        })
+    });
+    // Close the connections while the runtime that registered them runs.
+    rt.block_on(async move { drop(w) });
+}
+
+fn bench_pingpong(c: &mut Criterion) {
+    for (flavor, rt) in [
+        ("current_thread", current_thread()),
+        ("multi_thread_2", multi_thread_2()),
+    ] {
+        let mut g = group(c, &format!("pingpong_64B_{flavor}"));
+        pingpong::<Lonet>(&mut g, &rt);
+        pingpong::<Tcp>(&mut g, &rt);
+        pingpong::<Unix>(&mut g, &rt);
+        pingpong::<Duplex>(&mut g, &rt);
+        g.finish();
+    }
+}
+
+fn bench_bulk(c: &mut Criterion) {
+    for (flavor, rt) in [
+        ("current_thread", current_thread()),
+        ("multi_thread_2", multi_thread_2()),
+    ] {
+        let mut g = group(c, &format!("bulk_64KiB_writes_{flavor}"));
+        g.throughput(Throughput::Bytes(CHUNK as u64));
+        bulk::<Lonet>(&mut g, &rt);
+        bulk::<Tcp>(&mut g, &rt);
+        bulk::<Unix>(&mut g, &rt);
+        bulk::<Duplex>(&mut g, &rt);
+        g.finish();
+    }
+}
+
+fn bench_connect(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut g = group(c, "connect_accept_close_current_thread");
+    connect_close::<Lonet>(&mut g, &rt);
+    connect_close::<Tcp>(&mut g, &rt);
+    g.finish();
+}
+
+fn bench_http(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut g = group(c, "hyper_http1_keepalive_current_thread");
+    g.throughput(Throughput::Elements(1));
+    http1::<Lonet>(&mut g, &rt);
+    http1::<Tcp>(&mut g, &rt);
+    http1::<Unix>(&mut g, &rt);
+    http1::<Duplex>(&mut g, &rt);
+    g.finish();
+
+    let mut g = group(c, "hyper_http2_100_streams_current_thread");
+    g.throughput(Throughput::Elements(1));
+    http2::<Lonet>(&mut g, &rt);
+    http2::<Tcp>(&mut g, &rt);
+    http2::<Unix>(&mut g, &rt);
+    http2::<Duplex>(&mut g, &rt);
+    g.finish();
+}
+
+fn bench_many(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut g = group(c, "concurrent_1000_conns_current_thread");
+    // One iteration: one 64 KiB write on each of the 1,000 connections (64 MB,
+    // tens of milliseconds). Flat sampling gives every sample the same count,
+    // so 10 samples fit in the measurement time; linear sampling would need at
+    // least 1 + 2 + ... + 10 = 55 iterations.
+    g.throughput(Throughput::Bytes((CHUNK * MANY) as u64))
+        .sampling_mode(SamplingMode::Flat);
+    many::<Lonet>(&mut g, &rt);
+    many::<Tcp>(&mut g, &rt);
+    g.finish();
+}
+
+/// Fewer bootstrap resamples than criterion's 100,000: the analysis of each
+/// bench then takes a fraction of a second instead of seconds on 2 cores,
+/// and 10 samples do not support finer confidence intervals anyway.
+fn config() -> Criterion {
+    Criterion::default().nresamples(10_000)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_pingpong, bench_bulk, bench_connect, bench_http, bench_many
+}
+criterion_main!(benches);

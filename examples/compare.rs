@@ -1,0 +1,1016 @@
+//! One table: lonet against kernel loopback TCP, a Unix socket pair and
+//! `tokio::io::duplex`, on the same workloads, with lonet's ratios and the
+//! targets of DESIGN.md ("Numbers").
+//!
+//! ```text
+//! cargo run --release --example compare
+//! cargo run --release --example compare -- --markdown perf.md --csv perf.csv
+//! cargo run --release --example compare -- --quick      # a tenth of the sizes
+//! ```
+//!
+//! Every workload runs a fixed number of iterations (after a warm-up of a
+//! tenth of that) and has a time limit, so the run ends by itself. The
+//! workloads are the ones `cargo bench` measures (benches/workloads/mod.rs).
+//! Memory is counted by a counting global allocator around the system one:
+//! it sees lonet's buffers (they are user-space memory) but not the kernel's.
+
+use lonet::Netns;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Runtime;
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use workloads::*;
+
+// ---------------------------------------------------------------------------
+// A counting allocator: while COUNTING is on, LIVE is the bytes allocated
+// minus the bytes freed since it was reset, and PEAK the highest LIVE seen.
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
+
+fn count(delta: i64) {
+    if COUNTING.load(Relaxed) {
+        let now = LIVE.fetch_add(delta, Relaxed) + delta;
+        PEAK.fetch_max(now, Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's own arguments,
+// unchanged, so `System`'s guarantees are ours; the bookkeeping around it
+// only touches atomics and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract (non-zero size), which
+        // is `System.alloc`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, that is by `System`,
+        // with `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) };
+        count(-(layout.size() as i64));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from `System` with `layout`, and `new_size` is
+        // valid for it, as the caller guarantees.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(new_size as i64 - layout.size() as i64);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Starts counting from zero.
+fn count_start() {
+    LIVE.store(0, Relaxed);
+    PEAK.store(0, Relaxed);
+    COUNTING.store(true, Relaxed);
+}
+
+/// Stops counting: (bytes still held, peak bytes held) since `count_start`.
+fn count_stop() -> (i64, i64) {
+    COUNTING.store(false, Relaxed);
+    (LIVE.load(Relaxed), PEAK.load(Relaxed))
+}
+
+// ---------------------------------------------------------------------------
+// Sizes.
+
+struct Sizes {
+    pings: u64,
+    bulk_chunks: u64,
+    connects: u64,
+    http1: u64,
+    http2: u64,
+    many_conns: usize,
+    many_chunks: u64,
+    idle: usize,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            pings: 20_000,
+            bulk_chunks: 16_384, // 1 GiB
+            connects: 20_000,
+            http1: 20_000,
+            http2: 20_000,
+            many_conns: 1_000,
+            many_chunks: 16, // 1 MiB each, 1 GiB in all
+            idle: 10_000,
+        }
+    }
+
+    fn quick() -> Sizes {
+        Sizes {
+            pings: 2_000,
+            bulk_chunks: 1_638,
+            connects: 2_000,
+            http1: 2_000,
+            http2: 2_000,
+            many_conns: 1_000,
+            many_chunks: 2,
+            idle: 10_000,
+        }
+    }
+}
+
+/// The longest one workload on one transport may take.
+const LIMIT: Duration = Duration::from_secs(20);
+/// The most a writer facing a stalled reader is allowed to write.
+const STALL_CAP: u64 = 256 << 20;
+
+// ---------------------------------------------------------------------------
+// Cells and rows.
+
+/// One transport's figure for one workload.
+#[derive(Clone)]
+enum Cell {
+    Val(f64),
+    NotApplicable(&'static str),
+    Failed(String),
+}
+
+impl Cell {
+    fn val(&self) -> Option<f64> {
+        match self {
+            Cell::Val(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Unit {
+    Micros,
+    GBps,
+    PerSec,
+    Bytes,
+}
+
+impl Unit {
+    fn lower_is_better(self) -> bool {
+        matches!(self, Unit::Micros | Unit::Bytes)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Micros => "µs",
+            Unit::GBps => "GB/s",
+            Unit::PerSec => "per s",
+            Unit::Bytes => "bytes",
+        }
+    }
+
+    fn fmt(self, v: f64) -> String {
+        match self {
+            Unit::Micros => format!("{v:.2} µs"),
+            Unit::GBps => format!("{v:.2} GB/s"),
+            Unit::PerSec if v >= 1e6 => format!("{:.2}M/s", v / 1e6),
+            Unit::PerSec if v >= 1e3 => format!("{:.1}k/s", v / 1e3),
+            Unit::PerSec => format!("{v:.0}/s"),
+            Unit::Bytes if v >= 1024.0 * 1024.0 => format!("{:.2} MiB", v / 1024.0 / 1024.0),
+            Unit::Bytes if v >= 1024.0 => format!("{:.2} KiB", v / 1024.0),
+            Unit::Bytes => format!("{v:.0} B"),
+        }
+    }
+}
+
+/// What DESIGN.md asks of lonet on a row.
+#[derive(Clone)]
+enum Target {
+    /// lonet ÷ TCP and lonet ÷ duplex within bounds (`None`: no bound).
+    Ratios {
+        tcp: Option<f64>,
+        duplex: Option<f64>,
+    },
+    /// lonet's own figure at most this.
+    AtMost(f64),
+    /// lonet's aggregate ÷ its single-stream figure at least this.
+    VsOneStream { min: f64, one_stream: Option<f64> },
+    /// No target in DESIGN.md.
+    None,
+}
+
+struct Row {
+    name: String,
+    unit: Unit,
+    cells: [Cell; 4],
+    target: Target,
+    target_text: String,
+    /// Targets are stated for the current-thread runtime; on other rows the
+    /// verdict is for information (marked with *).
+    informational: bool,
+}
+
+const COLS: [&str; 4] = ["lonet", "kernel TCP", "Unix", "duplex"];
+
+impl Row {
+    fn ratio(&self, other: usize) -> Option<f64> {
+        Some(self.cells[0].val()? / self.cells[other].val()?)
+    }
+
+    fn verdict(&self) -> String {
+        let star = if self.informational { "*" } else { "" };
+        let ok = |b: bool| if b { "MET" } else { "MISSED" };
+        let lower = self.unit.lower_is_better();
+        let within = |r: f64, bound: f64| if lower { r <= bound } else { r >= bound };
+        match &self.target {
+            Target::None => "–".into(),
+            Target::Ratios { tcp, duplex } => {
+                let mut missed = Vec::new();
+                for (bound, col, name) in [(tcp, 1, "TCP"), (duplex, 3, "duplex")] {
+                    if let Some(bound) = bound {
+                        match self.ratio(col) {
+                            Some(r) if within(r, *bound) => {}
+                            Some(r) => missed.push(format!("{} vs {name}", fmt_ratio(Some(r)))),
+                            None => return "no figure".into(),
+                        }
+                    }
+                }
+                if missed.is_empty() {
+                    format!("MET{star}")
+                } else {
+                    format!("MISSED{star} ({})", missed.join(", "))
+                }
+            }
+            Target::AtMost(max) => match self.cells[0].val() {
+                Some(v) => format!("{}{star}", ok(v <= *max)),
+                None => "no figure".into(),
+            },
+            Target::VsOneStream { min, one_stream } => match (self.cells[0].val(), one_stream) {
+                (Some(agg), Some(one)) => {
+                    let r = agg / one;
+                    format!("{}{star} ({r:.2}× one stream)", ok(r >= *min))
+                }
+                _ => "no figure".into(),
+            },
+        }
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r < 0.1 => format!("{r:.4}×"),
+        Some(r) if r < 1.0 => format!("{r:.3}×"),
+        Some(r) => format!("{r:.2}×"),
+        None => "–".into(),
+    }
+}
+
+fn fmt_cell(c: &Cell, unit: Unit) -> String {
+    match c {
+        Cell::Val(v) => unit.fmt(*v),
+        Cell::NotApplicable(why) => why.to_string(),
+        Cell::Failed(_) => "FAILED".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Notes gathered while running: lonet's counters when they show something a
+// clean run on loopback should not (drops, retransmissions, resets).
+
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn note(s: String) {
+    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+}
+
+fn lonet_counters<T: Transport>(t: &T, what: &str) {
+    let Some(ns) = t.ns() else { return };
+    let tcp = ns.tcp_stats();
+    let sn = ns.softnet_stat().total();
+    let mut odd = Vec::new();
+    for (v, name) in [
+        (sn.dropped, "softnet dropped"),
+        (sn.time_squeeze, "softnet time_squeeze"),
+        (tcp.retrans_segs, "TCP retrans_segs"),
+        (tcp.tcp_timeouts, "TCP tcp_timeouts"),
+        (tcp.estab_resets, "TCP estab_resets"),
+        (tcp.out_rsts, "TCP out_rsts"),
+        (tcp.listen_overflows, "TCP listen_overflows"),
+        (tcp.attempt_fails, "TCP attempt_fails"),
+    ] {
+        if v > 0 {
+            odd.push(format!("{name} {v}"));
+        }
+    }
+    if !odd.is_empty() {
+        note(format!(
+            "lonet counters after {what}: {} (out of {} segments sent)",
+            odd.join(", "),
+            tcp.out_segs
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running one workload on one transport, bounded.
+
+fn bounded<F>(rt: &Runtime, what: &str, fut: F) -> Cell
+where
+    F: Future<Output = io::Result<f64>>,
+{
+    eprint!("  {what} ... ");
+    let t0 = Instant::now();
+    let out = rt.block_on(async { tokio::time::timeout(LIMIT, fut).await });
+    let cell = match out {
+        Ok(Ok(v)) => Cell::Val(v),
+        Ok(Err(e)) => Cell::Failed(format!("{what}: {e}")),
+        Err(_) => Cell::Failed(format!(
+            "{what}: did not finish within {} s (hang or far too slow)",
+            LIMIT.as_secs()
+        )),
+    };
+    match &cell {
+        Cell::Failed(e) => eprintln!("FAILED: {e}"),
+        _ => eprintln!("{:.2} s", t0.elapsed().as_secs_f64()),
+    }
+    cell
+}
+
+fn per(n: u64) -> u64 {
+    (n / 10).max(1)
+}
+
+/// Timed runs per figure; the figure is their median.
+const REPS: usize = 3;
+
+/// A warm-up of `$warm` iterations, then the median of [`REPS`] timed runs
+/// of `$n` iterations of the workload `$w`.
+macro_rules! timed {
+    ($w:expr, $warm:expr, $n:expr) => {{
+        $w.run($warm).await?;
+        let mut ds = Vec::with_capacity(REPS);
+        for _ in 0..REPS {
+            ds.push($w.run($n).await?);
+        }
+        ds.sort();
+        ds[REPS / 2]
+    }};
+}
+
+async fn pingpong<T: Transport>(n: u64, what: &str) -> io::Result<f64> {
+    let t = T::setup().await?;
+    let mut w = PingPong::new(&t).await?;
+    let d = timed!(w, per(n), n);
+    lonet_counters(&t, what);
+    Ok(d.as_secs_f64() * 1e6 / n as f64)
+}
+
+async fn bulk<T: Transport>(chunks: u64, what: &str) -> io::Result<f64> {
+    let t = T::setup().await?;
+    let mut w = Bulk::new(&t).await?;
+    let d = timed!(w, per(chunks), chunks);
+    lonet_counters(&t, what);
+    Ok((chunks * CHUNK as u64) as f64 / d.as_secs_f64() / 1e9)
+}
+
+async fn connects<T: Listening>(n: u64) -> io::Result<f64> {
+    let mut w = ConnectClose::new(T::setup().await?);
+    let d = timed!(w, per(n), n);
+    lonet_counters(w.transport(), "connect + accept + close");
+    Ok(n as f64 / d.as_secs_f64())
+}
+
+async fn http1<T: Transport>(n: u64) -> io::Result<f64> {
+    let t = T::setup().await?;
+    let mut w = Http1::new(&t).await?;
+    let d = timed!(w, per(n), n);
+    lonet_counters(&t, "HTTP/1.1");
+    Ok(n as f64 / d.as_secs_f64())
+}
+
+async fn http2<T: Transport>(n: u64) -> io::Result<f64> {
+    let t = T::setup().await?;
+    let mut w = Http2::new(&t).await?;
+    let d = timed!(w, per(n), n);
+    lonet_counters(&t, "HTTP/2");
+    Ok(n as f64 / d.as_secs_f64())
+}
+
+async fn many<T: Transport>(conns: usize, chunks: u64) -> io::Result<f64> {
+    let t = T::setup().await?;
+    let mut w = Many::new(&t, conns).await?;
+    // Warm up with a whole run: the first pass over ~1 GiB of buffers is
+    // page faults in the allocator (kernel TCP's first pass is slow too).
+    let d = timed!(w, chunks, chunks);
+    lonet_counters(&t, "the concurrent connections");
+    let bytes = conns as u64 * chunks * CHUNK as u64;
+    Ok(bytes as f64 / d.as_secs_f64() / 1e9)
+}
+
+/// Bytes held per idle connection (both ends), counted by the allocator
+/// across opening `n` connections; also lonet's sockstat afterwards.
+async fn idle<T: Transport>(n: usize, notes: &mut Vec<String>) -> io::Result<f64> {
+    let t = T::setup().await?;
+    // Warm the path (lazily built tables, the runtime's own buffers), then
+    // count only what the `n` connections add.
+    drop(t.pair().await?);
+    let mut pairs = Vec::with_capacity(n);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    count_start();
+    for _ in 0..n {
+        pairs.push(t.pair().await?);
+    }
+    let (live, _) = count_stop();
+    if let Some(ns) = t.ns() {
+        notes.push(format!(
+            "idle: {n} lonet connections held {} of user-space memory ({} per socket); \
+             sockstat then: {}",
+            Unit::Bytes.fmt(live as f64),
+            Unit::Bytes.fmt(live as f64 / (2 * n) as f64),
+            ns.sockstat()
+        ));
+    }
+    drop(pairs);
+    Ok(live as f64 / n as f64)
+}
+
+/// The stalled reader: a writer writes as fast as it can on a connection
+/// whose reader never reads. Returns (peak bytes held by the allocator,
+/// peak of lonet's sockstat mem, bytes the writer got accepted, whether
+/// the writer was held back).
+struct Stall {
+    alloc_peak: f64,
+    sockstat_peak: Option<f64>,
+    accepted: u64,
+    blocked: bool,
+}
+
+async fn stall<T: Transport>() -> io::Result<Stall> {
+    let t = T::setup().await?;
+    let (mut w, r) = t.pair().await?;
+    let ns: Option<Netns> = t.ns();
+    let written = Arc::new(AtomicU64::new(0));
+    let chunk = vec![0xa5u8; CHUNK];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    count_start();
+    let counter = written.clone();
+    let writer = spawn_in(ns.clone(), async move {
+        while counter.load(Relaxed) < STALL_CAP {
+            let k = w.write(&chunk).await?;
+            counter.fetch_add(k as u64, Relaxed);
+        }
+        io::Result::Ok(w)
+    });
+    let mut sock_peak = 0u64;
+    let mut last = 0u64;
+    let mut still = 0;
+    let mut blocked = false;
+    // At most 5 s; stop once the writer has not moved for 100 ms.
+    for _ in 0..5_000 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if let Some(ns) = &ns {
+            sock_peak = sock_peak.max(ns.sockstat().mem);
+        }
+        let now = written.load(Relaxed);
+        if writer.is_finished() {
+            break;
+        }
+        if now == last {
+            still += 1;
+            if still >= 100 {
+                blocked = true;
+                break;
+            }
+        } else {
+            still = 0;
+            last = now;
+        }
+    }
+    let (_, peak) = count_stop();
+    writer.abort();
+    let _ = writer.await;
+    drop(r);
+    Ok(Stall {
+        alloc_peak: peak as f64,
+        sockstat_peak: ns.map(|_| sock_peak as f64),
+        accepted: written.load(Relaxed),
+        blocked,
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+struct Args {
+    csv: Option<String>,
+    markdown: Option<String>,
+    quick: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        csv: None,
+        markdown: None,
+        quick: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--csv" => a.csv = Some(it.next().expect("--csv needs a PATH")),
+            "--markdown" => a.markdown = Some(it.next().expect("--markdown needs a PATH")),
+            "--quick" => a.quick = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: cargo run --release --example compare [-- [--quick] [--csv PATH] [--markdown PATH]]\n\
+                     --quick          a tenth of the sizes (a smoke run; figures are noisier)\n\
+                     --csv PATH       also write the table as CSV\n\
+                     --markdown PATH  also write the header, table and legend as Markdown"
+                );
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; try --help");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+fn main() {
+    let args = args();
+    let s = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let started = Instant::now();
+    let ct = current_thread();
+    let mt = multi_thread_2();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let na = || Cell::NotApplicable("n/a");
+
+    let ratios = |tcp: Option<f64>, duplex: Option<f64>| Target::Ratios { tcp, duplex };
+
+    // Ping-pong.
+    for (rt, flavor, mt_row) in [
+        (&ct, "current-thread", false),
+        (&mt, "multi-thread 2 workers", true),
+    ] {
+        eprintln!("64 B ping-pong, {flavor}");
+        let n = s.pings;
+        rows.push(Row {
+            name: format!("64 B ping-pong RTT, {flavor} ({n} round trips)"),
+            unit: Unit::Micros,
+            cells: [
+                bounded(
+                    rt,
+                    "lonet",
+                    pingpong::<Lonet>(n, &format!("ping-pong, {flavor}")),
+                ),
+                bounded(rt, "kernel TCP", pingpong::<Tcp>(n, "")),
+                bounded(rt, "Unix", pingpong::<Unix>(n, "")),
+                bounded(rt, "duplex", pingpong::<Duplex>(n, "")),
+            ],
+            target: ratios(Some(0.1), Some(2.0)),
+            target_text: "≤ 1/10 TCP, ≤ 2× duplex".into(),
+            informational: mt_row,
+        });
+    }
+
+    // Bulk.
+    for (rt, flavor, mt_row) in [
+        (&ct, "current-thread", false),
+        (&mt, "multi-thread 2 workers", true),
+    ] {
+        eprintln!("bulk, {flavor}");
+        let n = s.bulk_chunks;
+        rows.push(Row {
+            name: format!(
+                "bulk, 64 KiB writes, {flavor} ({} MiB)",
+                (n * CHUNK as u64) >> 20
+            ),
+            unit: Unit::GBps,
+            cells: [
+                bounded(rt, "lonet", bulk::<Lonet>(n, &format!("bulk, {flavor}"))),
+                bounded(rt, "kernel TCP", bulk::<Tcp>(n, "")),
+                bounded(rt, "Unix", bulk::<Unix>(n, "")),
+                bounded(rt, "duplex", bulk::<Duplex>(n, "")),
+            ],
+            target: ratios(Some(4.0), None),
+            target_text: "≥ 4× TCP".into(),
+            informational: mt_row,
+        });
+    }
+    // Rows 0 and 1 are ping-pong, 2 and 3 bulk (current-thread, multi-thread).
+    const BULK_CT: usize = 2;
+    let one_stream = rows[BULK_CT].cells[0].val();
+
+    // Connect + accept + close.
+    eprintln!("connect + accept + close");
+    let n = s.connects;
+    rows.push(Row {
+        name: format!("connect + accept + close ({n} connections, one at a time)"),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(&ct, "lonet", connects::<Lonet>(n)),
+            bounded(&ct, "kernel TCP", connects::<Tcp>(n)),
+            na(),
+            na(),
+        ],
+        target: ratios(Some(20.0), None),
+        target_text: "≥ 20× TCP".into(),
+        informational: false,
+    });
+
+    // hyper.
+    eprintln!("hyper HTTP/1.1 keep-alive");
+    let n = s.http1;
+    rows.push(Row {
+        name: format!("hyper HTTP/1.1 keep-alive requests ({n} requests)"),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(&ct, "lonet", http1::<Lonet>(n)),
+            bounded(&ct, "kernel TCP", http1::<Tcp>(n)),
+            bounded(&ct, "Unix", http1::<Unix>(n)),
+            bounded(&ct, "duplex", http1::<Duplex>(n)),
+        ],
+        target: ratios(Some(4.0), Some(0.8)),
+        target_text: "≥ 4× TCP, ≥ 0.8× duplex".into(),
+        informational: false,
+    });
+    eprintln!("hyper HTTP/2, 100 streams");
+    let n = s.http2;
+    rows.push(Row {
+        name: format!("hyper HTTP/2, {H2_STREAMS} concurrent streams ({n} requests)"),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(&ct, "lonet", http2::<Lonet>(n)),
+            bounded(&ct, "kernel TCP", http2::<Tcp>(n)),
+            bounded(&ct, "Unix", http2::<Unix>(n)),
+            bounded(&ct, "duplex", http2::<Duplex>(n)),
+        ],
+        target: Target::None,
+        target_text: "none".into(),
+        informational: false,
+    });
+
+    // Many connections at once.
+    eprintln!("{} concurrent connections", s.many_conns);
+    let (conns, chunks) = (s.many_conns, s.many_chunks);
+    let many_row = Row {
+        name: format!(
+            "{conns} concurrent connections, aggregate ({} MiB each, {} MiB in all)",
+            (chunks * CHUNK as u64) >> 20,
+            (conns as u64 * chunks * CHUNK as u64) >> 20
+        ),
+        unit: Unit::GBps,
+        cells: [
+            bounded(&ct, "lonet", many::<Lonet>(conns, chunks)),
+            bounded(&ct, "kernel TCP", many::<Tcp>(conns, chunks)),
+            na(),
+            na(),
+        ],
+        target: Target::VsOneStream {
+            min: 0.7,
+            one_stream,
+        },
+        target_text: "≥ 0.7× one stream's (bulk, current-thread)".into(),
+        informational: false,
+    };
+    if let (Some(agg), Some(one)) = (many_row.cells[1].val(), rows[BULK_CT].cells[1].val()) {
+        notes.push(format!(
+            "{conns} connections: kernel TCP's aggregate is {:.2}× its one stream's",
+            agg / one
+        ));
+    }
+    rows.push(many_row);
+
+    // Memory: idle connections.
+    eprintln!("memory: {} idle connections", s.idle);
+    let n = s.idle;
+    let mut idle_notes = Vec::new();
+    let lonet_idle = bounded(&ct, "lonet", idle::<Lonet>(n, &mut idle_notes));
+    let duplex_idle = bounded(&ct, "duplex", idle::<Duplex>(n, &mut idle_notes));
+    notes.extend(idle_notes);
+    rows.push(Row {
+        name: format!("memory per idle connection, both ends ({n} connections)"),
+        unit: Unit::Bytes,
+        cells: [
+            lonet_idle,
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a (kernel)"),
+            duplex_idle,
+        ],
+        target: Target::AtMost(4096.0),
+        target_text: "≤ 4 KiB".into(),
+        informational: false,
+    });
+
+    // Memory: a stalled reader.
+    eprintln!("memory: a stalled reader under a fast writer");
+    let lonet_stall = run_stall::<Lonet>(&ct, &mut notes);
+    let duplex_stall = run_stall::<Duplex>(&ct, &mut notes);
+    let sysctl = lonet::Sysctl::default();
+    let bound = (sysctl.tcp_rmem[2] + sysctl.tcp_wmem[2]) as f64;
+    let peak_cell = |st: &Option<Stall>, f: fn(&Stall) -> Option<f64>| match st {
+        Some(st) if !st.blocked => Cell::Failed("the writer was never held back".into()),
+        Some(st) => f(st).map_or(Cell::NotApplicable("n/a"), Cell::Val),
+        None => Cell::Failed("failed".into()),
+    };
+    rows.push(Row {
+        name: "stalled reader: peak sockstat mem (socket queues + backlog)".into(),
+        unit: Unit::Bytes,
+        cells: [
+            peak_cell(&lonet_stall, |s| s.sockstat_peak),
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a"),
+        ],
+        target: Target::AtMost(bound),
+        target_text: format!(
+            "bounded by the socket buffers (≤ {})",
+            Unit::Bytes.fmt(bound)
+        ),
+        informational: false,
+    });
+    rows.push(Row {
+        name: "stalled reader: peak bytes held (allocator)".into(),
+        unit: Unit::Bytes,
+        cells: [
+            peak_cell(&lonet_stall, |s| Some(s.alloc_peak)),
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a (kernel)"),
+            peak_cell(&duplex_stall, |s| Some(s.alloc_peak)),
+        ],
+        target: Target::AtMost(bound),
+        target_text: format!(
+            "bounded by the socket buffers (≤ {})",
+            Unit::Bytes.fmt(bound)
+        ),
+        informational: false,
+    });
+
+    notes.extend(std::mem::take(
+        &mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
+    for r in &rows {
+        for c in &r.cells {
+            if let Cell::Failed(e) = c {
+                notes.push(format!("FAILED: {e}"));
+            }
+        }
+    }
+
+    let took = started.elapsed();
+    let header = header(&s, args.quick, took);
+    let legend = legend();
+    println!("{header}\n");
+    println!("{}", text_table(&rows));
+    println!("{legend}");
+    if !notes.is_empty() {
+        println!("\nNotes from this run:");
+        for n in &notes {
+            println!("- {n}");
+        }
+    }
+    if let Some(path) = &args.markdown {
+        let mut md = String::new();
+        let _ = writeln!(md, "{}\n", header.replace('\n', "  \n"));
+        let _ = writeln!(md, "{}", markdown_table(&rows));
+        let _ = writeln!(md, "{legend}");
+        if !notes.is_empty() {
+            let _ = writeln!(md, "\nNotes from this run:\n");
+            for n in &notes {
+                let _ = writeln!(md, "- {n}");
+            }
+        }
+        write_or_warn(path, &md);
+    }
+    if let Some(path) = &args.csv {
+        write_or_warn(path, &csv(&rows));
+    }
+    // Connections and namespaces end with the runtimes.
+    drop(mt);
+    drop(ct);
+}
+
+fn run_stall<T: Transport>(rt: &Runtime, notes: &mut Vec<String>) -> Option<Stall> {
+    eprint!("  {} ... ", T::NAME);
+    let out = rt.block_on(async { tokio::time::timeout(LIMIT, stall::<T>()).await });
+    match out {
+        Ok(Ok(st)) => {
+            eprintln!("done");
+            notes.push(format!(
+                "stalled reader, {}: the writer got {} accepted before {}; allocator peak {}{}",
+                T::NAME,
+                Unit::Bytes.fmt(st.accepted as f64),
+                if st.blocked {
+                    "it was held back"
+                } else {
+                    "the cap, never held back"
+                },
+                Unit::Bytes.fmt(st.alloc_peak),
+                st.sockstat_peak
+                    .map(|p| format!(", sockstat mem peak {}", Unit::Bytes.fmt(p)))
+                    .unwrap_or_default()
+            ));
+            Some(st)
+        }
+        Ok(Err(e)) => {
+            eprintln!("FAILED: {e}");
+            notes.push(format!("FAILED: stalled reader, {}: {e}", T::NAME));
+            None
+        }
+        Err(_) => {
+            eprintln!("FAILED: timeout");
+            notes.push(format!(
+                "FAILED: stalled reader, {}: did not finish within {} s",
+                T::NAME,
+                LIMIT.as_secs()
+            ));
+            None
+        }
+    }
+}
+
+fn write_or_warn(path: &str, text: &str) {
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("could not write {path}: {e}");
+    }
+}
+
+fn header(s: &Sizes, quick: bool, took: Duration) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let build = if cfg!(debug_assertions) {
+        "DEBUG build: figures are meaningless, use --release"
+    } else {
+        "release build"
+    };
+    format!(
+        "lonet compare: lonet vs kernel loopback TCP vs Unix socket pair vs tokio::io::duplex\n\
+         machine: {cores} cores (available_parallelism), Linux {kernel}, {build}\n\
+         runtime: tokio current-thread, except the rows marked multi-thread (2 workers)\n\
+         sizes: {}; each figure is the median of {REPS} timed runs after a warm-up \
+         (a tenth of a run), and the ratios are from this one invocation\n\
+         whole run: {:.1} s",
+        if quick {
+            "--quick (a tenth of the default)"
+        } else {
+            "default"
+        },
+        took.as_secs_f64(),
+    ) + &format!(
+        " ({} ping-pongs, {} MiB bulk, {} connects, {} HTTP/1.1 and {} HTTP/2 requests)",
+        s.pings,
+        (s.bulk_chunks * CHUNK as u64) >> 20,
+        s.connects,
+        s.http1,
+        s.http2
+    )
+}
+
+fn legend() -> String {
+    "Legend:\n\
+     - Each row's unit is in its figures: µs and bytes are lower-is-better, GB/s and per-second rates higher-is-better.\n\
+     - lonet/TCP, lonet/duplex: lonet's figure divided by the other transport's, in the row's unit. \
+     On a µs row 0.10× means lonet takes a tenth of the time; on a rate row 4.00× means four times the rate.\n\
+     - kernel TCP: tokio::net on 127.0.0.1 (TCP_NODELAY, as lonet's connections). Unix: UnixStream::pair(). \
+     duplex: tokio::io::duplex with a 64 KiB buffer, the floor of an in-process pipe.\n\
+     - lonet: every workload in a namespace of its own (Netns::new()), default sysctls, the full modeled path \
+     (route, lo, backlog, softirq, TCP segments and ACKs).\n\
+     - target: DESIGN.md \"Numbers\", stated for the current-thread runtime. MET/MISSED checks it on this run; \
+     MET*/MISSED* on multi-thread rows apply the same ratios for information only.\n\
+     - memory: user-space bytes counted by a counting global allocator around the system one. Kernel TCP and \
+     Unix sockets keep their buffers in the kernel, which it cannot see: n/a. duplex is shown for reference.\n\
+     - stalled reader: the reader never reads while a writer writes 64 KiB chunks; peak until the writer has \
+     been held back for 100 ms. Bound: tcp_rmem max + tcp_wmem max, the most Linux lets one connection's buffers grow to."
+        .into()
+}
+
+fn table_cells(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
+    let head: Vec<String> = ["workload"]
+        .iter()
+        .chain(COLS.iter())
+        .chain(["lonet/TCP", "lonet/duplex", "target (DESIGN.md)", "result"].iter())
+        .map(|s| s.to_string())
+        .collect();
+    let body = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![r.name.clone()];
+            v.extend(r.cells.iter().map(|c| fmt_cell(c, r.unit)));
+            v.push(fmt_ratio(r.ratio(1)));
+            v.push(fmt_ratio(r.ratio(3)));
+            v.push(r.target_text.clone());
+            v.push(r.verdict());
+            v
+        })
+        .collect();
+    (head, body)
+}
+
+fn text_table(rows: &[Row]) -> String {
+    let (head, body) = table_cells(rows);
+    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in &body {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            if i == 0 {
+                let _ = write!(s, "{c}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(s, " | {}{c}", " ".repeat(pad));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(&head) + "\n";
+    let total: usize = w.iter().sum::<usize>() + 3 * (w.len() - 1);
+    out += &"-".repeat(total);
+    out += "\n";
+    for r in &body {
+        out += &line(r);
+        out += "\n";
+    }
+    out
+}
+
+fn markdown_table(rows: &[Row]) -> String {
+    let (head, body) = table_cells(rows);
+    let mut out = format!("| {} |\n", head.join(" | "));
+    out += &format!(
+        "|{}|\n",
+        head.iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for r in &body {
+        out += &format!("| {} |\n", r.join(" | "));
+    }
+    out
+}
+
+fn csv(rows: &[Row]) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let num = |c: &Cell| c.val().map(|v| format!("{v}")).unwrap_or_default();
+    let mut out = format!(
+        "workload,unit,lower_is_better,{},{},{},{},lonet_over_tcp,lonet_over_duplex,target,result\n",
+        Lonet::ID,
+        Tcp::ID,
+        Unix::ID,
+        Duplex::ID
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            q(&r.name),
+            r.unit.name(),
+            r.unit.lower_is_better(),
+            num(&r.cells[0]),
+            num(&r.cells[1]),
+            num(&r.cells[2]),
+            num(&r.cells[3]),
+            r.ratio(1).map(|v| v.to_string()).unwrap_or_default(),
+            r.ratio(3).map(|v| v.to_string()).unwrap_or_default(),
+            q(&r.target_text),
+            q(&r.verdict())
+        );
+    }
+    out
+}
