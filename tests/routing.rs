@@ -199,6 +199,25 @@ async fn three_services_on_their_own_addresses_see_distinct_peers() {
         }
     }))
     .await;
+    // A service that binds its outgoing socket to its own address is seen
+    // from it by the service it calls (bind before connect, as on Linux).
+    bounded(ns.clone().scope(async {
+        let b = TcpListener::bind("10.0.0.2:81").await.unwrap();
+        let c_l = TcpListener::bind("10.0.0.3:81").await.unwrap();
+        for (from, to) in [
+            ([10, 0, 0, 1], &b),
+            ([10, 0, 0, 3], &b),
+            ([10, 0, 0, 2], &c_l),
+        ] {
+            let sock = lonet::net::TcpSocket::new_v4().unwrap();
+            sock.bind(SocketAddr::from((from, 0))).unwrap();
+            let c = sock.connect(to.local_addr().unwrap()).await.unwrap();
+            let (_s, peer) = to.accept().await.unwrap();
+            assert_eq!(peer.ip(), IpAddr::from(from));
+            assert_eq!(c.local_addr().unwrap().ip(), IpAddr::from(from));
+        }
+    }))
+    .await;
     // A namespace without the address does not own it.
     let e = Netns::new()
         .scope(TcpListener::bind("10.0.0.1:80"))

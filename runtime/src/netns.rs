@@ -115,8 +115,10 @@ pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 /// Who holds a port in the bind table (`inet_bind_bucket`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BindKind {
-    /// `bind()` + `listen()` (tokio sets `SO_REUSEADDR`).
+    /// A listening socket.
     Listener,
+    /// `bind()` without `listen()` yet.
+    Bound,
     /// Autobound by `connect()` (`inet_hash_connect`).
     Connect,
 }
@@ -126,6 +128,8 @@ pub(crate) struct BindEntry {
     pub(crate) addr: IpAddr,
     pub(crate) sock_id: u64,
     pub(crate) kind: BindKind,
+    /// `SO_REUSEADDR`.
+    pub(crate) reuse: bool,
 }
 
 /// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
@@ -133,7 +137,9 @@ pub(crate) struct BindEntry {
 #[derive(Default)]
 pub(crate) struct Tables {
     pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
-    pub(crate) lhash: HashMap<u16, Vec<Arc<Sock>>, FxBuild>,
+    /// Listeners by port, with their bound address (read without the
+    /// socket lock).
+    pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
     pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
     pub(crate) connect_rover: u32,
     pub(crate) bind_rover: u32,
@@ -157,8 +163,8 @@ impl Tables {
     pub(crate) fn lookup_listener(&self, daddr: SocketAddr) -> Option<Arc<Sock>> {
         let list = self.lhash.get(&daddr.port())?;
         let mut wildcard = None;
-        for l in list {
-            let ip = l.bound_ip;
+        for (ip, l) in list {
+            let ip = *ip;
             if ip == daddr.ip() {
                 return Some(l.clone());
             }
@@ -167,6 +173,19 @@ impl Tables {
             }
         }
         wildcard
+    }
+
+    /// `inet_csk_bind_conflict`: another socket on `port` with an
+    /// overlapping address, unless both set `SO_REUSEADDR` and the other is
+    /// not listening.
+    pub(crate) fn bind_conflict(&self, port: u16, ip: IpAddr, reuse: bool, sock_id: u64) -> bool {
+        self.bhash.get(&port).is_some_and(|v| {
+            v.iter().any(|e| {
+                e.sock_id != sock_id
+                    && addr_overlap(e.addr, ip)
+                    && !(reuse && e.reuse && e.kind != BindKind::Listener)
+            })
+        })
     }
 
     pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) {

@@ -10,7 +10,7 @@
 
 use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN, EPIPE};
 use crate::fib::{unmap, RouteType};
-use crate::netns::{addr_overlap, BindEntry, BindKind, Ctx, Netns};
+use crate::netns::{BindEntry, BindKind, Ctx, Netns};
 use crate::stats::inc;
 use crate::tcp::{Sock, TcpState, WaitQueue};
 use bytes::{Bytes, BytesMut};
@@ -92,6 +92,13 @@ pub fn is_local(ns: &Netns, ip: IpAddr) -> bool {
 }
 
 impl Socket {
+    /// `socket()`: a new unbound socket in `ns`.
+    pub fn new(ns: &Netns) -> Socket {
+        Socket {
+            sk: Sock::new(&ns.0, |_| {}),
+        }
+    }
+
     /// `socket()` + `connect()` to `addr`: routes the destination, picks the
     /// source address (the route's preferred source) and an ephemeral port
     /// (`inet_hash_connect`), and sends the SYN. On loopback the handshake
@@ -104,60 +111,94 @@ impl Socket {
     ///
     /// [`poll_connect`]: Socket::poll_connect
     pub fn connect(ns: &Netns, addr: SocketAddr) -> io::Result<Socket> {
-        let nsi = &ns.0;
+        let sock = Socket::new(ns);
+        sock.start_connect(addr)?;
+        Ok(sock)
+    }
+
+    /// `connect()` on this socket (bound or not): sends the SYN. A bound
+    /// socket keeps its address and port; an unbound one gets the route's
+    /// preferred source and an ephemeral port.
+    ///
+    /// # Errors
+    /// As [`connect`](Socket::connect); `EISCONN` if it already connected or
+    /// listens; `EADDRNOTAVAIL` if the bound address and port already have a
+    /// connection to `addr`.
+    pub fn start_connect(&self, addr: SocketAddr) -> io::Result<()> {
+        let sk = &self.sk;
+        let nsi = &*sk.ns;
         let daddr = normalize_dst(addr);
         let route = match nsi.fib.fib_lookup(daddr.ip()) {
             Some(r) if r.rtype == RouteType::Local => r,
             _ => return Err(err(ENETUNREACH)),
         };
-        let saddr_ip = route.prefsrc;
         let sysctl = nsi.sysctl();
         let mtu = nsi.lo.mtu.load(Relaxed);
-        let sk = Sock::new(nsi, saddr_ip, |s| {
-            s.remote = daddr;
-            s.syn_retries = sysctl.tcp_syn_retries;
-        });
         let mut ctx = Ctx::process(nsi);
         {
             let mut s = sk.lock();
-            // inet_hash_connect: an ephemeral port whose 4-tuple is unused and
-            // that no bind() owns.
+            if s.state != TcpState::Close || s.hashed || s.err != 0 {
+                return Err(err(libc::EISCONN));
+            }
+            let bound = s.bound.then_some(s.local);
+            let saddr_ip = match bound {
+                Some(b) if !b.ip().is_unspecified() => b.ip(),
+                _ => route.prefsrc,
+            };
             {
                 let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
-                let (lo, hi) = sysctl.ip_local_port_range;
-                let range = u32::from(hi) - u32::from(lo) + 1;
-                let start = t.connect_rover;
-                let mut chosen = None;
-                for i in 0..range {
-                    let off = port_offset(start, i, range, 0);
-                    let port = (u32::from(lo) + off) as u16;
-                    if let Some(owners) = t.bhash.get(&port) {
-                        if owners.iter().any(|e| e.kind == BindKind::Listener) {
-                            continue;
+                let port = match bound {
+                    Some(b) if b.port() != 0 => {
+                        if t.ehash
+                            .contains_key(&(SocketAddr::new(saddr_ip, b.port()), daddr))
+                        {
+                            return Err(err(EADDRNOTAVAIL));
                         }
+                        b.port()
                     }
-                    let local = SocketAddr::new(saddr_ip, port);
-                    if t.ehash.contains_key(&(local, daddr)) {
-                        continue;
+                    _ => {
+                        // inet_hash_connect: an ephemeral port whose 4-tuple
+                        // is unused and that no bind() owns.
+                        let (lo, hi) = sysctl.ip_local_port_range;
+                        let range = u32::from(hi) - u32::from(lo) + 1;
+                        let start = t.connect_rover;
+                        let mut chosen = None;
+                        for i in 0..range {
+                            let off = port_offset(start, i, range, 0);
+                            let port = (u32::from(lo) + off) as u16;
+                            if let Some(owners) = t.bhash.get(&port) {
+                                if owners.iter().any(|e| e.kind != BindKind::Connect) {
+                                    continue;
+                                }
+                            }
+                            let local = SocketAddr::new(saddr_ip, port);
+                            if t.ehash.contains_key(&(local, daddr)) {
+                                continue;
+                            }
+                            chosen = Some((port, off));
+                            break;
+                        }
+                        let Some((port, off)) = chosen else {
+                            return Err(err(EADDRNOTAVAIL));
+                        };
+                        t.connect_rover = off + 2;
+                        t.bhash.entry(port).or_default().push(BindEntry {
+                            addr: saddr_ip,
+                            sock_id: s.id,
+                            kind: BindKind::Connect,
+                            reuse: false,
+                        });
+                        port
                     }
-                    chosen = Some((port, off));
-                    break;
-                }
-                let Some((port, off)) = chosen else {
-                    return Err(err(EADDRNOTAVAIL));
                 };
-                t.connect_rover = off + 2;
                 s.local = SocketAddr::new(saddr_ip, port);
-                t.bhash.entry(port).or_default().push(BindEntry {
-                    addr: saddr_ip,
-                    sock_id: s.id,
-                    kind: BindKind::Connect,
-                });
+                s.remote = daddr;
                 t.ehash.insert((s.local, daddr), sk.clone());
             }
             s.bound = true;
             s.hashed = true;
             nsi.sock_inuse.fetch_add(1, Relaxed);
+            s.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
             s.snd_nxt = s.iss.wrapping_add(1);
             s.snd_max = s.snd_nxt;
@@ -168,7 +209,7 @@ impl Socket {
             s.send_syn(&mut ctx, false);
         }
         ctx.local_bh_enable();
-        Ok(Socket { sk })
+        Ok(())
     }
 
     /// Waits for the handshake: `Ok` once established, the error the
@@ -189,68 +230,125 @@ impl Socket {
         }
     }
 
-    /// `bind()` + `listen(backlog)`. Port 0 picks a free port from
-    /// `ip_local_port_range`. The accept queue holds `min(backlog, somaxconn)
-    /// + 1` connections.
+    /// `bind()` + `listen(backlog)` with `SO_REUSEADDR`, as
+    /// `tokio::net::TcpListener::bind` does. Port 0 picks a free port from
+    /// `ip_local_port_range`. The accept queue holds `min(backlog,
+    /// somaxconn) + 1` connections.
     ///
     /// # Errors
     /// `EADDRNOTAVAIL` for an address that is not local to the namespace,
     /// `EADDRINUSE` when the port is taken on an overlapping address (or no
     /// ephemeral port is free).
     pub fn listen(ns: &Netns, addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
-        let nsi = &ns.0;
+        let sock = Socket::new(ns);
+        sock.bind(addr, true)?;
+        sock.start_listen(backlog)?;
+        Ok(sock)
+    }
+
+    /// `bind()`: takes `addr` (port 0: a free port from
+    /// `ip_local_port_range`) for this socket. `reuse` is `SO_REUSEADDR`: two
+    /// sockets that both set it may share a port while neither listens.
+    ///
+    /// # Errors
+    /// `EADDRNOTAVAIL` for an address that is not local to the namespace;
+    /// `EADDRINUSE` for a port taken on an overlapping address; `EINVAL` if
+    /// the socket is already bound.
+    pub fn bind(&self, addr: SocketAddr, reuse: bool) -> io::Result<()> {
+        let sk = &self.sk;
+        let nsi = &*sk.ns;
         let ip = addr.ip();
         let wire_ip = unmap(ip);
-        if !is_local(ns, wire_ip) {
+        if !is_local(&Netns(sk.ns.clone()), wire_ip) {
             return Err(err(EADDRNOTAVAIL));
         }
         let sysctl = nsi.sysctl();
-        let sk = Sock::new(nsi, wire_ip, |_| {});
-        {
-            let mut s = sk.lock();
-            let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
-            let conflict = |t: &crate::netns::Tables, port: u16| {
-                t.bhash
-                    .get(&port)
-                    .is_some_and(|v| v.iter().any(|e| addr_overlap(e.addr, wire_ip)))
-            };
-            let port = if addr.port() != 0 {
-                if conflict(&t, addr.port()) {
-                    return Err(err(EADDRINUSE));
-                }
-                addr.port()
-            } else {
-                // inet_csk_find_open_port
-                let (lo, hi) = sysctl.ip_local_port_range;
-                let range = u32::from(hi) - u32::from(lo) + 1;
-                let start = t.bind_rover;
-                let found = (0..range).find_map(|i| {
-                    let off = port_offset(start, i, range, 1);
-                    let port = (u32::from(lo) + off) as u16;
-                    (!conflict(&t, port)).then_some((port, off))
-                });
-                let Some((port, off)) = found else {
-                    return Err(err(EADDRINUSE));
-                };
-                t.bind_rover = off + 2;
-                port
-            };
-            t.bhash.entry(port).or_default().push(BindEntry {
-                addr: wire_ip,
-                sock_id: s.id,
-                kind: BindKind::Listener,
-            });
-            t.lhash.entry(port).or_default().push(sk.clone());
-            s.local = SocketAddr::new(wire_ip, port);
-            s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
-            s.listener = true;
-            s.bound = true;
-            s.hashed = true;
-            s.max_ack_backlog = backlog.min(sysctl.somaxconn);
-            s.set_state(nsi, TcpState::Listen);
-            nsi.sock_inuse.fetch_add(1, Relaxed);
+        let mut s = sk.lock();
+        if s.bound || s.state != TcpState::Close {
+            return Err(err(EINVAL));
         }
-        Ok(Socket { sk })
+        let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+        let id = s.id;
+        let port = if addr.port() != 0 {
+            if t.bind_conflict(addr.port(), wire_ip, reuse, id) {
+                return Err(err(EADDRINUSE));
+            }
+            addr.port()
+        } else {
+            // inet_csk_find_open_port
+            let (lo, hi) = sysctl.ip_local_port_range;
+            let range = u32::from(hi) - u32::from(lo) + 1;
+            let start = t.bind_rover;
+            let found = (0..range).find_map(|i| {
+                let off = port_offset(start, i, range, 1);
+                let port = (u32::from(lo) + off) as u16;
+                (!t.bhash.contains_key(&port)).then_some((port, off))
+            });
+            let Some((port, off)) = found else {
+                return Err(err(EADDRINUSE));
+            };
+            t.bind_rover = off + 2;
+            port
+        };
+        t.bhash.entry(port).or_default().push(BindEntry {
+            addr: wire_ip,
+            sock_id: id,
+            kind: BindKind::Bound,
+            reuse,
+        });
+        s.local = SocketAddr::new(wire_ip, port);
+        s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
+        s.bound = true;
+        Ok(())
+    }
+
+    /// `listen(backlog)` on a bound socket (an unbound one is bound to
+    /// 0.0.0.0 and a free port first, as Linux's autobind does).
+    ///
+    /// # Errors
+    /// `EADDRINUSE` if another socket listens on an overlapping address and
+    /// port; `EINVAL` if it is connected.
+    pub fn start_listen(&self, backlog: u32) -> io::Result<()> {
+        if !self.sk.lock().bound {
+            self.bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), false)?;
+        }
+        let sk = &self.sk;
+        let nsi = &*sk.ns;
+        let sysctl = nsi.sysctl();
+        let mut s = sk.lock();
+        if s.state == TcpState::Listen {
+            s.max_ack_backlog = backlog.min(sysctl.somaxconn);
+            return Ok(());
+        }
+        if s.state != TcpState::Close || s.hashed {
+            return Err(err(EINVAL));
+        }
+        let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+        let (port, ip, id) = (s.local.port(), s.local.ip(), s.id);
+        // inet_csk_listen_start re-checks the port, now as a listener.
+        let reuse = t
+            .bhash
+            .get(&port)
+            .and_then(|v| v.iter().find(|e| e.sock_id == id))
+            .is_some_and(|e| e.reuse);
+        if t.bind_conflict(port, ip, reuse, id) {
+            return Err(err(EADDRINUSE));
+        }
+        if let Some(e) = t
+            .bhash
+            .get_mut(&port)
+            .and_then(|v| v.iter_mut().find(|e| e.sock_id == id))
+        {
+            e.kind = BindKind::Listener;
+        }
+        t.lhash.entry(port).or_default().push((ip, sk.clone()));
+        drop(t);
+        s.listener = true;
+        s.hashed = true;
+        s.max_ack_backlog = backlog.min(sysctl.somaxconn);
+        s.set_state(nsi, TcpState::Listen);
+        nsi.sock_inuse.fetch_add(1, Relaxed);
+        Ok(())
     }
 
     /// `accept()`: the next established connection and its peer address.

@@ -77,7 +77,7 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
     };
     let Some(ns_arc) = ns.arc() else { return };
     let mtu = ns.lo.mtu.load(Relaxed);
-    let child = Sock::new(&ns_arc, skb.daddr.ip(), |c| {
+    let child = Sock::new(&ns_arc, |c| {
         c.local = skb.daddr;
         c.remote = skb.saddr;
         c.v6_mapped = v6_mapped;

@@ -169,18 +169,11 @@ pub(crate) fn after(a: u32, b: u32) -> bool {
 pub(crate) struct Sock {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) id: u64,
-    /// For listeners, the bound address (read by the listener lookup without
-    /// taking the lock).
-    pub(crate) bound_ip: IpAddr,
     inner: Mutex<TcpSock>,
 }
 
 impl Sock {
-    pub(crate) fn new(
-        ns: &Arc<NsInner>,
-        bound_ip: IpAddr,
-        init: impl FnOnce(&mut TcpSock),
-    ) -> Arc<Sock> {
+    pub(crate) fn new(ns: &Arc<NsInner>, init: impl FnOnce(&mut TcpSock)) -> Arc<Sock> {
         let id = ns.next_sock_id();
         ns.sock_alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
@@ -190,7 +183,6 @@ impl Sock {
             Sock {
                 ns: ns.clone(),
                 id,
-                bound_ip,
                 inner: Mutex::new(s),
             }
         })
@@ -645,7 +637,7 @@ impl TcpSock {
         if self.hashed {
             if self.listener {
                 if let Some(v) = t.lhash.get_mut(&self.local.port()) {
-                    v.retain(|l| l.id != self.id);
+                    v.retain(|(_, l)| l.id != self.id);
                     if v.is_empty() {
                         t.lhash.remove(&self.local.port());
                     }

@@ -205,6 +205,13 @@ impl TcpListener {
         Ok(())
     }
 
+    pub(crate) fn from_parts(
+        model: Option<Socket>,
+        os: Option<tokio::net::TcpListener>,
+    ) -> TcpListener {
+        TcpListener { model, os }
+    }
+
     /// Whether the listener has a half in the model and one in the OS.
     pub fn paths(&self) -> (bool, bool) {
         (self.model.is_some(), self.os.is_some())

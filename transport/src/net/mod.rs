@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`TcpListener`] | `tokio::net::TcpListener` | a listening socket |
 //! | [`TcpStream`] | `tokio::net::TcpStream` | a connection |
+//! | [`TcpSocket`] | `tokio::net::TcpSocket` | a socket to bind, then connect or listen |
 //! | [`tcp::ReadHalf`], [`tcp::WriteHalf`] | same | borrowed halves ([`TcpStream::split`]) |
 //! | [`tcp::OwnedReadHalf`], [`tcp::OwnedWriteHalf`] | same | owned halves ([`TcpStream::into_split`]) |
 //! | [`ToSocketAddrs`] | `tokio::net::ToSocketAddrs` | what `bind`/`connect` accept |
@@ -13,9 +14,11 @@
 
 mod addr;
 mod listener;
+mod socket;
 mod stream;
 pub mod tcp;
 
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use listener::TcpListener;
+pub use socket::TcpSocket;
 pub use stream::{Path, TcpStream};

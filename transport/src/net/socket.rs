@@ -1,0 +1,298 @@
+//! [`TcpSocket`]: a socket configured before it connects or listens, as
+//! `tokio::net::TcpSocket`.
+
+use super::{TcpListener, TcpStream};
+use lonet_runtime::{is_local, Netns, Socket};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::task::{ready, Poll};
+use std::time::Duration;
+
+/// A TCP socket that has not yet been turned into a [`TcpStream`] or a
+/// [`TcpListener`], with `tokio::net::TcpSocket`'s API (the subset below).
+///
+/// Its main use with lonet: give a service's outgoing connections its own
+/// source address, so the services it calls see who is calling.
+///
+/// ```
+/// use lonet_transport::net::{TcpListener, TcpSocket};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let ns = lonet_transport::Netns::new();
+/// ns.add_local_addr("10.0.0.1".parse().unwrap())?;
+/// ns.add_local_addr("10.0.0.2".parse().unwrap())?;
+/// let _guard = ns.enter();
+/// let server = TcpListener::bind("10.0.0.2:80").await?;
+/// let socket = TcpSocket::new_v4()?;
+/// socket.bind("10.0.0.1:0".parse().unwrap())?;
+/// let _client = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+/// let (_conn, peer) = server.accept().await?;
+/// assert_eq!(peer.ip().to_string(), "10.0.0.1");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Where it lives is decided as for [`TcpStream::connect`] and
+/// [`TcpListener::bind`]: `bind` to an address local to the namespace (or
+/// `connect` to one, unbound) keeps it in the model; any other address makes
+/// it a real OS socket, as does the namespace's kernel switch.
+///
+/// Not (yet) here: buffer sizes, keepalive, `SO_REUSEPORT`, TOS,
+/// `bind_device`, `from_std_stream`.
+pub struct TcpSocket {
+    // A lock, not a cell: tokio's `bind` and setters take `&self`, and the
+    // first `bind` decides between the model and the OS.
+    inner: Mutex<Inner>,
+}
+
+enum Inner {
+    /// Not decided yet: no address given.
+    Unbound { ns: Netns, v6: bool, opts: Opts },
+    /// A socket of the model, bound.
+    Model { sock: Socket, opts: Opts },
+    /// A real OS socket.
+    Os(tokio::net::TcpSocket),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Opts {
+    reuseaddr: bool,
+    nodelay: bool,
+    linger: Option<Duration>,
+}
+
+impl fmt::Debug for TcpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.lock() {
+            Inner::Unbound { v6, .. } => f.debug_struct("TcpSocket").field("v6", v6).finish(),
+            Inner::Model { sock, .. } => sock.fmt(f),
+            Inner::Os(s) => s.fmt(f),
+        }
+    }
+}
+
+impl TcpSocket {
+    /// A new IPv4 socket in the current namespace.
+    ///
+    /// # Errors
+    /// With the kernel switch on, what the OS gives for `socket()`.
+    pub fn new_v4() -> io::Result<TcpSocket> {
+        Self::new(false)
+    }
+
+    /// A new IPv6 socket in the current namespace.
+    ///
+    /// # Errors
+    /// With the kernel switch on, what the OS gives for `socket()`.
+    pub fn new_v6() -> io::Result<TcpSocket> {
+        Self::new(true)
+    }
+
+    fn new(v6: bool) -> io::Result<TcpSocket> {
+        let ns = Netns::current();
+        let inner = if ns.kernel_loopback() {
+            Inner::Os(os_socket(v6, Opts::default())?)
+        } else {
+            Inner::Unbound {
+                ns,
+                v6,
+                opts: Opts::default(),
+            }
+        };
+        Ok(TcpSocket {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `f` to the recorded options, or `os` to the OS socket.
+    fn set(
+        &self,
+        f: impl FnOnce(&mut Opts),
+        os: impl FnOnce(&tokio::net::TcpSocket) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match &mut *self.lock() {
+            Inner::Unbound { opts, .. } | Inner::Model { opts, .. } => {
+                f(opts);
+                Ok(())
+            }
+            Inner::Os(s) => os(s),
+        }
+    }
+
+    fn get<T>(
+        &self,
+        f: impl FnOnce(&Opts) -> T,
+        os: impl FnOnce(&tokio::net::TcpSocket) -> io::Result<T>,
+    ) -> io::Result<T> {
+        match &*self.lock() {
+            Inner::Unbound { opts, .. } | Inner::Model { opts, .. } => Ok(f(opts)),
+            Inner::Os(s) => os(s),
+        }
+    }
+
+    /// Sets `SO_REUSEADDR`: two sockets that both set it may share a port
+    /// while neither listens.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_reuseaddr(&self, reuseaddr: bool) -> io::Result<()> {
+        self.set(|o| o.reuseaddr = reuseaddr, |s| s.set_reuseaddr(reuseaddr))
+    }
+
+    /// `SO_REUSEADDR`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn reuseaddr(&self) -> io::Result<bool> {
+        self.get(|o| o.reuseaddr, |s| s.reuseaddr())
+    }
+
+    /// Sets `TCP_NODELAY`, carried over to the connection.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.set(|o| o.nodelay = nodelay, |s| s.set_nodelay(nodelay))
+    }
+
+    /// `TCP_NODELAY`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.get(|o| o.nodelay, |s| s.nodelay())
+    }
+
+    /// Sets `SO_LINGER`, carried over to the connection.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.set(
+            |o| o.linger = dur,
+            |s| socket2::SockRef::from(s).set_linger(dur),
+        )
+    }
+
+    /// `SO_LINGER`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.get(|o| o.linger, |s| socket2::SockRef::from(s).linger())
+    }
+
+    /// `bind()`: an address local to the namespace keeps the socket in the
+    /// model; any other address binds a real OS socket.
+    ///
+    /// # Errors
+    /// `AddrInUse`, `AddrNotAvailable` as Linux gives them; `InvalidInput`
+    /// (`EINVAL`) if the socket is already bound.
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        let mut inner = self.lock();
+        let next = match &*inner {
+            Inner::Unbound { ns, opts, .. } => {
+                if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
+                    let sock = Socket::new(ns);
+                    sock.bind(addr, opts.reuseaddr)?;
+                    Inner::Model { sock, opts: *opts }
+                } else {
+                    let os = os_socket(addr.is_ipv6(), *opts)?;
+                    os.bind(addr)?;
+                    Inner::Os(os)
+                }
+            }
+            Inner::Model { .. } => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+            Inner::Os(s) => return s.bind(addr),
+        };
+        *inner = next;
+        Ok(())
+    }
+
+    /// The bound address (the unspecified address and port 0 before `bind`,
+    /// as `getsockname` gives).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &*self.lock() {
+            Inner::Unbound { v6: false, .. } => Ok(SocketAddr::from(([0, 0, 0, 0], 0))),
+            Inner::Unbound { v6: true, .. } => Ok(SocketAddr::from(([0u16; 8], 0))),
+            Inner::Model { sock, .. } => sock.local_addr(),
+            Inner::Os(s) => s.local_addr(),
+        }
+    }
+
+    /// Connects to `addr`: over the model when the socket is bound in it (or,
+    /// unbound, when `addr` is local to the namespace), else through the OS.
+    ///
+    /// # Errors
+    /// As [`TcpStream::connect`].
+    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (sock, opts) = match inner {
+            Inner::Unbound { ns, v6, opts } => {
+                if !ns.kernel_loopback() && is_local(&ns, addr.ip()) {
+                    (Socket::new(&ns), opts)
+                } else {
+                    let os = os_socket(v6, opts)?;
+                    return Ok(TcpStream::from_os(os.connect(addr).await?));
+                }
+            }
+            Inner::Model { sock, opts } => (sock, opts),
+            Inner::Os(s) => return Ok(TcpStream::from_os(s.connect(addr).await?)),
+        };
+        sock.set_nodelay(opts.nodelay)?;
+        sock.set_linger(opts.linger)?;
+        sock.start_connect(addr)?;
+        poll_fn(|cx| {
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            let r = ready!(sock.poll_connect(cx));
+            coop.made_progress();
+            Poll::Ready(r)
+        })
+        .await?;
+        Ok(TcpStream::from_socket(sock))
+    }
+
+    /// Listens with `backlog` (capped by `somaxconn`). An unbound socket is
+    /// bound to a free port on 0.0.0.0 of the model first, as Linux
+    /// autobinds.
+    ///
+    /// # Errors
+    /// `AddrInUse` when another socket listens on the address.
+    pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (sock, opts) = match inner {
+            Inner::Unbound { ns, opts, .. } => (Socket::new(&ns), opts),
+            Inner::Model { sock, opts } => (sock, opts),
+            Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
+        };
+        // Accepted connections inherit TCP_NODELAY, as on Linux.
+        sock.set_nodelay(opts.nodelay)?;
+        sock.start_listen(backlog)?;
+        Ok(TcpListener::from_parts(Some(sock), None))
+    }
+}
+
+/// A real socket with the recorded options applied.
+fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {
+    let s = if v6 {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    s.set_reuseaddr(opts.reuseaddr)?;
+    s.set_nodelay(opts.nodelay)?;
+    if opts.linger.is_some() {
+        socket2::SockRef::from(&s).set_linger(opts.linger)?;
+    }
+    Ok(s)
+}
