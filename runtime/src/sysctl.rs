@@ -82,6 +82,15 @@ impl Sysctl {
         if self.dev_weight == 0 {
             return Err("dev_weight must be at least 1");
         }
+        if self.netdev_budget_usecs > 10_000_000 {
+            return Err("netdev_budget_usecs must be at most 10 s");
+        }
+        if self.tcp_rto_min_us == 0 || self.tcp_rto_min_us > 120_000_000 {
+            return Err("tcp_rto_min_us must be within 1..=120000000 (TCP_RTO_MAX)");
+        }
+        if self.tcp_fin_timeout_secs > 86_400 {
+            return Err("tcp_fin_timeout_secs must be at most a day");
+        }
         let (lo, hi) = self.ip_local_port_range;
         if lo == 0 || lo > hi {
             return Err("ip_local_port_range must be 1 <= low <= high");

@@ -533,3 +533,21 @@ fn test_an_orphan_in_fin_wait2_is_freed_after_tcp_fin_timeout() {
         ns.sockstat().orphan == 0
     });
 }
+
+#[test]
+fn test_sysctl_values_the_kernel_would_refuse_are_invalid_input() {
+    let ns = Netns::new();
+    let bad: [fn(&mut crate::Sysctl); 6] = [
+        |s| s.netdev_budget = 0,
+        |s| s.ip_local_port_range = (5000, 4000),
+        |s| s.tcp_rmem = [10, 5, 1],
+        |s| s.netdev_budget_usecs = u64::MAX,
+        |s| s.tcp_rto_min_us = u64::MAX,
+        |s| s.tcp_fin_timeout_secs = u64::MAX,
+    ];
+    for f in bad {
+        let e = ns.set_sysctl(f).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    }
+    assert_eq!(ns.sysctl(), crate::Sysctl::default(), "nothing changed");
+}
