@@ -200,10 +200,7 @@ impl Socket {
             nsi.sock_inuse.fetch_add(1, Relaxed);
             s.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
-            s.snd_nxt = s.iss.wrapping_add(1);
-            s.snd_max = s.snd_nxt;
-            s.write_seq = s.snd_nxt;
-            s.snd_sml = s.snd_nxt;
+            s.init_snd_after_syn();
             s.set_state(nsi, TcpState::SynSent);
             inc(&nsi.mib.active_opens);
             s.send_syn(&mut ctx, false);

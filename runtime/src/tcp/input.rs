@@ -84,17 +84,8 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
         c.parent = Some(Arc::downgrade(l));
         c.nodelay = nodelay;
         c.ttl = ttl;
-        c.irs = skb.seq;
-        c.rcv_nxt = skb.seq.wrapping_add(1);
-        c.rcv_wup = c.rcv_nxt;
-        c.snd_nxt = c.iss.wrapping_add(1);
-        c.snd_max = c.snd_nxt;
-        c.write_seq = c.snd_nxt;
-        c.snd_sml = c.snd_nxt;
-        c.snd_wnd = skb.window;
-        c.snd_wl1 = skb.seq;
-        c.max_window = skb.window;
-        c.peer_mss = u32::from(skb.mss.max(64));
+        c.init_from_syn(&skb);
+        c.init_snd_after_syn();
         c.init_mss(mtu);
     });
     let mut c = child.lock();
@@ -233,11 +224,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         s.snd_wnd = skb.window;
         s.snd_wl1 = skb.seq;
         s.max_window = s.max_window.max(skb.window);
-        s.set_state(ns, TcpState::Established);
-        s.rto_timer = Timer::Off;
-        s.backoff = 0;
-        s.retransmits = 0;
-        s.sndbuf_expand(ns.sysctl().tcp_wmem);
+        s.finish_handshake(ns);
         if s.parent.is_some() {
             result = After::JoinParent;
         } else {
@@ -286,29 +273,14 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
         // Simultaneous open (RFC 793 §3.4; also how a socket connected to
         // its own address and port meets its own SYN): go to SYN_RECV and
         // answer with SYN-ACK; the peer's SYN-ACK completes it.
-        s.irs = skb.seq;
-        s.rcv_nxt = skb.seq.wrapping_add(1);
-        s.rcv_wup = s.rcv_nxt;
-        s.snd_wnd = skb.window;
-        s.max_window = skb.window;
-        s.peer_mss = u32::from(skb.mss.max(64));
+        s.init_from_syn(skb);
         s.set_state(ns, TcpState::SynRecv);
         s.send_synack(ctx, false);
         return;
     }
-    s.irs = skb.seq;
-    s.rcv_nxt = skb.seq.wrapping_add(1);
-    s.rcv_wup = s.rcv_nxt;
+    s.init_from_syn(skb);
     s.snd_una = skb.ack_seq;
-    s.snd_wnd = skb.window;
-    s.snd_wl1 = skb.seq;
-    s.max_window = skb.window;
-    s.peer_mss = u32::from(skb.mss.max(64));
-    s.set_state(ns, TcpState::Established);
-    s.rto_timer = Timer::Off;
-    s.backoff = 0;
-    s.retransmits = 0;
-    s.sndbuf_expand(ns.sysctl().tcp_wmem);
+    s.finish_handshake(ns);
     s.send_ack(ctx);
     // connect() completes.
     s.write_space();

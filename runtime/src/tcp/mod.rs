@@ -397,6 +397,36 @@ impl TcpSock {
         }
     }
 
+    /// Takes the peer's side of the handshake from its SYN (or SYN-ACK):
+    /// initial sequence number, window and MSS option.
+    pub(crate) fn init_from_syn(&mut self, skb: &crate::skbuff::SkBuff) {
+        self.irs = skb.seq;
+        self.rcv_nxt = skb.seq.wrapping_add(1);
+        self.rcv_wup = self.rcv_nxt;
+        self.snd_wnd = skb.window;
+        self.snd_wl1 = skb.seq;
+        self.max_window = skb.window;
+        self.peer_mss = u32::from(skb.mss.max(64));
+    }
+
+    /// Our SYN takes sequence number `iss`: data starts after it.
+    pub(crate) fn init_snd_after_syn(&mut self) {
+        self.snd_nxt = self.iss.wrapping_add(1);
+        self.snd_max = self.snd_nxt;
+        self.write_seq = self.snd_nxt;
+        self.snd_sml = self.snd_nxt;
+    }
+
+    /// The handshake is complete (`tcp_finish_connect` /
+    /// `tcp_init_transfer`): ESTABLISHED, SYN timer off, send buffer sized.
+    pub(crate) fn finish_handshake(&mut self, ns: &NsInner) {
+        self.set_state(ns, TcpState::Established);
+        self.rto_timer = Timer::Off;
+        self.backoff = 0;
+        self.retransmits = 0;
+        self.sndbuf_expand(ns.sysctl().tcp_wmem);
+    }
+
     /// Sets the MSS from the route's MTU (`tcp_sync_mss`): MTU less IP and TCP
     /// headers, less the timestamp option.
     pub(crate) fn init_mss(&mut self, mtu: u32) {
