@@ -7,7 +7,7 @@
 //! queue, waking `accept`.
 
 use super::output::tcp_v4_send_reset;
-use super::{after, before, Sock, TcpSock, TcpState, Timer};
+use super::{after, before, OfoSeg, Sock, TcpSock, TcpState, Timer};
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
 use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
@@ -379,9 +379,9 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     {
         s.dupacks += 1;
         if s.dupacks == 3 {
-            // Fast retransmit, go-back-N (no SACK in the model).
-            s.snd_nxt = s.snd_una;
-            s.write_xmit(ctx, true);
+            // Fast retransmit (NewReno without SACK): resend the first
+            // unacknowledged segment; the receiver holds what followed it.
+            s.retransmit_head(ctx);
         }
     }
     if s.probing && s.snd_wnd > 0 {
@@ -394,12 +394,13 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
 
 /// `tcp_data_queue` + `tcp_fin` + `__tcp_ack_snd_check`.
 ///
-/// There is no out-of-order queue: a segment beyond `rcv_nxt` is dropped and
-/// answered with a duplicate ACK; the sender goes back to `snd_una`.
+/// In-order data goes to the receive queue; a segment beyond `rcv_nxt` waits
+/// in the out-of-order queue (`tcp_data_queue_ofo`) and is answered with a
+/// duplicate ACK; when the gap fills, what became contiguous follows it.
 fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     let ns = ctx.ns;
-    let mut fin = skb.has(flags::FIN);
-    let mut payload = skb.payload;
+    let fin = skb.has(flags::FIN);
+    let payload = skb.payload;
     if payload.is_empty() && !fin {
         if before(skb.seq, s.rcv_nxt) {
             // A zero-window probe (tcp_xmit_probe_skb sends snd_una - 1):
@@ -408,34 +409,88 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         }
         return;
     }
-    let mut seq = skb.seq;
+    let seq = skb.seq;
     let end = seq
         .wrapping_add(payload.len() as u32)
         .wrapping_add(u32::from(fin));
-    if !after(end, s.rcv_nxt) || after(seq, s.rcv_nxt) {
-        // Old (a retransmission, a probe) or out of order: tcp_send_dupack.
+    if !after(end, s.rcv_nxt) {
+        // Old (a retransmission): tcp_send_dupack.
         s.send_ack(ctx);
         return;
     }
+    if after(seq, s.rcv_nxt) {
+        tcp_data_queue_ofo(ctx, s, seq, payload, fin);
+        s.send_ack(ctx);
+        return;
+    }
+    let allowed_before = s.receive_window();
+    if !tcp_queue_in_order(ctx, s, seq, payload, fin) {
+        return;
+    }
+    let mut filled_hole = false;
+    while let Some(front) = s.ofo.front() {
+        if after(front.seq, s.rcv_nxt) {
+            break;
+        }
+        let Some(seg) = s.ofo.pop_front() else { break };
+        s.ofo_bytes -= seg.payload.len();
+        ns.mem_sub(seg.payload.len());
+        filled_hole = true;
+        let end = seg
+            .seq
+            .wrapping_add(seg.payload.len() as u32)
+            .wrapping_add(u32::from(seg.fin));
+        if after(end, s.rcv_nxt) && !tcp_queue_in_order(ctx, s, seg.seq, seg.payload, seg.fin) {
+            return;
+        }
+    }
+    if s.fin_rcvd || s.state == TcpState::Close {
+        // tcp_fin sent its ACK already.
+        return;
+    }
+    // __tcp_ack_snd_check: ACK at once when more than one full segment is
+    // unacknowledged, when a hole was just filled, or when the window
+    // closed; else delay it.
+    if s.quickack
+        || filled_hole
+        || !s.ofo.is_empty()
+        || s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss
+        || allowed_before == 0
+        || s.free_window() == 0
+    {
+        s.send_ack(ctx);
+    } else {
+        s.schedule_delack(ctx);
+    }
+}
+
+/// Appends an in-order segment (`seq` at or before `rcv_nxt`) to the receive
+/// queue and handles its FIN. Returns `false` when the connection ended.
+fn tcp_queue_in_order(
+    ctx: &mut Ctx<'_>,
+    s: &mut TcpSock,
+    seq: u32,
+    mut payload: bytes::Bytes,
+    mut fin: bool,
+) -> bool {
+    let ns = ctx.ns;
     if before(seq, s.rcv_nxt) {
         let off = s.rcv_nxt.wrapping_sub(seq) as usize;
         let _ = payload.split_to(off.min(payload.len()));
-        seq = s.rcv_nxt;
     }
-    let _ = seq;
     if !payload.is_empty() && s.orphan {
         // Data after close(): TCPAbortOnData, reset the peer.
         inc(&ns.mib.tcp_abort_on_data);
         s.send_active_reset(ctx);
         s.tcp_done(ns);
-        return;
+        return false;
     }
     if !payload.is_empty() && s.rcv_shutdown {
         // Data after the peer's FIN cannot happen; after our SHUT_RD it is
         // accepted and dropped, as Linux does.
         s.rcv_nxt = s.rcv_nxt.wrapping_add(payload.len() as u32);
         s.schedule_delack(ctx);
-        return;
+        return true;
     }
     // Accept no more than the window we offered.
     let allowed = s.receive_window() as usize;
@@ -464,22 +519,40 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
                 // TIME_WAIT is not kept: the ACK goes out, the socket closes.
                 s.send_ack(ctx);
                 s.tcp_done(ns);
-                return;
+                return false;
             }
             _ => {}
         }
         s.send_ack(ctx);
         s.data_ready();
+    }
+    true
+}
+
+/// `tcp_data_queue_ofo`: keep a segment that arrived ahead of a gap, within
+/// the window offered, sorted by sequence number; an exact duplicate is
+/// dropped. Overlaps are trimmed when the segment is delivered.
+fn tcp_data_queue_ofo(
+    ctx: &mut Ctx<'_>,
+    s: &mut TcpSock,
+    seq: u32,
+    payload: bytes::Bytes,
+    fin: bool,
+) {
+    let end = seq.wrapping_add(payload.len() as u32);
+    let wnd_end = s.rcv_nxt.wrapping_add(s.receive_window());
+    if after(end, wnd_end) || s.rcv_shutdown {
         return;
     }
-    // __tcp_ack_snd_check: ACK at once when more than one full segment is
-    // unacknowledged, else delay it.
-    if s.quickack || s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss {
-        s.send_ack(ctx);
-    } else if allowed == 0 || s.free_window() == 0 {
-        // The window just closed: tell the sender now.
-        s.send_ack(ctx);
-    } else {
-        s.schedule_delack(ctx);
+    let pos = s
+        .ofo
+        .iter()
+        .position(|e| !before(e.seq, seq))
+        .unwrap_or(s.ofo.len());
+    if s.ofo.get(pos).is_some_and(|e| e.seq == seq) {
+        return;
     }
+    s.ofo_bytes += payload.len();
+    ctx.ns.mem_add(payload.len());
+    s.ofo.insert(pos, OfoSeg { seq, payload, fin });
 }

@@ -142,6 +142,13 @@ impl WaitQueue {
     }
 }
 
+/// A segment waiting in the out-of-order queue.
+pub(crate) struct OfoSeg {
+    pub(crate) seq: u32,
+    pub(crate) payload: Bytes,
+    pub(crate) fin: bool,
+}
+
 /// A TCP timer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
@@ -200,7 +207,7 @@ impl Drop for Sock {
         self.ns.sock_alloc.fetch_sub(1, Relaxed);
         let s = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         // Whatever is still queued goes with the socket.
-        self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes);
+        self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes + s.ofo_bytes);
     }
 }
 
@@ -268,6 +275,9 @@ pub(crate) struct TcpSock {
     pub(crate) rcv_mss: u32,
     pub(crate) recvq: VecDeque<Bytes>,
     pub(crate) recvq_bytes: usize,
+    /// `out_of_order_queue`: segments beyond `rcv_nxt`, sorted by sequence.
+    pub(crate) ofo: VecDeque<OfoSeg>,
+    pub(crate) ofo_bytes: usize,
     /// An ACK is owed (`inet_csk_ack_scheduled`).
     pub(crate) ack_pending: bool,
     /// Data arrived since we last sent data (for pingpong detection).
@@ -368,6 +378,8 @@ impl TcpSock {
             rcv_mss: TCP_MSS_DEFAULT,
             recvq: VecDeque::new(),
             recvq_bytes: 0,
+            ofo: VecDeque::new(),
+            ofo_bytes: 0,
             ack_pending: false,
             lrcv_data: false,
             pingpong: false,
@@ -533,7 +545,7 @@ impl TcpSock {
     #[inline]
     pub(crate) fn free_window(&self) -> u32 {
         let full = self.rcvbuf;
-        let free = full.saturating_sub(self.recvq_bytes);
+        let free = full.saturating_sub(self.recvq_bytes + self.ofo_bytes);
         let mss = self.mss_cache as usize;
         if free < full / 2 && (free < full / 16 || free < mss) {
             0
@@ -643,6 +655,9 @@ impl TcpSock {
         self.snd_shutdown = true;
         let n = self.sendq_bytes;
         self.sendq_consume(ns, n);
+        ns.mem_sub(self.ofo_bytes);
+        self.ofo_bytes = 0;
+        self.ofo.clear();
         if self.orphan {
             self.purge_recvq(ns);
             ns.sock_orphan.fetch_sub(1, Relaxed);

@@ -160,6 +160,28 @@ impl TcpSock {
         Bytes::new()
     }
 
+    /// `tcp_retransmit_skb` for the head of the queue: the first
+    /// unacknowledged segment again (or the FIN, if only it is out).
+    pub(crate) fn retransmit_head(&mut self, ctx: &mut Ctx<'_>) {
+        let data_end = if after(self.snd_nxt, self.write_seq) {
+            self.write_seq
+        } else {
+            self.snd_nxt
+        };
+        let in_flight = data_end.wrapping_sub(self.snd_una) as usize;
+        if in_flight == 0 {
+            if self.fin_queued && self.snd_nxt == self.write_seq.wrapping_add(1) {
+                let skb = self.make_skb(self.write_seq, flags::FIN | flags::ACK, Bytes::new());
+                self.transmit(ctx, skb, true);
+            }
+            return;
+        }
+        let len = self.segment_limit(0, in_flight.min(self.eff_mss() as usize));
+        let payload = self.sendq_slice(0, len);
+        let skb = self.make_skb(self.snd_una, flags::ACK | flags::PSH, payload);
+        self.transmit(ctx, skb, true);
+    }
+
     /// `tcp_write_xmit`: send what the window and Nagle allow; then the FIN
     /// once all data is out. `push` forces out a held small tail
     /// (`TCP_NAGLE_PUSH`: shutdown, `TCP_NODELAY`, retransmission).
