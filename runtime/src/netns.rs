@@ -66,6 +66,8 @@ pub(crate) struct NsInner {
     pub(crate) sock_inuse: AtomicI64,
     pub(crate) sock_orphan: AtomicI64,
     pub(crate) mem: AtomicI64,
+    /// Payload buffers of large writes, recycled.
+    pub(crate) buf_pool: Arc<crate::socket::BufPool>,
     next_sock_id: AtomicU64,
 }
 
@@ -312,6 +314,7 @@ impl Netns {
             sock_inuse: AtomicI64::new(0),
             sock_orphan: AtomicI64::new(0),
             mem: AtomicI64::new(0),
+            buf_pool: Arc::default(),
             next_sock_id: AtomicU64::new(1),
         });
         Netns(inner)

@@ -13,7 +13,7 @@ use crate::fib::{unmap, RouteType};
 use crate::netns::{BindEntry, BindKind, Ctx, Netns};
 use crate::stats::inc;
 use crate::tcp::{Sock, TcpState, WaitQueue};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -480,8 +480,7 @@ impl Socket {
             };
         }
         let n = total.min(space);
-        let chunk = copy_in(&mut s.tx_arena, bufs, n);
-        s.sendq.push_back(chunk);
+        copy_in(&mut s, &ns.buf_pool, bufs, n);
         s.sendq_bytes += n;
         s.write_seq = s.write_seq.wrapping_add(n as u32);
         ns.mem_add(n);
@@ -667,32 +666,108 @@ const SMALL_WRITE: usize = 512;
 /// once every earlier chunk was acknowledged and read).
 const ARENA: usize = 2048;
 
-/// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` into one
-/// refcounted chunk. Small writes share the socket's arena (no allocation in
-/// steady state); large ones get a buffer of their own.
-fn copy_in(arena: &mut BytesMut, bufs: &[IoSlice<'_>], n: usize) -> Bytes {
-    let gather = |b: &mut BytesMut| {
-        for buf in bufs {
-            let want = n - b.len();
-            if want == 0 {
-                break;
+/// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` onto the send
+/// queue, as refcounted chunks. Small writes share the socket's arena (no
+/// allocation in steady state); large ones are cut into buffers of at most
+/// [`POOL_BUF`] from the namespace's pool, so a bulk writer reuses the same
+/// memory instead of having the allocator return it to the OS and fault it
+/// back in on every write.
+fn copy_in(s: &mut crate::tcp::TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>], n: usize) {
+    let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
+    let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
+        while want > 0 {
+            let Some(piece) = src.peek_mut() else { break };
+            let k = want.min(piece.len());
+            dst(&piece[..k]);
+            *piece = &piece[k..];
+            if piece.is_empty() {
+                src.next();
             }
-            b.extend_from_slice(&buf[..want.min(buf.len())]);
+            want -= k;
         }
     };
     if n <= SMALL_WRITE {
+        let arena = &mut s.tx_arena;
         if arena.capacity() < n {
             arena.reserve(ARENA);
         }
-        gather(arena);
-        return arena.split().freeze();
+        fill(&mut |p| arena.extend_from_slice(p), n);
+        let chunk = arena.split().freeze();
+        s.sendq.push_back(chunk);
+        return;
     }
-    if bufs[0].len() >= n {
-        return Bytes::copy_from_slice(&bufs[0][..n]);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(POOL_BUF);
+        if k < POOL_BUF / 2 {
+            // A remainder: a buffer of its own size, so a slow reader's queue
+            // of medium writes does not pin 64 KiB each.
+            let mut buf = Vec::with_capacity(k);
+            fill(&mut |p| buf.extend_from_slice(p), k);
+            s.sendq.push_back(Bytes::from(buf));
+        } else {
+            let mut buf = pool.get();
+            fill(&mut |p| buf.extend_from_slice(p), k);
+            s.sendq.push_back(Bytes::from_owner(PooledBuf {
+                buf,
+                pool: pool.clone(),
+            }));
+        }
+        left -= k;
     }
-    let mut b = BytesMut::with_capacity(n);
-    gather(&mut b);
-    b.freeze()
+}
+
+/// Size of a pooled payload buffer: a 64 KiB write is one buffer.
+pub(crate) const POOL_BUF: usize = 64 * 1024;
+/// Buffers a namespace keeps for reuse (4 MiB).
+const POOL_MAX: usize = 64;
+
+/// Recycled payload buffers for large writes (the kernel's per-socket page
+/// fragments play this part).
+#[derive(Default)]
+pub(crate) struct BufPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufPool {
+    fn get(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(POOL_BUF))
+    }
+
+    fn put(&self, mut buf: Vec<u8>) {
+        if buf.capacity() != POOL_BUF {
+            return;
+        }
+        buf.clear();
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < POOL_MAX {
+            free.push(buf);
+        }
+    }
+}
+
+/// A pooled buffer owned by the `Bytes` chunks that share it; it goes back to
+/// the pool when the last of them (send queue, segment, receive queue) is
+/// dropped.
+struct PooledBuf {
+    buf: Vec<u8>,
+    pool: Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.buf));
+    }
 }
 
 /// `tcp_cleanup_rbuf`: after the application read `copied` bytes, send the
