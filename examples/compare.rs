@@ -107,44 +107,88 @@ fn count_stop() -> (i64, i64) {
 // ---------------------------------------------------------------------------
 // Sizes.
 
+/// How a figure is measured: `runs` timed runs of `per_run` iterations
+/// each, after one untimed run of the same size; the figure is the median
+/// run. Short runs and a median keep a figure from being one preemption by
+/// another process on a busy machine.
+#[derive(Clone, Copy)]
+struct Plan {
+    runs: u64,
+    per_run: u64,
+}
+
+impl Plan {
+    fn total(self) -> u64 {
+        self.runs * self.per_run
+    }
+
+    /// "20,000 round trips, median of 10 runs".
+    fn describe(self, what: &str) -> String {
+        format!(
+            "{} {what}, median of {} runs",
+            thousands(self.total()),
+            self.runs
+        )
+    }
+}
+
 struct Sizes {
-    pings: u64,
-    bulk_chunks: u64,
-    connects: u64,
-    http1: u64,
-    http2: u64,
+    pings: Plan,
+    bulk_chunks: Plan,
+    connects: Plan,
+    http1: Plan,
+    http2: Plan,
     many_conns: usize,
-    many_chunks: u64,
+    /// Chunks per connection.
+    many_chunks: Plan,
     idle: usize,
 }
 
 impl Sizes {
     fn full() -> Sizes {
+        let p = |runs, per_run| Plan { runs, per_run };
         Sizes {
-            pings: 20_000,
-            bulk_chunks: 16_384, // 1 GiB
-            connects: 20_000,
-            http1: 20_000,
-            http2: 20_000,
+            pings: p(10, 2_000),
+            bulk_chunks: p(16, 1_024), // 1 GiB in runs of 64 MiB
+            connects: p(10, 2_000),
+            http1: p(10, 2_000),
+            http2: p(10, 2_000),
             many_conns: 1_000,
-            many_chunks: 16, // 1 MiB each, 1 GiB in all
+            many_chunks: p(3, 16), // 1 MiB a connection, 1,000 MiB a run
             idle: 10_000,
         }
     }
 
     fn quick() -> Sizes {
+        let p = |runs, per_run| Plan { runs, per_run };
         Sizes {
-            pings: 2_000,
-            bulk_chunks: 1_638,
-            connects: 2_000,
-            http1: 2_000,
-            http2: 2_000,
+            pings: p(5, 400),
+            bulk_chunks: p(8, 128),
+            connects: p(5, 400),
+            http1: p(5, 400),
+            http2: p(5, 400),
             many_conns: 1_000,
-            many_chunks: 2,
+            many_chunks: p(3, 2),
             idle: 10_000,
         }
     }
 }
+
+/// 20000 → "20,000".
+fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `EMFILE`, "Too many open files" (the same number on every Linux arch).
+const EMFILE: i32 = 24;
 
 /// The longest one workload on one transport may take.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -280,6 +324,20 @@ impl Row {
     }
 }
 
+/// A size for a row's name: "1 GiB", "102.4 MiB", "128 KiB".
+fn size(bytes: u64) -> String {
+    let (v, unit) = match bytes {
+        b if b >= 1 << 30 => (b as f64 / (1u64 << 30) as f64, "GiB"),
+        b if b >= 1 << 20 => (b as f64 / (1u64 << 20) as f64, "MiB"),
+        b => (b as f64 / 1024.0, "KiB"),
+    };
+    if v.fract() == 0.0 {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
 fn fmt_ratio(r: Option<f64>) -> String {
     match r {
         Some(r) if r < 0.1 => format!("{r:.4}×"),
@@ -347,6 +405,9 @@ where
     let out = rt.block_on(async { tokio::time::timeout(LIMIT, fut).await });
     let cell = match out {
         Ok(Ok(v)) => Cell::Val(v),
+        Ok(Err(e)) if e.raw_os_error() == Some(EMFILE) => Cell::Failed(format!(
+            "{what}: {e}: raise `ulimit -n` (1,000 kernel TCP connections need ~2,016 descriptors)"
+        )),
         Ok(Err(e)) => Cell::Failed(format!("{what}: {e}")),
         Err(_) => Cell::Failed(format!(
             "{what}: did not finish within {} s (hang or far too slow)",
@@ -360,74 +421,99 @@ where
     cell
 }
 
-fn per(n: u64) -> u64 {
-    (n / 10).max(1)
-}
-
-/// Timed runs per figure; the figure is their median.
-const REPS: usize = 3;
-
-/// A warm-up of `$warm` iterations, then the median of [`REPS`] timed runs
-/// of `$n` iterations of the workload `$w`.
+/// One untimed run, then `plan.runs` timed runs of `plan.per_run`
+/// iterations of the workload `$w`: the median run's duration. With a
+/// fourth argument, also the minor page faults of the timed runs.
 macro_rules! timed {
-    ($w:expr, $warm:expr, $n:expr) => {{
-        $w.run($warm).await?;
-        let mut ds = Vec::with_capacity(REPS);
-        for _ in 0..REPS {
-            ds.push($w.run($n).await?);
+    ($w:expr, $plan:expr) => {
+        timed!($w, $plan, &mut None)
+    };
+    ($w:expr, $plan:expr, $faults:expr) => {{
+        let plan: Plan = $plan;
+        $w.run(plan.per_run).await?;
+        let f0 = minor_faults();
+        let mut ds = Vec::with_capacity(plan.runs as usize);
+        for _ in 0..plan.runs {
+            ds.push($w.run(plan.per_run).await?);
         }
+        *$faults = minor_faults().zip(f0).map(|(f1, f0)| f1 - f0);
         ds.sort();
-        ds[REPS / 2]
+        ds[ds.len() / 2]
     }};
 }
 
-async fn pingpong<T: Transport>(n: u64, what: &str) -> io::Result<f64> {
+/// The process's minor page faults so far (Linux: /proc/self/stat, field 10).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    after_comm.split(' ').nth(7)?.parse().ok()
+}
+
+/// A note when a bulk workload touched fresh pages on most of its writes:
+/// the figure then measures page faults as much as the transport.
+fn fault_note(who: &str, what: &str, faults: Option<u64>, writes: u64) {
+    let Some(f) = faults else { return };
+    let per_write = f as f64 / writes as f64;
+    if per_write >= 1.0 {
+        note(format!(
+            "{what}, {who}: {per_write:.1} minor page faults per 64 KiB write in the timed runs \
+             (16 would be every page of every write fresh from the OS)"
+        ));
+    }
+}
+
+async fn pingpong<T: Transport>(plan: Plan, what: &str) -> io::Result<f64> {
     let t = T::setup().await?;
     let mut w = PingPong::new(&t).await?;
-    let d = timed!(w, per(n), n);
+    let d = timed!(w, plan);
     lonet_counters(&t, what);
-    Ok(d.as_secs_f64() * 1e6 / n as f64)
+    Ok(d.as_secs_f64() * 1e6 / plan.per_run as f64)
 }
 
-async fn bulk<T: Transport>(chunks: u64, what: &str) -> io::Result<f64> {
+async fn bulk<T: Transport>(plan: Plan, what: &str) -> io::Result<f64> {
     let t = T::setup().await?;
     let mut w = Bulk::new(&t).await?;
-    let d = timed!(w, per(chunks), chunks);
+    let mut faults = None;
+    let d = timed!(w, plan, &mut faults);
+    fault_note(T::NAME, what, faults, plan.total());
     lonet_counters(&t, what);
-    Ok((chunks * CHUNK as u64) as f64 / d.as_secs_f64() / 1e9)
+    Ok((plan.per_run * CHUNK as u64) as f64 / d.as_secs_f64() / 1e9)
 }
 
-async fn connects<T: Listening>(n: u64) -> io::Result<f64> {
+async fn connects<T: Listening>(plan: Plan) -> io::Result<f64> {
     let mut w = ConnectClose::new(T::setup().await?);
-    let d = timed!(w, per(n), n);
+    let d = timed!(w, plan);
     lonet_counters(w.transport(), "connect + accept + close");
-    Ok(n as f64 / d.as_secs_f64())
+    Ok(plan.per_run as f64 / d.as_secs_f64())
 }
 
-async fn http1<T: Transport>(n: u64) -> io::Result<f64> {
+async fn http1<T: Transport>(plan: Plan) -> io::Result<f64> {
     let t = T::setup().await?;
     let mut w = Http1::new(&t).await?;
-    let d = timed!(w, per(n), n);
+    let d = timed!(w, plan);
     lonet_counters(&t, "HTTP/1.1");
-    Ok(n as f64 / d.as_secs_f64())
+    Ok(plan.per_run as f64 / d.as_secs_f64())
 }
 
-async fn http2<T: Transport>(n: u64) -> io::Result<f64> {
+async fn http2<T: Transport>(plan: Plan) -> io::Result<f64> {
     let t = T::setup().await?;
     let mut w = Http2::new(&t).await?;
-    let d = timed!(w, per(n), n);
+    let d = timed!(w, plan);
     lonet_counters(&t, "HTTP/2");
-    Ok(n as f64 / d.as_secs_f64())
+    Ok(plan.per_run as f64 / d.as_secs_f64())
 }
 
-async fn many<T: Transport>(conns: usize, chunks: u64) -> io::Result<f64> {
+async fn many<T: Transport>(conns: usize, plan: Plan) -> io::Result<f64> {
     let t = T::setup().await?;
     let mut w = Many::new(&t, conns).await?;
-    // Warm up with a whole run: the first pass over ~1 GiB of buffers is
-    // page faults in the allocator (kernel TCP's first pass is slow too).
-    let d = timed!(w, chunks, chunks);
-    lonet_counters(&t, "the concurrent connections");
-    let bytes = conns as u64 * chunks * CHUNK as u64;
+    // The untimed first run is also the allocator's first pass over ~1 GiB
+    // of buffers (page faults; kernel TCP's first pass is slow too).
+    let mut faults = None;
+    let d = timed!(w, plan, &mut faults);
+    let what = format!("{conns} concurrent connections");
+    fault_note(T::NAME, &what, faults, plan.total() * conns as u64);
+    lonet_counters(&t, &what);
+    let bytes = conns as u64 * plan.per_run * CHUNK as u64;
     Ok(bytes as f64 / d.as_secs_f64() / 1e9)
 }
 
@@ -447,8 +533,9 @@ async fn idle<T: Transport>(n: usize, notes: &mut Vec<String>) -> io::Result<f64
     let (live, _) = count_stop();
     if let Some(ns) = t.ns() {
         notes.push(format!(
-            "idle: {n} lonet connections held {} of user-space memory ({} per socket); \
+            "idle: {} lonet connections held {} of user-space memory ({} per socket); \
              sockstat then: {}",
+            thousands(n as u64),
             Unit::Bytes.fmt(live as f64),
             Unit::Bytes.fmt(live as f64 / (2 * n) as f64),
             ns.sockstat()
@@ -584,7 +671,10 @@ fn main() {
         eprintln!("64 B ping-pong, {flavor}");
         let n = s.pings;
         rows.push(Row {
-            name: format!("64 B ping-pong RTT, {flavor} ({n} round trips)"),
+            name: format!(
+                "64 B ping-pong RTT, {flavor} ({})",
+                n.describe("round trips")
+            ),
             unit: Unit::Micros,
             cells: [
                 bounded(
@@ -609,17 +699,19 @@ fn main() {
     ] {
         eprintln!("bulk, {flavor}");
         let n = s.bulk_chunks;
+        let what = format!("bulk, {flavor}");
         rows.push(Row {
             name: format!(
-                "bulk, 64 KiB writes, {flavor} ({} MiB)",
-                (n * CHUNK as u64) >> 20
+                "bulk, 64 KiB writes, {flavor} ({} in runs of {})",
+                size(n.total() * CHUNK as u64),
+                size(n.per_run * CHUNK as u64)
             ),
             unit: Unit::GBps,
             cells: [
-                bounded(rt, "lonet", bulk::<Lonet>(n, &format!("bulk, {flavor}"))),
-                bounded(rt, "kernel TCP", bulk::<Tcp>(n, "")),
-                bounded(rt, "Unix", bulk::<Unix>(n, "")),
-                bounded(rt, "duplex", bulk::<Duplex>(n, "")),
+                bounded(rt, "lonet", bulk::<Lonet>(n, &what)),
+                bounded(rt, "kernel TCP", bulk::<Tcp>(n, &what)),
+                bounded(rt, "Unix", bulk::<Unix>(n, &what)),
+                bounded(rt, "duplex", bulk::<Duplex>(n, &what)),
             ],
             target: ratios(Some(4.0), None),
             target_text: "≥ 4× TCP".into(),
@@ -634,7 +726,10 @@ fn main() {
     eprintln!("connect + accept + close");
     let n = s.connects;
     rows.push(Row {
-        name: format!("connect + accept + close ({n} connections, one at a time)"),
+        name: format!(
+            "connect + accept + close, one at a time ({})",
+            n.describe("connections")
+        ),
         unit: Unit::PerSec,
         cells: [
             bounded(&ct, "lonet", connects::<Lonet>(n)),
@@ -651,7 +746,7 @@ fn main() {
     eprintln!("hyper HTTP/1.1 keep-alive");
     let n = s.http1;
     rows.push(Row {
-        name: format!("hyper HTTP/1.1 keep-alive requests ({n} requests)"),
+        name: format!("hyper HTTP/1.1 keep-alive ({})", n.describe("requests")),
         unit: Unit::PerSec,
         cells: [
             bounded(&ct, "lonet", http1::<Lonet>(n)),
@@ -666,7 +761,10 @@ fn main() {
     eprintln!("hyper HTTP/2, 100 streams");
     let n = s.http2;
     rows.push(Row {
-        name: format!("hyper HTTP/2, {H2_STREAMS} concurrent streams ({n} requests)"),
+        name: format!(
+            "hyper HTTP/2, {H2_STREAMS} concurrent streams ({})",
+            n.describe("requests")
+        ),
         unit: Unit::PerSec,
         cells: [
             bounded(&ct, "lonet", http2::<Lonet>(n)),
@@ -684,9 +782,11 @@ fn main() {
     let (conns, chunks) = (s.many_conns, s.many_chunks);
     let many_row = Row {
         name: format!(
-            "{conns} concurrent connections, aggregate ({} MiB each, {} MiB in all)",
-            (chunks * CHUNK as u64) >> 20,
-            (conns as u64 * chunks * CHUNK as u64) >> 20
+            "{} concurrent connections, aggregate ({} each, {} a run, median of {} runs)",
+            thousands(conns as u64),
+            size(chunks.per_run * CHUNK as u64),
+            size(conns as u64 * chunks.per_run * CHUNK as u64),
+            chunks.runs
         ),
         unit: Unit::GBps,
         cells: [
@@ -704,7 +804,8 @@ fn main() {
     };
     if let (Some(agg), Some(one)) = (many_row.cells[1].val(), rows[BULK_CT].cells[1].val()) {
         notes.push(format!(
-            "{conns} connections: kernel TCP's aggregate is {:.2}× its one stream's",
+            "{} connections: kernel TCP's aggregate is {:.2}× its one stream's",
+            thousands(conns as u64),
             agg / one
         ));
     }
@@ -718,7 +819,10 @@ fn main() {
     let duplex_idle = bounded(&ct, "duplex", idle::<Duplex>(n, &mut idle_notes));
     notes.extend(idle_notes);
     rows.push(Row {
-        name: format!("memory per idle connection, both ends ({n} connections)"),
+        name: format!(
+            "memory per idle connection, both ends ({} connections)",
+            thousands(n as u64)
+        ),
         unit: Unit::Bytes,
         cells: [
             lonet_idle,
@@ -787,7 +891,7 @@ fn main() {
     }
 
     let took = started.elapsed();
-    let header = header(&s, args.quick, took);
+    let header = header(args.quick, took);
     let legend = legend();
     println!("{header}\n");
     println!("{}", text_table(&rows));
@@ -864,11 +968,17 @@ fn write_or_warn(path: &str, text: &str) {
     }
 }
 
-fn header(s: &Sizes, quick: bool, took: Duration) -> String {
+fn header(quick: bool, took: Duration) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|k| k.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
+    // Other processes compete for the same cores: say how busy the machine
+    // was (the 1-minute load average, at the end of the run).
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
     let build = if cfg!(debug_assertions) {
         "DEBUG build: figures are meaningless, use --release"
     } else {
@@ -876,24 +986,18 @@ fn header(s: &Sizes, quick: bool, took: Duration) -> String {
     };
     format!(
         "lonet compare: lonet vs kernel loopback TCP vs Unix socket pair vs tokio::io::duplex\n\
-         machine: {cores} cores (available_parallelism), Linux {kernel}, {build}\n\
+         machine: {cores} cores (available_parallelism), Linux {kernel}, {build}, \
+         load average {load} (1 min, at the end)\n\
          runtime: tokio current-thread, except the rows marked multi-thread (2 workers)\n\
-         sizes: {}; each figure is the median of {REPS} timed runs after a warm-up \
-         (a tenth of a run), and the ratios are from this one invocation\n\
+         method: each figure is the median of several timed runs (sizes in the rows), after one \
+         untimed run; every ratio comes from this one invocation{}\n\
          whole run: {:.1} s",
         if quick {
-            "--quick (a tenth of the default)"
+            " (--quick: about a tenth of the default sizes)"
         } else {
-            "default"
+            ""
         },
         took.as_secs_f64(),
-    ) + &format!(
-        " ({} ping-pongs, {} MiB bulk, {} connects, {} HTTP/1.1 and {} HTTP/2 requests)",
-        s.pings,
-        (s.bulk_chunks * CHUNK as u64) >> 20,
-        s.connects,
-        s.http1,
-        s.http2
     )
 }
 
@@ -975,7 +1079,12 @@ fn markdown_table(rows: &[Row]) -> String {
         "|{}|\n",
         head.iter()
             .enumerate()
-            .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+            // Figures right-aligned; the workload, target and result left.
+            .map(|(i, _)| if i == 0 || i + 2 >= head.len() {
+                "---"
+            } else {
+                "---:"
+            })
             .collect::<Vec<_>>()
             .join("|")
     );

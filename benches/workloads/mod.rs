@@ -536,13 +536,9 @@ impl<T: Transport> Many<T> {
     /// Opens `conns` connections, one after the other.
     pub async fn new(t: &T, conns: usize) -> io::Result<Self> {
         let mut pairs = Vec::with_capacity(conns);
-        for i in 0..conns {
-            let p = t.pair().await.map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: connection {i} of {conns}: {e}", T::NAME),
-                )
-            })?;
+        for _ in 0..conns {
+            // Errors unchanged: `raw_os_error` tells EMFILE (`ulimit -n`).
+            let p = t.pair().await?;
             pairs.push((p.0, p.1, vec![0u8; CHUNK]));
         }
         Ok(Many { pairs, ns: t.ns() })
