@@ -16,6 +16,9 @@
 //! - [`Netns`]: namespaces (own ports, sysctls, counters), and the counters
 //!   themselves: `lo_stats()` (`ip -s link show lo`), `softnet_stat()`
 //!   (`/proc/net/softnet_stat`), `tcp_stats()` (`netstat -s`), `sockstat()`.
+//! - [`Netns::capture_to_file`] (`tcpdump -i lo -w FILE`): a pcap capture of
+//!   every packet on the namespace's `lo`, for Wireshark or tshark; see
+//!   [`netns::Capture`] and [`netns::CaptureOptions`].
 //! - [`runtime`]: the modeled kernel datapath itself (sans-IO).
 //!
 //! # Optional features
@@ -87,7 +90,7 @@ pub mod stream {
 /// Network namespaces, sysctls and the kernel-style counters.
 pub mod netns {
     pub use lonet_runtime::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
-    pub use lonet_runtime::{FibEntry, Netns, RouteType, Scope, Sysctl};
+    pub use lonet_runtime::{Capture, CaptureOptions, FibEntry, Netns, RouteType, Scope, Sysctl};
 }
 
 /// hyper and hyper-util over the modeled loopback: the client [`Connector`](hyper::Connector).

@@ -7,13 +7,20 @@
 //! reference until the ACK), and passes it to `netif_rx`. Only when the backlog
 //! accepted it are the packet and byte counters raised; `lo` reports the same
 //! counters for RX and TX (`loopback_get_stats64`).
+//!
+//! Packet captures (`Netns::capture*`, pcap.rs) tap `dev_queue_xmit` where the
+//! kernel's `dev_queue_xmit_nit` does; with none running that costs one
+//! relaxed load of `capturing` per packet.
 
 use crate::dev::netif_rx;
 use crate::errno::{err, ENETUNREACH};
 use crate::netns::Ctx;
+use crate::pcap::{dev_queue_xmit_nit, Taps};
 use crate::skbuff::SkBuff;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// The loopback device's state and the counters not kept per CPU.
 #[derive(Debug)]
@@ -22,6 +29,13 @@ pub(crate) struct LoopbackDev {
     pub(crate) up: AtomicBool,
     pub(crate) rx_dropped: AtomicU64,
     pub(crate) tx_dropped: AtomicU64,
+    /// Some packet capture (pcap.rs) is on: the one word the datapath reads
+    /// when none is.
+    pub(crate) capturing: AtomicBool,
+    /// The captures and their shared state (`ptype_all`'s packet sockets).
+    pub(crate) taps: Mutex<Taps>,
+    /// Origin of the captures' TCP timestamp clock (the namespace's start).
+    pub(crate) epoch: Instant,
 }
 
 /// `lo`'s default MTU.
@@ -34,17 +48,25 @@ impl LoopbackDev {
             up: AtomicBool::new(true),
             rx_dropped: AtomicU64::new(0),
             tx_dropped: AtomicU64::new(0),
+            capturing: AtomicBool::new(false),
+            taps: Mutex::new(Taps::default()),
+            epoch: Instant::now(),
         }
     }
 }
 
-/// `__dev_queue_xmit` for `lo`: no qdisc, check `IFF_UP`, call the driver.
+/// `__dev_queue_xmit` for `lo`: no qdisc, check `IFF_UP`, hand a copy to
+/// the packet captures (`dev_queue_xmit_nit`, so a packet the backlog drops
+/// later is still captured, as tcpdump sees it), call the driver.
 #[inline]
 pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
     let dev = &ctx.ns.lo;
     if !dev.up.load(Relaxed) {
         dev.tx_dropped.fetch_add(1, Relaxed);
         return Err(err(ENETUNREACH));
+    }
+    if dev.capturing.load(Relaxed) {
+        dev_queue_xmit_nit(dev, &skb);
     }
     loopback_xmit(ctx, skb);
     Ok(())

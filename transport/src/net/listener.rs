@@ -64,7 +64,7 @@ impl TcpListener {
     /// | address | listener |
     /// |---|---|
     /// | 127.0.0.0/8, ::1, addresses added with `Netns::add_local_addr` | the model only: no OS socket |
-    /// | 0.0.0.0, [::] | the model and an OS listener on the same port; `accept` yields from both |
+    /// | `0.0.0.0`, `[::]` | the model and an OS listener on the same port; `accept` yields from both |
     /// | another address (one of the machine's own) | an OS listener |
     /// | any, with the namespace's kernel switch on | an OS listener |
     ///
