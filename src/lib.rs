@@ -89,7 +89,10 @@ pub mod stream {
 
 /// Network namespaces, sysctls and the kernel-style counters.
 pub mod netns {
-    pub use lonet_runtime::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
+    pub use lonet_runtime::stats::{
+        LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
+        TimerKind,
+    };
     pub use lonet_runtime::{Capture, CaptureOptions, FibEntry, Netns, RouteType, Scope, Sysctl};
 }
 

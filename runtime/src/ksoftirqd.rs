@@ -7,8 +7,13 @@
 //! a plain OS thread, not a task of some tokio runtime, so a runtime shutting
 //! down never strands another runtime's connections.
 //!
-//! The thread is started when work is handed to it and exits by itself as
-//! soon as it has no backlog left and no timer armed.
+//! The thread is started when work is handed to it and exits by itself once
+//! it has had no backlog and no timer armed for 20 ms (`LINGER`: under a
+//! stream of short connections, each of which arms and clears a timer, it
+//! would otherwise exit and be started again every few connections). A
+//! waiting thread is woken only by a backlog handed over or by a timer due
+//! before it would look anyway. While it runs it also sweeps expired
+//! TIME_WAIT entries (which arm no timer of their own).
 //!
 //! Timers are lazy, as `sk_reset_timer` with a coarse wheel would be: a socket
 //! keeps its own deadlines and registers with the thread only when it has no
@@ -20,7 +25,7 @@ use crate::netns::NsInner;
 use crate::tcp::Sock;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The helper thread's shared state.
 #[derive(Default)]
@@ -36,6 +41,9 @@ struct KState {
     pending: u64,
     /// (deadline, socket id) → socket.
     timers: BTreeMap<(Instant, u64), Weak<Sock>>,
+    /// When the thread, waiting, will look again (`None` while it runs): a
+    /// new timer due earlier wakes it, a later one does not need to.
+    wake_at: Option<Instant>,
 }
 
 impl Kthread {
@@ -77,8 +85,7 @@ impl NsInner {
         }
         *registered = Some(when);
         st.timers.insert((when, id), sk.clone());
-        let first = st.timers.keys().next().map(|k| k.0) == Some(when);
-        if !self.ensure_thread(&mut st) && first {
+        if !self.ensure_thread(&mut st) && st.wake_at.is_some_and(|w| when < w) {
             self.kthread.cv.notify_one();
         }
     }
@@ -86,11 +93,9 @@ impl NsInner {
     /// `sk_stop_timer` for every timer of a socket going away.
     pub(crate) fn sk_stop_timers(&self, id: u64, registered: &mut Option<Instant>) {
         if let Some(r) = registered.take() {
-            let mut st = self.kthread.lock();
-            st.timers.remove(&(r, id));
-            if st.timers.is_empty() {
-                self.kthread.cv.notify_one();
-            }
+            // No wakeup: the thread finds out when it next looks (at the
+            // removed deadline, or when it has lingered idle long enough).
+            self.kthread.lock().timers.remove(&(r, id));
         }
     }
 
@@ -109,12 +114,22 @@ impl NsInner {
     }
 }
 
+/// How long the thread stays, idle, before it exits.
+const LINGER: Duration = Duration::from_millis(20);
+
 fn ksoftirqd(weak: Weak<NsInner>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
+    let mut idle_since: Option<Instant> = None;
     loop {
         let Some(ns) = weak.upgrade() else { return };
+        let now = Instant::now();
+        // The periodic sweep of expired TIME_WAIT entries rides on the
+        // thread while it runs for other work; the entries never keep it
+        // alive (they are also swept lazily: tcp/minisocks.rs).
+        ns.tw_tick(ns.ms(now));
         let k = &ns.kthread;
         let mut st = k.lock();
+        st.wake_at = None;
         if st.pending != 0 {
             let pending = std::mem::take(&mut st.pending);
             drop(st);
@@ -124,9 +139,9 @@ fn ksoftirqd(weak: Weak<NsInner>) {
                     k.lock().pending |= 1 << cpu;
                 }
             }
+            idle_since = None;
             continue;
         }
-        let now = Instant::now();
         while let Some(entry) = st.timers.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -135,6 +150,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             due.push((fired, entry.remove()));
         }
         if !due.is_empty() {
+            idle_since = None;
             drop(st);
             for (fired, w) in due.drain(..) {
                 if let Some(sk) = w.upgrade() {
@@ -145,11 +161,22 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         }
         match st.timers.keys().next().map(|k| k.0) {
             None => {
-                st.running = false;
-                return;
+                // Idle: linger a little before exiting, since the next
+                // connection usually arms a timer within microseconds and
+                // starting a thread costs tens of them.
+                let idle = *idle_since.get_or_insert(now);
+                let left = LINGER.saturating_sub(now.saturating_duration_since(idle));
+                if left.is_zero() {
+                    st.running = false;
+                    return;
+                }
+                st.wake_at = Some(now + left);
+                drop(k.cv.wait_timeout(st, left));
             }
             Some(when) => {
+                idle_since = None;
                 let wait = when.saturating_duration_since(now);
+                st.wake_at = Some(when);
                 drop(k.cv.wait_timeout(st, wait));
             }
         }

@@ -61,6 +61,9 @@ pub use netns::{EnterGuard, Netns, Scope};
 pub use pcap::{Capture, CaptureOptions};
 pub use skbuff::{flags, SkBuff};
 pub use socket::{is_local, Readiness, Socket};
-pub use stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpStats};
+pub use stats::{
+    LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
+    TimerKind,
+};
 pub use sysctl::Sysctl;
 pub use tcp::TcpState;

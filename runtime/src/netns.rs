@@ -10,9 +10,13 @@ use crate::dev::SoftnetData;
 use crate::fib::{Fib, FibEntry};
 use crate::ksoftirqd::Kthread;
 use crate::loopback::LoopbackDev;
-use crate::stats::{LinkStats, Sockstat, SoftnetStat, SoftnetStats, TcpMib, TcpStats};
+use crate::stats::{
+    LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpMib,
+    TcpStats, TimerKind,
+};
 use crate::sysctl::Sysctl;
-use crate::tcp::Sock;
+use crate::tcp::minisocks::TwTables;
+use crate::tcp::{Sock, TcpState};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A handle to a network namespace. Cheap to clone; the namespace lives while
 /// a handle or a socket in it does.
@@ -54,6 +58,13 @@ pub(crate) struct NsInner {
     pub(crate) netdev_budget: AtomicUsize,
     pub(crate) netdev_budget_usecs: AtomicU64,
     pub(crate) dev_weight: AtomicUsize,
+    /// Hot copy of `tcp_max_tw_buckets`, read when a connection closes.
+    pub(crate) tcp_max_tw_buckets: AtomicUsize,
+    /// When `ksoftirqd` should next sweep expired TIME_WAIT entries (ms of
+    /// [`NsInner::ms`]; `u64::MAX`: none).
+    pub(crate) tw_sweep_at: AtomicU64,
+    /// The origin of the namespace's millisecond clock ([`NsInner::ms`]).
+    epoch: Instant,
     pub(crate) fib: Fib,
     pub(crate) lo: LoopbackDev,
     pub(crate) softnet: Box<[SoftnetData]>,
@@ -135,7 +146,8 @@ pub(crate) struct BindEntry {
 }
 
 /// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
-/// port), `bhash` (port owners).
+/// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
+/// 4-tuple, holding their ports).
 #[derive(Default)]
 pub(crate) struct Tables {
     pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
@@ -145,6 +157,8 @@ pub(crate) struct Tables {
     pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
     pub(crate) connect_rover: u32,
     pub(crate) bind_rover: u32,
+    /// TIME_WAIT bookkeeping (tcp/minisocks.rs).
+    pub(crate) tw: TwTables,
 }
 
 /// Whether two bound addresses overlap: equal, or one is a wildcard that
@@ -302,6 +316,9 @@ impl Netns {
             netdev_budget: AtomicUsize::new(sysctl.netdev_budget),
             netdev_budget_usecs: AtomicU64::new(sysctl.netdev_budget_usecs),
             dev_weight: AtomicUsize::new(sysctl.dev_weight),
+            tcp_max_tw_buckets: AtomicUsize::new(sysctl.tcp_max_tw_buckets),
+            tw_sweep_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
             sysctl: Mutex::new(sysctl),
             fib: Fib::new(),
             lo: LoopbackDev::new(),
@@ -449,6 +466,9 @@ impl Netns {
             .netdev_budget_usecs
             .store(s.netdev_budget_usecs, Relaxed);
         self.0.dev_weight.store(s.dev_weight, Relaxed);
+        self.0
+            .tcp_max_tw_buckets
+            .store(s.tcp_max_tw_buckets, Relaxed);
         Ok(())
     }
 
@@ -514,15 +534,82 @@ impl Netns {
         self.0.mib.snapshot()
     }
 
-    /// `/proc/net/sockstat`, the TCP line.
+    /// `/proc/net/sockstat`, the TCP line. (Removes expired TIME_WAIT
+    /// entries first, so `tw` counts the live ones.)
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
+        let ns = &*self.0;
+        ns.tw_purge(ns.ms(Instant::now()));
+        let tw = ns.tables.read().unwrap_or_else(|e| e.into_inner()).tw.count as u64;
         Sockstat {
             inuse: g(&self.0.sock_inuse),
             orphan: g(&self.0.sock_orphan),
+            tw,
             alloc: g(&self.0.sock_alloc),
             mem: g(&self.0.mem),
         }
+    }
+
+    /// `ss -tan`: every TCP socket of the namespace, listeners first (Recv-Q:
+    /// connections waiting to be accepted, Send-Q: the backlog limit), then
+    /// connections in any state and TIME_WAIT entries (Recv-Q: bytes unread,
+    /// Send-Q: bytes not yet acknowledged), each ordered by local then peer
+    /// address. `Display` the result for ss's text (`{:#}` adds timers, as
+    /// `ss -tano`).
+    ///
+    /// The tables are locked once to collect the sockets, then each socket
+    /// briefly, one at a time; a socket that closes meanwhile is left out.
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// let _l = lonet_runtime::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
+    /// let table = ns.sockets();
+    /// assert_eq!(table.len(), 1);
+    /// assert_eq!(table.sockets[0].send_q, 128);
+    /// assert_eq!(
+    ///     table.to_string(),
+    ///     "State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\
+    ///      LISTEN 0      128        127.0.0.1:8080      0.0.0.0:*"
+    /// );
+    /// ```
+    pub fn sockets(&self) -> SocketTable {
+        let ns = &*self.0;
+        let now = Instant::now();
+        let now_ms = ns.ms(now);
+        let mut socks: Vec<Arc<Sock>> = Vec::new();
+        let mut rows = Vec::new();
+        {
+            ns.tw_purge(now_ms);
+            let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+            socks.extend(t.lhash.values().flatten().map(|(_, l)| l.clone()));
+            socks.extend(t.ehash.values().cloned());
+            for (k, tw) in t.tw.iter().filter(|(_, tw)| tw.expires > now_ms) {
+                let user = |a: SocketAddr| match (tw.v6_mapped, a) {
+                    (true, SocketAddr::V4(v4)) => {
+                        SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+                    }
+                    _ => a,
+                };
+                rows.push(SockInfo {
+                    state: TcpState::TimeWait,
+                    recv_q: 0,
+                    send_q: 0,
+                    local: user(k.0),
+                    peer: user(k.1),
+                    inode: 0,
+                    timer: Some(SockTimer {
+                        kind: TimerKind::TimeWait,
+                        expires: Duration::from_millis(tw.expires - now_ms),
+                        retrans: 0,
+                    }),
+                });
+            }
+        }
+        rows.extend(socks.iter().filter_map(|sk| sk.lock().sock_info(now)));
+        drop(socks);
+        rows.sort_by_key(|r| (r.state != TcpState::Listen, r.local, r.peer));
+        SocketTable { sockets: rows }
     }
 
     /// `ip route show table local`.
@@ -532,7 +619,7 @@ impl Netns {
 
     /// Whether the namespace's `ksoftirqd` thread (softirq overflow and TCP
     /// timers) is alive. It starts when work is handed to it and exits by
-    /// itself once no timer is armed and no backlog is left.
+    /// itself once it has had no timer armed and no backlog for 20 ms.
     pub fn ksoftirqd_running(&self) -> bool {
         self.0.kthread.running()
     }
@@ -553,6 +640,14 @@ impl Default for Netns {
 impl NsInner {
     pub(crate) fn sysctl(&self) -> Sysctl {
         *self.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The namespace's millisecond clock (`tcp_clock_ms`): ms since it was
+    /// created.
+    #[inline]
+    pub(crate) fn ms(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.epoch);
+        d.as_secs() * 1000 + u64::from(d.subsec_millis())
     }
 
     pub(crate) fn next_sock_id(&self) -> u64 {

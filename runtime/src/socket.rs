@@ -12,6 +12,7 @@ use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN
 use crate::fib::{unmap, RouteType};
 use crate::netns::{BindEntry, BindKind, Ctx, Netns};
 use crate::stats::inc;
+use crate::tcp::minisocks::{tw_isn, tw_reuse_allowed};
 use crate::tcp::{Sock, TcpState, WaitQueue};
 use bytes::Bytes;
 use std::io::{self, IoSlice};
@@ -146,19 +147,28 @@ impl Socket {
                 _ => route.prefsrc,
             };
             {
+                let now = nsi.ms(ctx.now());
                 let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+                t.tw_sweep_if_due(now, false);
+                // A TIME_WAIT entry on the chosen 4-tuple, taken over.
+                let mut recycle = None;
                 let port = match bound {
                     Some(b) if b.port() != 0 => {
-                        if t.ehash
-                            .contains_key(&(SocketAddr::new(saddr_ip, b.port()), daddr))
-                        {
+                        // __inet_check_established without a twp: a bound
+                        // port takes a TIME_WAIT 4-tuple over whatever
+                        // tcp_tw_reuse says (Linux requires timestamps,
+                        // which loopback always has).
+                        let key = (SocketAddr::new(saddr_ip, b.port()), daddr);
+                        if t.ehash.contains_key(&key) {
                             return Err(err(EADDRNOTAVAIL));
                         }
+                        recycle = t.tw_kill(&key);
                         b.port()
                     }
                     _ => {
                         // inet_hash_connect: an ephemeral port whose 4-tuple
-                        // is unused and that no bind() owns.
+                        // is unused (or in TIME_WAIT that tcp_tw_reuse lets
+                        // us take over) and that no bind() owns.
                         let (lo, hi) = sysctl.ip_local_port_range;
                         let range = u32::from(hi) - u32::from(lo) + 1;
                         let start = t.connect_rover;
@@ -171,9 +181,24 @@ impl Socket {
                                     continue;
                                 }
                             }
-                            let local = SocketAddr::new(saddr_ip, port);
-                            if t.ehash.contains_key(&(local, daddr)) {
+                            if t.tw_port_bound(port) {
                                 continue;
+                            }
+                            let key = (SocketAddr::new(saddr_ip, port), daddr);
+                            if t.ehash.contains_key(&key) {
+                                continue;
+                            }
+                            // The kernel would also wait tcp_tw_reuse_delay
+                            // (1 s) after the entry was made; the model
+                            // reuses at once (it has no timestamps to order
+                            // the two incarnations by anyway).
+                            if tw_reuse_allowed(sysctl.tcp_tw_reuse, &key) {
+                                recycle = t.tw_kill(&key);
+                            } else if let Some(tw) = t.tw.get(&key) {
+                                if tw.expires > now {
+                                    continue;
+                                }
+                                recycle = t.tw_kill(&key);
                             }
                             chosen = Some((port, off));
                             break;
@@ -193,6 +218,13 @@ impl Socket {
                 };
                 s.local = SocketAddr::new(saddr_ip, port);
                 s.remote = daddr;
+                if let Some(tw) = recycle {
+                    if tw.expires > now {
+                        inc(&nsi.mib.tw_recycled);
+                    }
+                    // tcp_twsk_unique: start beyond the old incarnation.
+                    s.set_iss(tw_isn(&tw));
+                }
                 t.ehash.insert((s.local, daddr), sk.clone());
             }
             s.bound = true;
@@ -264,10 +296,14 @@ impl Socket {
         if s.bound || s.state != TcpState::Close {
             return Err(err(EINVAL));
         }
+        let now = nsi.ms(std::time::Instant::now());
         let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+        t.tw_sweep_if_due(now, false);
         let id = s.id;
         let port = if addr.port() != 0 {
-            if t.bind_conflict(addr.port(), wire_ip, reuse, id) {
+            if t.bind_conflict(addr.port(), wire_ip, reuse, id)
+                || t.tw_bind_conflict(addr.port(), wire_ip, reuse, now)
+            {
                 return Err(err(EADDRINUSE));
             }
             addr.port()
@@ -279,7 +315,7 @@ impl Socket {
             let found = (0..range).find_map(|i| {
                 let off = port_offset(start, i, range, 1);
                 let port = (u32::from(lo) + off) as u16;
-                (!t.bhash.contains_key(&port)).then_some((port, off))
+                (!t.bhash.contains_key(&port) && !t.tw_port_used(port)).then_some((port, off))
             });
             let Some((port, off)) = found else {
                 return Err(err(EADDRINUSE));
@@ -296,6 +332,7 @@ impl Socket {
         s.local = SocketAddr::new(wire_ip, port);
         s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
         s.bound = true;
+        s.sk_reuse = reuse;
         Ok(())
     }
 
@@ -328,7 +365,8 @@ impl Socket {
             .get(&port)
             .and_then(|v| v.iter().find(|e| e.sock_id == id))
             .is_some_and(|e| e.reuse);
-        if t.bind_conflict(port, ip, reuse, id) {
+        let now = nsi.ms(std::time::Instant::now());
+        if t.bind_conflict(port, ip, reuse, id) || t.tw_bind_conflict(port, ip, reuse, now) {
             return Err(err(EADDRINUSE));
         }
         if let Some(e) = t
@@ -415,6 +453,10 @@ impl Socket {
             }
             s.recvq_bytes -= copied;
             ns.mem_sub(copied);
+            if s.recvq_bytes == 0 && s.fin_rcvd && copied < buf.len() {
+                // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
+                s.fin_copied = true;
+            }
             tcp_cleanup_rbuf(&mut ctx, &mut s, copied);
             drop(s);
             ctx.local_bh_enable();
@@ -423,6 +465,9 @@ impl Socket {
         // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
         // pending error waits for the next write.
         if s.fin_rcvd {
+            if !peek {
+                s.fin_copied = true;
+            }
             return Poll::Ready(Ok(0));
         }
         if s.err != 0 {

@@ -1,7 +1,10 @@
 //! Counters with the kernel's names and meaning, and their tool-like output.
 
+use crate::TcpState;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// `ip -s link show lo`: the loopback device's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -163,6 +166,17 @@ pub struct TcpStats {
     /// held by its owner waits for the socket lock instead of queueing on
     /// `sk_backlog`.
     pub tcp_backlog_drop: u64,
+    /// `TcpExt.TW`: connections that entered TIME_WAIT (Linux counts one
+    /// when it schedules the entry's 60 s timer; `netstat -s`: "TCP sockets
+    /// finished time wait in fast timer").
+    pub tw: u64,
+    /// `TcpExt.TWRecycled`: TIME_WAIT entries taken over by a `connect()`
+    /// (`tcp_tw_reuse`, or a socket bound to the port); `netstat -s`: "time
+    /// wait sockets recycled by time stamp".
+    pub tw_recycled: u64,
+    /// `TcpExt.TCPTimeWaitOverflow`: connections closed without TIME_WAIT
+    /// because `tcp_max_tw_buckets` entries existed.
+    pub tcp_time_wait_overflow: u64,
 }
 
 impl fmt::Display for TcpStats {
@@ -180,6 +194,16 @@ impl fmt::Display for TcpStats {
         writeln!(f, "TcpExt:")?;
         writeln!(
             f,
+            "    {} TCP sockets finished time wait in fast timer",
+            self.tw
+        )?;
+        writeln!(
+            f,
+            "    {} time wait sockets recycled by time stamp",
+            self.tw_recycled
+        )?;
+        writeln!(
+            f,
             "    {} times the listen queue of a socket overflowed",
             self.listen_overflows
         )?;
@@ -195,10 +219,15 @@ impl fmt::Display for TcpStats {
             "    {} connections reset due to unexpected data",
             self.tcp_abort_on_data
         )?;
-        write!(
+        writeln!(
             f,
             "    {} connections reset due to early user close",
             self.tcp_abort_on_close
+        )?;
+        write!(
+            f,
+            "    TCPTimeWaitOverflow: {}",
+            self.tcp_time_wait_overflow
         )
     }
 }
@@ -212,6 +241,9 @@ pub struct Sockstat {
     /// `orphan`: sockets the application closed that are still finishing
     /// (FIN_WAIT, LAST_ACK, ...).
     pub orphan: u64,
+    /// `tw`: TIME_WAIT entries (not sockets: the socket itself was freed
+    /// when the connection entered TIME_WAIT).
+    pub tw: u64,
     /// `alloc`: TCP sockets allocated.
     pub alloc: u64,
     /// `mem`: bytes held in socket send and receive queues (the kernel counts
@@ -223,8 +255,8 @@ impl fmt::Display for Sockstat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "TCP: inuse {} orphan {} tw 0 alloc {} mem {}",
-            self.inuse, self.orphan, self.alloc, self.mem
+            "TCP: inuse {} orphan {} tw {} alloc {} mem {}",
+            self.inuse, self.orphan, self.tw, self.alloc, self.mem
         )
     }
 }
@@ -248,6 +280,9 @@ pub(crate) struct TcpMib {
     pub(crate) tcp_abort_on_data: AtomicU64,
     pub(crate) tcp_timeouts: AtomicU64,
     pub(crate) delayed_acks: AtomicU64,
+    pub(crate) tw: AtomicU64,
+    pub(crate) tw_recycled: AtomicU64,
+    pub(crate) tcp_time_wait_overflow: AtomicU64,
 }
 
 /// `NET_INC_STATS`.
@@ -277,6 +312,255 @@ impl TcpMib {
             tcp_timeouts: g(&self.tcp_timeouts),
             delayed_acks: g(&self.delayed_acks),
             tcp_backlog_drop: 0,
+            tw: g(&self.tw),
+            tw_recycled: g(&self.tw_recycled),
+            tcp_time_wait_overflow: g(&self.tcp_time_wait_overflow),
         }
+    }
+}
+
+/// Which timer of a socket `ss -o` shows (`idiag_timer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimerKind {
+    /// `on`: the retransmission timer (SYN, SYN-ACK, data or FIN in flight).
+    On,
+    /// `persist`: the zero-window probe timer.
+    Persist,
+    /// `timewait`: a TIME_WAIT entry's expiry, or an orphan's FIN_WAIT2
+    /// timeout (Linux keeps such an orphan as a timewait socket too).
+    TimeWait,
+}
+
+impl fmt::Display for TimerKind {
+    /// The names `ss -o` prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimerKind::On => "on",
+            TimerKind::Persist => "persist",
+            TimerKind::TimeWait => "timewait",
+        })
+    }
+}
+
+/// A socket's pending timer, as `ss -o` shows it: `timer:(on,200ms,0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockTimer {
+    /// Which timer.
+    pub kind: TimerKind,
+    /// Time left until it fires (zero if it is due).
+    pub expires: Duration,
+    /// Retransmissions (or probes) made so far.
+    pub retrans: u32,
+}
+
+/// `print_ms_timer` of iproute2's ss: `59sec`, `1.500ms` (sic), `200ms`,
+/// `1min30sec`.
+fn ss_ms(ms: u128) -> String {
+    let mut secs = ms / 1000;
+    let minutes = secs / 60;
+    secs %= 60;
+    let mut msecs = ms % 1000;
+    let mut out = String::new();
+    if minutes > 0 {
+        msecs = 0;
+        out.push_str(&format!("{minutes}min"));
+        if minutes > 9 {
+            secs = 0;
+        }
+    }
+    if secs > 0 {
+        if secs > 9 {
+            msecs = 0;
+        }
+        out.push_str(&format!("{secs}{}", if msecs > 0 { "." } else { "sec" }));
+    }
+    if msecs > 0 {
+        out.push_str(&format!("{msecs:03}ms"));
+    }
+    out
+}
+
+impl fmt::Display for SockTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timer:({},{},{})",
+            self.kind,
+            ss_ms(self.expires.as_millis()),
+            self.retrans
+        )
+    }
+}
+
+/// One TCP socket of a namespace, as a row of `ss -tan` (`inet_diag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockInfo {
+    /// The state ([`TcpState::TimeWait`] for a TIME_WAIT entry).
+    pub state: TcpState,
+    /// Recv-Q. A listener: connections waiting in its accept queue. A
+    /// connection: bytes received and not yet read, plus one for a FIN the
+    /// application has not read yet (`rcv_nxt - copied_seq`, as Linux
+    /// reports it, so a CLOSE-WAIT socket whose EOF was not read shows 1).
+    pub recv_q: u64,
+    /// Send-Q. A listener: its backlog limit (`min(backlog, somaxconn)`).
+    /// A connection: bytes written and not yet acknowledged, unsent ones
+    /// included, plus one for a SYN or FIN not yet acknowledged
+    /// (`write_seq - snd_una`).
+    pub send_q: u64,
+    /// Local address and port, as `getsockname` gives them.
+    pub local: SocketAddr,
+    /// Peer address and port; for a listener the unspecified address of its
+    /// family and port 0 (`ss` prints `0.0.0.0:*`).
+    pub peer: SocketAddr,
+    /// A number unique to the socket within its namespace, standing in for
+    /// the inode `ss -e` shows; 0 for a TIME_WAIT entry, which has no socket
+    /// (`ss -e` shows `ino:0`).
+    pub inode: u64,
+    /// The pending timer `ss -o` would show, if any.
+    pub timer: Option<SockTimer>,
+}
+
+/// Every TCP socket of a namespace (`ss -tan`), from
+/// [`Netns::sockets`](crate::Netns::sockets): listeners first, then
+/// connections and TIME_WAIT entries, each ordered by local then peer
+/// address.
+///
+/// `Display` prints it as `ss -tan` does (the same columns, widths and
+/// state names); the alternate form (`{:#}`) adds the timers, as
+/// `ss -tano`. Trailing blanks are trimmed from each line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketTable {
+    /// The rows.
+    pub sockets: Vec<SockInfo>,
+}
+
+impl SocketTable {
+    /// The rows, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, SockInfo> {
+        self.sockets.iter()
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Whether there are no sockets.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// The rows in `state` (`ss -tan state time-wait`).
+    pub fn in_state(&self, state: TcpState) -> impl Iterator<Item = &SockInfo> + '_ {
+        self.sockets.iter().filter(move |s| s.state == state)
+    }
+
+    /// The row of the connection (or TIME_WAIT entry) from `local` to
+    /// `peer`, if there is one.
+    pub fn find(&self, local: SocketAddr, peer: SocketAddr) -> Option<&SockInfo> {
+        self.sockets
+            .iter()
+            .find(|s| s.local == local && s.peer == peer && s.state != TcpState::Listen)
+    }
+}
+
+impl<'a> IntoIterator for &'a SocketTable {
+    type Item = &'a SockInfo;
+    type IntoIter = std::slice::Iter<'a, SockInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.sockets.iter()
+    }
+}
+
+impl IntoIterator for SocketTable {
+    type Item = SockInfo;
+    type IntoIter = std::vec::IntoIter<SockInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.sockets.into_iter()
+    }
+}
+
+/// An address as ss prints it: IPv6 in brackets, and `*` for the IPv6
+/// wildcard of a dual-stack socket (`dual_any`); `*` for port 0.
+fn ss_addr(a: SocketAddr, dual_any: bool) -> (String, String) {
+    let host = match a.ip() {
+        IpAddr::V4(v) => v.to_string(),
+        IpAddr::V6(v) if v.is_unspecified() && dual_any => "*".to_string(),
+        IpAddr::V6(v) => format!("[{v}]"),
+    };
+    let port = match a.port() {
+        0 => "*".to_string(),
+        p => p.to_string(),
+    };
+    (host + ":", port)
+}
+
+impl fmt::Display for SocketTable {
+    /// `ss -tan` (`{:#}`: `ss -tano`). Columns are as wide as their widest
+    /// cell, as ss lays them out: state, Recv-Q and Send-Q left-aligned,
+    /// `Local Address:` and `Peer Address:` right-aligned, each followed by
+    /// its port.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEADER: [&str; 8] = [
+            "State",
+            "Recv-Q",
+            "Send-Q",
+            "Local Address:",
+            "Port",
+            "Peer Address:",
+            "Port",
+            "Process",
+        ];
+        // ss's column table: left delimiter and alignment (true: right).
+        const DELIM: [&str; 8] = ["", " ", " ", " ", "", " ", "", ""];
+        const RIGHT: [bool; 8] = [false, false, false, true, false, true, false, false];
+        use std::fmt::Write as _;
+        let timers = f.alternate();
+        let mut rows: Vec<[String; 8]> = Vec::with_capacity(self.sockets.len() + 1);
+        rows.push(HEADER.map(str::to_string));
+        for s in &self.sockets {
+            let dual_any = matches!(s.local.ip(), IpAddr::V6(v) if v.is_unspecified());
+            let (lh, lp) = ss_addr(s.local, dual_any);
+            let (ph, pp) = ss_addr(s.peer, dual_any);
+            let process = match (timers, s.timer) {
+                (true, Some(t)) => format!(" {t}"),
+                _ => String::new(),
+            };
+            rows.push([
+                s.state.to_string(),
+                s.recv_q.to_string(),
+                s.send_q.to_string(),
+                lh,
+                lp,
+                ph,
+                pp,
+                process,
+            ]);
+        }
+        let mut width = [0usize; 8];
+        for row in &rows {
+            for (w, cell) in width.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let mut line = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            line.clear();
+            for c in 0..8 {
+                line.push_str(DELIM[c]);
+                let (cell, w) = (&row[c], width[c]);
+                let _ = if RIGHT[c] {
+                    write!(line, "{cell:>w$}")
+                } else {
+                    write!(line, "{cell:<w$}")
+                };
+            }
+            if i > 0 {
+                writeln!(f)?;
+            }
+            f.write_str(line.trim_end())?;
+        }
+        Ok(())
     }
 }

@@ -50,6 +50,20 @@ pub struct Sysctl {
     /// `net.ipv4.tcp_retries2` (default 15): retransmissions of data before the
     /// connection is aborted with `ETIMEDOUT`.
     pub tcp_retries2: u32,
+    /// `net.ipv4.tcp_tw_reuse` (default 2): whether `connect()`'s ephemeral
+    /// port search may take over a 4-tuple that is in TIME_WAIT. 0: never
+    /// (the port is skipped); 1: always; 2: only when one end is a loopback
+    /// address (127/8, `::1`). (A socket bound to an explicit port reuses a
+    /// TIME_WAIT 4-tuple whatever this says, as Linux does with timestamps
+    /// on.) Linux also waits `tcp_tw_reuse_delay` (1 s) after the entry was
+    /// created; the model reuses at once.
+    pub tcp_tw_reuse: u8,
+    /// `net.ipv4.tcp_max_tw_buckets`: how many TIME_WAIT entries the
+    /// namespace keeps; past it a closing connection skips TIME_WAIT
+    /// (`TCPTimeWaitOverflow`). Linux sets it to half the established hash
+    /// size, which depends on the machine's memory: 131072 with the
+    /// 262144-bucket hash of a machine with a few GiB (the value used here).
+    pub tcp_max_tw_buckets: usize,
 }
 
 impl Default for Sysctl {
@@ -68,6 +82,8 @@ impl Default for Sysctl {
             tcp_synack_retries: 5,
             tcp_fin_timeout_secs: 60,
             tcp_retries2: 15,
+            tcp_tw_reuse: 2,
+            tcp_max_tw_buckets: 131_072,
         }
     }
 }
@@ -90,6 +106,9 @@ impl Sysctl {
         }
         if self.tcp_fin_timeout_secs > 86_400 {
             return Err("tcp_fin_timeout_secs must be at most a day");
+        }
+        if self.tcp_tw_reuse > 2 {
+            return Err("tcp_tw_reuse must be 0, 1 or 2");
         }
         let (lo, hi) = self.ip_local_port_range;
         if lo == 0 || lo > hi {

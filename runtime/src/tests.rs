@@ -302,7 +302,7 @@ fn test_fin_half_close_then_eof_then_last_ack() {
     assert_eq!(
         c.state(),
         TcpState::Close,
-        "FIN_WAIT2 → TIME_WAIT (not kept)"
+        "FIN_WAIT2 → TIME_WAIT: the socket is released, an entry keeps the 4-tuple"
     );
 }
 
@@ -574,4 +574,383 @@ fn test_segments_arriving_out_of_order_wait_in_the_ofo_queue() {
     assert_eq!(&buf[..n], &data[..]);
     assert_eq!(ns.tcp_stats().retrans_segs, 0);
     assert_eq!(ns.sockstat().mem, 0, "the ofo queue is empty again");
+}
+
+/// A connection whose client closed first: both FINs exchanged, the client's
+/// end in TIME_WAIT. Returns the listener and the server's FIN (to replay).
+fn client_closes_first(ns: &Netns) -> (Socket, SocketAddr, SocketAddr, SkBuff) {
+    let (l, c, s) = pair(ns);
+    let (caddr, saddr) = (c.local_addr().unwrap(), s.local_addr().unwrap());
+    drop(c);
+    assert_eq!(s.state(), TcpState::CloseWait);
+    hold(ns);
+    drop(s);
+    let fin = take_queued(ns);
+    assert_eq!(fin.len(), 1);
+    assert!(fin[0].has(flags::FIN));
+    let copy = fin[0].clone();
+    inject(ns, fin);
+    (l, caddr, saddr, copy)
+}
+
+#[test]
+fn test_the_active_closer_leaves_a_time_wait_entry_and_frees_its_socket() {
+    // Linux: tcp_time_wait replaces the socket by an inet_timewait_sock for
+    // TCP_TIMEWAIT_LEN; /proc/net/sockstat counts it as tw, not inuse/alloc.
+    let ns = Netns::new();
+    let (l, caddr, saddr, _) = client_closes_first(&ns);
+    let st = ns.sockstat();
+    assert_eq!((st.inuse, st.alloc, st.tw, st.mem), (1, 1, 1, 0), "{st}");
+    assert_eq!(ns.tcp_stats().tw, 1);
+    let table = ns.sockets();
+    let tw = table.find(caddr, saddr).expect("a TIME-WAIT row");
+    assert_eq!(tw.state, TcpState::TimeWait);
+    assert_eq!((tw.recv_q, tw.send_q, tw.inode), (0, 0, 0));
+    let timer = tw.timer.expect("the timewait timer");
+    assert_eq!(timer.kind, crate::stats::TimerKind::TimeWait);
+    assert!(
+        timer.expires > std::time::Duration::from_secs(58)
+            && timer.expires <= std::time::Duration::from_secs(60),
+        "{timer}"
+    );
+    assert!(
+        table.find(saddr, caddr).is_none(),
+        "the server's end is gone"
+    );
+    drop(l);
+}
+
+#[test]
+fn test_a_retransmitted_fin_is_acked_again_from_time_wait() {
+    // Linux: tcp_timewait_state_process answers a FIN below rcv_nxt with an
+    // ACK (TCP_TW_ACK) and restarts the 60 s.
+    let ns = Netns::new();
+    let (_l, caddr, saddr, fin) = client_closes_first(&ns);
+    hold(&ns);
+    {
+        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        crate::tcp::input::tcp_v4_rcv(&mut ctx, fin.clone());
+    }
+    let out = take_queued(&ns);
+    release(&ns);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let ack = &out[0];
+    assert_eq!(ack.flags, flags::ACK);
+    assert_eq!((ack.saddr, ack.daddr), (caddr, saddr));
+    assert_eq!(ack.ack_seq, fin.seq.wrapping_add(1));
+    assert_eq!(ack.seq, fin.ack_seq);
+    assert_eq!(ns.sockstat().tw, 1, "the entry stays");
+    // An RST in the window ends it (TIME_WAIT assassination, tcp_rfc1337=0).
+    let rst = SkBuff {
+        seq: fin.seq.wrapping_add(1),
+        flags: flags::RST,
+        payload: bytes::Bytes::new(),
+        ..fin
+    };
+    inject(&ns, vec![rst]);
+    assert_eq!(ns.sockstat().tw, 0);
+}
+
+#[test]
+fn test_an_expired_entry_is_gone_for_lookups_and_counts() {
+    // Linux: after 60 s the entry's timer frees it; a FIN for the 4-tuple
+    // then finds no socket and is answered with RST.
+    let ns = Netns::new();
+    let (_l, _caddr, _saddr, fin) = client_closes_first(&ns);
+    ns.0.tables.write().unwrap().tw_expire_all_for_test();
+    hold(&ns);
+    {
+        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        crate::tcp::input::tcp_v4_rcv(&mut ctx, fin);
+    }
+    let out = take_queued(&ns);
+    release(&ns);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].has(flags::RST), "{out:?}");
+    assert_eq!(ns.sockstat().tw, 0);
+    assert!(ns.sockets().in_state(TcpState::TimeWait).next().is_none());
+}
+
+#[test]
+fn test_tcp_tw_reuse_0_skips_time_wait_ports_and_2_takes_them_over() {
+    // Linux: __inet_hash_connect skips a port whose 4-tuple is in TIME_WAIT
+    // unless tcp_twsk_unique allows reuse (tcp_tw_reuse=2 on loopback).
+    let ns = Netns::new();
+    ns.set_sysctl(|s| {
+        s.ip_local_port_range = (40000, 40001);
+        s.tcp_tw_reuse = 0;
+    })
+    .unwrap();
+    let l = Socket::listen(&ns, addr("127.0.0.1:5000"), 16).unwrap();
+    for _ in 0..2 {
+        let c = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap();
+        assert!(c.poll_connect(&mut cx()).is_ready());
+        let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+            panic!("accept")
+        };
+        drop(c);
+        drop(s);
+    }
+    assert_eq!(ns.sockstat().tw, 2);
+    let e = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+    ns.set_sysctl(|s| s.tcp_tw_reuse = 2).unwrap();
+    let c = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap();
+    assert!(matches!(c.poll_connect(&mut cx()), Poll::Ready(Ok(()))));
+    assert_eq!(ns.sockstat().tw, 1);
+    assert_eq!(ns.tcp_stats().tw_recycled, 1);
+    let e = ns.set_sysctl(|s| s.tcp_tw_reuse = 3).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn test_a_bound_port_takes_its_time_wait_tuple_over_whatever_tcp_tw_reuse_says() {
+    // Linux (checked on 6.18): bind(SO_REUSEADDR) to the port of a
+    // TIME_WAIT entry left by a SO_REUSEADDR socket, then connect to the
+    // same peer, succeeds even with tcp_tw_reuse=0 (__inet_check_established
+    // without twp); without SO_REUSEADDR the bind fails with EADDRINUSE.
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_tw_reuse = 0).unwrap();
+    let l = Socket::listen(&ns, addr("127.0.0.1:5000"), 16).unwrap();
+    let bound_connect = |reuse: bool| -> std::io::Result<Socket> {
+        let c = Socket::new(&ns);
+        c.bind(addr("127.0.0.1:45000"), reuse)?;
+        c.start_connect(addr("127.0.0.1:5000"))?;
+        Ok(c)
+    };
+    let c = bound_connect(true).unwrap();
+    assert!(c.poll_connect(&mut cx()).is_ready());
+    let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+        panic!("accept")
+    };
+    drop(c);
+    drop(s);
+    assert_eq!(ns.sockstat().tw, 1);
+    let e = bound_connect(false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+    let c = bound_connect(true).unwrap();
+    assert!(matches!(c.poll_connect(&mut cx()), Poll::Ready(Ok(()))));
+    assert_eq!(ns.sockstat().tw, 0);
+    assert_eq!(ns.tcp_stats().tw_recycled, 1);
+}
+
+#[test]
+fn test_a_syn_for_a_server_side_time_wait_tuple_reopens_it() {
+    // Linux: a SYN (no ACK) for a TIME_WAIT 4-tuple that has a listener is
+    // TCP_TW_SYN: the entry goes and the listener answers, its sequence
+    // numbers starting at tw_snd_nxt + 65537.
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.1:5000"), 16).unwrap();
+    let c = Socket::new(&ns);
+    c.bind(addr("127.0.0.1:45000"), true).unwrap();
+    c.start_connect(addr("127.0.0.1:5000")).unwrap();
+    let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+        panic!("accept")
+    };
+    // The server closes first: its end goes to TIME_WAIT.
+    drop(s);
+    drop(c);
+    let table = ns.sockets();
+    let tw = table
+        .find(addr("127.0.0.1:5000"), addr("127.0.0.1:45000"))
+        .expect("server-side TIME-WAIT");
+    assert_eq!(tw.state, TcpState::TimeWait);
+    // The client port is free again (its socket went through LAST_ACK).
+    hold(&ns);
+    let c = Socket::new(&ns);
+    c.bind(addr("127.0.0.1:45000"), false).unwrap();
+    c.start_connect(addr("127.0.0.1:5000")).unwrap();
+    let syn = take_queued(&ns);
+    assert_eq!(syn.len(), 1);
+    {
+        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        crate::tcp::input::tcp_v4_rcv(&mut ctx, syn[0].clone());
+    }
+    let synack = take_queued(&ns);
+    assert_eq!(synack.len(), 1, "{synack:?}");
+    assert_eq!(synack[0].flags, flags::SYN | flags::ACK);
+    inject(&ns, synack);
+    assert!(matches!(c.poll_connect(&mut cx()), Poll::Ready(Ok(()))));
+    assert_eq!(ns.sockstat().tw, 0);
+    assert!(l.poll_accept(&mut cx()).is_ready());
+}
+
+#[test]
+fn test_a_listener_binds_over_time_wait_entries_only_with_so_reuseaddr() {
+    // Linux: inet_csk_bind_conflict lets a SO_REUSEADDR socket share a port
+    // with TIME_WAIT entries of SO_REUSEADDR sockets (a restarted server);
+    // without SO_REUSEADDR, EADDRINUSE.
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.1:5000"), 16).unwrap();
+    let c = Socket::connect(&ns, addr("127.0.0.1:5000")).unwrap();
+    let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+        panic!("accept")
+    };
+    drop(s);
+    drop(c);
+    drop(l);
+    assert_eq!(ns.sockstat().tw, 1);
+    let plain = Socket::new(&ns);
+    let e = plain.bind(addr("127.0.0.1:5000"), false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+    let e = Socket::new(&ns)
+        .bind(addr("0.0.0.0:5000"), false)
+        .unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EADDRINUSE),
+        "wildcard overlaps"
+    );
+    Socket::new(&ns)
+        .bind(addr("127.0.0.2:5000"), false)
+        .expect("another address does not overlap");
+    Socket::listen(&ns, addr("127.0.0.1:5000"), 16).expect("SO_REUSEADDR over TIME_WAIT");
+}
+
+#[test]
+fn test_past_tcp_max_tw_buckets_a_connection_closes_without_time_wait() {
+    // Linux: tcp_time_wait finds no room (inet_twsk_alloc fails) and counts
+    // TCPTimeWaitOverflow; the socket is simply closed.
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_max_tw_buckets = 1).unwrap();
+    for _ in 0..3 {
+        let (_l, _, _, _) = client_closes_first(&ns);
+    }
+    assert_eq!(ns.sockstat().tw, 1);
+    let t = ns.tcp_stats();
+    assert_eq!((t.tw, t.tcp_time_wait_overflow), (1, 2));
+    assert!(t.to_string().contains("TCPTimeWaitOverflow: 2"), "{t}");
+}
+
+#[test]
+fn test_the_socket_table_shows_states_and_queues_as_ss_does() {
+    // Linux (ss -tan): a listener's Recv-Q is its accept queue and Send-Q
+    // its backlog; a connection's Recv-Q is unread bytes (plus an unread
+    // FIN), Send-Q bytes not yet acknowledged (plus an unacknowledged
+    // SYN or FIN).
+    let ns = Netns::new();
+    let l = Socket::listen(&ns, addr("127.0.0.1:8080"), 16).unwrap();
+    let c = Socket::new(&ns);
+    c.bind(addr("127.0.0.1:40000"), false).unwrap();
+    c.start_connect(addr("127.0.0.1:8080")).unwrap();
+    let pending = Socket::connect(&ns, addr("127.0.0.1:8080")).unwrap();
+    let Poll::Ready(Ok((s, _))) = l.poll_accept(&mut cx()) else {
+        panic!("accept")
+    };
+    s.set_quickack(true).unwrap();
+    send(&c, &[7u8; 1000]);
+    let table = ns.sockets();
+    let caddr = addr("127.0.0.1:40000");
+    let saddr = addr("127.0.0.1:8080");
+    let listener = &table.sockets[0];
+    assert_eq!(listener.state, TcpState::Listen);
+    assert_eq!((listener.recv_q, listener.send_q), (1, 16), "one to accept");
+    assert_eq!(listener.peer, addr("0.0.0.0:0"));
+    assert_eq!(table.find(saddr, caddr).unwrap().recv_q, 1000);
+    assert_eq!(table.find(caddr, saddr).unwrap().send_q, 0, "acked at once");
+    assert_eq!(table.len(), 5, "{table}");
+    // Held back: the client's data is unacknowledged, a new SYN too.
+    hold(&ns);
+    send(&c, &[8u8; 10]);
+    let syn_sent = Socket::connect(&ns, addr("127.0.0.1:8080")).unwrap();
+    let table = ns.sockets();
+    let row = table.find(caddr, saddr).unwrap();
+    assert_eq!((row.state, row.send_q), (TcpState::Established, 10));
+    assert_eq!(row.timer.unwrap().kind, crate::stats::TimerKind::On);
+    let ss = table.in_state(TcpState::SynSent).next().unwrap();
+    assert_eq!((ss.recv_q, ss.send_q), (0, 1));
+    release(&ns);
+    drop((syn_sent, pending));
+    // CLOSE-WAIT: the FIN counts in Recv-Q until a read reaches it.
+    c.shutdown_write().unwrap();
+    let row = *ns.sockets().find(saddr, caddr).unwrap();
+    assert_eq!((row.state, row.recv_q), (TcpState::CloseWait, 1011));
+    let mut buf = [0u8; 2000];
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1010))));
+    assert_eq!(ns.sockets().find(saddr, caddr).unwrap().recv_q, 0);
+    assert_eq!(
+        ns.sockets().find(caddr, saddr).unwrap().state,
+        TcpState::FinWait2
+    );
+    drop(s);
+    // The two other clients were dropped: FIN-WAIT-2 orphans, their server
+    // ends in CLOSE-WAIT on the accept queue (each with its FIN unread).
+    let table = ns.sockets();
+    let text = table.to_string();
+    let expected = "\
+State      Recv-Q Send-Q Local Address:Port  Peer Address:Port Process
+LISTEN     2      16         127.0.0.1:8080       0.0.0.0:*
+CLOSE-WAIT 1      0          127.0.0.1:8080     127.0.0.1:32768
+CLOSE-WAIT 1      0          127.0.0.1:8080     127.0.0.1:32770
+FIN-WAIT-2 0      0          127.0.0.1:32768    127.0.0.1:8080
+FIN-WAIT-2 0      0          127.0.0.1:32770    127.0.0.1:8080
+TIME-WAIT  0      0          127.0.0.1:40000    127.0.0.1:8080";
+    assert_eq!(text, expected, "\n{text}");
+    let with_timers = format!("{table:#}");
+    let last = with_timers.lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            "TIME-WAIT  0      0          127.0.0.1:40000    127.0.0.1:8080  timer:(timewait,"
+        ),
+        "{with_timers}"
+    );
+    assert!(
+        with_timers
+            .lines()
+            .nth(4)
+            .unwrap()
+            .contains("timer:(timewait,"),
+        "{with_timers}"
+    );
+}
+
+#[test]
+fn test_the_socket_table_prints_ipv6_in_brackets_and_the_dual_stack_wildcard_as_a_star() {
+    let ns = Netns::new();
+    let _any = Socket::listen(&ns, addr("[::]:8080"), 5).unwrap();
+    let _one = Socket::listen(&ns, addr("[::1]:9090"), 128).unwrap();
+    let c = Socket::connect(&ns, addr("127.0.0.1:8080")).unwrap();
+    let text = ns.sockets().to_string();
+    let cport = c.local_addr().unwrap().port();
+    let expected = format!(
+        "\
+State  Recv-Q Send-Q      Local Address:Port        Peer Address:Port Process
+LISTEN 1      5                       *:8080                   *:*
+LISTEN 0      128                 [::1]:9090                [::]:*
+ESTAB  0      0               127.0.0.1:{cport}          127.0.0.1:8080
+ESTAB  0      0      [::ffff:127.0.0.1]:8080  [::ffff:127.0.0.1]:{cport}"
+    );
+    assert_eq!(text, expected, "\n{text}");
+}
+
+#[test]
+fn test_ss_timer_text_is_iproute2_s() {
+    use crate::stats::{SockTimer, TimerKind};
+    use std::time::Duration;
+    let t = |kind, ms, retrans| {
+        SockTimer {
+            kind,
+            expires: Duration::from_millis(ms),
+            retrans,
+        }
+        .to_string()
+    };
+    assert_eq!(
+        t(TimerKind::TimeWait, 59_400, 0),
+        "timer:(timewait,59sec,0)"
+    );
+    assert_eq!(t(TimerKind::On, 200, 0), "timer:(on,200ms,0)");
+    assert_eq!(t(TimerKind::On, 1_500, 2), "timer:(on,1.500ms,2)");
+    assert_eq!(
+        t(TimerKind::Persist, 90_000, 3),
+        "timer:(persist,1min30sec,3)"
+    );
+}
+
+#[test]
+fn test_a_time_wait_entry_is_small() {
+    // The entry itself (24 bytes) in a (port pair → entry) table: 32 bytes
+    // a slot, under 80 bytes an entry with hashbrown's load factor.
+    assert!(std::mem::size_of::<crate::tcp::minisocks::TwSock>() <= 24);
+    assert!(std::mem::size_of::<(u32, crate::tcp::minisocks::TwSock)>() <= 32);
 }

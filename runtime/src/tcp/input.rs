@@ -6,6 +6,7 @@
 //! accept queue); the final ACK moves it to ESTABLISHED and onto the accept
 //! queue, waking `accept`.
 
+use super::minisocks::{tcp_timewait_rcv, TwSock};
 use super::output::tcp_v4_send_reset;
 use super::{after, before, OfoSeg, Sock, TcpSock, TcpState, Timer};
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
@@ -22,20 +23,31 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     if skb.has(flags::RST) {
         inc(&ns.mib.in_rsts);
     }
-    let (sk, listener) = {
+    let found = {
         let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
-        match t.ehash.get(&(skb.daddr, skb.saddr)) {
-            Some(sk) => (Some(sk.clone()), None),
-            None => (None, t.lookup_listener(skb.daddr)),
+        let key = (skb.daddr, skb.saddr);
+        match t.ehash.get(&key) {
+            Some(sk) => Found::Sk(sk.clone()),
+            // __inet_lookup_established's TIME_WAIT half, then listeners.
+            None => match t.tw.get(&key) {
+                Some(tw) => Found::Tw(*tw),
+                None => Found::Listener(t.lookup_listener(skb.daddr)),
+            },
         }
     };
-    if let Some(sk) = sk {
-        tcp_rcv(ctx, &sk, skb);
-    } else if let Some(l) = listener {
-        tcp_conn_request(ctx, &l, skb);
-    } else {
-        tcp_v4_send_reset(ctx, &skb);
+    match found {
+        Found::Sk(sk) => tcp_rcv(ctx, &sk, skb),
+        Found::Tw(tw) => tcp_timewait_rcv(ctx, tw, skb),
+        Found::Listener(Some(l)) => tcp_conn_request(ctx, &l, skb, None),
+        Found::Listener(None) => tcp_v4_send_reset(ctx, &skb),
     }
+}
+
+/// What `tcp_v4_rcv`'s lookup found.
+enum Found {
+    Sk(Arc<Sock>),
+    Tw(TwSock),
+    Listener(Option<Arc<Sock>>),
 }
 
 /// The listener's side of `tcp_v4_do_rcv`: a SYN makes a child
@@ -45,7 +57,10 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// them: a child counts against `min(backlog, somaxconn)` from its SYN on.
 /// When the queue is full the SYN is dropped silently (`ListenOverflows`,
 /// `ListenDrops`) and the client's SYN retransmission tries again.
-fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
+///
+/// `isn`: the SYN reopens a TIME_WAIT 4-tuple, and the child's sequence
+/// numbers start there (`tcp_tw_isn`).
+pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, isn: Option<u32>) {
     let ns = ctx.ns;
     if skb.has(flags::RST) {
         return;
@@ -57,7 +72,7 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, v6_mapped) = {
+    let (nodelay, ttl, v6_mapped, reuse) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -73,6 +88,7 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
             lk.nodelay,
             lk.ttl,
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
+            lk.sk_reuse,
         )
     };
     let Some(ns_arc) = ns.arc() else { return };
@@ -84,6 +100,10 @@ fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff) {
         c.parent = Some(Arc::downgrade(l));
         c.nodelay = nodelay;
         c.ttl = ttl;
+        c.sk_reuse = reuse;
+        if let Some(isn) = isn {
+            c.set_iss(isn);
+        }
         c.init_from_syn(&skb);
         c.init_snd_after_syn();
         c.init_mss(mtu);
@@ -363,9 +383,8 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
                     s.rto_timer = Timer::Off;
                     s.arm_fin_wait2(ctx);
                 }
-                // TIME_WAIT is not kept (on loopback Linux reuses its tuples
-                // for connect, and tokio's listeners set SO_REUSEADDR).
-                TcpState::Closing | TcpState::LastAck => s.tcp_done(ns),
+                TcpState::Closing => s.time_wait(ctx),
+                TcpState::LastAck => s.tcp_done(ns),
                 _ => {}
             }
             if s.state == TcpState::Close {
@@ -516,9 +535,10 @@ fn tcp_queue_in_order(
             TcpState::Established => s.set_state(ns, TcpState::CloseWait),
             TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),
             TcpState::FinWait2 => {
-                // TIME_WAIT is not kept: the ACK goes out, the socket closes.
+                // tcp_fin: ACK the FIN, then TIME_WAIT (the socket itself
+                // is released; an entry keeps the 4-tuple).
                 s.send_ack(ctx);
-                s.tcp_done(ns);
+                s.time_wait(ctx);
                 return false;
             }
             _ => {}

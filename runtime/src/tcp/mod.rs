@@ -7,20 +7,24 @@
 //! * [`output`]: `tcp_write_xmit` — MSS segmentation, the peer's window, Nagle;
 //!   ACKs, SYN, SYN-ACK, FIN and RST.
 //! * [`timer`]: retransmission (go-back-N), delayed ACK, zero-window probe.
+//! * [`minisocks`]: TIME_WAIT entries (`tcp_time_wait`,
+//!   `tcp_timewait_state_process`), their reuse and expiry.
 //!
-//! Deliberate differences from Linux, each written where it happens: no SACK
-//! and no out-of-order queue; no congestion window (loopback never congests
-//! except at the backlog, where TCP recovers by retransmitting); no receive
-//! buffer autotuning; the SYN queue and the accept queue are one; TIME_WAIT is
-//! not kept; the socket lock is a mutex, so the softirq waits for an owner
-//! instead of using `sk_backlog`.
+//! Deliberate differences from Linux, each written where it happens: no SACK;
+//! no congestion window (loopback never congests except at the backlog,
+//! where TCP recovers by retransmitting); no receive buffer autotuning; the
+//! SYN queue and the accept queue are one; no timestamps (so no PAWS), and
+//! TIME_WAIT entries expire lazily (`minisocks`); the socket lock is a mutex,
+//! so the softirq waits for an owner instead of using `sk_backlog`.
 
 pub(crate) mod input;
+pub(crate) mod minisocks;
 pub(crate) mod output;
 pub(crate) mod timer;
 
 use crate::fib::DstEntry;
 use crate::netns::{Ctx, NsInner};
+use crate::stats::{SockInfo, SockTimer, TimerKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
@@ -226,6 +230,8 @@ pub(crate) struct TcpSock {
     pub(crate) hashed: bool,
     /// Holds a `bhash` entry on `local.port()`.
     pub(crate) bound: bool,
+    /// `SO_REUSEADDR` (`sk_reuse`), from `bind()` or the listener.
+    pub(crate) sk_reuse: bool,
     pub(crate) dst: Option<DstEntry>,
 
     // Listener.
@@ -290,6 +296,9 @@ pub(crate) struct TcpSock {
     /// The peer's FIN arrived (`SOCK_DONE`): reads give EOF even if an error
     /// is pending (it is kept for the next write).
     pub(crate) fin_rcvd: bool,
+    /// A read reached the peer's FIN (`copied_seq` moved past it): `ss`
+    /// stops counting it in Recv-Q.
+    pub(crate) fin_copied: bool,
     pub(crate) snd_shutdown: bool,
     /// `sk_err`, reported once.
     pub(crate) err: i32,
@@ -347,6 +356,7 @@ impl TcpSock {
             v6_mapped: false,
             hashed: false,
             bound: false,
+            sk_reuse: false,
             dst: None,
             listener: false,
             accept_queue: VecDeque::new(),
@@ -385,6 +395,7 @@ impl TcpSock {
             pingpong: false,
             rcv_shutdown: false,
             fin_rcvd: false,
+            fin_copied: false,
             snd_shutdown: false,
             err: 0,
             orphan: false,
@@ -419,6 +430,17 @@ impl TcpSock {
         self.snd_wl1 = skb.seq;
         self.max_window = skb.window;
         self.peer_mss = u32::from(skb.mss.max(64));
+    }
+
+    /// Sets the initial sequence number (before the SYN is sent): a
+    /// connection taking over a TIME_WAIT 4-tuple starts beyond the old one.
+    pub(crate) fn set_iss(&mut self, isn: u32) {
+        self.iss = isn;
+        self.snd_una = isn;
+        self.snd_nxt = isn;
+        self.snd_max = isn;
+        self.write_seq = isn;
+        self.snd_sml = isn;
     }
 
     /// Our SYN takes sequence number `iss`: data starts after it.
@@ -697,6 +719,81 @@ impl TcpSock {
             t.bhash_remove(self.local.port(), self.id);
             self.bound = false;
         }
+    }
+
+    /// The socket as `ss -tan` shows it (`tcp_diag_get_info`,
+    /// `inet_sk_diag_fill`); `None` if it is in no table (closed, or only
+    /// bound).
+    pub(crate) fn sock_info(&self, now: Instant) -> Option<SockInfo> {
+        if self.state == TcpState::Close || !self.hashed {
+            return None;
+        }
+        let local = self.user_addr(self.local);
+        let (recv_q, send_q, peer) = if self.state == TcpState::Listen {
+            let any = match local.ip() {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            (
+                self.accept_queue.len() as u64,
+                u64::from(self.max_ack_backlog),
+                SocketAddr::new(any, 0),
+            )
+        } else if self.state == TcpState::SynRecv && self.parent.is_some() {
+            // A request sock: ss shows 0 and 0.
+            (0, 0, self.user_addr(self.remote))
+        } else {
+            // rcv_nxt - copied_seq and write_seq - snd_una, with SYN and FIN
+            // counted as Linux's sequence space counts them.
+            let unread_fin = u64::from(self.fin_rcvd && !self.fin_copied);
+            let unacked = self
+                .write_seq
+                .wrapping_add(u32::from(self.fin_queued))
+                .wrapping_sub(self.snd_una);
+            (
+                self.recvq_bytes as u64 + unread_fin,
+                u64::from(unacked),
+                self.user_addr(self.remote),
+            )
+        };
+        let left = |t: Timer, period: Duration| match t {
+            Timer::Off => None,
+            Timer::At(d) => Some(d.saturating_duration_since(now)),
+            // Due one period after the registration fires.
+            Timer::Pending => Some(
+                self.timer_registered
+                    .map_or(Duration::ZERO, |r| r.saturating_duration_since(now))
+                    + period,
+            ),
+        };
+        let timer = if self.state == TcpState::FinWait2 && self.orphan {
+            left(self.rto_timer, self.fin_timeout).map(|expires| SockTimer {
+                kind: TimerKind::TimeWait,
+                expires,
+                retrans: 0,
+            })
+        } else if self.probing {
+            left(self.rto_timer, self.rto()).map(|expires| SockTimer {
+                kind: TimerKind::Persist,
+                expires,
+                retrans: self.backoff,
+            })
+        } else {
+            left(self.rto_timer, self.rto()).map(|expires| SockTimer {
+                kind: TimerKind::On,
+                expires,
+                retrans: self.retransmits,
+            })
+        };
+        Some(SockInfo {
+            state: self.state,
+            recv_q,
+            send_q,
+            local,
+            peer,
+            inode: self.id,
+            timer,
+        })
     }
 
     pub(crate) fn purge_recvq(&mut self, ns: &NsInner) {

@@ -304,3 +304,25 @@ pub(crate) fn tcp_v4_send_reset(ctx: &mut Ctx<'_>, skb: &SkBuff) {
     inc(&ctx.ns.mib.out_segs);
     let _ = ip_queue_xmit(ctx, &mut None, rst);
 }
+
+/// `tcp_v4_timewait_ack`: a TIME_WAIT entry's ACK (for a retransmitted FIN,
+/// data or an old segment), from the entry's sequence numbers and window.
+pub(crate) fn tcp_v4_timewait_ack(
+    ctx: &mut Ctx<'_>,
+    key: super::minisocks::Key,
+    tw: &super::minisocks::TwSock,
+) {
+    let ack = SkBuff {
+        saddr: key.0,
+        daddr: key.1,
+        seq: tw.snd_nxt,
+        ack_seq: tw.rcv_nxt,
+        flags: flags::ACK,
+        window: tw.rcv_wnd,
+        mss: 0,
+        ttl: 64,
+        payload: Bytes::new(),
+    };
+    inc(&ctx.ns.mib.out_segs);
+    let _ = ip_queue_xmit(ctx, &mut None, ack);
+}
