@@ -19,6 +19,13 @@
 //! - [`Netns::capture_to_file`] (`tcpdump -i lo -w FILE`): a pcap capture of
 //!   every packet on the namespace's `lo`, for Wireshark or tshark; see
 //!   [`netns::Capture`] and [`netns::CaptureOptions`].
+//! - [`Netns::add_fault`] (`tc qdisc add dev lo root netem ...`): latency,
+//!   jitter, rate, loss, reordering and partitions on loopback traffic, per
+//!   namespace, address pair or port, lifted when the guard drops;
+//!   [`Netns::inject_rst`], [`Netns::fill_accept_queue`]. With
+//!   [`time::use_tokio_time`] delays and TCP timers follow `tokio::time`, so
+//!   they work under `tokio::time::pause()`.
+//! - [`Netns::sockets`] (`ss -tan`): the socket table.
 //! - [`runtime`]: the modeled kernel datapath itself (sans-IO).
 //!
 //! # Optional features
@@ -93,7 +100,15 @@ pub mod netns {
         LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
         TimerKind,
     };
-    pub use lonet_runtime::{Capture, CaptureOptions, FibEntry, Netns, RouteType, Scope, Sysctl};
+    pub use lonet_runtime::{
+        Capture, CaptureOptions, Fault, FaultGuard, FaultStats, FibEntry, Match, Netns, RouteType,
+        Scope, Sysctl, WeakNetns,
+    };
+}
+
+/// Modeled time on tokio's clock: [`time::use_tokio_time`].
+pub mod time {
+    pub use lonet_transport::time::*;
 }
 
 /// hyper and hyper-util over the modeled loopback: the client [`Connector`](hyper::Connector).

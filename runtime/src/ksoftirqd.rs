@@ -15,6 +15,12 @@
 //! before it would look anyway. While it runs it also sweeps expired
 //! TIME_WAIT entries (which arm no timer of their own).
 //!
+//! With a [`Clock`](crate::Clock) installed (clock.rs) the timers are the
+//! clock's driver's to run (`run_timers`): the thread then only takes
+//! handed-over backlog, and a new earliest deadline is passed to
+//! `Clock::schedule` instead of waking the thread. netem's queue (netem.rs)
+//! has one more deadline beside the sockets', `netem_at`.
+//!
 //! Timers are lazy, as `sk_reset_timer` with a coarse wheel would be: a socket
 //! keeps its own deadlines and registers with the thread only when it has no
 //! registration that fires earlier. When a registration fires, the socket's
@@ -44,6 +50,19 @@ struct KState {
     /// When the thread, waiting, will look again (`None` while it runs): a
     /// new timer due earlier wakes it, a later one does not need to.
     wake_at: Option<Instant>,
+    /// When netem's queue has a packet to send (netem.rs).
+    netem_at: Option<Instant>,
+}
+
+impl KState {
+    /// The earliest deadline: a socket's or netem's.
+    fn first_deadline(&self) -> Option<Instant> {
+        let t = self.timers.keys().next().map(|k| k.0);
+        match (t, self.netem_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl Kthread {
@@ -85,8 +104,68 @@ impl NsInner {
         }
         *registered = Some(when);
         st.timers.insert((when, id), sk.clone());
-        if !self.ensure_thread(&mut st) && st.wake_at.is_some_and(|w| when < w) {
+        self.timer_added(&mut st, when);
+    }
+
+    /// netem's queue has a packet due at `when` (netem.rs).
+    pub(crate) fn netem_timer(&self, when: Instant) {
+        let mut st = self.kthread.lock();
+        if st.netem_at.map_or(true, |a| when < a) {
+            st.netem_at = Some(when);
+        }
+        self.timer_added(&mut st, when);
+    }
+
+    /// A deadline `when` was added: make sure someone looks then.
+    fn timer_added(&self, st: &mut KState, when: Instant) {
+        if let Some(clock) = self.clock.get() {
+            if st.first_deadline() == Some(when) {
+                clock.schedule(when);
+            }
+            return;
+        }
+        if !self.ensure_thread(st) && st.wake_at.is_some_and(|w| when < w) {
             self.kthread.cv.notify_one();
+        }
+    }
+
+    /// Runs every timer due at `now` (the sockets' and netem's) and returns
+    /// the next deadline: the work of a [`Clock`](crate::Clock)'s driver.
+    pub(crate) fn run_timers(&self, now: Instant) -> Option<Instant> {
+        self.tw_tick(self.ms(now));
+        loop {
+            let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
+            let netem_due;
+            {
+                let mut st = self.kthread.lock();
+                while let Some(entry) = st.timers.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    let fired = entry.key().0;
+                    due.push((fired, entry.remove()));
+                }
+                netem_due = st.netem_at.is_some_and(|a| a <= now);
+                if netem_due {
+                    st.netem_at = None;
+                }
+                if due.is_empty() && !netem_due {
+                    return st.first_deadline();
+                }
+            }
+            for (fired, w) in due {
+                if let Some(sk) = w.upgrade() {
+                    crate::tcp::timer::tcp_timer_handler(self, &sk, fired, now);
+                }
+            }
+            if netem_due {
+                if let Some(next) = crate::netem::netem_dequeue(self, now) {
+                    let mut st = self.kthread.lock();
+                    if st.netem_at.map_or(true, |a| next < a) {
+                        st.netem_at = Some(next);
+                    }
+                }
+            }
         }
     }
 
@@ -142,12 +221,25 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             idle_since = None;
             continue;
         }
+        let clocked = ns.clock.get().is_some();
         while let Some(entry) = st.timers.first_entry() {
-            if entry.key().0 > now {
+            if clocked || entry.key().0 > now {
                 break;
             }
             let fired = entry.key().0;
             due.push((fired, entry.remove()));
+        }
+        if !clocked && st.netem_at.is_some_and(|a| a <= now) {
+            st.netem_at = None;
+            idle_since = None;
+            drop(st);
+            if let Some(next) = crate::netem::netem_dequeue(&ns, now) {
+                let mut st = k.lock();
+                if st.netem_at.map_or(true, |a| next < a) {
+                    st.netem_at = Some(next);
+                }
+            }
+            continue;
         }
         if !due.is_empty() {
             idle_since = None;
@@ -159,7 +251,9 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             continue;
         }
-        match st.timers.keys().next().map(|k| k.0) {
+        // With a clock, the timers are its driver's: only backlog wakes us.
+        let next = if clocked { None } else { st.first_deadline() };
+        match next {
             None => {
                 // Idle: linger a little before exiting, since the next
                 // connection usually arms a timer within microseconds and

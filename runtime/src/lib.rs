@@ -22,7 +22,9 @@
 //! - [`Netns`] (`netns.rs`): the namespace, its tables, counters and scope.
 //! - [`Sysctl`] (`sysctl.rs`): the tunables with the kernel's defaults.
 //! - `fib.rs`: the local routing table and the socket route cache.
-//! - `loopback.rs`: the `lo` device.
+//! - `loopback.rs`: the `lo` device; `pcap.rs`: packet capture on it;
+//!   `netem.rs`: faults on it ([`Fault`], [`Match`]).
+//! - `clock.rs`: the namespace's time source ([`Clock`]).
 //! - `dev.rs`: the per-CPU backlog and NET_RX.
 //! - `ksoftirqd.rs`: the overflow softirq thread and TCP timers.
 //! - `tcp/`: the TCP state machine, output and timers.
@@ -39,12 +41,14 @@
 
 #![deny(missing_docs)]
 
+mod clock;
 mod dev;
 mod errno;
 mod fib;
 mod ip;
 mod ksoftirqd;
 mod loopback;
+mod netem;
 mod netns;
 mod pcap;
 mod skbuff;
@@ -55,8 +59,10 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 
+pub use clock::{Clock, WeakNetns};
 pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
 pub use loopback::LOOPBACK_MTU;
+pub use netem::{Fault, FaultGuard, FaultStats, Match, NETEM_LIMIT};
 pub use netns::{EnterGuard, Netns, Scope};
 pub use pcap::{Capture, CaptureOptions};
 pub use skbuff::{flags, SkBuff};

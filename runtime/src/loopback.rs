@@ -36,6 +36,8 @@ pub(crate) struct LoopbackDev {
     pub(crate) taps: Mutex<Taps>,
     /// Origin of the captures' TCP timestamp clock (the namespace's start).
     pub(crate) epoch: Instant,
+    /// A fault is installed: packets go through netem (netem.rs) first.
+    pub(crate) netem_on: AtomicBool,
 }
 
 /// `lo`'s default MTU.
@@ -51,13 +53,14 @@ impl LoopbackDev {
             capturing: AtomicBool::new(false),
             taps: Mutex::new(Taps::default()),
             epoch: Instant::now(),
+            netem_on: AtomicBool::new(false),
         }
     }
 }
 
-/// `__dev_queue_xmit` for `lo`: no qdisc, check `IFF_UP`, hand a copy to
-/// the packet captures (`dev_queue_xmit_nit`, so a packet the backlog drops
-/// later is still captured, as tcpdump sees it), call the driver.
+/// `__dev_queue_xmit` for `lo`: check `IFF_UP`; with a fault installed, the
+/// netem qdisc (netem.rs) decides whether the packet leaves now, later or
+/// never; then the driver.
 #[inline]
 pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
     let dev = &ctx.ns.lo;
@@ -65,11 +68,28 @@ pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
         dev.tx_dropped.fetch_add(1, Relaxed);
         return Err(err(ENETUNREACH));
     }
+    if dev.netem_on.load(Relaxed) {
+        match crate::netem::netem_enqueue(ctx, skb) {
+            crate::netem::Verdict::Xmit(skb) => xmit_one(ctx, skb),
+            crate::netem::Verdict::Consumed => {}
+        }
+        return Ok(());
+    }
+    xmit_one(ctx, skb);
+    Ok(())
+}
+
+/// `xmit_one`: hand a copy to the packet captures (`dev_queue_xmit_nit`, so
+/// a packet the backlog drops later is still captured, as tcpdump sees it),
+/// then call the driver. Packets netem held come here when their time comes.
+#[inline]
+pub(crate) fn xmit_one(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    let dev = &ctx.ns.lo;
     if dev.capturing.load(Relaxed) {
-        dev_queue_xmit_nit(dev, &skb);
+        let now = ctx.now();
+        dev_queue_xmit_nit(&ctx.ns.lo, &skb, now);
     }
     loopback_xmit(ctx, skb);
-    Ok(())
 }
 
 /// `loopback_xmit`: always `NETDEV_TX_OK`; a backlog drop is invisible to

@@ -79,6 +79,11 @@ pub(crate) struct NsInner {
     pub(crate) mem: AtomicI64,
     /// Payload buffers of large writes, recycled.
     pub(crate) buf_pool: Arc<crate::socket::BufPool>,
+    /// The time source and timer driver, when not the wall clock and
+    /// ksoftirqd (clock.rs).
+    pub(crate) clock: OnceLock<Arc<dyn crate::clock::Clock>>,
+    /// Faults on `lo` (netem.rs).
+    pub(crate) netem: crate::netem::Netem,
     next_sock_id: AtomicU64,
 }
 
@@ -250,7 +255,14 @@ impl<'a> Ctx<'a> {
     /// The time, read at most once per context (`tcp_jiffies32`).
     #[inline]
     pub(crate) fn now(&mut self) -> Instant {
-        *self.now.get_or_insert_with(Instant::now)
+        match self.now {
+            Some(t) => t,
+            None => {
+                let t = self.ns.clock_now();
+                self.now = Some(t);
+                t
+            }
+        }
     }
 
     /// `local_bh_enable`: run the softirq raised (and claimed) during the
@@ -332,6 +344,8 @@ impl Netns {
             sock_orphan: AtomicI64::new(0),
             mem: AtomicI64::new(0),
             buf_pool: Arc::default(),
+            clock: OnceLock::new(),
+            netem: Default::default(),
             next_sock_id: AtomicU64::new(1),
         });
         Netns(inner)
@@ -539,7 +553,7 @@ impl Netns {
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let ns = &*self.0;
-        ns.tw_purge(ns.ms(Instant::now()));
+        ns.tw_purge(ns.ms(ns.clock_now()));
         let tw = ns.tables.read().unwrap_or_else(|e| e.into_inner()).tw.count as u64;
         Sockstat {
             inuse: g(&self.0.sock_inuse),
@@ -575,7 +589,7 @@ impl Netns {
     /// ```
     pub fn sockets(&self) -> SocketTable {
         let ns = &*self.0;
-        let now = Instant::now();
+        let now = ns.clock_now();
         let now_ms = ns.ms(now);
         let mut socks: Vec<Arc<Sock>> = Vec::new();
         let mut rows = Vec::new();
@@ -640,6 +654,15 @@ impl Default for Netns {
 impl NsInner {
     pub(crate) fn sysctl(&self) -> Sysctl {
         *self.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The namespace's time: its clock's (clock.rs), else the wall clock.
+    #[inline]
+    pub(crate) fn clock_now(&self) -> Instant {
+        match self.clock.get() {
+            None => Instant::now(),
+            Some(c) => c.now(),
+        }
     }
 
     /// The namespace's millisecond clock (`tcp_clock_ms`): ms since it was

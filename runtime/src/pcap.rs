@@ -41,7 +41,9 @@
 //! last segment captured in the other direction of the same connection (0
 //! if none was), which is what Linux's `ts_recent` holds on loopback, where
 //! every segment arrives in order within the same millisecond. The pcap
-//! record time is the wall clock (`SystemTime`) when the packet is captured.
+//! record time is the wall clock (`SystemTime`) when the capture started plus
+//! the namespace's time since then: the wall clock, or with a clock of the
+//! namespace's own (`Netns::set_clock`, tokio's paused time) modeled time.
 //!
 //! Several captures may run at once on one namespace; each gets every packet.
 //! The frame header is built once per packet and written with the payload
@@ -61,7 +63,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The pcap magic number for microsecond timestamps.
 const PCAP_MAGIC_USEC: u32 = 0xa1b2_c3d4;
@@ -201,6 +203,10 @@ impl Netns {
         if taps.list.is_empty() {
             taps.wscale = wscale_for(rmem[1].max(rmem[2]));
             taps.ts_recent.clear();
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            taps.base = Some((unix, self.0.clock_now()));
         }
         taps.next_id += 1;
         let id = taps.next_id;
@@ -342,6 +348,11 @@ pub(crate) struct Taps {
     ip_id: u16,
     /// The last `TSval` captured per direction `(saddr, daddr)`.
     ts_recent: HashMap<(SocketAddr, SocketAddr), u32>,
+    /// The wall clock (since the Unix epoch) and the namespace's clock read
+    /// together when the first running capture started: record times are the
+    /// first plus the namespace's time since the second, so under a clock of
+    /// its own (tokio's, paused) the capture shows modeled time.
+    base: Option<(std::time::Duration, Instant)>,
 }
 
 impl fmt::Debug for Taps {
@@ -429,16 +440,19 @@ impl<W: Write + Send + 'static> Sink for Tap<W> {
 /// Called only when `dev.capturing` is set.
 #[cold]
 #[inline(never)]
-pub(crate) fn dev_queue_xmit_nit(dev: &LoopbackDev, skb: &SkBuff) {
+pub(crate) fn dev_queue_xmit_nit(dev: &LoopbackDev, skb: &SkBuff, at: Instant) {
     let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
     if taps.list.is_empty() {
         return;
     }
-    // Read the clocks under the lock, so records are in time order.
-    let tsval = dev.epoch.elapsed().as_millis() as u32;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    // `at` is the namespace's time (its clock's, else the wall clock's).
+    let tsval = at.saturating_duration_since(dev.epoch).as_millis() as u32;
+    let now = match taps.base {
+        Some((unix0, at0)) => unix0 + at.saturating_duration_since(at0),
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    };
     let mut hdr = [0u8; MAX_HDR];
     let hdr_len = taps.build_header(skb, tsval, &mut hdr);
     let frame = Frame {

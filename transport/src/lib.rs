@@ -44,3 +44,4 @@ mod axum;
 mod tonic;
 
 pub use lonet_runtime::Netns;
+pub mod time;

@@ -78,7 +78,10 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             return;
         }
         // sk_acceptq_is_full: ack_backlog > max_ack_backlog, so backlog + 1 fit.
-        if lk.accept_queue.len() as u32 + lk.syn_recv_cnt > lk.max_ack_backlog {
+        // (A fault may make it look full: netem.rs's fill_accept_queue.)
+        if lk.accept_queue.len() as u32 + lk.syn_recv_cnt > lk.max_ack_backlog
+            || crate::netem::accept_queue_forced_full(ns, skb.daddr)
+        {
             inc(&ns.mib.listen_overflows);
             inc(&ns.mib.listen_drops);
             return;

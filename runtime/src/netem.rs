@@ -1,0 +1,645 @@
+//! Faults on the modeled `lo`: the `netem` qdisc (`tc qdisc add dev lo root
+//! netem delay 20ms loss 5%`), per namespace, with rules that pick the
+//! packets they apply to, plus the two faults that are not about packets in
+//! flight: a listener whose accept queue is full, and an RST injected into a
+//! live connection.
+//!
+//! # Where it sits
+//! `lo` has the `noqueue` qdisc; a fault installs a root qdisc in its place.
+//! `dev_queue_xmit` (loopback.rs) reads one flag, `lo.netem_on`, and when a
+//! rule is installed hands the packet to [`netem_enqueue`] instead of
+//! transmitting it at once. As with Linux's netem, the qdisc comes before
+//! the driver and its packet taps: a packet netem drops never reaches a
+//! capture, a delayed one is captured when it leaves the qdisc.
+//!
+//! # What a rule does to a packet it matches (`netem_enqueue`)
+//! The newest rule whose [`Match`] covers the packet decides (so a partition
+//! added on top of a lossy link cuts it, and lifting it brings the lossy link
+//! back), in netem's order:
+//! 1. partition: the packet is dropped;
+//! 2. loss: dropped with the rule's probability;
+//! 3. the time to send: now + delay ± jitter (uniform; jitter can reorder,
+//!    as netem's does); with the reorder probability the packet is sent at
+//!    once instead (it jumps the queue, netem's `reorder`); with a rate, it
+//!    also waits for the packets before it to be serialised at that rate
+//!    (headers included), netem's `rate`;
+//! 4. due now and nothing queued before it: transmitted at once; else it
+//!    waits in the time-sorted queue (`tfifo`), at most `limit` packets
+//!    (netem's default 1000; past it the packet is dropped).
+//!
+//! Queued packets leave when the namespace's netem timer fires (ksoftirqd.rs,
+//! or the namespace's [`Clock`](crate::Clock) driver, so under a paused tokio
+//! clock a 20 ms delay takes no real time).
+//!
+//! Randomness is a per-rule xorshift generator with a seed (settable), so a
+//! test sees the same losses on every run with the same traffic.
+
+use crate::netns::{Ctx, Netns, NsInner};
+use crate::skbuff::SkBuff;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// netem's default queue limit, in packets.
+pub const NETEM_LIMIT: usize = 1000;
+
+/// Which packets a fault applies to.
+///
+/// A packet matches when its addresses and ports satisfy every part given.
+/// [`Match::between`] and [`Match::port`] match both directions, so a
+/// connection is affected whole (data and ACKs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Match {
+    ips: Option<(IpAddr, IpAddr)>,
+    port: Option<u16>,
+}
+
+impl Match {
+    /// Every packet of the namespace.
+    pub fn all() -> Match {
+        Match::default()
+    }
+
+    /// Packets between two addresses, either way (`a` to `b` and `b` to `a`).
+    pub fn between(a: IpAddr, b: IpAddr) -> Match {
+        Match {
+            ips: Some((a, b)),
+            port: None,
+        }
+    }
+
+    /// Packets to or from `port` (a server's port: its connections, both
+    /// ways).
+    pub fn port(port: u16) -> Match {
+        Match {
+            ips: None,
+            port: Some(port),
+        }
+    }
+
+    /// Narrows the match to packets to or from `port` as well.
+    pub fn and_port(mut self, port: u16) -> Match {
+        self.port = Some(port);
+        self
+    }
+
+    /// Whether a packet from `src` to `dst` matches.
+    pub fn matches(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        if let Some((a, b)) = self.ips {
+            let (s, d) = (src.ip(), dst.ip());
+            if !((s == a && d == b) || (s == b && d == a)) {
+                return false;
+            }
+        }
+        if let Some(p) = self.port {
+            if src.port() != p && dst.port() != p {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.ips, self.port) {
+            (None, None) => f.write_str("all"),
+            (Some((a, b)), None) => write!(f, "{a} <-> {b}"),
+            (None, Some(p)) => write!(f, "port {p}"),
+            (Some((a, b)), Some(p)) => write!(f, "{a} <-> {b} port {p}"),
+        }
+    }
+}
+
+/// What happens to the packets a rule matches: netem's parameters.
+///
+/// ```
+/// use lonet_runtime::Fault;
+/// use std::time::Duration;
+/// // tc qdisc add dev lo root netem delay 20ms 5ms loss 5% rate 8mbit
+/// let f = Fault::new()
+///     .delay(Duration::from_millis(20))
+///     .jitter(Duration::from_millis(5))
+///     .loss(0.05)
+///     .rate(1_000_000);
+/// assert_eq!(f.to_string(), "delay 20ms 5ms loss 5% rate 1000000Bps limit 1000");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fault {
+    delay: Duration,
+    jitter: Duration,
+    loss: f64,
+    reorder: f64,
+    rate: Option<u64>,
+    partition: bool,
+    limit: usize,
+    seed: u64,
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Fault::new()
+    }
+}
+
+impl Fault {
+    /// A fault that does nothing yet: add its parts with the builders.
+    pub fn new() -> Fault {
+        Fault {
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            reorder: 0.0,
+            rate: None,
+            partition: false,
+            limit: NETEM_LIMIT,
+            seed: 0x5eed_1057_u64,
+        }
+    }
+
+    /// A partition: every matched packet vanishes (SYNs, data, ACKs, FINs),
+    /// so connects time out and established connections stall until the
+    /// fault is lifted, then recover by retransmission.
+    pub fn partition() -> Fault {
+        Fault {
+            partition: true,
+            ..Fault::new()
+        }
+    }
+
+    /// Adds a fixed one-way delay to each matched packet (netem `delay`).
+    pub fn delay(mut self, d: Duration) -> Fault {
+        self.delay = d;
+        self
+    }
+
+    /// Varies the delay uniformly by up to `j` either way (netem's jitter).
+    /// As with netem, jitter can reorder packets.
+    pub fn jitter(mut self, j: Duration) -> Fault {
+        self.jitter = j;
+        self
+    }
+
+    /// Drops each matched packet with probability `p` (0.0 to 1.0; netem
+    /// `loss`). TCP retransmits: the application still gets every byte.
+    pub fn loss(mut self, p: f64) -> Fault {
+        self.loss = clamp_prob(p);
+        self
+    }
+
+    /// Sends each matched packet at once with probability `p`, ahead of
+    /// the delayed ones (netem `reorder`; needs a delay to have an effect).
+    pub fn reorder(mut self, p: f64) -> Fault {
+        self.reorder = clamp_prob(p);
+        self
+    }
+
+    /// Limits the matched traffic to `bytes_per_sec` (netem `rate`): each
+    /// packet takes its length (IP headers included) over the rate to leave.
+    /// Zero means no limit.
+    pub fn rate(mut self, bytes_per_sec: u64) -> Fault {
+        self.rate = (bytes_per_sec > 0).then_some(bytes_per_sec);
+        self
+    }
+
+    /// The most packets held in the queue at once (netem `limit`, default
+    /// 1000); past it a packet is dropped.
+    pub fn limit(mut self, packets: usize) -> Fault {
+        self.limit = packets.max(1);
+        self
+    }
+
+    /// The seed of the rule's random generator (loss, jitter, reorder), for
+    /// a different but repeatable sequence.
+    pub fn seed(mut self, seed: u64) -> Fault {
+        self.seed = seed;
+        self
+    }
+}
+
+fn clamp_prob(p: f64) -> f64 {
+    if p.is_nan() {
+        0.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    if d.subsec_micros() % 1000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_micros())
+    }
+}
+
+impl fmt::Display for Fault {
+    /// In `tc qdisc ... netem` words.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.partition {
+            parts.push("loss 100% (partition)".to_string());
+        }
+        if !self.delay.is_zero() || !self.jitter.is_zero() {
+            let mut s = format!("delay {}", fmt_dur(self.delay));
+            if !self.jitter.is_zero() {
+                s.push_str(&format!(" {}", fmt_dur(self.jitter)));
+            }
+            parts.push(s);
+        }
+        if self.loss > 0.0 {
+            parts.push(format!("loss {}%", self.loss * 100.0));
+        }
+        if self.reorder > 0.0 {
+            parts.push(format!("reorder {}%", self.reorder * 100.0));
+        }
+        if let Some(r) = self.rate {
+            parts.push(format!("rate {r}Bps"));
+        }
+        parts.push(format!("limit {}", self.limit));
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// Counters of a rule, as `tc -s qdisc` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultStats {
+    /// Packets the rule matched.
+    pub matched: u64,
+    /// Packets sent on (at once or after their delay).
+    pub sent_packets: u64,
+    /// Bytes sent on (IP packet lengths).
+    pub sent_bytes: u64,
+    /// Packets dropped (loss, partition, queue limit).
+    pub dropped: u64,
+    /// Packets dropped because the queue was at its limit.
+    pub overlimits: u64,
+    /// Packets sent ahead of the queue by `reorder`.
+    pub reordered: u64,
+    /// Packets waiting in the queue now.
+    pub backlog_packets: u64,
+    /// Bytes waiting in the queue now.
+    pub backlog_bytes: u64,
+}
+
+/// One installed rule: `tc qdisc ... netem` with a filter.
+struct Rule {
+    id: u64,
+    matcher: Match,
+    fault: Fault,
+    rng: u64,
+    /// With a rate: when the link is free again (netem's `last` packet's
+    /// time to send).
+    link_free: Option<Instant>,
+    stats: FaultStats,
+}
+
+impl Rule {
+    /// xorshift64*: a uniform value in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A listener whose accept queue is made to look full.
+struct FullQueue {
+    id: u64,
+    addr: SocketAddr,
+}
+
+/// A queued packet: which rule holds it (for the backlog counters).
+struct Held {
+    rule: u64,
+    skb: SkBuff,
+}
+
+/// The qdisc state of one namespace.
+#[derive(Default)]
+pub(crate) struct NetemState {
+    rules: Vec<Rule>,
+    full_queues: Vec<FullQueue>,
+    /// `tfifo`: packets by (time to send, arrival order).
+    queue: BTreeMap<(Instant, u64), Held>,
+    seq: u64,
+    /// The deadline the namespace timer was last asked for.
+    armed: Option<Instant>,
+}
+
+/// The netem part of a namespace (`NsInner::netem`).
+#[derive(Default)]
+pub(crate) struct Netem {
+    state: Mutex<NetemState>,
+    ids: AtomicU64,
+}
+
+impl Netem {
+    fn lock(&self) -> MutexGuard<'_, NetemState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What `netem_enqueue` did with a packet.
+pub(crate) enum Verdict {
+    /// Send it now (it is given back).
+    Xmit(SkBuff),
+    /// Dropped or queued: nothing to send now.
+    Consumed,
+}
+
+/// `netem_enqueue`: decide the fate of a packet leaving on `lo`.
+pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
+    let ns = ctx.ns;
+    let mut st = ns.netem.lock();
+    // Packets no rule matches pass at once (the filter sends them to a
+    // class without netem).
+    let Some(idx) = st
+        .rules
+        .iter()
+        .rposition(|r| r.matcher.matches(skb.saddr, skb.daddr))
+    else {
+        return Verdict::Xmit(skb);
+    };
+    let len = skb.ip_len() as u64;
+    let now = ctx.now();
+    let queued = st.queue.len();
+    let rule = &mut st.rules[idx];
+    rule.stats.matched += 1;
+    let f = rule.fault;
+    if f.partition || (f.loss > 0.0 && rule.uniform() < f.loss) {
+        rule.stats.dropped += 1;
+        return Verdict::Consumed;
+    }
+    if queued >= f.limit {
+        rule.stats.dropped += 1;
+        rule.stats.overlimits += 1;
+        return Verdict::Consumed;
+    }
+    let mut when = now + f.delay;
+    if !f.jitter.is_zero() {
+        let j = f.jitter.as_nanos() as f64 * (2.0 * rule.uniform() - 1.0);
+        when = if j >= 0.0 {
+            when + Duration::from_nanos(j as u64)
+        } else {
+            when.checked_sub(Duration::from_nanos((-j) as u64))
+                .unwrap_or(now)
+                .max(now)
+        };
+    }
+    if f.reorder > 0.0 && !f.delay.is_zero() && rule.uniform() < f.reorder {
+        rule.stats.reordered += 1;
+        when = now;
+    } else if let Some(rate) = f.rate {
+        // netem's rate: serialised after the packets before it.
+        let start = rule.link_free.map_or(when, |free| free.max(when));
+        let tx = Duration::from_nanos((len as u128 * 1_000_000_000 / rate as u128) as u64);
+        when = start + tx;
+        rule.link_free = Some(when);
+    }
+    let id = rule.id;
+    if when <= now && st.queue.is_empty() {
+        let rule = &mut st.rules[idx];
+        rule.stats.sent_packets += 1;
+        rule.stats.sent_bytes += len;
+        return Verdict::Xmit(skb);
+    }
+    let rule = &mut st.rules[idx];
+    rule.stats.backlog_packets += 1;
+    rule.stats.backlog_bytes += len;
+    st.seq += 1;
+    let seq = st.seq;
+    st.queue.insert((when, seq), Held { rule: id, skb });
+    let first = st.queue.keys().next().map(|k| k.0);
+    if let Some(first) = first {
+        if st.armed.map_or(true, |a| first < a) {
+            st.armed = Some(first);
+            drop(st);
+            ns.netem_timer(first);
+        }
+    }
+    Verdict::Consumed
+}
+
+/// `netem_dequeue` on the namespace's netem timer: send every packet whose
+/// time has come, and ask for the timer again for the next one. Returns the
+/// next deadline.
+pub(crate) fn netem_dequeue(ns: &NsInner, now: Instant) -> Option<Instant> {
+    let mut due = Vec::new();
+    let next = {
+        let mut st = ns.netem.lock();
+        while let Some(e) = st.queue.first_entry() {
+            if e.key().0 > now {
+                break;
+            }
+            due.push(e.remove());
+        }
+        for h in &due {
+            let len = h.skb.ip_len() as u64;
+            if let Some(r) = st.rules.iter_mut().find(|r| r.id == h.rule) {
+                r.stats.backlog_packets -= 1;
+                r.stats.backlog_bytes -= len;
+                r.stats.sent_packets += 1;
+                r.stats.sent_bytes += len;
+            }
+        }
+        let next = st.queue.keys().next().map(|k| k.0);
+        st.armed = next;
+        refresh_flag(ns, &st);
+        next
+    };
+    if !due.is_empty() {
+        let mut ctx = Ctx::softirq(ns, 0);
+        for h in due {
+            crate::loopback::xmit_one(&mut ctx, h.skb);
+        }
+        ctx.local_bh_enable();
+    }
+    next
+}
+
+/// Whether a SYN to `daddr` must find the listener's accept queue full.
+pub(crate) fn accept_queue_forced_full(ns: &NsInner, daddr: SocketAddr) -> bool {
+    if !ns.lo.netem_on.load(Relaxed) {
+        return false;
+    }
+    let st = ns.netem.lock();
+    st.full_queues.iter().any(|q| {
+        q.addr.port() == daddr.port() && (q.addr.ip().is_unspecified() || q.addr.ip() == daddr.ip())
+    })
+}
+
+fn refresh_flag(ns: &NsInner, st: &NetemState) {
+    let on = !st.rules.is_empty() || !st.full_queues.is_empty() || !st.queue.is_empty();
+    ns.lo.netem_on.store(on, Relaxed);
+}
+
+/// Lifts the fault it was returned for when dropped (`tc qdisc del`).
+/// Packets the fault already holds are still delivered at their time.
+#[must_use = "the fault is lifted when the guard is dropped"]
+pub struct FaultGuard {
+    ns: Weak<NsInner>,
+    id: u64,
+}
+
+impl FaultGuard {
+    /// The rule's counters so far (all zero for an accept-queue fault).
+    pub fn stats(&self) -> FaultStats {
+        let Some(ns) = self.ns.upgrade() else {
+            return FaultStats::default();
+        };
+        let st = ns.netem.lock();
+        st.rules
+            .iter()
+            .find(|r| r.id == self.id)
+            .map(|r| r.stats)
+            .unwrap_or_default()
+    }
+
+    /// Lifts the fault now (the same as dropping the guard).
+    pub fn lift(self) {}
+}
+
+impl fmt::Debug for FaultGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultGuard").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        let Some(ns) = self.ns.upgrade() else { return };
+        let mut st = ns.netem.lock();
+        st.rules.retain(|r| r.id != self.id);
+        st.full_queues.retain(|q| q.id != self.id);
+        refresh_flag(&ns, &st);
+    }
+}
+
+impl Netns {
+    /// Installs a fault on the packets `on` matches (`tc qdisc add dev lo
+    /// root netem ...` with a filter), until the returned guard is dropped.
+    /// The newest rule that matches a packet decides: a fault added on top
+    /// of another (a partition over a slow link) replaces it for the packets
+    /// both match, until its guard is dropped.
+    ///
+    /// Delays and retransmissions run on the namespace's clock: with
+    /// `lonet::time::use_tokio_time` they follow `tokio::time` (and
+    /// `tokio::time::pause`), else the wall clock.
+    ///
+    /// ```
+    /// use lonet_runtime::{Fault, Match, Netns};
+    /// use std::time::Duration;
+    /// let ns = Netns::new();
+    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
+    /// assert!(ns.qdisc().contains("delay 20ms loss 5%"));
+    /// drop(slow); // lifted
+    /// assert!(!ns.qdisc().contains("netem"));
+    /// ```
+    pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
+        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
+        let mut st = self.0.netem.lock();
+        st.rules.push(Rule {
+            id,
+            matcher: on,
+            fault,
+            rng: fault.seed.max(1),
+            link_free: None,
+            stats: FaultStats::default(),
+        });
+        refresh_flag(&self.0, &st);
+        FaultGuard {
+            ns: self.0.me.clone(),
+            id,
+        }
+    }
+
+    /// Makes the accept queue of the listener on `addr` look full until the
+    /// guard is dropped: SYNs to it are dropped and counted as Linux counts
+    /// them (`ListenOverflows`, `ListenDrops`), so clients retransmit their
+    /// SYN and connect only once the guard is gone (or time out). An
+    /// unspecified address covers every listener on the port.
+    pub fn fill_accept_queue(&self, addr: SocketAddr) -> FaultGuard {
+        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
+        let mut st = self.0.netem.lock();
+        st.full_queues.push(FullQueue { id, addr });
+        refresh_flag(&self.0, &st);
+        FaultGuard {
+            ns: self.0.me.clone(),
+            id,
+        }
+    }
+
+    /// Injects an RST into a live connection, as if `from` had sent it to
+    /// `to` (a middlebox's `tcp-reset`): the segment carries the sequence
+    /// number `to` expects, so it is accepted, and the socket at `to` is
+    /// reset (its reader and writer get `ConnectionReset`). The other end
+    /// finds out when its next segment is answered with an RST. The segment
+    /// takes the path every packet does (faults and captures included).
+    ///
+    /// # Errors
+    /// `NotFound` when `to` has no connection with `from`.
+    pub fn inject_rst(&self, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
+        let ns = &*self.0;
+        let sk = ns
+            .tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .ehash
+            .get(&(to, from))
+            .cloned()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("inject_rst: no connection {to} <- {from}"),
+                )
+            })?;
+        let seq = sk.lock().rcv_nxt;
+        let rst = SkBuff {
+            saddr: from,
+            daddr: to,
+            seq,
+            ack_seq: 0,
+            flags: crate::skbuff::flags::RST,
+            window: 0,
+            mss: 0,
+            ttl: 64,
+            payload: bytes::Bytes::new(),
+        };
+        let mut ctx = Ctx::process(ns);
+        crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
+    }
+
+    /// The qdisc of `lo` with its counters, as `tc -s qdisc show dev lo`
+    /// prints it: `noqueue` when no fault is installed.
+    pub fn qdisc(&self) -> String {
+        let st = self.0.netem.lock();
+        if st.rules.is_empty() {
+            return "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n".to_string();
+        }
+        let mut out = String::new();
+        for (i, r) in st.rules.iter().enumerate() {
+            let s = r.stats;
+            out.push_str(&format!(
+                "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
+                0x8001 + i,
+                if i == 0 { "root" } else { "parent 1:" },
+                r.fault,
+                r.matcher,
+                s.sent_bytes,
+                s.sent_packets,
+                s.dropped,
+                s.overlimits,
+                s.backlog_bytes,
+                s.backlog_packets,
+            ));
+        }
+        out
+    }
+}
