@@ -73,6 +73,7 @@ fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let sd = &ns.softnet[ctx.cpu];
     let max = ns.netdev_max_backlog.load(Relaxed);
     let len = skb.ip_len() as u64;
+    crate::trace::kevent_skb!("netif_rx", ns, skb, cpu = ctx.cpu);
     let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
     if q.input_pkt_queue.len() <= max {
         q.input_pkt_queue.push_back(skb);
@@ -87,6 +88,13 @@ fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
         drop(q);
         sd.dropped.fetch_add(1, Relaxed);
         ns.lo.rx_dropped.fetch_add(1, Relaxed);
+        crate::trace::kevent_skb!(
+            "kfree_skb",
+            ns,
+            skb,
+            reason = "netdev_max_backlog",
+            cpu = ctx.cpu
+        );
     }
 }
 
@@ -132,6 +140,13 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         let (work, complete) = process_backlog(&mut ctx, sd, &mut pq, weight);
         total += work;
         if complete {
+            crate::trace::kevent!(
+                "net_rx_action",
+                ns = ns.id,
+                cpu,
+                processed = total,
+                time_squeeze = false
+            );
             return true;
         }
         // The clock starts after the first full poll, so a short run never
@@ -142,6 +157,13 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         });
         if total >= budget || now >= limit {
             sd.time_squeeze.fetch_add(1, Relaxed);
+            crate::trace::kevent!(
+                "net_rx_action",
+                ns = ns.id,
+                cpu,
+                processed = total,
+                time_squeeze = true
+            );
             let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
             debug_assert!(q.process_queue.is_empty());
             q.process_queue = pq;

@@ -56,6 +56,8 @@ mod socket;
 pub mod stats;
 mod sysctl;
 mod tcp;
+#[macro_use]
+mod trace;
 #[cfg(test)]
 mod tests;
 

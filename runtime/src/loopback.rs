@@ -68,6 +68,7 @@ pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
         dev.tx_dropped.fetch_add(1, Relaxed);
         return Err(err(ENETUNREACH));
     }
+    crate::trace::kevent_skb!("dev_queue_xmit", ctx.ns, skb);
     if dev.netem_on.load(Relaxed) {
         match crate::netem::netem_enqueue(ctx, skb) {
             crate::netem::Verdict::Xmit(skb) => xmit_one(ctx, skb),

@@ -375,11 +375,22 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
     let f = rule.fault;
     if f.partition || (f.loss > 0.0 && rule.uniform() < f.loss) {
         rule.stats.dropped += 1;
+        crate::trace::kevent_skb!(
+            "kfree_skb",
+            ns,
+            skb,
+            reason = if f.partition {
+                "netem_partition"
+            } else {
+                "netem_loss"
+            }
+        );
         return Verdict::Consumed;
     }
     if queued >= f.limit {
         rule.stats.dropped += 1;
         rule.stats.overlimits += 1;
+        crate::trace::kevent_skb!("kfree_skb", ns, skb, reason = "netem_limit");
         return Verdict::Consumed;
     }
     let mut when = now + f.delay;
@@ -410,6 +421,12 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
         rule.stats.sent_bytes += len;
         return Verdict::Xmit(skb);
     }
+    crate::trace::kevent_skb!(
+        "netem_enqueue",
+        ns,
+        skb,
+        delay_us = when.saturating_duration_since(now).as_micros() as u64
+    );
     let rule = &mut st.rules[idx];
     rule.stats.backlog_packets += 1;
     rule.stats.backlog_bytes += len;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 /// `tcp_v4_rcv` (and `tcp_v6_rcv`: the model's demux is the same).
 pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
+    crate::trace::kevent_skb!("tcp_v4_rcv", ns, skb);
     inc(&ns.mib.in_segs);
     if skb.has(flags::RST) {
         inc(&ns.mib.in_rsts);
@@ -312,6 +313,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
 /// `tcp_reset`: a valid RST arrived. The error depends on the state, and is
 /// reported once by the next call.
 pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
+    crate::trace::kevent!("tcp_receive_reset", ns = ns.id, local = %s.local, remote = %s.remote, state = ?s.state);
     s.err = match s.state {
         TcpState::SynSent => {
             inc(&ns.mib.attempt_fails);

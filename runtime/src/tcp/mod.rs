@@ -533,6 +533,14 @@ impl TcpSock {
             }
             _ => {}
         }
+        crate::trace::kevent!(
+            "inet_sock_set_state",
+            ns = ns.id,
+            local = %self.local,
+            remote = %self.remote,
+            oldstate = ?self.state,
+            newstate = ?new
+        );
         self.state = new;
     }
 

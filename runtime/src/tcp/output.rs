@@ -61,11 +61,13 @@ impl TcpSock {
     fn transmit(&mut self, ctx: &mut Ctx<'_>, skb: SkBuff, retrans: bool) {
         if retrans {
             inc(&ctx.ns.mib.retrans_segs);
+            crate::trace::kevent_skb!("tcp_retransmit_skb", ctx.ns, skb);
         } else {
             inc(&ctx.ns.mib.out_segs);
         }
         if skb.has(flags::RST) {
             inc(&ctx.ns.mib.out_rsts);
+            crate::trace::kevent_skb!("tcp_send_reset", ctx.ns, skb);
         }
         let _ = ip_queue_xmit(ctx, &mut self.dst, skb);
     }

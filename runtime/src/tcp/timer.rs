@@ -84,6 +84,14 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
 fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
     let ns = ctx.ns;
     inc(&ns.mib.tcp_timeouts);
+    crate::trace::kevent!(
+        "tcp_retransmit_timer",
+        ns = ns.id,
+        local = %s.local,
+        remote = %s.remote,
+        state = ?s.state,
+        backoff = s.backoff
+    );
     match s.state {
         TcpState::SynSent => {
             if s.retransmits >= s.syn_retries {
