@@ -378,3 +378,23 @@ async fn tokio_time_must_be_set_before_sockets_exist_and_only_once() {
     let e = lonet::time::use_tokio_time(&other).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn without_tokio_time_faults_run_on_the_wall_clock_and_the_timer_thread() {
+    // No use_tokio_time: netem's queue and TCP's timers run on ksoftirqd.
+    let ns = Netns::new();
+    bounded(
+        "wall clock",
+        ns.clone().scope(async {
+            let (mut c, mut s, _l) = pair("127.0.0.1:7010").await?;
+            let _d = ns.add_fault(Match::all(), Fault::new().delay(5 * MS).loss(0.2));
+            for _ in 0..5 {
+                let rtt = round_trip(&mut c, &mut s).await?;
+                assert!(rtt >= 10 * MS, "a 5 ms delay each way, yet {rtt:?}");
+            }
+            io::Result::Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+}

@@ -159,12 +159,18 @@ impl NsInner {
                 }
             }
             if netem_due {
-                if let Some(next) = crate::netem::netem_dequeue(self, now) {
-                    let mut st = self.kthread.lock();
-                    if st.netem_at.map_or(true, |a| next < a) {
-                        st.netem_at = Some(next);
-                    }
-                }
+                self.netem_run(now);
+            }
+        }
+    }
+
+    /// netem's deadline came (and was cleared): send what is due, and keep
+    /// the next deadline.
+    fn netem_run(&self, now: Instant) {
+        if let Some(next) = crate::netem::netem_dequeue(self, now) {
+            let mut st = self.kthread.lock();
+            if st.netem_at.map_or(true, |a| next < a) {
+                st.netem_at = Some(next);
             }
         }
     }
@@ -233,12 +239,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             st.netem_at = None;
             idle_since = None;
             drop(st);
-            if let Some(next) = crate::netem::netem_dequeue(&ns, now) {
-                let mut st = k.lock();
-                if st.netem_at.map_or(true, |a| next < a) {
-                    st.netem_at = Some(next);
-                }
-            }
+            ns.netem_run(now);
             continue;
         }
         if !due.is_empty() {
