@@ -419,31 +419,50 @@ impl Socket {
         buf: &mut [u8],
         peek: bool,
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
+        let mut at = 0;
+        self.poll_recv_with(cx, buf.len(), peek, |piece| {
+            buf[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        })
+    }
+
+    /// [`poll_recv`](Self::poll_recv) through a sink instead of a slice: at
+    /// most `len` bytes, handed to `put` in order, piece by piece (one call
+    /// per queued chunk touched), and their total returned. This lets the
+    /// caller copy straight into memory it has not initialized (tokio's
+    /// `ReadBuf::put_slice`), with no zeroing first. `len == 0` reads
+    /// nothing and returns `Ok(0)`, as `recv` with an empty buffer does.
+    pub fn poll_recv_with(
+        &self,
+        cx: Option<&mut Context<'_>>,
+        len: usize,
+        peek: bool,
+        mut put: impl FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        if len == 0 {
             return Poll::Ready(Ok(0));
         }
         let ns = &*self.sk.ns;
-        let mut ctx = Ctx::process(ns);
         let mut s = self.sk.lock();
         if s.recvq_bytes > 0 {
             let mut copied = 0;
             if peek {
                 for chunk in s.recvq.iter() {
-                    let n = chunk.len().min(buf.len() - copied);
-                    buf[copied..copied + n].copy_from_slice(&chunk[..n]);
+                    let n = chunk.len().min(len - copied);
+                    put(&chunk[..n]);
                     copied += n;
-                    if copied == buf.len() {
+                    if copied == len {
                         break;
                     }
                 }
                 return Poll::Ready(Ok(copied));
             }
-            while copied < buf.len() {
+            while copied < len {
                 let Some(front) = s.recvq.front_mut() else {
                     break;
                 };
-                let n = front.len().min(buf.len() - copied);
-                buf[copied..copied + n].copy_from_slice(&front[..n]);
+                let n = front.len().min(len - copied);
+                put(&front[..n]);
                 copied += n;
                 if n == front.len() {
                     s.recvq.pop_front();
@@ -453,13 +472,18 @@ impl Socket {
             }
             s.recvq_bytes -= copied;
             ns.mem_sub(copied);
-            if s.recvq_bytes == 0 && s.fin_rcvd && copied < buf.len() {
+            if s.recvq_bytes == 0 && s.fin_rcvd && copied < len {
                 // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
                 s.fin_copied = true;
             }
-            tcp_cleanup_rbuf(&mut ctx, &mut s, copied);
-            drop(s);
-            ctx.local_bh_enable();
+            if tcp_cleanup_rbuf(&s, copied) {
+                // The process context only when something is sent: most
+                // reads owe no ACK (delayed, or piggybacked on the reply).
+                let mut ctx = Ctx::process(ns);
+                s.send_ack(&mut ctx);
+                drop(s);
+                ctx.local_bh_enable();
+            }
             return Poll::Ready(Ok(copied));
         }
         // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
@@ -815,12 +839,13 @@ impl Drop for PooledBuf {
     }
 }
 
-/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, send the
-/// ACK that is owed when the read emptied the queue outside interactive
-/// (pingpong) mode, or a window update when the window grew enough.
-fn tcp_cleanup_rbuf(ctx: &mut Ctx<'_>, s: &mut crate::tcp::TcpSock, copied: usize) {
+/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, whether
+/// to send the ACK that is owed when the read emptied the queue outside
+/// interactive (pingpong) mode, or a window update when the window grew
+/// enough. The caller sends it.
+fn tcp_cleanup_rbuf(s: &crate::tcp::TcpSock, copied: usize) -> bool {
     if copied == 0 || s.state == TcpState::Close {
-        return;
+        return false;
     }
     let mut time_to_ack = false;
     if s.ack_pending
@@ -837,9 +862,7 @@ fn tcp_cleanup_rbuf(ctx: &mut Ctx<'_>, s: &mut crate::tcp::TcpSock, copied: usiz
             }
         }
     }
-    if time_to_ack {
-        s.send_ack(ctx);
-    }
+    time_to_ack
 }
 
 impl Drop for Socket {

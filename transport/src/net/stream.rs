@@ -185,9 +185,8 @@ impl TcpStream {
     ) -> Poll<io::Result<usize>> {
         match &self.inner {
             Inner::Model(sock) => {
-                let n = ready!(sock.poll_recv(Some(cx), buf.initialize_unfilled(), true))?;
-                buf.advance(n);
-                Poll::Ready(Ok(n))
+                let len = buf.remaining();
+                sock.poll_recv_with(Some(cx), len, true, |p| buf.put_slice(p))
             }
             Inner::Os(s) => s.poll_peek(cx, buf),
         }
@@ -304,26 +303,18 @@ impl TcpStream {
     /// # Errors
     /// `WouldBlock` when nothing is queued.
     pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        // Copied through a stack buffer: no `unsafe` to hand out the
-        // uninitialized chunk.
-        let mut tmp = [0u8; 8192];
-        let mut total = 0;
-        while buf.has_remaining_mut() {
-            let want = buf.remaining_mut().min(tmp.len());
-            match self.try_read(&mut tmp[..want]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.put_slice(&tmp[..n]);
-                    total += n;
-                    if n < want {
-                        break;
-                    }
+        match &self.inner {
+            // Copied straight into the buffer's spare room (`put_slice`), so
+            // nothing is zeroed first.
+            Inner::Model(sock) => {
+                let len = buf.remaining_mut();
+                match sock.poll_recv_with(None, len, false, |p| buf.put_slice(p)) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
                 }
-                Err(e) if total == 0 => return Err(e),
-                Err(_) => break,
             }
+            Inner::Os(s) => s.try_read_buf(buf),
         }
-        Ok(total)
     }
 
     /// Waits until a write would not block (room in the send buffer, or an
@@ -449,9 +440,12 @@ impl TcpStream {
         match &self.inner {
             Inner::Model(sock) => {
                 let coop = ready!(tokio::task::coop::poll_proceed(cx));
-                let n = ready!(sock.poll_recv(Some(cx), buf.initialize_unfilled(), false))?;
+                // Copied straight into the unfilled part (`put_slice`), as
+                // tokio's own TcpStream reads into it: no zeroing of the
+                // caller's whole uninitialized capacity on every read.
+                let len = buf.remaining();
+                ready!(sock.poll_recv_with(Some(cx), len, false, |p| buf.put_slice(p)))?;
                 coop.made_progress();
-                buf.advance(n);
                 Poll::Ready(Ok(()))
             }
             // Through `&self`, as tokio's own split halves do it: readiness,
@@ -545,5 +539,60 @@ impl AsyncWrite for TcpStream {
     /// `shutdown(SHUT_WR)`: FIN after the queued data.
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.shutdown_write())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpStream;
+    use crate::net::TcpListener;
+    use lonet_runtime::Netns;
+    use std::future::poll_fn;
+    use std::mem::MaybeUninit;
+    use std::pin::Pin;
+    use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("local_addr");
+        let c = TcpStream::connect(addr).await.expect("connect");
+        let (s, _) = l.accept().await.expect("accept");
+        (c, s)
+    }
+
+    /// Reads and peeks through an uninitialized `ReadBuf` (copied in with
+    /// `put_slice`, never zeroed), across several queued chunks, a partly
+    /// filled buffer, a short buffer, then EOF; `try_read_buf` likewise.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_into_uninitialized_buffers() {
+        let ns = Netns::new();
+        let _g = ns.enter();
+        let (mut c, mut s) = pair().await;
+        c.set_nodelay(true).expect("nodelay");
+        for part in [&b"hello, "[..], b"uninit", b" world"] {
+            c.write_all(part).await.expect("write");
+        }
+        let mut mem = [MaybeUninit::<u8>::uninit(); 64];
+        let mut buf = ReadBuf::uninit(&mut mem);
+        buf.put_slice(b">");
+        let n = poll_fn(|cx| s.poll_peek(cx, &mut buf)).await.expect("peek");
+        assert_eq!((n, buf.filled()), (19, &b">hello, uninit world"[..]));
+        buf.set_filled(1);
+        let mut short = ReadBuf::uninit(&mut mem[1..10]);
+        poll_fn(|cx| Pin::new(&mut s).poll_read(cx, &mut short))
+            .await
+            .expect("read");
+        assert_eq!(short.filled(), b"hello, un");
+        let mut rest = Vec::with_capacity(4);
+        assert_eq!(s.try_read_buf(&mut rest).expect("try_read_buf"), 10);
+        assert_eq!(rest, b"init world");
+        c.shutdown().await.expect("shutdown");
+        let mut end = ReadBuf::uninit(&mut mem);
+        poll_fn(|cx| Pin::new(&mut s).poll_read(cx, &mut end))
+            .await
+            .expect("eof");
+        assert!(end.filled().is_empty());
+        let mut none = [0u8; 0];
+        assert_eq!(s.try_read_buf(&mut &mut none[..]).expect("empty"), 0);
     }
 }
