@@ -296,7 +296,7 @@ impl Socket {
         if s.bound || s.state != TcpState::Close {
             return Err(err(EINVAL));
         }
-        let now = nsi.ms(std::time::Instant::now());
+        let now = nsi.ms(nsi.clock_now());
         let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
         t.tw_sweep_if_due(now, false);
         let id = s.id;
@@ -365,7 +365,7 @@ impl Socket {
             .get(&port)
             .and_then(|v| v.iter().find(|e| e.sock_id == id))
             .is_some_and(|e| e.reuse);
-        let now = nsi.ms(std::time::Instant::now());
+        let now = nsi.ms(nsi.clock_now());
         if t.bind_conflict(port, ip, reuse, id) || t.tw_bind_conflict(port, ip, reuse, now) {
             return Err(err(EADDRINUSE));
         }
