@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{bounded, errno, fill_pattern, PatternCheck};
+use common::{bounded, errno, fill_pattern};
 use lonet::net::{TcpListener, TcpStream};
 use lonet::netns::{Fault, Match};
 use lonet::Netns;
@@ -45,6 +45,30 @@ async fn pair(addr: &str) -> io::Result<(TcpStream, TcpStream, TcpListener)> {
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     Ok((client, server, listener))
+}
+
+/// Writes `data` in `chunk`-byte writes on `c`, shuts it down, and returns
+/// what `s` read up to EOF.
+async fn transfer(
+    c: &mut TcpStream,
+    s: &mut TcpStream,
+    data: &[u8],
+    chunk: usize,
+) -> io::Result<Vec<u8>> {
+    let writer = async {
+        for piece in data.chunks(chunk) {
+            c.write_all(piece).await?;
+        }
+        c.shutdown().await
+    };
+    let reader = async {
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await?;
+        io::Result::Ok(got)
+    };
+    let (w, got) = tokio::join!(writer, reader);
+    w?;
+    got
 }
 
 /// One 64-byte round trip through an echo on `server`.
@@ -140,19 +164,9 @@ async fn a_rate_limit_paces_a_bulk_transfer() {
             let _r = ns.add_fault(Match::all(), Fault::new().rate(1_000_000));
             let data = pattern(256 * 1024);
             let t0 = Instant::now();
-            let writer = async {
-                c.write_all(&data).await?;
-                c.shutdown().await
-            };
-            let reader = async {
-                let mut got = Vec::new();
-                s.read_to_end(&mut got).await?;
-                io::Result::Ok(got)
-            };
-            let (w, got) = tokio::join!(writer, reader);
-            w?;
+            let got = transfer(&mut c, &mut s, &data, data.len()).await?;
             let took = t0.elapsed();
-            assert_eq!(got?, data);
+            assert!(got == data, "bytes intact and in order");
             let wire = 256.0 * 1024.0 / 1_000_000.0;
             assert!(
                 took.as_secs_f64() >= wire && took.as_secs_f64() < wire * 1.2,
@@ -175,28 +189,9 @@ async fn loss_costs_retransmissions_but_every_byte_arrives_in_order() {
             let lossy = ns.add_fault(Match::all(), Fault::new().loss(0.10).delay(MS));
             let len = 2 * 1024 * 1024;
             let data = pattern(len);
-            let writer = async {
-                // Writes of 1 KiB: many segments, so 10% loss hits many.
-                for chunk in data.chunks(1024) {
-                    c.write_all(chunk).await?;
-                }
-                c.shutdown().await
-            };
-            let reader = async {
-                let mut check = PatternCheck::new(1);
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = s.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    check.check(&buf[..n]).map_err(io::Error::other)?;
-                }
-                io::Result::Ok(check.offset())
-            };
-            let (w, r) = tokio::join!(writer, reader);
-            w?;
-            assert_eq!(r?, len as u64, "every byte, in order, then EOF");
+            // Writes of 1 KiB: many segments, so 10% loss hits many.
+            let got = transfer(&mut c, &mut s, &data, 1024).await?;
+            assert!(got == data, "every byte, in order, then EOF");
             let dropped = lossy.stats().dropped;
             let tcp = ns.tcp_stats();
             assert!(dropped > 0, "{:?}", lossy.stats());
@@ -221,20 +216,8 @@ async fn reordering_is_absorbed_by_the_receiver() {
             let f = ns.add_fault(Match::all(), Fault::new().delay(10 * MS).reorder(0.25));
             let len = 512 * 1024;
             let data = pattern(len);
-            let writer = async {
-                for chunk in data.chunks(1000) {
-                    c.write_all(chunk).await?;
-                }
-                c.shutdown().await
-            };
-            let reader = async {
-                let mut got = Vec::new();
-                s.read_to_end(&mut got).await?;
-                io::Result::Ok(got)
-            };
-            let (w, got) = tokio::join!(writer, reader);
-            w?;
-            assert!(got? == data, "bytes intact and in order");
+            let got = transfer(&mut c, &mut s, &data, 1000).await?;
+            assert!(got == data, "bytes intact and in order");
             assert!(f.stats().reordered > 0, "{:?}", f.stats());
             io::Result::Ok(())
         }),
