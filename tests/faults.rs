@@ -381,3 +381,33 @@ async fn without_tokio_time_faults_run_on_the_wall_clock_and_the_timer_thread() 
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_tokio_time_driver_task_ends_with_its_namespace() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let ns = Netns::new();
+    lonet::time::use_tokio_time(&ns).unwrap();
+    ns.clone()
+        .scope(async {
+            let (mut c, mut s, _l) = pair("127.0.0.1:7011").await.unwrap();
+            round_trip(&mut c, &mut s).await.unwrap();
+        })
+        .await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 1,
+        "the driver task runs"
+    );
+    drop(ns); // its sockets are gone too: the namespace goes, and its clock with it
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == before {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!(
+        "the driver task outlived its namespace: {} tasks alive, {before} before",
+        metrics.num_alive_tasks()
+    );
+}
