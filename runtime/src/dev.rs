@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 #[repr(align(128))]
 pub(crate) struct SoftnetData {
     pub(crate) q: Mutex<BacklogQueues>,
-    pub(crate) processed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) time_squeeze: AtomicU64,
 }
@@ -51,6 +50,14 @@ pub(crate) struct BacklogQueues {
     /// takes anyway, so counting costs no atomic.
     pub(crate) lstats_packets: u64,
     pub(crate) lstats_bytes: u64,
+    /// `softnet_data.processed`: per CPU, written only by the softirq
+    /// running here, so it is added up per poll under the queue lock the
+    /// poll takes anyway (the kernel's plain per-CPU increment, no atomic).
+    pub(crate) processed: u64,
+    /// This CPU's share of the TCP MIB's `InSegs` (the kernel's MIBs are
+    /// per-CPU and summed when read): `tcp_v4_rcv` counts in its `Ctx`, and
+    /// the poll adds it here with `processed`.
+    pub(crate) in_segs: u64,
 }
 
 /// `netif_rx` from `loopback_xmit`: no RPS, so the backlog of the current
@@ -132,7 +139,13 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     let mut ctx = Ctx::softirq(ns, cpu);
     let mut pq = {
         let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut q.process_queue)
+        let mut pq = std::mem::take(&mut q.process_queue);
+        if pq.is_empty() {
+            // process_backlog's first splice, done under this same lock
+            // hold: skb_queue_splice_tail_init(input_pkt_queue, process_queue).
+            std::mem::swap(&mut q.input_pkt_queue, &mut pq);
+        }
+        pq
     };
     let mut total = 0usize;
     let mut deadline: Option<Instant> = None;
@@ -167,6 +180,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
             let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
             debug_assert!(q.process_queue.is_empty());
             q.process_queue = pq;
+            q.in_segs += std::mem::take(&mut ctx.in_segs);
             return false;
         }
     }
@@ -180,25 +194,31 @@ fn process_backlog(
     quota: usize,
 ) -> (usize, bool) {
     let mut work = 0;
+    // Packets received since `processed` was last added to.
+    let mut unaccounted = 0;
     loop {
         while work < quota {
             match pq.pop_front() {
                 Some(skb) => {
-                    __netif_receive_skb(ctx, sd, skb);
+                    __netif_receive_skb(ctx, skb);
                     work += 1;
                 }
                 None => break,
             }
         }
+        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        q.processed += (work - unaccounted) as u64;
+        unaccounted = work;
+        q.in_segs += std::mem::take(&mut ctx.in_segs);
         if work >= quota {
             return (work, false);
         }
-        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
         if q.input_pkt_queue.is_empty() {
             // napi_complete: nothing left; the next enqueuer drains itself.
             q.running = false;
-            // keep both buffers' capacity for the next run
-            q.process_queue = std::mem::take(pq);
+            // keep both buffers' capacity for the next run (a swap: `pq`
+            // gets the empty, unallocated queue left there, nothing to drop)
+            std::mem::swap(&mut q.process_queue, pq);
             return (work, true);
         }
         // skb_queue_splice_tail_init(&sd->input_pkt_queue, &sd->process_queue)
@@ -206,9 +226,9 @@ fn process_backlog(
     }
 }
 
-/// `__netif_receive_skb_core`: count, (taps would go here), then `ip_rcv`.
+/// `__netif_receive_skb_core`: (taps would go here), then `ip_rcv`. The
+/// `processed` count of each packet is added by `process_backlog`, per poll.
 #[inline]
-fn __netif_receive_skb(ctx: &mut Ctx<'_>, sd: &SoftnetData, skb: SkBuff) {
-    sd.processed.fetch_add(1, Relaxed);
+fn __netif_receive_skb(ctx: &mut Ctx<'_>, skb: SkBuff) {
     ip_rcv(ctx, skb);
 }

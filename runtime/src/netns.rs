@@ -226,6 +226,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ns: &'a NsInner,
     pub(crate) cpu: usize,
     pub(crate) raised: bool,
+    /// Segments `tcp_v4_rcv` took in this context and not yet added to the
+    /// CPU's share of `InSegs` (done by `process_backlog` under the queue
+    /// lock, or when the context ends).
+    pub(crate) in_segs: u64,
     now: Option<Instant>,
 }
 
@@ -237,6 +241,7 @@ impl<'a> Ctx<'a> {
             cpu: this_cpu(ns.softnet.len()),
             ns,
             raised: false,
+            in_segs: 0,
             now: None,
         }
     }
@@ -248,6 +253,7 @@ impl<'a> Ctx<'a> {
             ns,
             cpu,
             raised: false,
+            in_segs: 0,
             now: None,
         }
     }
@@ -277,15 +283,23 @@ impl<'a> Ctx<'a> {
 
 impl Drop for Ctx<'_> {
     /// A claimed softirq must run: a path that returns early still drains.
+    #[inline]
     fn drop(&mut self) {
         self.local_bh_enable();
+        if self.in_segs != 0 {
+            let mut q = self.ns.softnet[self.cpu]
+                .q
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            q.in_segs += std::mem::take(&mut self.in_segs);
+        }
     }
 }
 
 thread_local! {
     static THREAD_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
     /// Set while a `Scope` polls its future.
-    static CURRENT: RefCell<Option<Netns>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<Netns>> = const { Cell::new(None) };
     /// Set by `Netns::enter` for the thread.
     static THREAD_DEFAULT: RefCell<Option<Netns>> = const { RefCell::new(None) };
 }
@@ -306,7 +320,12 @@ fn this_cpu(ncpu: usize) -> usize {
             v
         }
     });
-    id % ncpu
+    // Threads are few: no division in the usual case.
+    if id < ncpu {
+        id
+    } else {
+        id % ncpu
+    }
 }
 
 static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
@@ -362,7 +381,12 @@ impl Netns {
     /// thread [`enter`](Netns::enter)ed, else [`init`](Netns::init).
     pub fn current() -> Netns {
         CURRENT
-            .with(|c| c.borrow().clone())
+            .with(|c| {
+                let cur = c.take();
+                let ns = cur.clone();
+                c.set(cur);
+                ns
+            })
             .or_else(|| THREAD_DEFAULT.with(|c| c.borrow().clone()))
             .unwrap_or_else(Netns::init)
     }
@@ -384,7 +408,10 @@ impl Netns {
     /// # }
     /// ```
     pub fn scope<F: Future>(self, fut: F) -> Scope<F> {
-        Scope { ns: self, fut }
+        Scope {
+            ns: Some(self),
+            fut,
+        }
     }
 
     /// Makes this namespace the current thread's default until the guard is
@@ -526,13 +553,13 @@ impl Netns {
                 .iter()
                 .enumerate()
                 .map(|(cpu, sd)| {
-                    let (input_qlen, process_qlen) = {
+                    let (input_qlen, process_qlen, processed) = {
                         let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
-                        (q.input_pkt_queue.len(), q.process_queue.len())
+                        (q.input_pkt_queue.len(), q.process_queue.len(), q.processed)
                     };
                     SoftnetStat {
                         cpu,
-                        processed: sd.processed.load(Relaxed),
+                        processed,
                         dropped: sd.dropped.load(Relaxed),
                         time_squeeze: sd.time_squeeze.load(Relaxed),
                         input_qlen,
@@ -545,7 +572,15 @@ impl Netns {
 
     /// `netstat -s`, the TCP sections.
     pub fn tcp_stats(&self) -> TcpStats {
-        self.0.mib.snapshot()
+        let mut stats = self.0.mib.snapshot();
+        // The per-CPU share of InSegs, summed as the kernel sums its MIBs.
+        stats.in_segs += self
+            .0
+            .softnet
+            .iter()
+            .map(|sd| sd.q.lock().unwrap_or_else(|e| e.into_inner()).in_segs)
+            .sum::<u64>();
+        stats
     }
 
     /// `/proc/net/sockstat`, the TCP line. (Removes expired TIME_WAIT
@@ -708,18 +743,29 @@ impl Drop for EnterGuard {
     }
 }
 
-struct CurrentGuard(Option<Netns>);
+/// While a `Scope` polls: its namespace, moved (not cloned, so no
+/// reference-count traffic per poll) into `CURRENT`, and moved back when the
+/// poll ends, also when it panics.
+struct CurrentGuard<'a> {
+    slot: &'a mut Option<Netns>,
+    prev: Option<Netns>,
+}
 
-impl CurrentGuard {
-    fn set(ns: Netns) -> CurrentGuard {
-        CurrentGuard(CURRENT.with(|c| c.replace(Some(ns))))
+impl<'a> CurrentGuard<'a> {
+    #[inline]
+    fn set(slot: &'a mut Option<Netns>) -> CurrentGuard<'a> {
+        let prev = CURRENT.with(|c| c.replace(slot.take()));
+        CurrentGuard { slot, prev }
     }
 }
 
-impl Drop for CurrentGuard {
+impl Drop for CurrentGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let prev = self.0.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+        // Nested scopes put back what they replaced, so `CURRENT` holds this
+        // scope's namespace again.
+        let prev = self.prev.take();
+        *self.slot = CURRENT.with(|c| c.replace(prev));
     }
 }
 
@@ -728,7 +774,8 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Scope<F> {
-        ns: Netns,
+        // `None` only while its future is polled (moved into `CURRENT`).
+        ns: Option<Netns>,
         #[pin]
         fut: F,
     }
@@ -739,7 +786,7 @@ impl<F: Future> Future for Scope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _guard = CurrentGuard::set(this.ns.clone());
+        let _guard = CurrentGuard::set(this.ns);
         this.fut.poll(cx)
     }
 }

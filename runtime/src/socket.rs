@@ -742,6 +742,19 @@ const ARENA: usize = 2048;
 /// memory instead of having the allocator return it to the OS and fault it
 /// back in on every write.
 fn copy_in(s: &mut crate::tcp::TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>], n: usize) {
+    if n <= SMALL_WRITE {
+        if let Some(first) = bufs.first().filter(|b| b.len() >= n) {
+            // The usual small write, one buffer: straight into the arena.
+            let arena = &mut s.tx_arena;
+            if arena.capacity() < n {
+                arena.reserve(ARENA);
+            }
+            arena.extend_from_slice(&first[..n]);
+            let chunk = arena.split().freeze();
+            s.sendq.push_back(chunk);
+            return;
+        }
+    }
     let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
     let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
         while want > 0 {

@@ -269,7 +269,6 @@ pub(crate) struct TcpMib {
     pub(crate) attempt_fails: AtomicU64,
     pub(crate) estab_resets: AtomicU64,
     pub(crate) curr_estab: AtomicU64,
-    pub(crate) in_segs: AtomicU64,
     pub(crate) out_segs: AtomicU64,
     pub(crate) retrans_segs: AtomicU64,
     pub(crate) out_rsts: AtomicU64,
@@ -300,7 +299,9 @@ impl TcpMib {
             attempt_fails: g(&self.attempt_fails),
             estab_resets: g(&self.estab_resets),
             curr_estab: g(&self.curr_estab),
-            in_segs: g(&self.in_segs),
+            // Per CPU, under the softnet queue locks: added by
+            // `Netns::tcp_stats`.
+            in_segs: 0,
             out_segs: g(&self.out_segs),
             retrans_segs: g(&self.retrans_segs),
             out_rsts: g(&self.out_rsts),

@@ -20,7 +20,8 @@ use std::sync::Arc;
 pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     crate::trace::kevent_skb!("tcp_v4_rcv", ns, skb);
-    inc(&ns.mib.in_segs);
+    // TCP_MIB_INSEGS, counted per CPU (`Ctx::in_segs`, see dev.rs).
+    ctx.in_segs += 1;
     if skb.has(flags::RST) {
         inc(&ns.mib.in_rsts);
     }
@@ -267,8 +268,9 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         return result;
     }
     tcp_data_queue(ctx, s, skb);
-    if s.state != TcpState::Close {
-        // tcp_data_snd_check: the ACK may have opened the window.
+    // tcp_data_snd_check: the ACK may have opened the window; only when
+    // something waits to go out (`tcp_send_head`: unsent data, or the FIN).
+    if s.state != TcpState::Close && (s.unsent() != 0 || s.fin_queued) {
         s.write_xmit(ctx, false);
     }
     result

@@ -133,8 +133,10 @@ impl WaitQueue {
     pub(crate) fn wake_all(&mut self) {
         if let Some(w) = self.first.take() {
             w.wake();
-            for w in self.more.drain(..) {
-                w.wake();
+            if !self.more.is_empty() {
+                for w in self.more.drain(..) {
+                    w.wake();
+                }
             }
         }
     }
@@ -500,6 +502,10 @@ impl TcpSock {
             TcpState::SynSent | TcpState::SynRecv => TCP_TIMEOUT_INIT,
             _ => self.rto_min,
         };
+        if self.backoff == 0 {
+            // The usual case, without Duration arithmetic.
+            return base.min(TCP_RTO_MAX);
+        }
         base.saturating_mul(1u32 << self.backoff.min(16))
             .min(TCP_RTO_MAX)
     }
