@@ -313,7 +313,7 @@ async fn a_full_accept_queue_drops_syns_until_lifted() {
             let connect = tokio::spawn(Netns::current().scope(TcpStream::connect(addr)));
             // 1.5 s of modeled time: the first SYN and its 1 s retransmission
             // are dropped.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await; // modeled time (paused clock)
             let tcp = ns.tcp_stats();
             assert_eq!((tcp.listen_overflows, tcp.listen_drops), (2, 2), "{tcp}");
             drop(full);

@@ -149,18 +149,11 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     };
     let mut total = 0usize;
     let mut deadline: Option<Instant> = None;
-    loop {
+    let complete = loop {
         let (work, complete) = process_backlog(&mut ctx, sd, &mut pq, weight);
         total += work;
         if complete {
-            crate::trace::kevent!(
-                "net_rx_action",
-                ns = ns.id,
-                cpu,
-                processed = total,
-                time_squeeze = false
-            );
-            return true;
+            break true;
         }
         // The clock starts after the first full poll, so a short run never
         // reads it.
@@ -170,20 +163,21 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         });
         if total >= budget || now >= limit {
             sd.time_squeeze.fetch_add(1, Relaxed);
-            crate::trace::kevent!(
-                "net_rx_action",
-                ns = ns.id,
-                cpu,
-                processed = total,
-                time_squeeze = true
-            );
             let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
             debug_assert!(q.process_queue.is_empty());
             q.process_queue = pq;
             q.in_segs += std::mem::take(&mut ctx.in_segs);
-            return false;
+            break false;
         }
-    }
+    };
+    crate::trace::kevent!(
+        "net_rx_action",
+        ns = ns.id,
+        cpu,
+        processed = total,
+        time_squeeze = !complete
+    );
+    complete
 }
 
 /// `process_backlog`: up to `quota` packets; returns (work, completed).
