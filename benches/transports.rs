@@ -5,7 +5,8 @@
 //! are the transports (`lonet`, `kernel_tcp`, `unix`, `duplex`), so the HTML
 //! report (target/criterion/report/index.html) shows them side by side.
 //! Connections are set up once per bench, outside the timed part; each sample
-//! times its iterations in freshly spawned tasks (`iter_custom`). Every lonet
+//! times its iterations in freshly spawned tasks (`iter_custom`), except the
+//! `_block_on` ping-pong, whose client runs in `block_on` itself. Every lonet
 //! bench has a namespace of its own. Real sockets use 127.0.0.1 only.
 //!
 //! For one table of the same workloads with ratios and the DESIGN.md targets,
@@ -38,7 +39,7 @@ fn fail(what: &str, name: &str, e: std::io::Error) -> ! {
     panic!("{what} over {name}: {e}")
 }
 
-fn pingpong<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
+fn pingpong<T: Transport>(g: &mut Group<'_>, rt: &Runtime, in_place: bool) {
     let (_t, mut w) = rt.block_on(async {
         let t = T::setup()
             .await
@@ -50,8 +51,12 @@ fn pingpong<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
     });
     g.bench_function(T::ID, |b| {
         b.iter_custom(|n| {
-            rt.block_on(w.run(n))
-                .unwrap_or_else(|e| fail("ping-pong", T::NAME, e))
+            let took = if in_place {
+                rt.block_on(w.run_in_place(n))
+            } else {
+                rt.block_on(w.run(n))
+            };
+            took.unwrap_or_else(|e| fail("ping-pong", T::NAME, e))
         })
     });
 }
@@ -164,16 +169,19 @@ fn many<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
     rt.block_on(async move { drop(w) });
 }
 
+/// Ping-pong with the client in `block_on` (`_block_on`: the method that
+/// reproduces ANCHORS.md's real-socket figures) and in a spawned task.
 fn bench_pingpong(c: &mut Criterion) {
-    for (flavor, rt) in [
-        ("current_thread", current_thread()),
-        ("multi_thread_2", multi_thread_2()),
+    for (flavor, rt, in_place) in [
+        ("current_thread_block_on", current_thread(), true),
+        ("current_thread", current_thread(), false),
+        ("multi_thread_2", multi_thread_2(), false),
     ] {
         let mut g = group(c, &format!("pingpong_64B_{flavor}"));
-        pingpong::<Lonet>(&mut g, &rt);
-        pingpong::<Tcp>(&mut g, &rt);
-        pingpong::<Unix>(&mut g, &rt);
-        pingpong::<Duplex>(&mut g, &rt);
+        pingpong::<Lonet>(&mut g, &rt, in_place);
+        pingpong::<Tcp>(&mut g, &rt, in_place);
+        pingpong::<Unix>(&mut g, &rt, in_place);
+        pingpong::<Duplex>(&mut g, &rt, in_place);
         g.finish();
     }
 }
@@ -231,6 +239,8 @@ fn bench_many(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat);
     many::<Lonet>(&mut g, &rt);
     many::<Tcp>(&mut g, &rt);
+    many::<Unix>(&mut g, &rt);
+    many::<Duplex>(&mut g, &rt);
     g.finish();
 }
 

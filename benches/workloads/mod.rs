@@ -8,8 +8,11 @@
 //! - [`Unix`], `tokio::net::UnixStream::pair()`;
 //! - [`Duplex`], `tokio::io::duplex` with a [`DUPLEX_BUF`] buffer.
 //!
-//! Every task that touches a lonet socket runs in the transport's namespace
-//! ([`spawn_in`]): `tokio::spawn` does not carry the namespace over.
+//! A lonet socket keeps its namespace once created, so tasks that only move
+//! data on existing connections are plain `tokio::spawn`s; tasks that create
+//! sockets (connect, accept, hyper's connection setup) run in the
+//! transport's namespace ([`spawn_in`]): `tokio::spawn` does not carry the
+//! namespace over.
 //!
 //! Each workload sets its connections up once ([`PingPong::new`], ...) and
 //! then times `run(n)`: `n` iterations in freshly spawned tasks, so on a
@@ -234,7 +237,6 @@ impl Transport for Duplex {
 /// the client reads them back. One iteration is one round trip.
 pub struct PingPong<T: Transport> {
     client: Option<T::S>,
-    ns: Option<Netns>,
     _server: JoinHandle<()>,
 }
 
@@ -242,7 +244,7 @@ impl<T: Transport> PingPong<T> {
     /// Connects and starts the echo server task.
     pub async fn new(t: &T) -> io::Result<Self> {
         let (client, mut server) = t.pair().await?;
-        let server = spawn_in(t.ns(), async move {
+        let server = tokio::spawn(async move {
             let mut buf = [0u8; PING];
             // Ends when the client goes away (EOF or reset).
             while server.read_exact(&mut buf).await.is_ok() {
@@ -253,28 +255,46 @@ impl<T: Transport> PingPong<T> {
         });
         Ok(PingPong {
             client: Some(client),
-            ns: t.ns(),
             _server: server,
         })
     }
 
-    /// `n` round trips; the time they took.
+    /// `n` round trips with the client in a task of its own (so on a
+    /// multi-thread runtime it runs on a worker); the time they took.
     pub async fn run(&mut self, n: u64) -> io::Result<Duration> {
-        let mut client = self.client.take().ok_or_else(poisoned)?;
-        let (client, took) = spawn_in(self.ns.clone(), async move {
-            let mut buf = [7u8; PING];
-            let t0 = Instant::now();
-            for _ in 0..n {
-                client.write_all(&buf).await?;
-                client.read_exact(&mut buf).await?;
-            }
-            io::Result::Ok((client, t0.elapsed()))
-        })
-        .await
-        .map_err(join_err)??;
+        let client = self.client.take().ok_or_else(poisoned)?;
+        let (client, took) = tokio::spawn(round_trips(client, n))
+            .await
+            .map_err(join_err)??;
         self.client = Some(client);
         Ok(took)
     }
+
+    /// `n` round trips with the client in the caller's future: under
+    /// `block_on`, the way a `#[tokio::test]` body or criterion's
+    /// `to_async` runs it (this reproduces ANCHORS.md's real-socket figures).
+    /// Every reply then wakes `block_on` itself, through the runtime's
+    /// driver, which costs every transport the same fixed amount.
+    pub async fn run_in_place(&mut self, n: u64) -> io::Result<Duration> {
+        let client = self.client.take().ok_or_else(poisoned)?;
+        let (client, took) = round_trips(client, n).await?;
+        self.client = Some(client);
+        Ok(took)
+    }
+}
+
+/// The client's side of [`PingPong`]: `n` round trips, timed.
+async fn round_trips<S>(mut client: S, n: u64) -> io::Result<(S, Duration)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = [7u8; PING];
+    let t0 = Instant::now();
+    for _ in 0..n {
+        client.write_all(&buf).await?;
+        client.read_exact(&mut buf).await?;
+    }
+    Ok((client, t0.elapsed()))
 }
 
 fn poisoned() -> io::Error {
@@ -286,7 +306,6 @@ fn poisoned() -> io::Error {
 /// one chunk; the time runs until the reader has all of them.
 pub struct Bulk<T: Transport> {
     ends: Option<Ends<T::S>>,
-    ns: Option<Netns>,
 }
 
 /// A connection's two ends and its reader's buffer, kept from run to run.
@@ -302,7 +321,6 @@ impl<T: Transport> Bulk<T> {
         let (w, r) = t.pair().await?;
         Ok(Bulk {
             ends: Some((w, r, vec![0u8; CHUNK])),
-            ns: t.ns(),
         })
     }
 
@@ -310,7 +328,7 @@ impl<T: Transport> Bulk<T> {
     pub async fn run(&mut self, n: u64) -> io::Result<Duration> {
         let ends = self.ends.take().ok_or_else(poisoned)?;
         let t0 = Instant::now();
-        let ends = transfer(self.ns.clone(), ends, n).await?;
+        let ends = transfer(ends, n).await?;
         let took = t0.elapsed();
         self.ends = Some(ends);
         Ok(took)
@@ -318,16 +336,12 @@ impl<T: Transport> Bulk<T> {
 }
 
 /// Writes `n` chunks on `w` in one task, reads them from `r` in another.
-async fn transfer<S>(
-    ns: Option<Netns>,
-    (mut w, mut r, mut buf): Ends<S>,
-    n: u64,
-) -> io::Result<Ends<S>>
+async fn transfer<S>((mut w, mut r, mut buf): Ends<S>, n: u64) -> io::Result<Ends<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let total = n * CHUNK as u64;
-    let reader = spawn_in(ns.clone(), async move {
+    let reader = tokio::spawn(async move {
         let mut got = 0u64;
         while got < total {
             let want = (total - got).min(CHUNK as u64) as usize;
@@ -342,7 +356,7 @@ where
         }
         io::Result::Ok((r, buf))
     });
-    let writer = spawn_in(ns, async move {
+    let writer = tokio::spawn(async move {
         for _ in 0..n {
             w.write_all(&DATA).await?;
         }
@@ -529,7 +543,6 @@ impl Http2 {
 /// one chunk on every connection; the time runs until the last reader is done.
 pub struct Many<T: Transport> {
     pairs: Vec<Ends<T::S>>,
-    ns: Option<Netns>,
 }
 
 impl<T: Transport> Many<T> {
@@ -541,7 +554,7 @@ impl<T: Transport> Many<T> {
             let p = t.pair().await?;
             pairs.push((p.0, p.1, vec![0u8; CHUNK]));
         }
-        Ok(Many { pairs, ns: t.ns() })
+        Ok(Many { pairs })
     }
 
     /// `n` chunks on every connection, all at once; the time it took.
@@ -550,10 +563,7 @@ impl<T: Transport> Many<T> {
         let t0 = Instant::now();
         let mut tasks = Vec::with_capacity(pairs.len());
         for ends in pairs {
-            tasks.push(spawn_in(
-                self.ns.clone(),
-                transfer(self.ns.clone(), ends, n),
-            ));
+            tasks.push(tokio::spawn(transfer(ends, n)));
         }
         let mut back = Vec::with_capacity(tasks.len());
         for t in tasks {
