@@ -6,6 +6,7 @@
 //! cargo run --release --example compare
 //! cargo run --release --example compare -- --markdown perf.md --csv perf.csv
 //! cargo run --release --example compare -- --quick      # a tenth of the sizes
+//! cargo run --release --example compare -- --svg perf.svg  # also a bar chart
 //! ```
 //!
 //! Every workload runs a fixed number of iterations (after a warm-up of a
@@ -653,6 +654,7 @@ async fn stall<T: Transport>() -> io::Result<Stall> {
 struct Args {
     csv: Option<String>,
     markdown: Option<String>,
+    svg: Option<String>,
     quick: bool,
 }
 
@@ -660,6 +662,7 @@ fn args() -> Args {
     let mut a = Args {
         csv: None,
         markdown: None,
+        svg: None,
         quick: false,
     };
     let mut it = std::env::args().skip(1);
@@ -667,13 +670,15 @@ fn args() -> Args {
         match arg.as_str() {
             "--csv" => a.csv = Some(it.next().expect("--csv needs a PATH")),
             "--markdown" => a.markdown = Some(it.next().expect("--markdown needs a PATH")),
+            "--svg" => a.svg = Some(it.next().expect("--svg needs a PATH")),
             "--quick" => a.quick = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo run --release --example compare [-- [--quick] [--csv PATH] [--markdown PATH]]\n\
+                    "usage: cargo run --release --example compare [-- [--quick] [--csv PATH] [--markdown PATH] [--svg PATH]]\n\
                      --quick          a tenth of the sizes (a smoke run; figures are noisier)\n\
                      --csv PATH       also write the table as CSV\n\
-                     --markdown PATH  also write the header, table and legend as Markdown"
+                     --markdown PATH  also write the header, table and legend as Markdown\n\
+                     --svg PATH       also draw the figures as a bar chart (SVG)"
                 );
                 std::process::exit(0);
             }
@@ -977,6 +982,9 @@ fn main() {
     if let Some(path) = &args.csv {
         write_or_warn(path, &csv(&rows));
     }
+    if let Some(path) = &args.svg {
+        write_or_warn(path, &svg(&rows, &header));
+    }
     // Connections and namespaces end with the runtimes.
     drop(mt);
     drop(ct);
@@ -1154,6 +1162,92 @@ fn markdown_table(rows: &[Row]) -> String {
     for r in &body {
         out += &format!("| {} |\n", r.join(" | "));
     }
+    out
+}
+
+/// The figures as a bar chart: per workload one bar per transport, scaled to
+/// the row's largest figure, each labelled with its value, and lonet's
+/// verdict beside the workload's name.
+fn svg(rows: &[Row], header: &str) -> String {
+    const W: f64 = 1100.0;
+    const LABEL: f64 = 150.0;
+    const BAR_MAX: f64 = 760.0;
+    const BAR: f64 = 16.0;
+    const COLORS: [&str; 4] = ["#d9480f", "#1c7ed6", "#37b24d", "#868e96"];
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let charted: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.cells.iter().any(|c| c.val().is_some()))
+        .collect();
+    let row_h = 4.0 * BAR + 44.0;
+    let top = 70.0;
+    let h = top + row_h * charted.len() as f64 + 20.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (i, line) in header.lines().take(2).enumerate() {
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{}\" font-size=\"{}\">{}</text>",
+            20.0 + 18.0 * i as f64,
+            if i == 0 { 15 } else { 11 },
+            esc(line)
+        );
+    }
+    for (k, r) in charted.iter().enumerate() {
+        let y0 = top + row_h * k as f64;
+        let better = if r.unit.lower_is_better() {
+            "lower is better"
+        } else {
+            "higher is better"
+        };
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} ({better}) · lonet: {}</text>",
+            y0 + 14.0,
+            esc(&r.name),
+            W - 10.0,
+            y0 + 14.0,
+            r.unit.name(),
+            esc(&r.verdict())
+        );
+        let max = r.cells.iter().filter_map(Cell::val).fold(0.0f64, f64::max);
+        for (j, c) in r.cells.iter().enumerate() {
+            let y = y0 + 22.0 + BAR * j as f64;
+            let _ = writeln!(
+                out,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                LABEL - 6.0,
+                y + BAR - 4.0,
+                COLS[j]
+            );
+            let (len, text) = match c {
+                Cell::Val(v) if max > 0.0 => (v / max * BAR_MAX, r.unit.fmt(*v)),
+                Cell::Val(v) => (0.0, r.unit.fmt(*v)),
+                Cell::NotApplicable(why) => (0.0, why.to_string()),
+                Cell::Failed(_) => (0.0, "failed".to_string()),
+            };
+            let _ = writeln!(
+                out,
+                "<rect x=\"{LABEL}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                y + 1.0,
+                BAR - 2.0,
+                COLORS[j],
+                LABEL + len + 6.0,
+                y + BAR - 4.0,
+                esc(&text)
+            );
+        }
+    }
+    out += "</svg>\n";
     out
 }
 
