@@ -17,7 +17,8 @@
 //! Each workload sets its connections up once ([`PingPong::new`], ...) and
 //! then times `run(n)`: `n` iterations in freshly spawned tasks, so on a
 //! multi-thread runtime the timed work runs on the workers, not on the thread
-//! that called `block_on`. The connections survive between runs, so
+//! that called `block_on` ([`PingPong::run_in_place`] is the exception: its
+//! client runs in the caller's future). The connections survive between runs, so
 //! criterion's samples reuse them.
 
 use bytes::Bytes;
