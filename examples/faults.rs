@@ -22,8 +22,9 @@
 //! tshark -r "$TMPDIR/lonet-faults.pcap" | head   # or open it in Wireshark
 //! ```
 
+use lonet::capture::CaptureOptions;
+use lonet::fault::{Fault, Match};
 use lonet::net::{TcpListener, TcpStream};
-use lonet::netns::{CaptureOptions, Fault, Match};
 use lonet::Netns;
 use std::io;
 use std::time::Duration;

@@ -16,9 +16,11 @@
 //! - [`Netns`]: namespaces (own ports, sysctls, counters), and the counters
 //!   themselves: `lo_stats()` (`ip -s link show lo`), `softnet_stat()`
 //!   (`/proc/net/softnet_stat`), `tcp_stats()` (`netstat -s`), `sockstat()`.
+//! - [`stats`]: the counters' types: `lo_stats()` gives
+//!   [`stats::LinkStats`], `sockets()` a [`stats::SocketTable`], and so on.
 //! - [`Netns::capture_to_file`] (`tcpdump -i lo -w FILE`): a pcap capture of
 //!   every packet on the namespace's `lo`, for Wireshark or tshark; see
-//!   [`netns::Capture`] and [`netns::CaptureOptions`].
+//!   [`capture`].
 //! - [`Netns::add_fault`] (`tc qdisc add dev lo root netem ...`): latency,
 //!   jitter, rate, loss, reordering and partitions on loopback traffic, per
 //!   namespace, address pair or port, lifted when the guard drops;
@@ -26,7 +28,8 @@
 //!   [`time::use_tokio_time`] delays and TCP timers follow `tokio::time`, so
 //!   they work under `tokio::time::pause()`.
 //! - [`Netns::sockets`] (`ss -tan`): the socket table.
-//! - [`runtime`]: the modeled kernel datapath itself (sans-IO).
+//! - [`fault`]: the types [`Netns::add_fault`] takes.
+//! - [`time`]: modeled time on tokio's clock.
 //!
 //! # Optional features
 //! Named after what they enable; none is on by default.
@@ -94,20 +97,38 @@ pub mod stream {
     pub use lonet_transport::stream::*;
 }
 
-/// Network namespaces, sysctls and the kernel-style counters.
-pub mod netns {
+/// What the namespace shows, as the kernel's tools print it: `ip -s link`
+/// ([`LinkStats`](stats::LinkStats)), `/proc/net/softnet_stat`
+/// ([`SoftnetStats`](stats::SoftnetStats)), `netstat -s`
+/// ([`TcpStats`](stats::TcpStats)), `/proc/net/sockstat`
+/// ([`Sockstat`](stats::Sockstat)), `ss -tan` ([`SocketTable`](stats::SocketTable))
+/// and `ip route show table local` ([`FibEntry`](stats::FibEntry)).
+pub mod stats {
     pub use lonet_runtime::stats::{
         LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
         TimerKind,
     };
-    pub use lonet_runtime::{
-        Capture, CaptureOptions, Fault, FaultGuard, FaultStats, FibEntry, Match, Netns, RouteType,
-        Scope, Sysctl, WeakNetns,
-    };
+    pub use lonet_runtime::{FibEntry, RouteType, TcpState};
 }
 
-/// Modeled time on tokio's clock: [`time::use_tokio_time`].
+/// Faults on the modeled `lo`, as `tc qdisc add dev lo root netem ...` gives
+/// them: [`Netns::add_fault`] takes a [`Match`](fault::Match) and a
+/// [`Fault`](fault::Fault) and returns a [`FaultGuard`](fault::FaultGuard).
+pub mod fault {
+    pub use lonet_runtime::{Fault, FaultGuard, FaultStats, Match};
+}
+
+/// Packet capture on the modeled `lo`, as `tcpdump -i lo -w FILE`:
+/// [`Netns::capture_to_file`] and its [`Capture`](capture::Capture) guard.
+pub mod capture {
+    pub use lonet_runtime::{Capture, CaptureOptions};
+}
+
+/// Modeled time: [`time::use_tokio_time`] puts the namespace on tokio's
+/// clock; [`Clock`](time::Clock) is the seam for a clock of your own
+/// ([`Netns::set_clock`]).
 pub mod time {
+    pub use lonet_runtime::Clock;
     pub use lonet_transport::time::*;
 }
 
@@ -118,7 +139,4 @@ pub mod hyper {
     pub use lonet_transport::hyper::*;
 }
 
-pub use lonet_runtime::{Netns, Sysctl};
-
-/// The modeled kernel datapath (`lonet-runtime`).
-pub use lonet_runtime as runtime;
+pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};

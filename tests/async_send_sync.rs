@@ -221,19 +221,22 @@ mod lonet_only {
 
     assert_value!(lonet::Netns: Send & Sync & Unpin);
     assert_value!(lonet::Sysctl: Send & Sync & Unpin);
-    assert_value!(lonet::netns::Netns: Send & Sync & Unpin);
-    assert_value!(lonet::netns::Sysctl: Send & Sync & Unpin);
-    assert_value!(lonet::netns::LinkStats: Send & Sync & Unpin);
-    assert_value!(lonet::netns::SoftnetStats: Send & Sync & Unpin);
-    assert_value!(lonet::netns::SoftnetStat: Send & Sync & Unpin);
-    assert_value!(lonet::netns::TcpStats: Send & Sync & Unpin);
-    assert_value!(lonet::netns::Sockstat: Send & Sync & Unpin);
-    assert_value!(lonet::netns::FibEntry: Send & Sync & Unpin);
-    assert_value!(lonet::netns::RouteType: Send & Sync & Unpin);
-    assert_value!(lonet::runtime::Socket: Send & Sync & Unpin);
-    assert_value!(lonet::runtime::Readiness: Send & Sync & Unpin);
-    assert_value!(lonet::runtime::TcpState: Send & Sync & Unpin);
-    assert_value!(lonet::runtime::SkBuff: Send & Sync & Unpin);
+    assert_value!(lonet::stats::LinkStats: Send & Sync & Unpin);
+    assert_value!(lonet::stats::SoftnetStats: Send & Sync & Unpin);
+    assert_value!(lonet::stats::SoftnetStat: Send & Sync & Unpin);
+    assert_value!(lonet::stats::TcpStats: Send & Sync & Unpin);
+    assert_value!(lonet::stats::Sockstat: Send & Sync & Unpin);
+    assert_value!(lonet::stats::FibEntry: Send & Sync & Unpin);
+    assert_value!(lonet::stats::RouteType: Send & Sync & Unpin);
+    assert_value!(lonet::stats::TcpState: Send & Sync & Unpin);
+    assert_value!(lonet::stats::SocketTable: Send & Sync & Unpin);
+    assert_value!(lonet::stats::SockInfo: Send & Sync & Unpin);
+    assert_value!(lonet::fault::Fault: Send & Sync & Unpin);
+    assert_value!(lonet::fault::Match: Send & Sync & Unpin);
+    assert_value!(lonet::fault::FaultGuard: Send & Sync & Unpin);
+    assert_value!(lonet::fault::FaultStats: Send & Sync & Unpin);
+    assert_value!(lonet::capture::CaptureOptions: Send & Sync & Unpin);
+    assert_value!(lonet::WeakNetns: Send & Sync & Unpin);
 
     // `Netns::scope(fut)` is as Send / Sync / Unpin as `fut`: a future that
     // runs on a multi-thread runtime stays spawnable inside a scope.
@@ -243,7 +246,7 @@ mod lonet_only {
     async_assert_fn!(lonet::Netns::scope(_, BoxFutureSync<()>): Send & Sync & Unpin);
     async_assert_fn!(lonet::Netns::scope(_, BoxFutureSend<()>): Send & !Sync & Unpin);
     async_assert_fn!(lonet::Netns::scope(_, BoxFuture<()>): !Send & !Sync & Unpin);
-    assert_value!(lonet::netns::Scope<AsyncBlock<YY>>: Send & Sync & !Unpin);
+    assert_value!(lonet::Scope<AsyncBlock<YY>>: Send & Sync & !Unpin);
 
     /// The real thing: `scope` around lonet's own futures is `Send + Sync +
     /// 'static`, so `tokio::spawn` takes it.

@@ -10,8 +10,8 @@
 mod common;
 
 use common::{bounded, errno, fill_pattern};
+use lonet::fault::{Fault, Match};
 use lonet::net::{TcpListener, TcpStream};
-use lonet::netns::{Fault, Match};
 use lonet::Netns;
 use std::io;
 use std::net::SocketAddr;

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use lonet::capture::CaptureOptions;
 use lonet::net::{TcpListener, TcpStream};
-use lonet::netns::CaptureOptions;
 use lonet::Netns;
 use std::collections::HashMap;
 use std::io::{self, Write};

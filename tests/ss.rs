@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use lonet::net::{TcpListener, TcpSocket, TcpStream};
-use lonet::runtime::stats::{SockInfo, SocketTable, TimerKind};
-use lonet::runtime::TcpState;
+use lonet::stats::{SockInfo, SocketTable, TcpState, TimerKind};
 use lonet::Netns;
 use std::io::ErrorKind;
 use std::net::SocketAddr;

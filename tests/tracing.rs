@@ -5,8 +5,8 @@
 mod common;
 
 use common::bounded;
+use lonet::fault::{Fault, Match};
 use lonet::net::{TcpListener, TcpStream};
-use lonet::netns::{Fault, Match};
 use lonet::Netns;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
