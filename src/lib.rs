@@ -140,3 +140,12 @@ pub mod hyper {
 }
 
 pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};
+
+// The guide's Rust examples (docs/*.md) are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/getting-started.md")]
+struct GuideGettingStarted;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/testing.md")]
+struct GuideTesting;
