@@ -149,3 +149,11 @@ struct GuideGettingStarted;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/testing.md")]
 struct GuideTesting;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/routing.md")]
+struct GuideRouting;
+
+#[cfg(all(doctest, feature = "full"))]
+#[doc = include_str!("../docs/integrations.md")]
+struct GuideIntegrations;
