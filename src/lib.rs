@@ -157,3 +157,7 @@ struct GuideRouting;
 #[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../docs/integrations.md")]
 struct GuideIntegrations;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/observing.md")]
+struct GuideObserving;
