@@ -161,3 +161,7 @@ struct GuideIntegrations;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/observing.md")]
 struct GuideObserving;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/api.md")]
+struct GuideApi;
