@@ -165,3 +165,7 @@ struct GuideObserving;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/api.md")]
 struct GuideApi;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct Readme;
