@@ -141,31 +141,29 @@ pub mod hyper {
 
 pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};
 
-// The guide's Rust examples (docs/*.md) are compiled and run as doctests.
+// The README's and the guide's Rust examples, compiled and run as doctests
+// (`cargo test --doc -p lonet`); chapters without Rust blocks are not listed.
 #[cfg(doctest)]
-#[doc = include_str!("../docs/getting-started.md")]
-struct GuideGettingStarted;
+mod guide {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
 
-#[cfg(doctest)]
-#[doc = include_str!("../docs/testing.md")]
-struct GuideTesting;
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
 
-#[cfg(doctest)]
-#[doc = include_str!("../docs/routing.md")]
-struct GuideRouting;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
 
-#[cfg(all(doctest, feature = "full"))]
-#[doc = include_str!("../docs/integrations.md")]
-struct GuideIntegrations;
+    #[doc = include_str!("../docs/routing.md")]
+    struct Routing;
 
-#[cfg(doctest)]
-#[doc = include_str!("../docs/observing.md")]
-struct GuideObserving;
+    #[cfg(feature = "full")]
+    #[doc = include_str!("../docs/integrations.md")]
+    struct Integrations;
 
-#[cfg(doctest)]
-#[doc = include_str!("../docs/api.md")]
-struct GuideApi;
+    #[doc = include_str!("../docs/observing.md")]
+    struct Observing;
 
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct Readme;
+    #[doc = include_str!("../docs/api.md")]
+    struct Api;
+}
