@@ -140,3 +140,30 @@ pub mod hyper {
 }
 
 pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};
+
+// The README's and the guide's Rust examples, compiled and run as doctests
+// (`cargo test --doc -p lonet`); chapters without Rust blocks are not listed.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
+
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
+
+    #[doc = include_str!("../docs/routing.md")]
+    struct Routing;
+
+    #[cfg(feature = "full")]
+    #[doc = include_str!("../docs/integrations.md")]
+    struct Integrations;
+
+    #[doc = include_str!("../docs/observing.md")]
+    struct Observing;
+
+    #[doc = include_str!("../docs/api.md")]
+    struct Api;
+}
