@@ -27,10 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
-#[path = "../benches/workloads/mod.rs"]
-mod workloads;
-
-use workloads::*;
+use lonet_bench::*;
 
 // ---------------------------------------------------------------------------
 // A counting allocator: while COUNTING is on, LIVE is the bytes allocated

@@ -1,5 +1,5 @@
-//! The workloads shared by `benches/transports.rs` (criterion) and
-//! `examples/compare.rs` (one table), written once over any transport.
+//! The workloads shared by `benches/transports.rs` (criterion) and the
+//! `compare` binary (one table), written once over any transport.
 //!
 //! A [`Transport`] hands out connected pairs of streams. Four of them:
 //! - [`Lonet`], `lonet::net` in a namespace of its own (`Netns::new()`), a
@@ -383,7 +383,6 @@ impl<T: Listening> ConnectClose<T> {
     }
 
     /// The transport.
-    #[allow(dead_code)] // examples/compare.rs reads its counters; the bench does not.
     pub fn transport(&self) -> &T {
         &self.t
     }

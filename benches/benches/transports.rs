@@ -18,10 +18,7 @@ use criterion::{
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
-#[path = "workloads/mod.rs"]
-mod workloads;
-
-use workloads::*;
+use lonet_bench::*;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
