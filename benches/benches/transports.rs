@@ -32,6 +32,10 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
     g
 }
 
+fn runtime(rt: std::io::Result<Runtime>) -> Runtime {
+    rt.unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+}
+
 fn fail(what: &str, name: &str, e: std::io::Error) -> ! {
     panic!("{what} over {name}: {e}")
 }
@@ -170,9 +174,9 @@ fn many<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
 /// reproduces ANCHORS.md's real-socket figures) and in a spawned task.
 fn bench_pingpong(c: &mut Criterion) {
     for (flavor, rt, in_place) in [
-        ("current_thread_block_on", current_thread(), true),
-        ("current_thread", current_thread(), false),
-        ("multi_thread_2", multi_thread_2(), false),
+        ("current_thread_block_on", runtime(current_thread()), true),
+        ("current_thread", runtime(current_thread()), false),
+        ("multi_thread_2", runtime(multi_thread_2()), false),
     ] {
         let mut g = group(c, &format!("pingpong_64B_{flavor}"));
         pingpong::<Lonet>(&mut g, &rt, in_place);
@@ -185,8 +189,8 @@ fn bench_pingpong(c: &mut Criterion) {
 
 fn bench_bulk(c: &mut Criterion) {
     for (flavor, rt) in [
-        ("current_thread", current_thread()),
-        ("multi_thread_2", multi_thread_2()),
+        ("current_thread", runtime(current_thread())),
+        ("multi_thread_2", runtime(multi_thread_2())),
     ] {
         let mut g = group(c, &format!("bulk_64KiB_writes_{flavor}"));
         g.throughput(Throughput::Bytes(CHUNK as u64));
@@ -199,7 +203,7 @@ fn bench_bulk(c: &mut Criterion) {
 }
 
 fn bench_connect(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "connect_accept_close_current_thread");
     connect_close::<Lonet>(&mut g, &rt);
     connect_close::<Tcp>(&mut g, &rt);
@@ -207,7 +211,7 @@ fn bench_connect(c: &mut Criterion) {
 }
 
 fn bench_http(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "hyper_http1_keepalive_current_thread");
     g.throughput(Throughput::Elements(1));
     http1::<Lonet>(&mut g, &rt);
@@ -226,7 +230,7 @@ fn bench_http(c: &mut Criterion) {
 }
 
 fn bench_many(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "concurrent_1000_conns_current_thread");
     // One iteration: one 64 KiB write on each of the 1,000 connections (64 MB,
     // tens of milliseconds). Flat sampling gives every sample the same count,

@@ -16,92 +16,17 @@
 //! Memory is counted by a counting global allocator around the system one:
 //! it sees lonet's buffers (they are user-space memory) but not the kernel's.
 
-use lonet::Netns;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 use lonet_bench::*;
 
-// ---------------------------------------------------------------------------
-// A counting allocator: while COUNTING is on, LIVE is the bytes allocated
-// minus the bytes freed since it was reset, and PEAK the highest LIVE seen.
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicI64 = AtomicI64::new(0);
-static PEAK: AtomicI64 = AtomicI64::new(0);
-
-fn count(delta: i64) {
-    if COUNTING.load(Relaxed) {
-        let now = LIVE.fetch_add(delta, Relaxed) + delta;
-        PEAK.fetch_max(now, Relaxed);
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments,
-// unchanged, so `System`'s guarantees are ours; the bookkeeping around it
-// only touches atomics and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract (non-zero size), which
-        // is `System.alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as i64);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(layout.size() as i64);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator, that is by `System`,
-        // with `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as i64));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from `System` with `layout`, and `new_size` is
-        // valid for it, as the caller guarantees.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as i64 - layout.size() as i64);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Starts counting from zero.
-fn count_start() {
-    LIVE.store(0, Relaxed);
-    PEAK.store(0, Relaxed);
-    COUNTING.store(true, Relaxed);
-}
-
-/// Stops counting: (bytes still held, peak bytes held) since `count_start`.
-fn count_stop() -> (i64, i64) {
-    COUNTING.store(false, Relaxed);
-    (LIVE.load(Relaxed), PEAK.load(Relaxed))
-}
+static GLOBAL: lonet_bench::memory::Counting = lonet_bench::memory::Counting;
 
 // ---------------------------------------------------------------------------
 // Sizes.
@@ -191,8 +116,6 @@ const EMFILE: i32 = 24;
 
 /// The longest one workload on one transport may take.
 const LIMIT: Duration = Duration::from_secs(20);
-/// The most a writer facing a stalled reader is allowed to write.
-const STALL_CAP: u64 = 256 << 20;
 
 // ---------------------------------------------------------------------------
 // Cells and rows.
@@ -559,96 +482,20 @@ async fn many<T: Transport>(conns: usize, plan: Plan) -> io::Result<f64> {
     Ok(bytes as f64 / d.as_secs_f64() / 1e9)
 }
 
-/// Bytes held per idle connection (both ends), counted by the allocator
-/// across opening `n` connections; also lonet's sockstat afterwards.
-async fn idle<T: Transport>(n: usize, notes: &mut Vec<String>) -> io::Result<f64> {
-    let t = T::setup().await?;
-    // Warm the path (lazily built tables, the runtime's own buffers), then
-    // count only what the `n` connections add.
-    drop(t.pair().await?);
-    let mut pairs = Vec::with_capacity(n);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    count_start();
-    for _ in 0..n {
-        pairs.push(t.pair().await?);
-    }
-    let (live, _) = count_stop();
-    if let Some(ns) = t.ns() {
+/// Bytes held per idle connection (both ends); a note with lonet's figures.
+async fn idle_per_conn<T: Transport>(n: usize, notes: &mut Vec<String>) -> io::Result<f64> {
+    let idle = idle::<T>(n).await?;
+    if let Some(sockstat) = &idle.sockstat {
         notes.push(format!(
             "idle: {} lonet connections held {} of user-space memory ({} per socket); \
              sockstat then: {}",
             thousands(n as u64),
-            Unit::Bytes.fmt(live as f64),
-            Unit::Bytes.fmt(live as f64 / (2 * n) as f64),
-            ns.sockstat()
+            Unit::Bytes.fmt(idle.held as f64),
+            Unit::Bytes.fmt(idle.held as f64 / (2 * n) as f64),
+            sockstat
         ));
     }
-    drop(pairs);
-    Ok(live as f64 / n as f64)
-}
-
-/// The stalled reader: a writer writes as fast as it can on a connection
-/// whose reader never reads. Returns (peak bytes held by the allocator,
-/// peak of lonet's sockstat mem, bytes the writer got accepted, whether
-/// the writer was held back).
-struct Stall {
-    alloc_peak: f64,
-    sockstat_peak: Option<f64>,
-    accepted: u64,
-    blocked: bool,
-}
-
-async fn stall<T: Transport>() -> io::Result<Stall> {
-    let t = T::setup().await?;
-    let (mut w, r) = t.pair().await?;
-    let ns: Option<Netns> = t.ns();
-    let written = Arc::new(AtomicU64::new(0));
-    let chunk = vec![0xa5u8; CHUNK];
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    count_start();
-    let counter = written.clone();
-    let writer = spawn_in(ns.clone(), async move {
-        while counter.load(Relaxed) < STALL_CAP {
-            let k = w.write(&chunk).await?;
-            counter.fetch_add(k as u64, Relaxed);
-        }
-        io::Result::Ok(w)
-    });
-    let mut sock_peak = 0u64;
-    let mut last = 0u64;
-    let mut still = 0;
-    let mut blocked = false;
-    // At most 5 s; stop once the writer has not moved for 100 ms.
-    for _ in 0..5_000 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        if let Some(ns) = &ns {
-            sock_peak = sock_peak.max(ns.sockstat().mem);
-        }
-        let now = written.load(Relaxed);
-        if writer.is_finished() {
-            break;
-        }
-        if now == last {
-            still += 1;
-            if still >= 100 {
-                blocked = true;
-                break;
-            }
-        } else {
-            still = 0;
-            last = now;
-        }
-    }
-    let (_, peak) = count_stop();
-    writer.abort();
-    let _ = writer.await;
-    drop(r);
-    Ok(Stall {
-        alloc_peak: peak as f64,
-        sockstat_peak: ns.map(|_| sock_peak as f64),
-        accepted: written.load(Relaxed),
-        blocked,
-    })
+    Ok(idle.per_connection())
 }
 
 // ---------------------------------------------------------------------------
@@ -701,8 +548,13 @@ fn main() {
         Sizes::full()
     };
     let started = Instant::now();
-    let ct = current_thread();
-    let mt = multi_thread_2();
+    let (ct, mt) = match (current_thread(), multi_thread_2()) {
+        (Ok(ct), Ok(mt)) => (ct, mt),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("cannot start a tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let na = || Cell::NotApplicable("n/a");
@@ -881,8 +733,8 @@ fn main() {
     eprintln!("memory: {} idle connections", s.idle);
     let n = s.idle;
     let mut idle_notes = Vec::new();
-    let lonet_idle = bounded(&ct, "lonet", idle::<Lonet>(n, &mut idle_notes));
-    let duplex_idle = bounded(&ct, "duplex", idle::<Duplex>(n, &mut idle_notes));
+    let lonet_idle = bounded(&ct, "lonet", idle_per_conn::<Lonet>(n, &mut idle_notes));
+    let duplex_idle = bounded(&ct, "duplex", idle_per_conn::<Duplex>(n, &mut idle_notes));
     notes.extend(idle_notes);
     rows.push(Row {
         name: format!(
