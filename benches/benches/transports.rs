@@ -1,5 +1,6 @@
 //! lonet against kernel loopback TCP, a Unix socket pair and
-//! `tokio::io::duplex`, workload by workload (`cargo bench`).
+//! `tokio::io::duplex`, workload by workload (`cargo bench -p lonet-bench`;
+//! `cargo bench -p lonet-bench -- pingpong` for one group).
 //!
 //! Each criterion group is one workload on one runtime flavor; its bench ids
 //! are the transports (`lonet`, `kernel_tcp`, `unix`, `duplex`), so the HTML
@@ -9,8 +10,8 @@
 //! `_block_on` ping-pong, whose client runs in `block_on` itself. Every lonet
 //! bench has a namespace of its own. Real sockets use 127.0.0.1 only.
 //!
-//! For one table of the same workloads with ratios and the DESIGN.md targets,
-//! run `cargo run --release --example compare`.
+//! For one table of the same workloads with lonet's ratios and whether it
+//! meets its targets, run `cargo run --release -p lonet-bench --bin compare`.
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -32,6 +33,7 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
     g
 }
 
+/// The runtime, or the bench stops with why there is none.
 fn runtime(rt: std::io::Result<Runtime>) -> Runtime {
     rt.unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
@@ -170,8 +172,8 @@ fn many<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
     rt.block_on(async move { drop(w) });
 }
 
-/// Ping-pong with the client in `block_on` (`_block_on`: the method that
-/// reproduces ANCHORS.md's real-socket figures) and in a spawned task.
+/// Ping-pong with the client in `block_on` (`_block_on`: the way the
+/// reference real-socket figures were measured) and in a spawned task.
 fn bench_pingpong(c: &mut Criterion) {
     for (flavor, rt, in_place) in [
         ("current_thread_block_on", runtime(current_thread()), true),
