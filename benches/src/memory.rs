@@ -25,6 +25,7 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicI64 = AtomicI64::new(0);
 static PEAK: AtomicI64 = AtomicI64::new(0);
 
+#[inline]
 fn count(delta: i64) {
     if COUNTING.load(Relaxed) {
         let now = LIVE.fetch_add(delta, Relaxed) + delta;
@@ -43,6 +44,7 @@ pub struct Counting;
 // only touches atomics and never allocates.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `alloc`'s contract (non-zero size), which
         // is `System.alloc`'s.
@@ -53,6 +55,7 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
@@ -62,6 +65,7 @@ unsafe impl GlobalAlloc for Counting {
         p
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by this allocator, that is by `System`,
         // with `layout`, as the caller guarantees.
@@ -69,6 +73,7 @@ unsafe impl GlobalAlloc for Counting {
         count(-(layout.size() as i64));
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from `System` with `layout`, and `new_size` is
         // valid for it, as the caller guarantees.
