@@ -1,5 +1,6 @@
 //! lonet against kernel loopback TCP, a Unix socket pair and
-//! `tokio::io::duplex`, workload by workload (`cargo bench`).
+//! `tokio::io::duplex`, workload by workload (`cargo bench -p lonet-bench`;
+//! `cargo bench -p lonet-bench -- pingpong` for one group).
 //!
 //! Each criterion group is one workload on one runtime flavor; its bench ids
 //! are the transports (`lonet`, `kernel_tcp`, `unix`, `duplex`), so the HTML
@@ -9,8 +10,8 @@
 //! `_block_on` ping-pong, whose client runs in `block_on` itself. Every lonet
 //! bench has a namespace of its own. Real sockets use 127.0.0.1 only.
 //!
-//! For one table of the same workloads with ratios and the DESIGN.md targets,
-//! run `cargo run --release --example compare`.
+//! For one table of the same workloads with lonet's ratios and whether it
+//! meets its targets, run `cargo run --release -p lonet-bench --bin compare`.
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -18,10 +19,7 @@ use criterion::{
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
-#[path = "workloads/mod.rs"]
-mod workloads;
-
-use workloads::*;
+use lonet_bench::*;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
@@ -33,6 +31,11 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     g
+}
+
+/// The runtime, or the bench stops with why there is none.
+fn runtime(rt: std::io::Result<Runtime>) -> Runtime {
+    rt.unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
 
 fn fail(what: &str, name: &str, e: std::io::Error) -> ! {
@@ -169,13 +172,13 @@ fn many<T: Transport>(g: &mut Group<'_>, rt: &Runtime) {
     rt.block_on(async move { drop(w) });
 }
 
-/// Ping-pong with the client in `block_on` (`_block_on`: the method that
-/// reproduces ANCHORS.md's real-socket figures) and in a spawned task.
+/// Ping-pong with the client in `block_on` (`_block_on`: the way the
+/// reference real-socket figures were measured) and in a spawned task.
 fn bench_pingpong(c: &mut Criterion) {
     for (flavor, rt, in_place) in [
-        ("current_thread_block_on", current_thread(), true),
-        ("current_thread", current_thread(), false),
-        ("multi_thread_2", multi_thread_2(), false),
+        ("current_thread_block_on", runtime(current_thread()), true),
+        ("current_thread", runtime(current_thread()), false),
+        ("multi_thread_2", runtime(multi_thread_2()), false),
     ] {
         let mut g = group(c, &format!("pingpong_64B_{flavor}"));
         pingpong::<Lonet>(&mut g, &rt, in_place);
@@ -188,8 +191,8 @@ fn bench_pingpong(c: &mut Criterion) {
 
 fn bench_bulk(c: &mut Criterion) {
     for (flavor, rt) in [
-        ("current_thread", current_thread()),
-        ("multi_thread_2", multi_thread_2()),
+        ("current_thread", runtime(current_thread())),
+        ("multi_thread_2", runtime(multi_thread_2())),
     ] {
         let mut g = group(c, &format!("bulk_64KiB_writes_{flavor}"));
         g.throughput(Throughput::Bytes(CHUNK as u64));
@@ -202,7 +205,7 @@ fn bench_bulk(c: &mut Criterion) {
 }
 
 fn bench_connect(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "connect_accept_close_current_thread");
     connect_close::<Lonet>(&mut g, &rt);
     connect_close::<Tcp>(&mut g, &rt);
@@ -210,7 +213,7 @@ fn bench_connect(c: &mut Criterion) {
 }
 
 fn bench_http(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "hyper_http1_keepalive_current_thread");
     g.throughput(Throughput::Elements(1));
     http1::<Lonet>(&mut g, &rt);
@@ -229,7 +232,7 @@ fn bench_http(c: &mut Criterion) {
 }
 
 fn bench_many(c: &mut Criterion) {
-    let rt = current_thread();
+    let rt = runtime(current_thread());
     let mut g = group(c, "concurrent_1000_conns_current_thread");
     // One iteration: one 64 KiB write on each of the 1,000 connections (64 MB,
     // tens of milliseconds). Flat sampling gives every sample the same count,

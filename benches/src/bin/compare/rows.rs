@@ -1,0 +1,293 @@
+//! The table's rows, workload by workload: each runs its workload on every
+//! transport that has it and states lonet's target on it.
+
+use crate::measure::{self, bounded, memcpy_gbps, Client};
+use crate::memory::{idle_per_conn, run_stall};
+use crate::plan::{size, thousands, Plan, Sizes};
+use crate::row::{Cell, Row, Target, Unit, COLS};
+use lonet_bench::{Duplex, Lonet, Stall, Tcp, Unix, CHUNK, H2_STREAMS};
+use tokio::runtime::Runtime;
+
+/// Every row, in the table's order; `notes` gets what the rows have to say
+/// beyond their figures.
+pub fn all(s: &Sizes, ct: &Runtime, mt: &Runtime, notes: &mut Vec<String>) -> Vec<Row> {
+    let mut rows = pingpong(s.pings, ct, mt);
+    let bulk = bulk(s.bulk_chunks, ct, mt);
+    // The current-thread bulk row: every transport's one stream.
+    let one_stream = bulk[0].cells.clone();
+    rows.extend(bulk);
+    rows.push(connect(s.connects, ct));
+    rows.push(http1(s.http1, ct));
+    rows.push(http2(s.http2, ct));
+    rows.push(many(s.many_conns, s.many_chunks, &one_stream, ct, notes));
+    rows.push(idle(s.idle, ct, notes));
+    rows.extend(stalled_reader(ct, notes));
+    rows
+}
+
+fn ratios(tcp: Option<f64>, duplex: Option<f64>) -> Target {
+    Target::Ratios { tcp, duplex }
+}
+
+fn na() -> Cell {
+    Cell::NotApplicable("n/a")
+}
+
+/// Ping-pong: the client in `block_on` (the way the reference real-socket
+/// figures, from which lonet's targets were set, were measured), then in a
+/// spawned task, on the current-thread runtime and on 2 workers.
+fn pingpong(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (rt, flavor, client, mt_row) in [
+        (ct, "current-thread", Client::InPlace, false),
+        (ct, "current-thread", Client::Spawned, true),
+        (mt, "multi-thread 2 workers", Client::Spawned, true),
+    ] {
+        let how = match client {
+            Client::InPlace => "client in block_on",
+            Client::Spawned => "client in a spawned task",
+        };
+        eprintln!("64 B ping-pong, {flavor}, {how}");
+        let what = format!("ping-pong, {flavor}, {how}");
+        rows.push(Row {
+            name: format!(
+                "64 B ping-pong RTT, {flavor}, {how} ({})",
+                n.describe("round trips")
+            ),
+            unit: Unit::Micros,
+            cells: [
+                bounded(rt, "lonet", measure::pingpong::<Lonet>(n, client, &what)),
+                bounded(rt, "kernel TCP", measure::pingpong::<Tcp>(n, client, "")),
+                bounded(rt, "Unix", measure::pingpong::<Unix>(n, client, "")),
+                bounded(rt, "duplex", measure::pingpong::<Duplex>(n, client, "")),
+            ],
+            target: ratios(Some(0.1), Some(2.0)),
+            target_text: "≤ 1/10 TCP, ≤ 2× duplex".into(),
+            informational: mt_row,
+        });
+    }
+    rows
+}
+
+/// Bulk, on the current-thread runtime (first) and on 2 workers.
+fn bulk(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (rt, flavor, mt_row) in [
+        (ct, "current-thread", false),
+        (mt, "multi-thread 2 workers", true),
+    ] {
+        eprintln!("bulk, {flavor}");
+        let what = format!("bulk, {flavor}");
+        rows.push(Row {
+            name: format!(
+                "bulk, 64 KiB writes, {flavor} ({} in runs of {})",
+                size(n.total() * CHUNK as u64),
+                size(n.per_run * CHUNK as u64)
+            ),
+            unit: Unit::GBps,
+            cells: [
+                bounded(rt, "lonet", measure::bulk::<Lonet>(n, &what)),
+                bounded(rt, "kernel TCP", measure::bulk::<Tcp>(n, &what)),
+                bounded(rt, "Unix", measure::bulk::<Unix>(n, &what)),
+                bounded(rt, "duplex", measure::bulk::<Duplex>(n, &what)),
+            ],
+            target: ratios(Some(4.0), None),
+            target_text: "≥ 4× TCP".into(),
+            informational: mt_row,
+        });
+    }
+    rows
+}
+
+/// Connect + accept + close (lonet and kernel TCP: the others have no
+/// listener).
+fn connect(n: Plan, ct: &Runtime) -> Row {
+    eprintln!("connect + accept + close");
+    Row {
+        name: format!(
+            "connect + accept + close, one at a time ({})",
+            n.describe("connections")
+        ),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(ct, "lonet", measure::connects::<Lonet>(n)),
+            bounded(ct, "kernel TCP", measure::connects::<Tcp>(n)),
+            na(),
+            na(),
+        ],
+        target: ratios(Some(20.0), None),
+        target_text: "≥ 20× TCP".into(),
+        informational: false,
+    }
+}
+
+/// hyper HTTP/1.1 keep-alive.
+fn http1(n: Plan, ct: &Runtime) -> Row {
+    eprintln!("hyper HTTP/1.1 keep-alive");
+    Row {
+        name: format!("hyper HTTP/1.1 keep-alive ({})", n.describe("requests")),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(ct, "lonet", measure::http1::<Lonet>(n)),
+            bounded(ct, "kernel TCP", measure::http1::<Tcp>(n)),
+            bounded(ct, "Unix", measure::http1::<Unix>(n)),
+            bounded(ct, "duplex", measure::http1::<Duplex>(n)),
+        ],
+        target: ratios(Some(4.0), Some(0.8)),
+        target_text: "≥ 4× TCP, ≥ 0.8× duplex".into(),
+        informational: false,
+    }
+}
+
+/// hyper HTTP/2 with [`H2_STREAMS`] concurrent streams (no target).
+fn http2(n: Plan, ct: &Runtime) -> Row {
+    eprintln!("hyper HTTP/2, 100 streams");
+    Row {
+        name: format!(
+            "hyper HTTP/2, {H2_STREAMS} concurrent streams ({})",
+            n.describe("requests")
+        ),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(ct, "lonet", measure::http2::<Lonet>(n)),
+            bounded(ct, "kernel TCP", measure::http2::<Tcp>(n)),
+            bounded(ct, "Unix", measure::http2::<Unix>(n)),
+            bounded(ct, "duplex", measure::http2::<Duplex>(n)),
+        ],
+        target: Target::None,
+        target_text: "none".into(),
+        informational: false,
+    }
+}
+
+/// `conns` connections at once, judged against lonet's one stream
+/// (`one_stream`: the current-thread bulk row's cells); notes compare every
+/// transport with its own one stream and give the machine's copy speed.
+fn many(
+    conns: usize,
+    chunks: Plan,
+    one_stream: &[Cell; 4],
+    ct: &Runtime,
+    notes: &mut Vec<String>,
+) -> Row {
+    eprintln!("{conns} concurrent connections");
+    let row = Row {
+        name: format!(
+            "{} concurrent connections, aggregate ({} each, {} a run, median of {} runs)",
+            thousands(conns as u64),
+            size(chunks.per_run * CHUNK as u64),
+            size(conns as u64 * chunks.per_run * CHUNK as u64),
+            chunks.runs
+        ),
+        unit: Unit::GBps,
+        cells: [
+            bounded(ct, "lonet", measure::many::<Lonet>(conns, chunks)),
+            bounded(ct, "kernel TCP", measure::many::<Tcp>(conns, chunks)),
+            bounded(ct, "Unix", measure::many::<Unix>(conns, chunks)),
+            bounded(ct, "duplex", measure::many::<Duplex>(conns, chunks)),
+        ],
+        target: Target::VsOneStream {
+            min: 0.7,
+            one_stream: one_stream[0].val(),
+        },
+        target_text: "≥ 0.7× one stream's (bulk, current-thread)".into(),
+        informational: false,
+    };
+    let own: Vec<String> = (0..4)
+        .filter_map(|i| {
+            let (agg, one) = (row.cells[i].val()?, one_stream[i].val()?);
+            Some(format!("{} {:.2}×", COLS[i], agg / one))
+        })
+        .collect();
+    if !own.is_empty() {
+        notes.push(format!(
+            "{} connections, each transport's aggregate against its own one stream: {}",
+            thousands(conns as u64),
+            own.join(", ")
+        ));
+    }
+    let (in_cache, beyond) = (memcpy_gbps(64 << 10), memcpy_gbps(256 << 20));
+    notes.push(format!(
+        "memory copies on this machine: {in_cache:.1} GB/s within the caches (64 KiB), \
+         {beyond:.1} GB/s beyond them (256 MiB). Every transport here copies each byte twice \
+         (into its buffer, out to the reader); one stream stays in the caches, while {} \
+         connections' buffers and their readers' 64 KiB buffers do not, so their aggregate \
+         is bounded near {:.1} GB/s",
+        thousands(conns as u64),
+        beyond / 2.0
+    ));
+    row
+}
+
+/// Memory per idle connection (lonet and duplex: the allocator does not see
+/// the kernel's buffers).
+fn idle(n: usize, ct: &Runtime, notes: &mut Vec<String>) -> Row {
+    eprintln!("memory: {n} idle connections");
+    let mut idle_notes = Vec::new();
+    let lonet_idle = bounded(ct, "lonet", idle_per_conn::<Lonet>(n, &mut idle_notes));
+    let duplex_idle = bounded(ct, "duplex", idle_per_conn::<Duplex>(n, &mut idle_notes));
+    notes.extend(idle_notes);
+    Row {
+        name: format!(
+            "memory per idle connection, both ends ({} connections)",
+            thousands(n as u64)
+        ),
+        unit: Unit::Bytes,
+        cells: [
+            lonet_idle,
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a (kernel)"),
+            duplex_idle,
+        ],
+        target: Target::AtMost(4096.0),
+        target_text: "≤ 4 KiB".into(),
+        informational: false,
+    }
+}
+
+/// The stalled reader: lonet's peak sockstat mem, and the peak bytes held
+/// (lonet and duplex), each bounded by the most Linux lets one connection's
+/// buffers grow to.
+fn stalled_reader(ct: &Runtime, notes: &mut Vec<String>) -> [Row; 2] {
+    eprintln!("memory: a stalled reader under a fast writer");
+    let lonet_stall = run_stall::<Lonet>(ct, notes);
+    let duplex_stall = run_stall::<Duplex>(ct, notes);
+    let sysctl = lonet::Sysctl::default();
+    let bound = (sysctl.tcp_rmem[2] + sysctl.tcp_wmem[2]) as f64;
+    let peak_cell = |st: &Option<Stall>, f: fn(&Stall) -> Option<f64>| match st {
+        Some(st) if !st.blocked => Cell::Failed("the writer was never held back".into()),
+        Some(st) => f(st).map_or(Cell::NotApplicable("n/a"), Cell::Val),
+        None => Cell::Failed("failed".into()),
+    };
+    let row = |name: &str, cells| Row {
+        name: name.into(),
+        unit: Unit::Bytes,
+        cells,
+        target: Target::AtMost(bound),
+        target_text: format!(
+            "bounded by the socket buffers (≤ {})",
+            Unit::Bytes.fmt(bound)
+        ),
+        informational: false,
+    };
+    [
+        row(
+            "stalled reader: peak sockstat mem (socket queues + backlog)",
+            [
+                peak_cell(&lonet_stall, |s| s.sockstat_peak),
+                Cell::NotApplicable("n/a (kernel)"),
+                Cell::NotApplicable("n/a (kernel)"),
+                Cell::NotApplicable("n/a"),
+            ],
+        ),
+        row(
+            "stalled reader: peak bytes held (allocator)",
+            [
+                peak_cell(&lonet_stall, |s| Some(s.alloc_peak)),
+                Cell::NotApplicable("n/a (kernel)"),
+                Cell::NotApplicable("n/a (kernel)"),
+                peak_cell(&duplex_stall, |s| Some(s.alloc_peak)),
+            ],
+        ),
+    ]
+}
