@@ -14,6 +14,7 @@
 
 mod addr;
 mod listener;
+mod readiness;
 mod socket;
 mod stream;
 pub mod tcp;
