@@ -637,7 +637,7 @@ impl TcpStream {
 
 impl Model {
     /// Records a read's (or peek's) outcome in the sticky readiness, where
-    /// tokio keeps or clears its bit: `Pending` (`WouldBlock`) clears it; so
+    /// tokio keeps or clears its bit: `Pending` or `WouldBlock` clears it; so
     /// does a `poll_read` of `Some(len)` that came back shorter; a success
     /// keeps it; an error leaves it (the model reports the socket readable
     /// from then on anyway).
@@ -648,6 +648,9 @@ impl Model {
             Poll::Ready(Ok(n)) => {
                 let short = matches!(poll_read_len, Some(len) if 0 < *n && *n < len);
                 self.sticky.set_read(!short);
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.sticky.set_read(false)
             }
             Poll::Ready(Err(_)) => {}
         }
