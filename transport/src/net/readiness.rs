@@ -160,3 +160,71 @@ impl Wake for Waiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Readiness, Sticky};
+    use tokio::io::{Interest, Ready};
+
+    const BOTH: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+    fn now(readable: bool, writable: bool, read_closed: bool, write_closed: bool) -> Readiness {
+        Readiness {
+            readable,
+            writable,
+            read_closed,
+            write_closed,
+        }
+    }
+
+    /// `tcp_poll` through mio's epoll mapping: RDHUP is READ_CLOSED, only
+    /// HUP (both directions shut, or closed) is WRITE_CLOSED.
+    #[test]
+    fn the_models_state_maps_as_epoll_events_do() {
+        let s = Sticky::default();
+        assert_eq!(
+            s.ready(now(false, true, false, false), BOTH),
+            Ready::WRITABLE
+        );
+        // The peer's FIN.
+        assert_eq!(
+            s.ready(now(true, true, true, false), BOTH),
+            Ready::READABLE | Ready::WRITABLE | Ready::READ_CLOSED
+        );
+        // Own shutdown alone: EPOLLOUT, no EPOLLHUP.
+        assert_eq!(
+            s.ready(now(false, true, false, true), BOTH),
+            Ready::WRITABLE
+        );
+        // Both shut, or reset: EPOLLHUP.
+        assert_eq!(
+            s.ready(now(true, true, true, true), BOTH),
+            Ready::READABLE | Ready::WRITABLE | Ready::READ_CLOSED | Ready::WRITE_CLOSED
+        );
+        // Masked by the interest, as tokio's `Interest::mask`.
+        assert_eq!(
+            s.ready(now(true, true, true, true), Interest::READABLE),
+            Ready::READABLE | Ready::READ_CLOSED
+        );
+        assert_eq!(
+            s.ready(now(true, true, true, true), Interest::WRITABLE),
+            Ready::WRITABLE | Ready::WRITE_CLOSED
+        );
+    }
+
+    /// The flags add what tokio's cache still holds; an outcome that would
+    /// block clears them.
+    #[test]
+    fn sticky_flags_hold_until_cleared() {
+        let s = Sticky::accepted();
+        let idle = now(false, false, false, false);
+        assert_eq!(s.ready(idle, BOTH), Ready::READABLE | Ready::WRITABLE);
+        s.set_read(false);
+        assert_eq!(s.ready(idle, BOTH), Ready::WRITABLE);
+        s.set_write(false);
+        assert_eq!(s.ready(idle, BOTH), Ready::EMPTY);
+        s.set_read(true);
+        assert_eq!(s.ready(idle, Interest::READABLE), Ready::READABLE);
+        assert_eq!(s.ready(idle, Interest::WRITABLE), Ready::EMPTY);
+    }
+}
