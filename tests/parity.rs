@@ -23,10 +23,12 @@
 //! Not in lonet (tokio 1.54.1 has them; expected, not checked here):
 //! - `tokio::net::TcpSocket`, `UdpSocket`, `UnixListener`, `UnixStream`,
 //!   `UnixDatagram`, `UnixSocket`, `unix::pipe`.
-//! - `TcpListener`: `from_std`, `into_std`, `TryFrom<std::net::TcpListener>`,
+//! - `TcpListener`: `AsRawFd`, `AsFd`.
+//! - `TcpStream`: `try_io`, `async_io`, `AsRef<TcpStream> for TcpStream`,
 //!   `AsRawFd`, `AsFd`.
-//! - `TcpStream`: `from_std`, `into_std`, `TryFrom<std::net::TcpStream>`,
-//!   `try_io`, `async_io`, `AsRef<TcpStream> for TcpStream`, `AsRawFd`, `AsFd`.
+//!
+//! The `std` conversions (`from_std`, `into_std`, `TryFrom`,
+//! `TcpSocket::from_std_stream`) are checked in `tests/std_conversions.rs`.
 //!
 //! In lonet but not tokio (not checked): `TcpListener::netns`,
 //! `TcpStream::netns`, `TcpStream::socket`.

@@ -163,7 +163,7 @@ impl TcpListener {
             if let Poll::Ready(r) = model.poll_accept(cx) {
                 coop.made_progress();
                 let (sock, peer) = r?;
-                return Poll::Ready(Ok((TcpStream::from_socket(sock), peer)));
+                return Poll::Ready(Ok((TcpStream::from_accepted(sock), peer)));
             }
         }
         if let Some(os) = &self.os {
@@ -205,6 +205,50 @@ impl TcpListener {
         Ok(())
     }
 
+    /// Wraps a listening `std` socket, as `tokio::net::TcpListener::from_std`
+    /// does. A `std` socket is a kernel socket, so the listener has an OS half
+    /// only ([`paths`](TcpListener::paths) gives `(false, true)`) and accepts
+    /// OS-path connections, whatever its address: a lonet connection to it
+    /// goes through the kernel only from a namespace with the kernel switch
+    /// on, or to a non-local address.
+    ///
+    /// The caller is responsible for putting the socket in non-blocking mode
+    /// ([`std::net::TcpListener::set_nonblocking`]); otherwise `accept` can
+    /// block the thread. tokio's debug builds assert it.
+    ///
+    /// # Errors
+    /// What registering the socket with tokio's I/O driver gives.
+    ///
+    /// # Panics
+    /// As tokio's: when not called within a tokio runtime with I/O enabled.
+    #[track_caller]
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            model: None,
+            os: Some(tokio::net::TcpListener::from_std(listener)?),
+        })
+    }
+
+    /// Turns a listener with an OS half only into a
+    /// [`std::net::TcpListener`] (in non-blocking mode, as tokio leaves it),
+    /// like `tokio::net::TcpListener::into_std`.
+    ///
+    /// # Errors
+    /// `Unsupported` for a listener with a half in the model (a local
+    /// address, or a wildcard one, which has both): the model's half has no
+    /// kernel socket to hand out (the listener is dropped, which closes it).
+    /// tokio's signature has no room to give it back; check
+    /// [`paths`](TcpListener::paths) first to keep it.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        match (self.model, self.os) {
+            (None, Some(os)) => os.into_std(),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "lonet: a listener with a half in the model has no OS socket to convert into std",
+            )),
+        }
+    }
+
     pub(crate) fn from_parts(
         model: Option<Socket>,
         os: Option<tokio::net::TcpListener>,
@@ -215,5 +259,14 @@ impl TcpListener {
     /// Whether the listener has a half in the model and one in the OS.
     pub fn paths(&self) -> (bool, bool) {
         (self.model.is_some(), self.os.is_some())
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+
+    /// [`TcpListener::from_std`].
+    fn try_from(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(listener)
     }
 }

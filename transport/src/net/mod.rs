@@ -11,9 +11,17 @@
 //!
 //! Sockets live in the current namespace ([`Netns::current`](crate::Netns)):
 //! the default one, or the one of an enclosing `Netns::scope`.
+//!
+//! Readiness (`readable`, `writable`, `ready`, `poll_read_ready`, ...)
+//! follows tokio's rules on both paths: it stays set until an operation
+//! returns `WouldBlock` (see [`TcpStream::ready`]). A `std` socket is a
+//! kernel socket: [`TcpStream::from_std`], [`TcpListener::from_std`] and
+//! [`TcpSocket::from_std_stream`] give OS-path sockets, and `into_std` works
+//! on those only.
 
 mod addr;
 mod listener;
+mod readiness;
 mod socket;
 mod stream;
 pub mod tcp;

@@ -40,8 +40,11 @@ use std::time::Duration;
 /// `connect` to one, unbound) keeps it in the model; any other address makes
 /// it a real OS socket, as does the namespace's kernel switch.
 ///
+/// A socket made with [`from_std_stream`](TcpSocket::from_std_stream) is a
+/// kernel socket, so it takes the OS path.
+///
 /// Not (yet) here: buffer sizes, keepalive, `SO_REUSEPORT`, TOS,
-/// `bind_device`, `from_std_stream`.
+/// `bind_device`.
 pub struct TcpSocket {
     // A lock, not a cell: tokio's `bind` and setters take `&self`, and the
     // first `bind` decides between the model and the OS.
@@ -105,6 +108,21 @@ impl TcpSocket {
         Ok(TcpSocket {
             inner: Mutex::new(inner),
         })
+    }
+
+    /// Wraps a `std` socket, as `tokio::net::TcpSocket::from_std_stream`
+    /// does (typically one made with `socket2` for options this type does not
+    /// have). A `std` socket is a kernel socket: the result takes the OS
+    /// path, and so does what it connects or listens to.
+    ///
+    /// The caller is responsible for putting the socket in non-blocking mode;
+    /// otherwise every call on it can block the thread.
+    pub fn from_std_stream(std_stream: std::net::TcpStream) -> TcpSocket {
+        TcpSocket {
+            inner: Mutex::new(Inner::Os(tokio::net::TcpSocket::from_std_stream(
+                std_stream,
+            ))),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

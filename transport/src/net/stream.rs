@@ -1,14 +1,16 @@
 //! [`TcpStream`]: a connection over the modeled loopback.
 
 use super::addr::{resolve, ToSocketAddrs};
+use super::readiness::{Sticky, Waiter};
 use super::tcp::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use lonet_runtime::{is_local, Netns, Socket};
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 
@@ -47,9 +49,16 @@ pub struct TcpStream {
 /// allocation on the I/O path.
 enum Inner {
     /// Through the model of the loopback path.
-    Model(Socket),
+    Model(Model),
     /// Through a real OS socket.
     Os(tokio::net::TcpStream),
+}
+
+/// A connection of the model, with the readiness tokio would have cached for
+/// it (see `readiness.rs`). One per socket: split halves share it.
+struct Model {
+    sock: Socket,
+    sticky: Sticky,
 }
 
 /// Which path a [`TcpStream`] takes.
@@ -65,7 +74,7 @@ pub enum Path {
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
-            Inner::Model(s) => s.fmt(f),
+            Inner::Model(m) => m.sock.fmt(f),
             Inner::Os(s) => s.fmt(f),
         }
     }
@@ -75,7 +84,7 @@ impl fmt::Debug for TcpStream {
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match &$self.inner {
-            Inner::Model($s) => $e,
+            Inner::Model(Model { sock: $s, .. }) => $e,
             Inner::Os($s) => $e,
         }
     };
@@ -134,15 +143,67 @@ impl TcpStream {
         Ok(TcpStream::from_socket(sock))
     }
 
+    /// A connection of the model that `connect` made.
     pub(crate) fn from_socket(sock: Socket) -> TcpStream {
         TcpStream {
-            inner: Inner::Model(sock),
+            inner: Inner::Model(Model {
+                sock,
+                sticky: Sticky::default(),
+            }),
+        }
+    }
+
+    /// A connection of the model that `accept` returned: assumed readable
+    /// and writable, as tokio assumes an accepted stream is.
+    pub(crate) fn from_accepted(sock: Socket) -> TcpStream {
+        TcpStream {
+            inner: Inner::Model(Model {
+                sock,
+                sticky: Sticky::accepted(),
+            }),
         }
     }
 
     pub(crate) fn from_os(os: tokio::net::TcpStream) -> TcpStream {
         TcpStream {
             inner: Inner::Os(os),
+        }
+    }
+
+    /// Wraps a connected `std` socket, as `tokio::net::TcpStream::from_std`
+    /// does. A `std` socket is a kernel socket, so the stream takes the OS
+    /// path ([`Path::Os`]), whatever its address.
+    ///
+    /// The caller is responsible for putting the socket in non-blocking mode
+    /// ([`std::net::TcpStream::set_nonblocking`]); otherwise every call on
+    /// the stream can block the thread. tokio's debug builds assert it.
+    ///
+    /// # Errors
+    /// What registering the socket with tokio's I/O driver gives.
+    ///
+    /// # Panics
+    /// As tokio's: when not called within a tokio runtime with I/O enabled.
+    #[track_caller]
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream::from_os(tokio::net::TcpStream::from_std(stream)?))
+    }
+
+    /// Turns an OS-path stream into a [`std::net::TcpStream`] (in
+    /// non-blocking mode, as tokio leaves it), like
+    /// `tokio::net::TcpStream::into_std`.
+    ///
+    /// # Errors
+    /// `Unsupported` for a connection of the model ([`Path::Model`]): it has
+    /// no kernel socket to hand out (the stream is dropped, which closes the
+    /// connection). tokio's signature has no room to give the stream back;
+    /// check [`path`](TcpStream::path) first to keep it.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        match self.inner {
+            Inner::Os(s) => s.into_std(),
+            Inner::Model(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "lonet: a connection of the model has no OS socket to convert into std",
+            )),
         }
     }
 
@@ -168,10 +229,11 @@ impl TcpStream {
     }
 
     /// The modeled socket underneath (state, queues), for a connection that
-    /// takes the model.
+    /// takes the model. Calls made on it directly bypass the readiness that
+    /// the stream keeps the way tokio does.
     pub fn socket(&self) -> Option<&Socket> {
         match &self.inner {
-            Inner::Model(s) => Some(s),
+            Inner::Model(m) => Some(&m.sock),
             Inner::Os(_) => None,
         }
     }
@@ -184,9 +246,13 @@ impl TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
         match &self.inner {
-            Inner::Model(sock) => {
+            Inner::Model(m) => {
                 let len = buf.remaining();
-                sock.poll_recv_with(Some(cx), len, true, |p| buf.put_slice(p))
+                let r = m
+                    .sock
+                    .poll_recv_with(Some(cx), len, true, |p| buf.put_slice(p));
+                m.read_outcome(&r, None);
+                r
             }
             Inner::Os(s) => s.poll_peek(cx, buf),
         }
@@ -199,79 +265,75 @@ impl TcpStream {
     /// Cancel safe.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Model(sock) => poll_fn(|cx| sock.poll_recv(Some(cx), buf, true)).await,
+            Inner::Model(m) => {
+                poll_fn(|cx| {
+                    let r = m.sock.poll_recv(Some(cx), buf, true);
+                    m.read_outcome(&r, None);
+                    r
+                })
+                .await
+            }
             Inner::Os(s) => s.peek(buf).await,
         }
     }
 
-    /// Waits for any of `interest` and returns what is ready.
+    /// Waits for any of `interest` and returns what is ready, with tokio's
+    /// rules: readiness stays set until an operation returns `WouldBlock`
+    /// (or a `poll_read` comes back short), so this can return at once after
+    /// a read that emptied the queue; then `try_read` says `WouldBlock`.
+    /// `READ_CLOSED` once the peer's FIN (or a reset) arrived;
+    /// `WRITE_CLOSED` once both directions are shut or the connection was
+    /// reset (own `shutdown` alone does not set it on Linux). Every task
+    /// waiting here is woken by the next event, and returns even if another
+    /// task consumed the readiness first: then with what is left, possibly
+    /// [`Ready::EMPTY`], as tokio does. `Ready::ERROR` and `Ready::PRIORITY`
+    /// are not reported on a connection of the model.
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         match &self.inner {
-            Inner::Model(sock) => poll_fn(|cx| Self::poll_ready(sock, cx, interest)).await,
+            Inner::Model(m) => {
+                let mut waiter = None;
+                poll_fn(|cx| m.poll_ready(cx, interest, &mut waiter)).await
+            }
             Inner::Os(s) => s.ready(interest).await,
         }
     }
 
-    fn poll_ready(
-        sock: &Socket,
-        cx: &mut Context<'_>,
-        interest: Interest,
-    ) -> Poll<io::Result<Ready>> {
-        let mut ready = Ready::EMPTY;
-        if interest.is_readable() {
-            if let Poll::Ready(r) = sock.poll_read_ready(cx) {
-                r?;
-                ready |= Ready::READABLE;
-            }
-        }
-        if interest.is_writable() {
-            if let Poll::Ready(r) = sock.poll_write_ready(cx) {
-                r?;
-                ready |= Ready::WRITABLE;
-            }
-        }
-        if ready.is_empty() {
-            return Poll::Pending;
-        }
-        let now = sock.readiness();
-        if now.read_closed {
-            ready |= Ready::READ_CLOSED;
-        }
-        if now.write_closed {
-            ready |= Ready::WRITE_CLOSED;
-        }
-        Poll::Ready(Ok(ready))
-    }
-
-    /// Waits until a read would not block (data, EOF or an error is queued).
+    /// Waits until a read would not block (data, EOF or an error is queued),
+    /// or tokio would still think so: see [`ready`](TcpStream::ready).
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn readable(&self) -> io::Result<()> {
-        match &self.inner {
-            Inner::Model(sock) => poll_fn(|cx| sock.poll_read_ready(cx)).await,
-            Inner::Os(s) => s.readable().await,
-        }
+        self.ready(Interest::READABLE).await.map(|_| ())
     }
 
-    /// Polls for read readiness. Only the last task to poll is woken.
+    /// Polls for read readiness, with tokio's rules (see
+    /// [`ready`](TcpStream::ready)). As in tokio, only the last task to poll
+    /// is sure to be woken; on the model every task that polled is.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch!(self, s => s.poll_read_ready(cx))
+        match &self.inner {
+            Inner::Model(m) => {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                if !m.sticky.read() {
+                    ready!(m.sock.poll_read_ready(cx))?;
+                }
+                coop.made_progress();
+                Poll::Ready(Ok(()))
+            }
+            Inner::Os(s) => s.poll_read_ready(cx),
+        }
     }
 
     /// Reads what is queued without waiting.
     ///
     /// # Errors
-    /// `WouldBlock` when nothing is queued.
+    /// `WouldBlock` when nothing is queued (which clears the read readiness).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Model(sock) => match sock.poll_recv(None, buf, false) {
-                Poll::Ready(r) => r,
-                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-            },
+            Inner::Model(m) => m.try_recv(|| m.sock.poll_recv(None, buf, false)),
             Inner::Os(s) => s.try_read(buf),
         }
     }
@@ -295,6 +357,11 @@ impl TcpStream {
                 Err(_) => break,
             }
         }
+        if let Inner::Model(m) = &self.inner {
+            // A later buffer's WouldBlock must not clear what the first read
+            // found.
+            m.sticky.set_read(true);
+        }
         Ok(total)
     }
 
@@ -306,39 +373,49 @@ impl TcpStream {
         match &self.inner {
             // Copied straight into the buffer's spare room (`put_slice`), so
             // nothing is zeroed first.
-            Inner::Model(sock) => {
+            Inner::Model(m) => {
                 let len = buf.remaining_mut();
-                match sock.poll_recv_with(None, len, false, |p| buf.put_slice(p)) {
-                    Poll::Ready(r) => r,
-                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-                }
+                m.try_recv(|| {
+                    m.sock
+                        .poll_recv_with(None, len, false, |p| buf.put_slice(p))
+                })
             }
             Inner::Os(s) => s.try_read_buf(buf),
         }
     }
 
     /// Waits until a write would not block (room in the send buffer, or an
-    /// error).
+    /// error), or tokio would still think so: see
+    /// [`ready`](TcpStream::ready).
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn writable(&self) -> io::Result<()> {
-        match &self.inner {
-            Inner::Model(sock) => poll_fn(|cx| sock.poll_write_ready(cx)).await,
-            Inner::Os(s) => s.writable().await,
-        }
+        self.ready(Interest::WRITABLE).await.map(|_| ())
     }
 
-    /// Polls for write readiness. Only the last task to poll is woken.
+    /// Polls for write readiness, with tokio's rules (see
+    /// [`ready`](TcpStream::ready)). As in tokio, only the last task to poll
+    /// is sure to be woken; on the model every task that polled is.
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch!(self, s => s.poll_write_ready(cx))
+        match &self.inner {
+            Inner::Model(m) => {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                if !m.sticky.write() {
+                    ready!(m.sock.poll_write_ready(cx))?;
+                }
+                coop.made_progress();
+                Poll::Ready(Ok(()))
+            }
+            Inner::Os(s) => s.poll_write_ready(cx),
+        }
     }
 
     /// Writes what fits in the send buffer without waiting.
     ///
     /// # Errors
-    /// `WouldBlock` when the send buffer is full; `BrokenPipe` /
-    /// `ConnectionReset` as Linux gives them.
+    /// `WouldBlock` when the send buffer is full (which clears the write
+    /// readiness); `BrokenPipe` / `ConnectionReset` as Linux gives them.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.try_write_vectored(&[IoSlice::new(buf)])
     }
@@ -349,10 +426,18 @@ impl TcpStream {
     /// As [`try_write`](TcpStream::try_write).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match &self.inner {
-            Inner::Model(sock) => match sock.poll_send(None, bufs) {
-                Poll::Ready(r) => r,
-                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-            },
+            Inner::Model(m) => {
+                let r = match m.sock.poll_send(None, bufs) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                };
+                match &r {
+                    Ok(_) => m.sticky.set_write(true),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => m.sticky.set_write(false),
+                    Err(_) => {}
+                }
+                r
+            }
             Inner::Os(s) => s.try_write_vectored(bufs),
         }
     }
@@ -371,7 +456,7 @@ impl TcpStream {
     /// `SO_LINGER`.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
         match &self.inner {
-            Inner::Model(sock) => sock.linger(),
+            Inner::Model(m) => m.sock.linger(),
             Inner::Os(s) => socket2::SockRef::from(s).linger(),
         }
     }
@@ -379,7 +464,7 @@ impl TcpStream {
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop send RST.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         match &self.inner {
-            Inner::Model(sock) => sock.set_linger(dur),
+            Inner::Model(m) => m.sock.set_linger(dur),
             Inner::Os(s) => socket2::SockRef::from(s).set_linger(dur),
         }
     }
@@ -438,23 +523,46 @@ impl TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match &self.inner {
-            Inner::Model(sock) => {
+            Inner::Model(m) => {
                 let coop = ready!(tokio::task::coop::poll_proceed(cx));
                 // Copied straight into the unfilled part (`put_slice`), as
                 // tokio's own TcpStream reads into it: no zeroing of the
                 // caller's whole uninitialized capacity on every read.
                 let len = buf.remaining();
-                ready!(sock.poll_recv_with(Some(cx), len, false, |p| buf.put_slice(p)))?;
+                let r = m
+                    .sock
+                    .poll_recv_with(Some(cx), len, false, |p| buf.put_slice(p));
+                // tokio's poll_read on Linux: a read shorter than the buffer
+                // shows the queue drained, and clears readiness.
+                m.read_outcome(&r, Some(len));
+                let _ = ready!(r)?;
                 coop.made_progress();
                 Poll::Ready(Ok(()))
             }
-            // Through `&self`, as tokio's own split halves do it: readiness,
-            // then a non-blocking read (which clears readiness on WouldBlock).
+            // Through `&self`, as tokio's own split halves do it, and with
+            // tokio's poll_read rules: readiness, then a read; `WouldBlock`
+            // or a read shorter than the buffer clears readiness (through
+            // `try_io`, so with the tick it observed).
             Inner::Os(s) => loop {
                 ready!(s.poll_read_ready(cx))?;
-                match s.try_read(buf.initialize_unfilled()) {
+                let unfilled = buf.initialize_unfilled();
+                let len = unfilled.len();
+                let mut short = 0;
+                let r = s.try_io(Interest::READABLE, || {
+                    let n = (&*socket2::SockRef::from(s)).read(unfilled)?;
+                    if 0 < n && n < len {
+                        short = n;
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(n)
+                });
+                match r {
                     Ok(n) => {
                         buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
+                        buf.advance(short);
                         return Poll::Ready(Ok(()));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -464,21 +572,48 @@ impl TcpStream {
         }
     }
 
+    /// A write, with tokio's rules: `WouldBlock` clears the write readiness,
+    /// and so does a single-buffer write that took less than it was given
+    /// (`vectored` false: tokio's `poll_write` does that on Linux, its
+    /// `poll_write_vectored` does not).
     pub(crate) fn poll_write_priv(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
+        vectored: bool,
     ) -> Poll<io::Result<usize>> {
         match &self.inner {
-            Inner::Model(sock) => {
+            Inner::Model(m) => {
                 let coop = ready!(tokio::task::coop::poll_proceed(cx));
-                let n = ready!(sock.poll_send(Some(cx), bufs))?;
+                let r = m.sock.poll_send(Some(cx), bufs);
+                match &r {
+                    Poll::Pending => m.sticky.set_write(false),
+                    Poll::Ready(Ok(n)) => {
+                        let short = !vectored && 0 < *n && *n < bufs.iter().map(|b| b.len()).sum();
+                        m.sticky.set_write(!short);
+                    }
+                    Poll::Ready(Err(_)) => {}
+                }
+                let n = ready!(r)?;
                 coop.made_progress();
                 Poll::Ready(Ok(n))
             }
             Inner::Os(s) => loop {
                 ready!(s.poll_write_ready(cx))?;
-                match s.try_write_vectored(bufs) {
+                let total: usize = bufs.iter().map(|b| b.len()).sum();
+                let mut short = 0;
+                let r = s.try_io(Interest::WRITABLE, || {
+                    let n = (&*socket2::SockRef::from(s)).write_vectored(bufs)?;
+                    if !vectored && 0 < n && n < total {
+                        short = n;
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(n)
+                });
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
+                        return Poll::Ready(Ok(short))
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     r => return Poll::Ready(r),
                 }
@@ -490,13 +625,102 @@ impl TcpStream {
     /// already reset the connection) is not an error for `poll_shutdown`.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         let r = match &self.inner {
-            Inner::Model(sock) => sock.shutdown_write(),
+            Inner::Model(m) => m.sock.shutdown_write(),
             Inner::Os(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         }
+    }
+}
+
+impl Model {
+    /// Records a read's (or peek's) outcome in the sticky readiness, where
+    /// tokio keeps or clears its bit: `Pending` or `WouldBlock` clears it; so
+    /// does a `poll_read` of `Some(len)` that came back shorter; a success
+    /// keeps it; an error leaves it (the model reports the socket readable
+    /// from then on anyway).
+    #[inline]
+    fn read_outcome(&self, r: &Poll<io::Result<usize>>, poll_read_len: Option<usize>) {
+        match r {
+            Poll::Pending => self.sticky.set_read(false),
+            Poll::Ready(Ok(n)) => {
+                let short = matches!(poll_read_len, Some(len) if 0 < *n && *n < len);
+                self.sticky.set_read(!short);
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.sticky.set_read(false)
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+
+    /// A `try_read*`: `recv` without a waker, `WouldBlock` when nothing is
+    /// queued. Only `WouldBlock` clears readiness (tokio's `try_io`).
+    fn try_recv(&self, recv: impl FnOnce() -> Poll<io::Result<usize>>) -> io::Result<usize> {
+        let r = recv();
+        self.read_outcome(&r, None);
+        match r {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// `ready(interest)`: what is ready now (the model's state and the sticky
+    /// bits); else, once `waiter` was woken by an event, what is left
+    /// (possibly nothing, as a woken tokio waiter returns); else register
+    /// `waiter` on the wait queues of `interest` and wait.
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        waiter: &mut Option<Arc<Waiter>>,
+    ) -> Poll<io::Result<Ready>> {
+        if !interest.is_readable() && !interest.is_writable() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "lonet: a connection of the model reports only READABLE and WRITABLE readiness \
+                 (with READ_CLOSED and WRITE_CLOSED), not ERROR or PRIORITY",
+            )));
+        }
+        loop {
+            let ready = self.sticky.ready(self.sock.readiness(), interest);
+            if !ready.is_empty() {
+                return Poll::Ready(Ok(ready));
+            }
+            let w = match waiter {
+                Some(w) if w.fired() => return Poll::Ready(Ok(ready)),
+                Some(w) => {
+                    w.update(cx.waker());
+                    w
+                }
+                None => waiter.insert(Waiter::new(cx.waker())),
+            };
+            let waker = Waker::from(w.clone());
+            let mut wcx = Context::from_waker(&waker);
+            // The model checks and registers under the socket's lock: if it
+            // became ready since `readiness()`, look again.
+            let mut registered = true;
+            if interest.is_readable() && self.sock.poll_read_ready(&mut wcx)?.is_ready() {
+                registered = false;
+            }
+            if interest.is_writable() && self.sock.poll_write_ready(&mut wcx)?.is_ready() {
+                registered = false;
+            }
+            if registered {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+
+    /// [`TcpStream::from_std`].
+    fn try_from(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(stream)
     }
 }
 
@@ -516,7 +740,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, &[IoSlice::new(buf)])
+        self.poll_write_priv(cx, &[IoSlice::new(buf)], false)
     }
 
     fn poll_write_vectored(
@@ -524,7 +748,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, bufs)
+        self.poll_write_priv(cx, bufs, true)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -119,7 +119,7 @@ impl AsyncWrite for WriteHalf<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_priv(cx, &[IoSlice::new(buf)])
+        self.0.poll_write_priv(cx, &[IoSlice::new(buf)], false)
     }
 
     fn poll_write_vectored(
@@ -127,7 +127,7 @@ impl AsyncWrite for WriteHalf<'_> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_priv(cx, bufs)
+        self.0.poll_write_priv(cx, bufs, true)
     }
 
     fn is_write_vectored(&self) -> bool {

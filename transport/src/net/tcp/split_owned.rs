@@ -192,7 +192,7 @@ impl AsyncWrite for OwnedWriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, &[IoSlice::new(buf)])
+        self.inner.poll_write_priv(cx, &[IoSlice::new(buf)], false)
     }
 
     fn poll_write_vectored(
@@ -200,7 +200,7 @@ impl AsyncWrite for OwnedWriteHalf {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, bufs)
+        self.inner.poll_write_priv(cx, bufs, true)
     }
 
     fn is_write_vectored(&self) -> bool {
