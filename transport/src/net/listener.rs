@@ -156,7 +156,8 @@ impl TcpListener {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Polls to accept a connection. Only the last task to poll is woken.
+    /// Polls to accept a connection. As in tokio, only the last task to poll
+    /// is sure to be woken; on the model every task that polled is.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         if let Some(model) = &self.model {
             let coop = ready!(tokio::task::coop::poll_proceed(cx));

@@ -100,9 +100,9 @@ impl TcpStream {
     /// `ConnectionRefused` when nothing listens there (the model's listener
     /// lookup answers the SYN with RST); `AddrNotAvailable` when the ephemeral
     /// port range is used up for this destination; `TimedOut` when SYN
-    /// retransmissions run out; `NetworkUnreachable` for a non-local address
-    /// (real OS sockets for those are not in this version); `InvalidInput`
-    /// for an argument that is not an address.
+    /// retransmissions run out; `InvalidInput` for an argument that is not an
+    /// address. A non-local address is connected through a real OS socket,
+    /// and its errors are the OS's own.
     ///
     /// # Cancel safety
     /// Not cancel safe: dropping the future closes the connecting socket.
