@@ -47,48 +47,25 @@ pub trait Clock: Send + Sync + 'static {
     fn schedule(&self, when: Instant);
 }
 
-impl Netns {
-    /// A handle that does not keep the namespace alive (for tasks that should
-    /// end with it).
-    pub fn downgrade(&self) -> WeakNetns {
-        WeakNetns(Arc::downgrade(&self.0))
+impl WeakNetns {
+    /// A weak handle to `ns`.
+    pub(crate) fn new(ns: &Netns) -> WeakNetns {
+        WeakNetns(Arc::downgrade(&ns.0))
     }
+}
 
-    /// Installs `clock` as the namespace's time source and timer driver.
-    /// It can be set once, before the namespace has sockets; a second call,
-    /// or a call once a socket exists, gives `AlreadyExists`/`InvalidInput`
-    /// and changes nothing.
-    pub fn set_clock(&self, clock: Arc<dyn Clock>) -> io::Result<()> {
-        if self.0.sock_alloc.load(std::sync::atomic::Ordering::Relaxed) != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "set_clock: the namespace already has sockets; set the clock first",
-            ));
-        }
-        self.0.clock.set(clock).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "set_clock: the namespace already has a clock",
-            )
-        })
+/// [`Netns::set_clock`].
+pub(crate) fn set_clock(ns: &NsInner, clock: Arc<dyn Clock>) -> io::Result<()> {
+    if ns.socks.alloc.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "set_clock: the namespace already has sockets; set the clock first",
+        ));
     }
-
-    /// Whether a [`Clock`] drives this namespace (else the wall clock and
-    /// the `ksoftirqd` thread do).
-    pub fn has_clock(&self) -> bool {
-        self.0.clock.get().is_some()
-    }
-
-    /// The namespace's time: its [`Clock`]'s, else the wall clock.
-    pub fn now(&self) -> Instant {
-        self.0.clock_now()
-    }
-
-    /// Runs every timer of the namespace that is due on its clock (TCP
-    /// timers, netem's queue), and returns the next deadline, if any. A
-    /// [`Clock`]'s driver calls it at the deadlines it was given; calling it
-    /// early or often is harmless.
-    pub fn run_timers(&self) -> Option<Instant> {
-        self.0.run_timers(self.0.clock_now())
-    }
+    ns.clock.set(clock).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "set_clock: the namespace already has a clock",
+        )
+    })
 }

@@ -22,8 +22,9 @@
 //! before it stops. The flag is cleared under the queue lock only when the
 //! input queue is empty, so no packet is ever left without a drainer.
 
+use crate::ctx::Ctx;
 use crate::ip::ip_rcv;
-use crate::netns::{Ctx, NsInner};
+use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -78,7 +79,7 @@ pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
 fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let sd = &ns.softnet[ctx.cpu];
-    let max = ns.netdev_max_backlog.load(Relaxed);
+    let max = ns.hot.netdev_max_backlog.load(Relaxed);
     let len = skb.ip_len() as u64;
     crate::trace::kevent_skb!("netif_rx", ns, skb, cpu = ctx.cpu);
     let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,8 +135,8 @@ pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
 /// `ksoftirqd` to continue).
 pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     let sd = &ns.softnet[cpu];
-    let budget = ns.netdev_budget.load(Relaxed);
-    let weight = ns.dev_weight.load(Relaxed);
+    let budget = ns.hot.netdev_budget.load(Relaxed);
+    let weight = ns.hot.dev_weight.load(Relaxed);
     let mut ctx = Ctx::softirq(ns, cpu);
     let mut pq = {
         let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
@@ -159,7 +160,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         // reads it.
         let now = Instant::now();
         let limit = *deadline.get_or_insert_with(|| {
-            now + Duration::from_micros(ns.netdev_budget_usecs.load(Relaxed))
+            now + Duration::from_micros(ns.hot.netdev_budget_usecs.load(Relaxed))
         });
         if total >= budget || now >= limit {
             sd.time_squeeze.fetch_add(1, Relaxed);

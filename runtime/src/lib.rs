@@ -42,16 +42,20 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod ctx;
 mod dev;
 mod errno;
 mod fib;
+mod inet_hashtables;
 mod ip;
 mod ksoftirqd;
 mod loopback;
 mod netem;
 mod netns;
+mod nsproxy;
 mod pcap;
 mod skbuff;
+mod smp;
 mod socket;
 pub mod stats;
 mod sysctl;
@@ -65,7 +69,8 @@ pub use clock::{Clock, WeakNetns};
 pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
 pub use loopback::LOOPBACK_MTU;
 pub use netem::{Fault, FaultGuard, FaultStats, Match, NETEM_LIMIT};
-pub use netns::{EnterGuard, Netns, Scope};
+pub use netns::Netns;
+pub use nsproxy::{EnterGuard, Scope};
 pub use pcap::{Capture, CaptureOptions};
 pub use skbuff::{flags, SkBuff};
 pub use socket::{is_local, Readiness, Socket};

@@ -34,7 +34,8 @@
 //! Randomness is a per-rule xorshift generator with a seed (settable), so a
 //! test sees the same losses on every run with the same traffic.
 
-use crate::netns::{Ctx, Netns, NsInner};
+use crate::ctx::Ctx;
+use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -539,124 +540,90 @@ impl Drop for FaultGuard {
     }
 }
 
-impl Netns {
-    /// Installs a fault on the packets `on` matches (`tc qdisc add dev lo
-    /// root netem ...` with a filter), until the returned guard is dropped.
-    /// The newest rule that matches a packet decides: a fault added on top
-    /// of another (a partition over a slow link) replaces it for the packets
-    /// both match, until its guard is dropped.
-    ///
-    /// Delays and retransmissions run on the namespace's clock: with
-    /// `lonet::time::use_tokio_time` they follow `tokio::time` (and
-    /// `tokio::time::pause`), else the wall clock.
-    ///
-    /// ```
-    /// use lonet_runtime::{Fault, Match, Netns};
-    /// use std::time::Duration;
-    /// let ns = Netns::new();
-    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
-    /// assert!(ns.qdisc().contains("delay 20ms loss 5%"));
-    /// drop(slow); // lifted
-    /// assert!(!ns.qdisc().contains("netem"));
-    /// ```
-    pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
-        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
-        let mut st = self.0.netem.lock();
-        st.rules.push(Rule {
-            id,
-            matcher: on,
-            fault,
-            rng: fault.seed.max(1),
-            link_free: None,
-            stats: FaultStats::default(),
-        });
-        refresh_flag(&self.0, &st);
-        FaultGuard {
-            ns: self.0.me.clone(),
-            id,
-        }
+/// [`Netns::add_fault`].
+pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
+    let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
+    let mut st = ns.netem.lock();
+    st.rules.push(Rule {
+        id,
+        matcher: on,
+        fault,
+        rng: fault.seed.max(1),
+        link_free: None,
+        stats: FaultStats::default(),
+    });
+    refresh_flag(ns, &st);
+    FaultGuard {
+        ns: ns.me.clone(),
+        id,
     }
+}
 
-    /// Makes the accept queue of the listener on `addr` look full until the
-    /// guard is dropped: SYNs to it are dropped and counted as Linux counts
-    /// them (`ListenOverflows`, `ListenDrops`), so clients retransmit their
-    /// SYN and connect only once the guard is gone (or time out). An
-    /// unspecified address covers every listener on the port.
-    pub fn fill_accept_queue(&self, addr: SocketAddr) -> FaultGuard {
-        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
-        let mut st = self.0.netem.lock();
-        st.full_queues.push(FullQueue { id, addr });
-        refresh_flag(&self.0, &st);
-        FaultGuard {
-            ns: self.0.me.clone(),
-            id,
-        }
+/// [`Netns::fill_accept_queue`].
+pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
+    let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
+    let mut st = ns.netem.lock();
+    st.full_queues.push(FullQueue { id, addr });
+    refresh_flag(ns, &st);
+    FaultGuard {
+        ns: ns.me.clone(),
+        id,
     }
+}
 
-    /// Injects an RST into a live connection, as if `from` had sent it to
-    /// `to` (a middlebox's `tcp-reset`): the segment carries the sequence
-    /// number `to` expects, so it is accepted, and the socket at `to` is
-    /// reset (its reader and writer get `ConnectionReset`). The other end
-    /// finds out when its next segment is answered with an RST. The segment
-    /// takes the path every packet does (faults and captures included).
-    ///
-    /// # Errors
-    /// `NotFound` when `to` has no connection with `from`.
-    pub fn inject_rst(&self, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
-        let ns = &*self.0;
-        let sk = ns
-            .tables
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .ehash
-            .get(&(to, from))
-            .cloned()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("inject_rst: no connection {to} <- {from}"),
-                )
-            })?;
-        let seq = sk.lock().rcv_nxt;
-        let rst = SkBuff {
-            saddr: from,
-            daddr: to,
-            seq,
-            ack_seq: 0,
-            flags: crate::skbuff::flags::RST,
-            window: 0,
-            mss: 0,
-            ttl: 64,
-            payload: bytes::Bytes::new(),
-        };
-        let mut ctx = Ctx::process(ns);
-        crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
-    }
+/// [`Netns::inject_rst`].
+pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
+    let sk = ns
+        .tables
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .ehash
+        .get(&(to, from))
+        .cloned()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("inject_rst: no connection {to} <- {from}"),
+            )
+        })?;
+    let seq = sk.lock().rcv_nxt;
+    let rst = SkBuff {
+        saddr: from,
+        daddr: to,
+        seq,
+        ack_seq: 0,
+        flags: crate::skbuff::flags::RST,
+        window: 0,
+        mss: 0,
+        ttl: 64,
+        payload: bytes::Bytes::new(),
+    };
+    let mut ctx = Ctx::process(ns);
+    crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
+}
 
-    /// The qdisc of `lo` with its counters, as `tc -s qdisc show dev lo`
-    /// prints it: `noqueue` when no fault is installed.
-    pub fn qdisc(&self) -> String {
-        let st = self.0.netem.lock();
-        if st.rules.is_empty() {
-            return "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n".to_string();
-        }
-        let mut out = String::new();
-        for (i, r) in st.rules.iter().enumerate() {
-            let s = r.stats;
-            out.push_str(&format!(
-                "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
-                0x8001 + i,
-                if i == 0 { "root" } else { "parent 1:" },
-                r.fault,
-                r.matcher,
-                s.sent_bytes,
-                s.sent_packets,
-                s.dropped,
-                s.overlimits,
-                s.backlog_bytes,
-                s.backlog_packets,
-            ));
-        }
-        out
+/// [`Netns::qdisc`].
+pub(crate) fn qdisc(ns: &NsInner) -> String {
+    let st = ns.netem.lock();
+    if st.rules.is_empty() {
+        return "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n".to_string();
     }
+    let mut out = String::new();
+    for (i, r) in st.rules.iter().enumerate() {
+        let s = r.stats;
+        out.push_str(&format!(
+            "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
+            0x8001 + i,
+            if i == 0 { "root" } else { "parent 1:" },
+            r.fault,
+            r.matcher,
+            s.sent_bytes,
+            s.sent_packets,
+            s.dropped,
+            s.overlimits,
+            s.backlog_bytes,
+            s.backlog_packets,
+        ));
+    }
+    out
 }

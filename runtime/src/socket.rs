@@ -8,9 +8,11 @@
 //! returns (`release_sock` + `local_bh_enable`), after the socket lock is
 //! released, as the kernel does.
 
+use crate::ctx::Ctx;
 use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN, EPIPE};
 use crate::fib::{unmap, RouteType};
-use crate::netns::{BindEntry, BindKind, Ctx, Netns};
+use crate::inet_hashtables::{BindEntry, BindKind};
+use crate::netns::Netns;
 use crate::stats::inc;
 use crate::tcp::minisocks::{tw_isn, tw_reuse_allowed};
 use crate::tcp::{Sock, TcpState, WaitQueue};
@@ -229,7 +231,7 @@ impl Socket {
             }
             s.bound = true;
             s.hashed = true;
-            nsi.sock_inuse.fetch_add(1, Relaxed);
+            nsi.socks.inuse.fetch_add(1, Relaxed);
             s.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
             s.init_snd_after_syn();
@@ -382,7 +384,7 @@ impl Socket {
         s.hashed = true;
         s.max_ack_backlog = backlog.min(sysctl.somaxconn);
         s.set_state(nsi, TcpState::Listen);
-        nsi.sock_inuse.fetch_add(1, Relaxed);
+        nsi.socks.inuse.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -906,7 +908,7 @@ fn tcp_close(sk: &Arc<Sock>) {
                 let mut c = child.lock();
                 if c.state != TcpState::Close {
                     c.orphan = true;
-                    ns.sock_orphan.fetch_add(1, Relaxed);
+                    ns.socks.orphan.fetch_add(1, Relaxed);
                     c.send_active_reset(&mut ctx);
                     c.tcp_done(ns);
                 }
@@ -919,7 +921,7 @@ fn tcp_close(sk: &Arc<Sock>) {
         }
         _ => {
             s.orphan = true;
-            ns.sock_orphan.fetch_add(1, Relaxed);
+            ns.socks.orphan.fetch_add(1, Relaxed);
             let unread = s.recvq_bytes > 0;
             s.purge_recvq(ns);
             if unread {

@@ -42,7 +42,7 @@ fn release(ns: &Netns) {
 /// Re-injects segments as if `lo` had received them, and drains.
 fn inject(ns: &Netns, skbs: Vec<SkBuff>) {
     for skb in skbs {
-        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);
         crate::tcp::input::tcp_v4_rcv(&mut ctx, skb);
         ctx.local_bh_enable();
     }
@@ -89,7 +89,7 @@ fn test_syn_sent_then_syn_ack_then_ack_establishes_both_ends() {
     // Deliver the SYN: the listener answers with SYN-ACK.
     let iss = syn[0].seq;
     {
-        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);
         crate::tcp::input::tcp_v4_rcv(&mut ctx, syn[0].clone());
     }
     let synack = take_queued(&ns);
@@ -628,7 +628,7 @@ fn test_a_retransmitted_fin_is_acked_again_from_time_wait() {
     let (_l, caddr, saddr, fin) = client_closes_first(&ns);
     hold(&ns);
     {
-        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);
         crate::tcp::input::tcp_v4_rcv(&mut ctx, fin.clone());
     }
     let out = take_queued(&ns);
@@ -660,7 +660,7 @@ fn test_an_expired_entry_is_gone_for_lookups_and_counts() {
     ns.0.tables.write().unwrap().tw_expire_all_for_test();
     hold(&ns);
     {
-        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);
         crate::tcp::input::tcp_v4_rcv(&mut ctx, fin);
     }
     let out = take_queued(&ns);
@@ -763,7 +763,7 @@ fn test_a_syn_for_a_server_side_time_wait_tuple_reopens_it() {
     let syn = take_queued(&ns);
     assert_eq!(syn.len(), 1);
     {
-        let mut ctx = crate::netns::Ctx::softirq(&ns.0, 0);
+        let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);
         crate::tcp::input::tcp_v4_rcv(&mut ctx, syn[0].clone());
     }
     let synack = take_queued(&ns);

@@ -9,8 +9,8 @@
 use super::minisocks::{tcp_timewait_rcv, TwSock};
 use super::output::tcp_v4_send_reset;
 use super::{after, before, OfoSeg, Sock, TcpSock, TcpState, Timer};
+use crate::ctx::Ctx;
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
-use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -119,7 +119,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         t.ehash.insert((c.local, c.remote), child.clone());
     }
     c.hashed = true;
-    ns.sock_inuse.fetch_add(1, Relaxed);
+    ns.socks.inuse.fetch_add(1, Relaxed);
     c.set_state(ns, TcpState::SynRecv);
     inc(&ns.mib.passive_opens);
     c.send_synack(ctx, false);
@@ -173,7 +173,7 @@ fn inet_csk_complete_hashdance(ctx: &mut Ctx<'_>, child: &Arc<Sock>, parent: Opt
     let mut c = child.lock();
     if c.state != TcpState::Close {
         c.orphan = true;
-        ctx.ns.sock_orphan.fetch_add(1, Relaxed);
+        ctx.ns.socks.orphan.fetch_add(1, Relaxed);
         c.send_active_reset(ctx);
         c.tcp_done(ctx.ns);
     }
@@ -211,7 +211,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
             // A reset request sock just goes away.
             inc(&ns.mib.attempt_fails);
             s.orphan = true;
-            ns.sock_orphan.fetch_add(1, Relaxed);
+            ns.socks.orphan.fetch_add(1, Relaxed);
             s.tcp_done(ns);
             return After::LeaveParent;
         }

@@ -37,7 +37,9 @@
 
 use super::output::tcp_v4_timewait_ack;
 use super::TcpSock;
-use crate::netns::{addr_overlap, BindKind, Ctx, FxBuild, NsInner, Tables};
+use crate::ctx::Ctx;
+use crate::inet_hashtables::{addr_overlap, BindKind, FxBuild, Tables};
+use crate::netns::NsInner;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use std::collections::hash_map::Entry;
@@ -425,7 +427,7 @@ impl TcpSock {
             let now = ns.ms(ctx.now());
             let key = (self.local, self.remote);
             let port = self.local.port();
-            let max = ns.tcp_max_tw_buckets.load(Relaxed);
+            let max = ns.hot.tcp_max_tw_buckets.load(Relaxed);
             let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
             let full = t.tw.count >= max;
             t.tw_sweep_if_due(now, full);
@@ -451,7 +453,7 @@ impl TcpSock {
                 };
                 t.tw_hash(key, tw);
                 self.hashed = false;
-                ns.sock_inuse.fetch_sub(1, Relaxed);
+                ns.socks.inuse.fetch_sub(1, Relaxed);
                 if self.bound {
                     t.bhash_remove(port, id);
                     self.bound = false;

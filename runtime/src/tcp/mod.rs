@@ -22,8 +22,9 @@ pub(crate) mod minisocks;
 pub(crate) mod output;
 pub(crate) mod timer;
 
+use crate::ctx::Ctx;
 use crate::fib::DstEntry;
-use crate::netns::{Ctx, NsInner};
+use crate::netns::NsInner;
 use crate::stats::{SockInfo, SockTimer, TimerKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -188,7 +189,7 @@ pub(crate) struct Sock {
 impl Sock {
     pub(crate) fn new(ns: &Arc<NsInner>, init: impl FnOnce(&mut TcpSock)) -> Arc<Sock> {
         let id = ns.next_sock_id();
-        ns.sock_alloc.fetch_add(1, Relaxed);
+        ns.socks.alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
         Arc::new_cyclic(|me| {
             let mut s = TcpSock::new(me.clone(), id, &sysctl);
@@ -210,7 +211,7 @@ impl Sock {
 
 impl Drop for Sock {
     fn drop(&mut self) {
-        self.ns.sock_alloc.fetch_sub(1, Relaxed);
+        self.ns.socks.alloc.fetch_sub(1, Relaxed);
         let s = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         // Whatever is still queued goes with the socket.
         self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes + s.ofo_bytes);
@@ -696,7 +697,7 @@ impl TcpSock {
         self.ofo.clear();
         if self.orphan {
             self.purge_recvq(ns);
-            ns.sock_orphan.fetch_sub(1, Relaxed);
+            ns.socks.orphan.fetch_sub(1, Relaxed);
             // An orphan is counted once; make the decrement idempotent.
             self.orphan = false;
             self.rx_waiters.clear();
@@ -727,7 +728,7 @@ impl TcpSock {
                 t.ehash.remove(&(self.local, self.remote));
             }
             self.hashed = false;
-            ns.sock_inuse.fetch_sub(1, Relaxed);
+            ns.socks.inuse.fetch_sub(1, Relaxed);
         }
         if self.bound {
             t.bhash_remove(self.local.port(), self.id);

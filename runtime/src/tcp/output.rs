@@ -5,8 +5,8 @@
 //! window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
 
 use super::{after, before, TcpSock, TcpState, Timer};
+use crate::ctx::Ctx;
 use crate::ip::ip_queue_xmit;
-use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use bytes::{Bytes, BytesMut};

@@ -3,8 +3,9 @@
 //! (`tcp_probe_timer`) and delayed ACK (`tcp_delack_timer`).
 
 use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
+use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
-use crate::netns::{Ctx, NsInner};
+use crate::netns::NsInner;
 use crate::stats::inc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
                 inc(&ns.mib.attempt_fails);
                 if !s.orphan {
                     s.orphan = true;
-                    ns.sock_orphan.fetch_add(1, Relaxed);
+                    ns.socks.orphan.fetch_add(1, Relaxed);
                 }
                 s.tcp_done(ns);
                 return true;
