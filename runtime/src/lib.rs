@@ -41,11 +41,13 @@
 
 #![deny(missing_docs)]
 
+mod af_inet;
 mod clock;
 mod ctx;
 mod dev;
 mod errno;
 mod fib;
+mod inet_connection_sock;
 mod inet_hashtables;
 mod ip;
 mod ksoftirqd;
@@ -53,10 +55,10 @@ mod loopback;
 mod netem;
 mod netns;
 mod nsproxy;
+mod page_frag;
 mod pcap;
 mod skbuff;
 mod smp;
-mod socket;
 pub mod stats;
 mod sysctl;
 mod tcp;
@@ -65,6 +67,7 @@ mod trace;
 #[cfg(test)]
 mod tests;
 
+pub use af_inet::{is_local, Readiness, Socket};
 pub use clock::{Clock, WeakNetns};
 pub use fib::{FibEntry, RouteType, LOOPBACK_IFINDEX};
 pub use loopback::LOOPBACK_MTU;
@@ -73,7 +76,6 @@ pub use netns::Netns;
 pub use nsproxy::{EnterGuard, Scope};
 pub use pcap::{Capture, CaptureOptions};
 pub use skbuff::{flags, SkBuff};
-pub use socket::{is_local, Readiness, Socket};
 pub use stats::{
     LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
     TimerKind,

@@ -93,7 +93,7 @@ pub(crate) struct NsInner {
     // Sockets.
     pub(crate) tables: RwLock<Tables>,
     /// Payload buffers of large writes, recycled.
-    pub(crate) buf_pool: Arc<crate::socket::BufPool>,
+    pub(crate) buf_pool: Arc<crate::page_frag::BufPool>,
     next_sock_id: AtomicU64,
 
     // Counters.

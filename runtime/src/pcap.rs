@@ -556,7 +556,7 @@ fn checksum(mut acc: u64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::Socket;
+    use crate::af_inet::Socket;
     use bytes::Bytes;
     use std::io::IoSlice;
     use std::task::{Context, Poll, Waker};

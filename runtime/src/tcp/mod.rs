@@ -20,6 +20,7 @@
 pub(crate) mod input;
 pub(crate) mod minisocks;
 pub(crate) mod output;
+pub(crate) mod syscalls;
 pub(crate) mod timer;
 
 use crate::ctx::Ctx;
@@ -267,7 +268,7 @@ pub(crate) struct TcpSock {
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
     pub(crate) sndbuf: usize,
-    /// Buffer that small writes are copied into (see `socket::copy_in`).
+    /// Buffer that small writes are copied into (see `syscalls::copy_in`).
     pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
     pub(crate) dupacks: u32,

@@ -1,22 +1,29 @@
-//! The socket calls (net/socket.c, net/ipv4/af_inet.c, tcp.c): what
-//! `connect`, `listen`, `accept`, `recvmsg`, `sendmsg`, `shutdown`,
-//! `getsockname`/`getpeername`, `setsockopt` and `close` do to a modeled
-//! socket. [`Socket`] is the handle the tokio-facing layer holds; dropping the
-//! last handle is `close()`.
+//! The socket calls of an `AF_INET`/`AF_INET6` stream socket
+//! (net/socket.c, net/ipv4/af_inet.c, tcp_ipv4.c's `tcp_v4_connect`): what
+//! `socket`, `bind`, `listen`, `connect`, `accept`, `shutdown`,
+//! `getsockname`/`getpeername` and `setsockopt` do to a modeled socket, and
+//! the dispatch of `sendmsg`, `recvmsg` and `close` to TCP
+//! (tcp/syscalls.rs). [`Socket`] is the handle the tokio-facing layer holds;
+//! dropping the last handle is `close()`.
+//!
+//! The port a call takes comes from the tables: `bind` from
+//! `inet_csk_get_port` (inet_connection_sock.rs), `connect` from
+//! `__inet_hash_connect` (inet_hashtables.rs).
 //!
 //! Every call that can send a segment runs the softirq it raised before it
 //! returns (`release_sock` + `local_bh_enable`), after the socket lock is
 //! released, as the kernel does.
 
 use crate::ctx::Ctx;
-use crate::errno::{err, EADDRINUSE, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN, EPIPE};
+use crate::errno::{err, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN};
 use crate::fib::{unmap, RouteType};
-use crate::inet_hashtables::{BindEntry, BindKind};
+use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
+use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
 use crate::stats::inc;
-use crate::tcp::minisocks::{tw_isn, tw_reuse_allowed};
+use crate::tcp::minisocks::tw_isn;
+use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
-use bytes::Bytes;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,23 +75,6 @@ fn normalize_dst(addr: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, addr.port())
-}
-
-/// The `i`-th candidate offset into a port range of `range` ports, starting
-/// at `start`: first every offset of parity `parity`, then the others. Linux
-/// (since 4.6) has `connect` prefer even offsets and `bind(0)` odd ones, so
-/// the two rarely collide, and a client never lands on a port a test just
-/// freed with `bind(0)`.
-fn port_offset(start: u32, i: u32, range: u32, parity: u32) -> u32 {
-    let same = range.div_ceil(2) - (range % 2) * parity;
-    let (k, p) = if i < same {
-        (i, parity)
-    } else {
-        (i - same, parity ^ 1)
-    };
-    let count = if p == 0 { range.div_ceil(2) } else { range / 2 };
-    let base = (start / 2) % count.max(1);
-    2 * ((base + k) % count.max(1)) + p
 }
 
 /// Whether the namespace can deliver to `ip` through `lo` (`fib_lookup` gives
@@ -153,70 +143,21 @@ impl Socket {
                 let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
                 t.tw_sweep_if_due(now, false);
                 // A TIME_WAIT entry on the chosen 4-tuple, taken over.
-                let mut recycle = None;
-                let port = match bound {
+                let (port, recycle) = match bound {
                     Some(b) if b.port() != 0 => {
-                        // __inet_check_established without a twp: a bound
-                        // port takes a TIME_WAIT 4-tuple over whatever
-                        // tcp_tw_reuse says (Linux requires timestamps,
-                        // which loopback always has).
                         let key = (SocketAddr::new(saddr_ip, b.port()), daddr);
-                        if t.ehash.contains_key(&key) {
-                            return Err(err(EADDRNOTAVAIL));
-                        }
-                        recycle = t.tw_kill(&key);
-                        b.port()
+                        (b.port(), inet_check_established(&mut t, &key)?)
                     }
-                    _ => {
-                        // inet_hash_connect: an ephemeral port whose 4-tuple
-                        // is unused (or in TIME_WAIT that tcp_tw_reuse lets
-                        // us take over) and that no bind() owns.
-                        let (lo, hi) = sysctl.ip_local_port_range;
-                        let range = u32::from(hi) - u32::from(lo) + 1;
-                        let start = t.connect_rover;
-                        let mut chosen = None;
-                        for i in 0..range {
-                            let off = port_offset(start, i, range, 0);
-                            let port = (u32::from(lo) + off) as u16;
-                            if let Some(owners) = t.bhash.get(&port) {
-                                if owners.iter().any(|e| e.kind != BindKind::Connect) {
-                                    continue;
-                                }
-                            }
-                            if t.tw_port_bound(port) {
-                                continue;
-                            }
-                            let key = (SocketAddr::new(saddr_ip, port), daddr);
-                            if t.ehash.contains_key(&key) {
-                                continue;
-                            }
-                            // The kernel would also wait tcp_tw_reuse_delay
-                            // (1 s) after the entry was made; the model
-                            // reuses at once (it has no timestamps to order
-                            // the two incarnations by anyway).
-                            if tw_reuse_allowed(sysctl.tcp_tw_reuse, &key) {
-                                recycle = t.tw_kill(&key);
-                            } else if let Some(tw) = t.tw.get(&key) {
-                                if tw.expires > now {
-                                    continue;
-                                }
-                                recycle = t.tw_kill(&key);
-                            }
-                            chosen = Some((port, off));
-                            break;
-                        }
-                        let Some((port, off)) = chosen else {
-                            return Err(err(EADDRNOTAVAIL));
-                        };
-                        t.connect_rover = off + 2;
-                        t.bhash.entry(port).or_default().push(BindEntry {
-                            addr: saddr_ip,
-                            sock_id: s.id,
-                            kind: BindKind::Connect,
-                            reuse: false,
-                        });
-                        port
-                    }
+                    _ => inet_hash_connect(
+                        &mut t,
+                        saddr_ip,
+                        daddr,
+                        s.id,
+                        sysctl.ip_local_port_range,
+                        sysctl.tcp_tw_reuse,
+                        now,
+                    )
+                    .ok_or_else(|| err(EADDRNOTAVAIL))?,
                 };
                 s.local = SocketAddr::new(saddr_ip, port);
                 s.remote = daddr;
@@ -301,36 +242,15 @@ impl Socket {
         let now = nsi.ms(nsi.clock_now());
         let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
         t.tw_sweep_if_due(now, false);
-        let id = s.id;
-        let port = if addr.port() != 0 {
-            if t.bind_conflict(addr.port(), wire_ip, reuse, id)
-                || t.tw_bind_conflict(addr.port(), wire_ip, reuse, now)
-            {
-                return Err(err(EADDRINUSE));
-            }
-            addr.port()
-        } else {
-            // inet_csk_find_open_port
-            let (lo, hi) = sysctl.ip_local_port_range;
-            let range = u32::from(hi) - u32::from(lo) + 1;
-            let start = t.bind_rover;
-            let found = (0..range).find_map(|i| {
-                let off = port_offset(start, i, range, 1);
-                let port = (u32::from(lo) + off) as u16;
-                (!t.bhash.contains_key(&port) && !t.tw_port_used(port)).then_some((port, off))
-            });
-            let Some((port, off)) = found else {
-                return Err(err(EADDRINUSE));
-            };
-            t.bind_rover = off + 2;
-            port
-        };
-        t.bhash.entry(port).or_default().push(BindEntry {
-            addr: wire_ip,
-            sock_id: id,
-            kind: BindKind::Bound,
+        let port = inet_csk_get_port(
+            &mut t,
+            wire_ip,
+            addr.port(),
             reuse,
-        });
+            s.id,
+            sysctl.ip_local_port_range,
+            now,
+        )?;
         s.local = SocketAddr::new(wire_ip, port);
         s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
         s.bound = true;
@@ -360,25 +280,8 @@ impl Socket {
             return Err(err(EINVAL));
         }
         let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
-        let (port, ip, id) = (s.local.port(), s.local.ip(), s.id);
-        // inet_csk_listen_start re-checks the port, now as a listener.
-        let reuse = t
-            .bhash
-            .get(&port)
-            .and_then(|v| v.iter().find(|e| e.sock_id == id))
-            .is_some_and(|e| e.reuse);
         let now = nsi.ms(nsi.clock_now());
-        if t.bind_conflict(port, ip, reuse, id) || t.tw_bind_conflict(port, ip, reuse, now) {
-            return Err(err(EADDRINUSE));
-        }
-        if let Some(e) = t
-            .bhash
-            .get_mut(&port)
-            .and_then(|v| v.iter_mut().find(|e| e.sock_id == id))
-        {
-            e.kind = BindKind::Listener;
-        }
-        t.lhash.entry(port).or_default().push((ip, sk.clone()));
+        inet_csk_listen_start(&mut t, sk, s.local, now)?;
         drop(t);
         s.listener = true;
         s.hashed = true;
@@ -439,77 +342,9 @@ impl Socket {
         cx: Option<&mut Context<'_>>,
         len: usize,
         peek: bool,
-        mut put: impl FnMut(&[u8]),
+        put: impl FnMut(&[u8]),
     ) -> Poll<io::Result<usize>> {
-        if len == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let ns = &*self.sk.ns;
-        let mut s = self.sk.lock();
-        if s.recvq_bytes > 0 {
-            let mut copied = 0;
-            if peek {
-                for chunk in s.recvq.iter() {
-                    let n = chunk.len().min(len - copied);
-                    put(&chunk[..n]);
-                    copied += n;
-                    if copied == len {
-                        break;
-                    }
-                }
-                return Poll::Ready(Ok(copied));
-            }
-            while copied < len {
-                let Some(front) = s.recvq.front_mut() else {
-                    break;
-                };
-                let n = front.len().min(len - copied);
-                put(&front[..n]);
-                copied += n;
-                if n == front.len() {
-                    s.recvq.pop_front();
-                } else {
-                    let _ = front.split_to(n);
-                }
-            }
-            s.recvq_bytes -= copied;
-            ns.mem_sub(copied);
-            if s.recvq_bytes == 0 && s.fin_rcvd && copied < len {
-                // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
-                s.fin_copied = true;
-            }
-            if tcp_cleanup_rbuf(&s, copied) {
-                // The process context only when something is sent: most
-                // reads owe no ACK (delayed, or piggybacked on the reply).
-                let mut ctx = Ctx::process(ns);
-                s.send_ack(&mut ctx);
-                drop(s);
-                ctx.local_bh_enable();
-            }
-            return Poll::Ready(Ok(copied));
-        }
-        // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
-        // pending error waits for the next write.
-        if s.fin_rcvd {
-            if !peek {
-                s.fin_copied = true;
-            }
-            return Poll::Ready(Ok(0));
-        }
-        if s.err != 0 {
-            let e = std::mem::take(&mut s.err);
-            return Poll::Ready(Err(err(e)));
-        }
-        if s.rcv_shutdown || s.state == TcpState::Close {
-            return Poll::Ready(Ok(0));
-        }
-        match cx {
-            Some(cx) => {
-                register(&mut s.rx_waiters, cx);
-                Poll::Pending
-            }
-            None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
-        }
+        tcp_recvmsg(&self.sk, cx, len, peek, put)
     }
 
     /// `sendmsg` of `bufs`: copies as much as the send buffer has room for
@@ -523,42 +358,7 @@ impl Socket {
         cx: Option<&mut Context<'_>>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let ns = &*self.sk.ns;
-        let mut ctx = Ctx::process(ns);
-        let mut s = self.sk.lock();
-        if s.err != 0 {
-            let e = std::mem::take(&mut s.err);
-            return Poll::Ready(Err(err(e)));
-        }
-        if s.snd_shutdown || !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
-            if matches!(s.state, TcpState::SynSent | TcpState::SynRecv) {
-                return Poll::Ready(Err(err(ENOTCONN)));
-            }
-            return Poll::Ready(Err(err(EPIPE)));
-        }
-        if total == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let space = s.send_space();
-        if space == 0 {
-            return match cx {
-                Some(cx) => {
-                    register(&mut s.tx_waiters, cx);
-                    Poll::Pending
-                }
-                None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
-            };
-        }
-        let n = total.min(space);
-        copy_in(&mut s, &ns.buf_pool, bufs, n);
-        s.sendq_bytes += n;
-        s.write_seq = s.write_seq.wrapping_add(n as u32);
-        ns.mem_add(n);
-        s.write_xmit(&mut ctx, false);
-        drop(s);
-        ctx.local_bh_enable();
-        Poll::Ready(Ok(n))
+        tcp_sendmsg(&self.sk, cx, bufs)
     }
 
     /// Registers for readability; ready when [`Readiness::readable`].
@@ -730,226 +530,9 @@ impl Socket {
     }
 }
 
-/// Writes up to this size are copied into the socket's small arena.
-const SMALL_WRITE: usize = 512;
-/// The arena's size: small enough that an idle connection holds little, big
-/// enough that an interactive exchange reuses one buffer (reclaimed in place
-/// once every earlier chunk was acknowledged and read).
-const ARENA: usize = 2048;
-
-/// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` onto the send
-/// queue, as refcounted chunks. Small writes share the socket's arena (no
-/// allocation in steady state); large ones are cut into buffers of at most
-/// [`POOL_BUF`] from the namespace's pool, so a bulk writer reuses the same
-/// memory instead of having the allocator return it to the OS and fault it
-/// back in on every write.
-fn copy_in(s: &mut crate::tcp::TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>], n: usize) {
-    if n <= SMALL_WRITE {
-        if let Some(first) = bufs.first().filter(|b| b.len() >= n) {
-            // The usual small write, one buffer: straight into the arena.
-            let arena = &mut s.tx_arena;
-            if arena.capacity() < n {
-                arena.reserve(ARENA);
-            }
-            arena.extend_from_slice(&first[..n]);
-            let chunk = arena.split().freeze();
-            s.sendq.push_back(chunk);
-            return;
-        }
-    }
-    let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
-    let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
-        while want > 0 {
-            let Some(piece) = src.peek_mut() else { break };
-            let k = want.min(piece.len());
-            dst(&piece[..k]);
-            *piece = &piece[k..];
-            if piece.is_empty() {
-                src.next();
-            }
-            want -= k;
-        }
-    };
-    if n <= SMALL_WRITE {
-        let arena = &mut s.tx_arena;
-        if arena.capacity() < n {
-            arena.reserve(ARENA);
-        }
-        fill(&mut |p| arena.extend_from_slice(p), n);
-        let chunk = arena.split().freeze();
-        s.sendq.push_back(chunk);
-        return;
-    }
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(POOL_BUF);
-        if k < POOL_BUF / 2 {
-            // A remainder: a buffer of its own size, so a slow reader's queue
-            // of medium writes does not pin 64 KiB each.
-            let mut buf = Vec::with_capacity(k);
-            fill(&mut |p| buf.extend_from_slice(p), k);
-            s.sendq.push_back(Bytes::from(buf));
-        } else {
-            let mut buf = pool.get();
-            fill(&mut |p| buf.extend_from_slice(p), k);
-            s.sendq.push_back(Bytes::from_owner(PooledBuf {
-                buf,
-                pool: pool.clone(),
-            }));
-        }
-        left -= k;
-    }
-}
-
-/// Size of a pooled payload buffer: a 64 KiB write is one buffer.
-pub(crate) const POOL_BUF: usize = 64 * 1024;
-/// Buffers a namespace keeps for reuse (4 MiB).
-const POOL_MAX: usize = 64;
-
-/// Recycled payload buffers for large writes (the kernel's per-socket page
-/// fragments play this part).
-#[derive(Default)]
-pub(crate) struct BufPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-}
-
-impl BufPool {
-    fn get(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(POOL_BUF))
-    }
-
-    fn put(&self, mut buf: Vec<u8>) {
-        if buf.capacity() != POOL_BUF {
-            return;
-        }
-        buf.clear();
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < POOL_MAX {
-            free.push(buf);
-        }
-    }
-}
-
-/// A pooled buffer owned by the `Bytes` chunks that share it; it goes back to
-/// the pool when the last of them (send queue, segment, receive queue) is
-/// dropped.
-struct PooledBuf {
-    buf: Vec<u8>,
-    pool: Arc<BufPool>,
-}
-
-impl AsRef<[u8]> for PooledBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for PooledBuf {
-    fn drop(&mut self) {
-        self.pool.put(std::mem::take(&mut self.buf));
-    }
-}
-
-/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, whether
-/// to send the ACK that is owed when the read emptied the queue outside
-/// interactive (pingpong) mode, or a window update when the window grew
-/// enough. The caller sends it.
-fn tcp_cleanup_rbuf(s: &crate::tcp::TcpSock, copied: usize) -> bool {
-    if copied == 0 || s.state == TcpState::Close {
-        return false;
-    }
-    let mut time_to_ack = false;
-    if s.ack_pending
-        && (s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss || (s.recvq_bytes == 0 && !s.pingpong))
-    {
-        time_to_ack = true;
-    }
-    if !time_to_ack && !s.rcv_shutdown {
-        let now = s.receive_window();
-        if 2 * u64::from(now) <= s.rcvbuf as u64 {
-            let new = s.free_window();
-            if new != 0 && u64::from(new) >= 2 * u64::from(now) {
-                time_to_ack = true;
-            }
-        }
-    }
-    time_to_ack
-}
-
 impl Drop for Socket {
-    /// `close()`.
+    /// `close()` (`inet_release` → `tcp_close`).
     fn drop(&mut self) {
         tcp_close(&self.sk);
     }
-}
-
-/// `tcp_close`.
-fn tcp_close(sk: &Arc<Sock>) {
-    let ns = &*sk.ns;
-    let mut ctx = Ctx::process(ns);
-    let mut s = sk.lock();
-    s.rx_waiters.clear();
-    s.tx_waiters.clear();
-    match s.state {
-        TcpState::Close => {
-            s.purge_recvq(ns);
-            s.unhash(ns);
-        }
-        TcpState::Listen => {
-            // inet_csk_listen_stop: reset every child waiting to be accepted.
-            let children = std::mem::take(&mut s.accept_queue);
-            s.tcp_done(ns);
-            drop(s);
-            for child in children {
-                let mut c = child.lock();
-                if c.state != TcpState::Close {
-                    c.orphan = true;
-                    ns.socks.orphan.fetch_add(1, Relaxed);
-                    c.send_active_reset(&mut ctx);
-                    c.tcp_done(ns);
-                }
-            }
-            ctx.local_bh_enable();
-            return;
-        }
-        TcpState::SynSent | TcpState::SynRecv => {
-            s.tcp_done(ns);
-        }
-        _ => {
-            s.orphan = true;
-            ns.socks.orphan.fetch_add(1, Relaxed);
-            let unread = s.recvq_bytes > 0;
-            s.purge_recvq(ns);
-            if unread {
-                inc(&ns.mib.tcp_abort_on_close);
-                s.send_active_reset(&mut ctx);
-                s.tcp_done(ns);
-            } else if s.linger == Some(Duration::ZERO) {
-                // tcp_close → tcp_disconnect; Linux counts this as
-                // TCPAbortOnData.
-                inc(&ns.mib.tcp_abort_on_data);
-                s.send_active_reset(&mut ctx);
-                s.tcp_done(ns);
-            } else {
-                s.rcv_shutdown = true;
-                match s.state {
-                    TcpState::Established => s.set_state(ns, TcpState::FinWait1),
-                    TcpState::CloseWait => s.set_state(ns, TcpState::LastAck),
-                    _ => {}
-                }
-                if !s.snd_shutdown {
-                    s.snd_shutdown = true;
-                    s.fin_queued = true;
-                }
-                s.write_xmit(&mut ctx, true);
-                s.arm_fin_wait2(&mut ctx);
-            }
-        }
-    }
-    drop(s);
-    ctx.local_bh_enable();
 }
