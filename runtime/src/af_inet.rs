@@ -21,6 +21,7 @@ use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
 use crate::stats::inc;
+use crate::sync::write;
 use crate::tcp::minisocks::tw_isn;
 use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
@@ -140,7 +141,7 @@ impl Socket {
             };
             {
                 let now = nsi.ms(ctx.now());
-                let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+                let mut t = write(&nsi.tables);
                 t.tw_sweep_if_due(now, false);
                 // A TIME_WAIT entry on the chosen 4-tuple, taken over.
                 let (port, recycle) = match bound {
@@ -240,7 +241,7 @@ impl Socket {
             return Err(err(EINVAL));
         }
         let now = nsi.ms(nsi.clock_now());
-        let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&nsi.tables);
         t.tw_sweep_if_due(now, false);
         let port = inet_csk_get_port(
             &mut t,
@@ -279,7 +280,7 @@ impl Socket {
         if s.state != TcpState::Close || s.hashed {
             return Err(err(EINVAL));
         }
-        let mut t = nsi.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&nsi.tables);
         let now = nsi.ms(nsi.clock_now());
         inet_csk_listen_start(&mut t, sk, s.local, now)?;
         drop(t);

@@ -6,6 +6,7 @@
 
 use crate::netns::NsInner;
 use crate::smp::this_cpu;
+use crate::sync::lock;
 use std::time::Instant;
 
 /// The execution context of the datapath: which namespace and modeled CPU,
@@ -76,10 +77,7 @@ impl Drop for Ctx<'_> {
     fn drop(&mut self) {
         self.local_bh_enable();
         if self.in_segs != 0 {
-            let mut q = self.ns.softnet[self.cpu]
-                .q
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut q = lock(&self.ns.softnet[self.cpu].q);
             q.in_segs += std::mem::take(&mut self.in_segs);
         }
     }

@@ -24,8 +24,10 @@
 
 use crate::ctx::Ctx;
 use crate::ip::ip_rcv;
+use crate::ksoftirqd::wakeup_ksoftirqd;
 use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -82,7 +84,7 @@ fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let max = ns.hot.netdev_max_backlog.load(Relaxed);
     let len = skb.ip_len() as u64;
     crate::trace::kevent_skb!("netif_rx", ns, skb, cpu = ctx.cpu);
-    let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = lock(&sd.q);
     if q.input_pkt_queue.len() <= max {
         q.input_pkt_queue.push_back(skb);
         q.lstats_packets += 1;
@@ -111,7 +113,7 @@ fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// budget leaves goes to `ksoftirqd`.
 pub(crate) fn do_softirq_claimed(ns: &NsInner, cpu: usize) {
     if !net_rx_action(ns, cpu) {
-        ns.wakeup_ksoftirqd(cpu);
+        wakeup_ksoftirqd(ns, cpu);
     }
 }
 
@@ -120,7 +122,7 @@ pub(crate) fn do_softirq_claimed(ns: &NsInner, cpu: usize) {
 #[cfg(test)]
 pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
     {
-        let mut q = ns.softnet[cpu].q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&ns.softnet[cpu].q);
         if q.running || (q.input_pkt_queue.is_empty() && q.process_queue.is_empty()) {
             return;
         }
@@ -139,7 +141,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     let weight = ns.hot.dev_weight.load(Relaxed);
     let mut ctx = Ctx::softirq(ns, cpu);
     let mut pq = {
-        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&sd.q);
         let mut pq = std::mem::take(&mut q.process_queue);
         if pq.is_empty() {
             // process_backlog's first splice, done under this same lock
@@ -164,7 +166,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         });
         if total >= budget || now >= limit {
             sd.time_squeeze.fetch_add(1, Relaxed);
-            let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = lock(&sd.q);
             debug_assert!(q.process_queue.is_empty());
             q.process_queue = pq;
             q.in_segs += std::mem::take(&mut ctx.in_segs);
@@ -201,7 +203,7 @@ fn process_backlog(
                 None => break,
             }
         }
-        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&sd.q);
         q.processed += (work - unaccounted) as u64;
         unaccounted = work;
         q.in_segs += std::mem::take(&mut ctx.in_segs);

@@ -5,13 +5,62 @@
 //! re-checked as a listener's, then hashed in `lhash`).
 //!
 //! Called from af_inet.rs with the namespace's `tables` lock held.
+//!
+//! [`AcceptqFull`] is the accept queue's fault hook: the listener's SYN
+//! handling (tcp/input.rs) asks it whether a queue must look full; the
+//! fault code (netem.rs's `fill_accept_queue`) only adds and removes
+//! entries, so TCP input does not reach into the qdisc.
 
 use crate::errno::{err, EADDRINUSE};
 use crate::inet_hashtables::{port_offset, BindEntry, BindKind, Tables};
+use crate::sync::lock;
 use crate::tcp::Sock;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Listeners whose accept queue is made to look full, by address (an
+/// unspecified address covers every listener on the port), each entry under
+/// the id of the fault that added it.
+#[derive(Default)]
+pub(crate) struct AcceptqFull {
+    /// Whether there is any entry: the usual SYN reads this flag only.
+    on: AtomicBool,
+    entries: Mutex<Vec<(u64, SocketAddr)>>,
+}
+
+impl AcceptqFull {
+    /// Makes the queue of the listener on `addr` look full, under `id`.
+    pub(crate) fn add(&self, id: u64, addr: SocketAddr) {
+        let mut e = lock(&self.entries);
+        e.push((id, addr));
+        self.on.store(true, Relaxed);
+    }
+
+    /// Removes the entry added under `id`, if any.
+    pub(crate) fn remove(&self, id: u64) {
+        let mut e = lock(&self.entries);
+        e.retain(|(i, _)| *i != id);
+        self.on.store(!e.is_empty(), Relaxed);
+    }
+
+    /// Whether no queue is made to look full.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.on.load(Relaxed)
+    }
+
+    /// Whether a SYN to `daddr` must find the listener's accept queue full
+    /// (`sk_acceptq_is_full`'s fault half).
+    pub(crate) fn covers(&self, daddr: SocketAddr) -> bool {
+        if !self.on.load(Relaxed) {
+            return false;
+        }
+        lock(&self.entries).iter().any(|(_, a)| {
+            a.port() == daddr.port() && (a.ip().is_unspecified() || a.ip() == daddr.ip())
+        })
+    }
+}
 
 /// `inet_csk_get_port`: takes `port` on `ip` for socket `sock_id` (`reuse`:
 /// `SO_REUSEADDR`), or with port 0 a free one from `range`; enters it in

@@ -330,7 +330,7 @@ mod tests {
         let l = Socket::listen(&ns, addr("127.0.0.1:7000"), 4).unwrap();
         let c = Socket::connect(&ns, addr("127.0.0.1:7000")).unwrap();
         let key = (c.local_addr().unwrap(), addr("127.0.0.1:7000"));
-        let mut t = ns.0.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::sync::write(&ns.0.tables);
         let e = inet_check_established(&mut t, &key).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL));
         let free = (addr("127.0.0.1:1"), addr("127.0.0.1:7000"));

@@ -60,6 +60,7 @@ mod pcap;
 mod skbuff;
 mod smp;
 pub mod stats;
+mod sync;
 mod sysctl;
 mod tcp;
 #[macro_use]

@@ -35,8 +35,10 @@
 //! test sees the same losses on every run with the same traffic.
 
 use crate::ctx::Ctx;
+use crate::ksoftirqd::netem_timer;
 use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::sync::{lock, read};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -310,12 +312,6 @@ impl Rule {
     }
 }
 
-/// A listener whose accept queue is made to look full.
-struct FullQueue {
-    id: u64,
-    addr: SocketAddr,
-}
-
 /// A queued packet: which rule holds it (for the backlog counters).
 struct Held {
     rule: u64,
@@ -326,7 +322,6 @@ struct Held {
 #[derive(Default)]
 pub(crate) struct NetemState {
     rules: Vec<Rule>,
-    full_queues: Vec<FullQueue>,
     /// `tfifo`: packets by (time to send, arrival order).
     queue: BTreeMap<(Instant, u64), Held>,
     seq: u64,
@@ -343,7 +338,7 @@ pub(crate) struct Netem {
 
 impl Netem {
     fn lock(&self) -> MutexGuard<'_, NetemState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -439,7 +434,7 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
         if st.armed.map_or(true, |a| first < a) {
             st.armed = Some(first);
             drop(st);
-            ns.netem_timer(first);
+            netem_timer(ns, first);
         }
     }
     Verdict::Consumed
@@ -482,19 +477,8 @@ pub(crate) fn netem_dequeue(ns: &NsInner, now: Instant) -> Option<Instant> {
     next
 }
 
-/// Whether a SYN to `daddr` must find the listener's accept queue full.
-pub(crate) fn accept_queue_forced_full(ns: &NsInner, daddr: SocketAddr) -> bool {
-    if !ns.lo.netem_on.load(Relaxed) {
-        return false;
-    }
-    let st = ns.netem.lock();
-    st.full_queues.iter().any(|q| {
-        q.addr.port() == daddr.port() && (q.addr.ip().is_unspecified() || q.addr.ip() == daddr.ip())
-    })
-}
-
 fn refresh_flag(ns: &NsInner, st: &NetemState) {
-    let on = !st.rules.is_empty() || !st.full_queues.is_empty() || !st.queue.is_empty();
+    let on = !st.rules.is_empty() || !ns.acceptq_full.is_empty() || !st.queue.is_empty();
     ns.lo.netem_on.store(on, Relaxed);
 }
 
@@ -535,7 +519,7 @@ impl Drop for FaultGuard {
         let Some(ns) = self.ns.upgrade() else { return };
         let mut st = ns.netem.lock();
         st.rules.retain(|r| r.id != self.id);
-        st.full_queues.retain(|q| q.id != self.id);
+        ns.acceptq_full.remove(self.id);
         refresh_flag(&ns, &st);
     }
 }
@@ -562,8 +546,8 @@ pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
 /// [`Netns::fill_accept_queue`].
 pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
     let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
-    let mut st = ns.netem.lock();
-    st.full_queues.push(FullQueue { id, addr });
+    let st = ns.netem.lock();
+    ns.acceptq_full.add(id, addr);
     refresh_flag(ns, &st);
     FaultGuard {
         ns: ns.me.clone(),
@@ -573,10 +557,7 @@ pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
 
 /// [`Netns::inject_rst`].
 pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
-    let sk = ns
-        .tables
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
+    let sk = read(&ns.tables)
         .ehash
         .get(&(to, from))
         .cloned()

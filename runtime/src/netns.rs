@@ -18,6 +18,7 @@
 use crate::clock::{Clock, WeakNetns};
 use crate::dev::SoftnetData;
 use crate::fib::{Fib, FibEntry};
+use crate::inet_connection_sock::AcceptqFull;
 use crate::inet_hashtables::Tables;
 use crate::ksoftirqd::Kthread;
 use crate::loopback::LoopbackDev;
@@ -28,7 +29,9 @@ use crate::stats::{
     LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpMib,
     TcpStats, TimerKind,
 };
+use crate::sync::{lock, read};
 use crate::sysctl::Sysctl;
+use crate::tcp::minisocks::tw_purge;
 use crate::tcp::{Sock, TcpState};
 use std::fmt;
 use std::fs::File;
@@ -92,6 +95,8 @@ pub(crate) struct NsInner {
 
     // Sockets.
     pub(crate) tables: RwLock<Tables>,
+    /// Accept queues a fault makes look full (inet_connection_sock.rs).
+    pub(crate) acceptq_full: AcceptqFull,
     /// Payload buffers of large writes, recycled.
     pub(crate) buf_pool: Arc<crate::page_frag::BufPool>,
     next_sock_id: AtomicU64,
@@ -166,6 +171,7 @@ impl Netns {
             lo: LoopbackDev::new(),
             softnet: (0..ncpu).map(|_| SoftnetData::default()).collect(),
             tables: RwLock::new(Tables::default()),
+            acceptq_full: AcceptqFull::default(),
             mib: TcpMib::default(),
             kthread: Kthread::default(),
             kernel_loopback: AtomicBool::new(false),
@@ -273,7 +279,7 @@ impl Netns {
 
     /// A copy of the namespace's sysctls (`sysctl -a | grep net.`).
     pub fn sysctl(&self) -> Sysctl {
-        *self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.0.sysctl)
     }
 
     /// Changes sysctls (`sysctl -w`). Values the kernel would refuse (a zero
@@ -287,7 +293,7 @@ impl Netns {
     /// assert_eq!(ns.sysctl().netdev_max_backlog, 4);
     /// ```
     pub fn set_sysctl(&self, f: impl FnOnce(&mut Sysctl)) -> io::Result<()> {
-        let mut g = self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.0.sysctl);
         let mut s = *g;
         f(&mut s);
         s.validate()
@@ -314,7 +320,7 @@ impl Netns {
     /// `ip -s link show lo`.
     pub fn lo_stats(&self) -> LinkStats {
         let (packets, bytes) = self.0.softnet.iter().fold((0, 0), |(p, b), sd| {
-            let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            let q = lock(&sd.q);
             (p + q.lstats_packets, b + q.lstats_bytes)
         });
         LinkStats {
@@ -338,7 +344,7 @@ impl Netns {
                 .enumerate()
                 .map(|(cpu, sd)| {
                     let (input_qlen, process_qlen, processed) = {
-                        let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+                        let q = lock(&sd.q);
                         (q.input_pkt_queue.len(), q.process_queue.len(), q.processed)
                     };
                     SoftnetStat {
@@ -362,7 +368,7 @@ impl Netns {
             .0
             .softnet
             .iter()
-            .map(|sd| sd.q.lock().unwrap_or_else(|e| e.into_inner()).in_segs)
+            .map(|sd| lock(&sd.q).in_segs)
             .sum::<u64>();
         stats
     }
@@ -372,8 +378,8 @@ impl Netns {
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let ns = &*self.0;
-        ns.tw_purge(ns.ms(ns.clock_now()));
-        let tw = ns.tables.read().unwrap_or_else(|e| e.into_inner()).tw.count as u64;
+        tw_purge(ns, ns.ms(ns.clock_now()));
+        let tw = read(&ns.tables).tw.count as u64;
         Sockstat {
             inuse: g(&ns.socks.inuse),
             orphan: g(&ns.socks.orphan),
@@ -413,8 +419,8 @@ impl Netns {
         let mut socks: Vec<Arc<Sock>> = Vec::new();
         let mut rows = Vec::new();
         {
-            ns.tw_purge(now_ms);
-            let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+            tw_purge(ns, now_ms);
+            let t = read(&ns.tables);
             socks.extend(t.lhash.values().flatten().map(|(_, l)| l.clone()));
             socks.extend(t.ehash.values().cloned());
             for (k, tw) in t.tw.iter().filter(|(_, tw)| tw.expires > now_ms) {
@@ -492,7 +498,7 @@ impl Netns {
     /// [`Clock`]'s driver calls it at the deadlines it was given; calling it
     /// early or often is harmless.
     pub fn run_timers(&self) -> Option<Instant> {
-        self.0.run_timers(self.0.clock_now())
+        crate::ksoftirqd::run_timers(&self.0, self.0.clock_now())
     }
 
     /// `tcpdump -i lo -w -`: starts capturing every packet this namespace's
@@ -634,7 +640,7 @@ impl Default for Netns {
 
 impl NsInner {
     pub(crate) fn sysctl(&self) -> Sysctl {
-        *self.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.sysctl)
     }
 
     /// The namespace's time: its clock's (clock.rs), else the wall clock.

@@ -6,6 +6,7 @@
 //! the buffer comes back when the last chunk (send queue, segment, receive
 //! queue) is dropped.
 
+use crate::sync::lock;
 use std::sync::Arc;
 
 /// Size of a pooled payload buffer: a 64 KiB write is one buffer.
@@ -22,9 +23,7 @@ pub(crate) struct BufPool {
 
 impl BufPool {
     pub(crate) fn get(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.free)
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(POOL_BUF))
     }
@@ -34,7 +33,7 @@ impl BufPool {
             return;
         }
         buf.clear();
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = lock(&self.free);
         if free.len() < POOL_MAX {
             free.push(buf);
         }

@@ -53,6 +53,7 @@
 use crate::loopback::LoopbackDev;
 use crate::netns::Netns;
 use crate::skbuff::{flags, SkBuff, TCP_HDR_LEN, TCP_SYN_HDR_LEN};
+use crate::sync::lock;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
@@ -176,7 +177,7 @@ pub(crate) fn start<W: Write + Send + 'static>(
     let dev = &ns.0.lo;
     // A leaf lock: the datapath takes it under a socket lock, nothing is
     // locked while it is held (but the writers' own calls).
-    let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
+    let mut taps = lock(&dev.taps);
     if taps.list.is_empty() {
         taps.wscale = wscale_for(rmem[1].max(rmem[2]));
         taps.ts_recent.clear();
@@ -245,7 +246,7 @@ impl<W: Write + Send + 'static> Capture<W> {
     /// Takes this capture's tap off `lo`.
     fn detach(&mut self) -> Option<Tap<W>> {
         let dev = &self.ns.0.lo;
-        let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taps = lock(&dev.taps);
         let pos = taps.list.iter().position(|t| t.id() == self.id)?;
         let tap = taps.list.remove(pos);
         if taps.list.is_empty() {
@@ -369,7 +370,7 @@ impl<W: Write + Send + 'static> Sink for Tap<W> {
 #[cold]
 #[inline(never)]
 pub(crate) fn dev_queue_xmit_nit(dev: &LoopbackDev, skb: &SkBuff, at: Instant) {
-    let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
+    let mut taps = lock(&dev.taps);
     if taps.list.is_empty() {
         return;
     }

@@ -6,6 +6,7 @@
 use crate::af_inet::Socket;
 use crate::netns::Netns;
 use crate::skbuff::{flags, SkBuff};
+use crate::sync::{lock, write};
 use crate::tcp::TcpState;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ pub(crate) fn cx() -> Context<'static> {
 /// Marks every CPU's softirq as in progress: sends only enqueue.
 pub(crate) fn hold(ns: &Netns) {
     for sd in ns.0.softnet.iter() {
-        sd.q.lock().unwrap().running = true;
+        lock(&sd.q).running = true;
     }
 }
 
@@ -26,7 +27,7 @@ pub(crate) fn hold(ns: &Netns) {
 pub(crate) fn take_queued(ns: &Netns) -> Vec<SkBuff> {
     let mut out = Vec::new();
     for sd in ns.0.softnet.iter() {
-        out.extend(sd.q.lock().unwrap().input_pkt_queue.drain(..));
+        out.extend(lock(&sd.q).input_pkt_queue.drain(..));
     }
     out
 }
@@ -34,7 +35,7 @@ pub(crate) fn take_queued(ns: &Netns) -> Vec<SkBuff> {
 /// Lets the softirq run again and drains every CPU.
 pub(crate) fn release(ns: &Netns) {
     for cpu in 0..ns.0.softnet.len() {
-        ns.0.softnet[cpu].q.lock().unwrap().running = false;
+        lock(&ns.0.softnet[cpu].q).running = false;
         crate::dev::do_softirq(&ns.0, cpu);
     }
 }
@@ -590,7 +591,7 @@ fn test_an_expired_entry_is_gone_for_lookups_and_counts() {
     // then finds no socket and is answered with RST.
     let ns = Netns::new();
     let (_l, _caddr, _saddr, fin) = client_closes_first(&ns);
-    ns.0.tables.write().unwrap().tw_expire_all_for_test();
+    write(&ns.0.tables).tw_expire_all_for_test();
     hold(&ns);
     {
         let mut ctx = crate::ctx::Ctx::softirq(&ns.0, 0);

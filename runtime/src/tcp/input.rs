@@ -13,6 +13,7 @@ use crate::ctx::Ctx;
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
+use crate::sync::{read, write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
         inc(&ns.mib.in_rsts);
     }
     let found = {
-        let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+        let t = read(&ns.tables);
         let key = (skb.daddr, skb.saddr);
         match t.ehash.get(&key) {
             Some(sk) => Found::Sk(sk.clone()),
@@ -80,9 +81,10 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             return;
         }
         // sk_acceptq_is_full: ack_backlog > max_ack_backlog, so backlog + 1 fit.
-        // (A fault may make it look full: netem.rs's fill_accept_queue.)
+        // (A fault may make it look full: `Netns::fill_accept_queue`, through
+        // inet_connection_sock.rs's `AcceptqFull`.)
         if lk.accept_queue.len() as u32 + lk.syn_recv_cnt > lk.max_ack_backlog
-            || crate::netem::accept_queue_forced_full(ns, skb.daddr)
+            || ns.acceptq_full.covers(skb.daddr)
         {
             inc(&ns.mib.listen_overflows);
             inc(&ns.mib.listen_drops);
@@ -115,7 +117,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     });
     let mut c = child.lock();
     {
-        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&ns.tables);
         t.ehash.insert((c.local, c.remote), child.clone());
     }
     c.hashed = true;

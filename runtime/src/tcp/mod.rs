@@ -25,8 +25,10 @@ pub(crate) mod timer;
 
 use crate::ctx::Ctx;
 use crate::fib::DstEntry;
+use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
 use crate::netns::NsInner;
 use crate::stats::{SockInfo, SockTimer, TimerKind};
+use crate::sync::{lock, write};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
@@ -206,14 +208,14 @@ impl Sock {
     /// `lock_sock`.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, TcpSock> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 }
 
 impl Drop for Sock {
     fn drop(&mut self) {
         self.ns.socks.alloc.fetch_sub(1, Relaxed);
-        let s = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let s = crate::sync::get_mut(&mut self.inner);
         // Whatever is still queued goes with the socket.
         self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes + s.ofo_bytes);
     }
@@ -620,8 +622,7 @@ impl TcpSock {
             return Timer::Pending;
         }
         let when = ctx.now() + period;
-        ctx.ns
-            .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
+        sk_reset_timer(ctx.ns, &self.me, self.id, &mut self.timer_registered, when);
         if self.timer_registered == Some(when) {
             self.registered_for = period;
         }
@@ -706,7 +707,7 @@ impl TcpSock {
         }
         self.rto_timer = Timer::Off;
         self.delack_timer = Timer::Off;
-        ns.sk_stop_timers(self.id, &mut self.timer_registered);
+        sk_stop_timers(ns, self.id, &mut self.timer_registered);
         self.data_ready();
         self.write_space();
     }
@@ -716,7 +717,7 @@ impl TcpSock {
         if !self.hashed && !self.bound {
             return;
         }
-        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&ns.tables);
         if self.hashed {
             if self.listener {
                 if let Some(v) = t.lhash.get_mut(&self.local.port()) {

@@ -5,6 +5,7 @@
 use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
 use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
+use crate::ksoftirqd::sk_reset_timer;
 use crate::netns::NsInner;
 use crate::stats::inc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,7 +69,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
             (a, b) => a.or(b),
         };
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
-            ns.sk_reset_timer(&s.me, s.id, &mut s.timer_registered, when);
+            sk_reset_timer(ns, &s.me, s.id, &mut s.timer_registered, when);
             if s.timer_registered == Some(when) {
                 s.registered_for = when.saturating_duration_since(now);
             }
