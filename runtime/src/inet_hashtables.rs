@@ -16,53 +16,14 @@ use crate::errno::{err, EADDRNOTAVAIL};
 use crate::tcp::minisocks::{tw_reuse_allowed, TwSock, TwTables};
 use crate::tcp::Sock;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// A small multiplicative hasher for the socket tables: the keys are
-/// addresses we build ourselves, so SipHash's DoS resistance buys nothing on
-/// the per-segment lookup.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+/// The hasher of the socket tables: FxHash (rustc-hash). The keys are
+/// addresses the model builds itself, so SipHash's DoS resistance buys
+/// nothing on the per-segment lookup.
+pub(crate) type FxBuild = rustc_hash::FxBuildHasher;
 
 /// Who holds a port in the bind table (`inet_bind_bucket`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
