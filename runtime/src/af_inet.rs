@@ -174,7 +174,7 @@ impl Socket {
             s.bound = true;
             s.hashed = true;
             nsi.socks.inuse.fetch_add(1, Relaxed);
-            s.syn_retries = sysctl.tcp_syn_retries;
+            s.timers.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
             s.init_snd_after_syn();
             s.set_state(nsi, TcpState::SynSent);
@@ -274,7 +274,7 @@ impl Socket {
         let sysctl = nsi.sysctl();
         let mut s = sk.lock();
         if s.state == TcpState::Listen {
-            s.max_ack_backlog = backlog.min(sysctl.somaxconn);
+            s.listen.max_ack_backlog = backlog.min(sysctl.somaxconn);
             return Ok(());
         }
         if s.state != TcpState::Close || s.hashed {
@@ -284,9 +284,9 @@ impl Socket {
         let now = nsi.ms(nsi.clock_now());
         inet_csk_listen_start(&mut t, sk, s.local, now)?;
         drop(t);
-        s.listener = true;
+        s.listen.listener = true;
         s.hashed = true;
-        s.max_ack_backlog = backlog.min(sysctl.somaxconn);
+        s.listen.max_ack_backlog = backlog.min(sysctl.somaxconn);
         s.set_state(nsi, TcpState::Listen);
         nsi.socks.inuse.fetch_add(1, Relaxed);
         Ok(())
@@ -298,7 +298,7 @@ impl Socket {
         if s.state != TcpState::Listen {
             return Poll::Ready(Err(err(EINVAL)));
         }
-        match s.accept_queue.pop_front() {
+        match s.listen.accept_queue.pop_front() {
             Some(child) => {
                 drop(s);
                 let peer = {
@@ -365,7 +365,8 @@ impl Socket {
     /// Registers for readability; ready when [`Readiness::readable`].
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.sk.lock();
-        if s.recvq_bytes > 0 || s.err != 0 || s.rcv_shutdown || s.state == TcpState::Close {
+        if s.rcv.recvq_bytes > 0 || s.err != 0 || s.shut.rcv_shutdown || s.state == TcpState::Close
+        {
             return Poll::Ready(Ok(()));
         }
         register(&mut s.rx_waiters, cx);
@@ -375,7 +376,7 @@ impl Socket {
     /// Registers for writability; ready when [`Readiness::writable`].
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.sk.lock();
-        if s.send_space() > 0 || s.err != 0 || s.snd_shutdown || s.state == TcpState::Close {
+        if s.send_space() > 0 || s.err != 0 || s.shut.snd_shutdown || s.state == TcpState::Close {
             return Poll::Ready(Ok(()));
         }
         register(&mut s.tx_waiters, cx);
@@ -387,10 +388,10 @@ impl Socket {
         let s = self.sk.lock();
         let closed = s.state == TcpState::Close;
         Readiness {
-            readable: s.recvq_bytes > 0 || s.err != 0 || s.rcv_shutdown || closed,
-            writable: s.send_space() > 0 || s.err != 0 || s.snd_shutdown || closed,
-            read_closed: s.rcv_shutdown || closed,
-            write_closed: s.snd_shutdown || closed,
+            readable: s.rcv.recvq_bytes > 0 || s.err != 0 || s.shut.rcv_shutdown || closed,
+            writable: s.send_space() > 0 || s.err != 0 || s.shut.snd_shutdown || closed,
+            read_closed: s.shut.rcv_shutdown || closed,
+            write_closed: s.shut.snd_shutdown || closed,
         }
     }
 
@@ -411,8 +412,8 @@ impl Socket {
             }
             _ => return Ok(()),
         }
-        s.snd_shutdown = true;
-        s.fin_queued = true;
+        s.shut.snd_shutdown = true;
+        s.snd.fin_queued = true;
         s.write_xmit(&mut ctx, true);
         drop(s);
         ctx.local_bh_enable();
@@ -443,7 +444,7 @@ impl Socket {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
         let mut s = self.sk.lock();
-        s.nodelay = on;
+        s.opt.nodelay = on;
         if on {
             s.write_xmit(&mut ctx, true);
         }
@@ -454,7 +455,7 @@ impl Socket {
 
     /// `TCP_NODELAY`'s value.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.sk.lock().nodelay)
+        Ok(self.sk.lock().opt.nodelay)
     }
 
     /// `IP_TTL` (1..=255; `EINVAL` otherwise).
@@ -462,26 +463,26 @@ impl Socket {
         if !(1..=255).contains(&ttl) {
             return Err(err(EINVAL));
         }
-        self.sk.lock().ttl = ttl as u8;
+        self.sk.lock().opt.ttl = ttl as u8;
         Ok(())
     }
 
     /// `IP_TTL`'s value (64 by default).
     pub fn ttl(&self) -> io::Result<u32> {
-        Ok(u32::from(self.sk.lock().ttl))
+        Ok(u32::from(self.sk.lock().opt.ttl))
     }
 
     /// `SO_LINGER`. With `Some(0)`, close sends RST and discards queued data.
     /// (A non-zero linger time does not make close wait in the model: close is
     /// a drop, which cannot block.)
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.sk.lock().linger = linger;
+        self.sk.lock().opt.linger = linger;
         Ok(())
     }
 
     /// `SO_LINGER`'s value.
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        Ok(self.sk.lock().linger)
+        Ok(self.sk.lock().opt.linger)
     }
 
     /// `SO_ERROR`: takes the pending error, if any (it is then not reported
@@ -500,8 +501,8 @@ impl Socket {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
         let mut s = self.sk.lock();
-        s.quickack = on;
-        if on && s.ack_pending && s.state != TcpState::Close {
+        s.opt.quickack = on;
+        if on && s.rcv.ack_pending && s.state != TcpState::Close {
             s.send_ack(&mut ctx);
         }
         drop(s);
@@ -511,7 +512,7 @@ impl Socket {
 
     /// `TCP_QUICKACK`'s value.
     pub fn quickack(&self) -> io::Result<bool> {
-        Ok(self.sk.lock().quickack)
+        Ok(self.sk.lock().opt.quickack)
     }
 
     /// The namespace the socket lives in.
@@ -527,7 +528,7 @@ impl Socket {
     /// Bytes in the receive queue and the send queue (`ss`'s Recv-Q, Send-Q).
     pub fn queues(&self) -> (usize, usize) {
         let s = self.sk.lock();
-        (s.recvq_bytes, s.sendq_bytes)
+        (s.rcv.recvq_bytes, s.snd.sendq_bytes)
     }
 }
 

@@ -567,7 +567,7 @@ pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std:
                 format!("inject_rst: no connection {to} <- {from}"),
             )
         })?;
-    let seq = sk.lock().rcv_nxt;
+    let seq = sk.lock().rcv.rcv_nxt;
     let rst = SkBuff {
         saddr: from,
         daddr: to,

@@ -418,7 +418,7 @@ impl TcpSock {
     /// `tcp_max_tw_buckets` are in use) and release the socket.
     pub(crate) fn time_wait(&mut self, ctx: &mut Ctx<'_>) {
         let ns = ctx.ns;
-        if self.hashed && !self.listener {
+        if self.hashed && !self.listen.listener {
             let now = ns.ms(ctx.now());
             let key = (self.local, self.remote);
             let port = self.local.port();
@@ -439,8 +439,8 @@ impl TcpSock {
                         .map_or(true, |e| e.kind != BindKind::Connect);
                 let tw = TwSock {
                     expires: now + TCP_TIMEWAIT_LEN_MS,
-                    snd_nxt: self.snd_nxt,
-                    rcv_nxt: self.rcv_nxt,
+                    snd_nxt: self.snd.snd_nxt,
+                    rcv_nxt: self.rcv.rcv_nxt,
                     rcv_wnd: self.receive_window(),
                     v6_mapped: self.v6_mapped,
                     reuse: self.sk_reuse,

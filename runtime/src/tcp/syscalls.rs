@@ -43,7 +43,7 @@ pub(crate) fn tcp_sendmsg(
         let e = std::mem::take(&mut s.err);
         return Poll::Ready(Err(err(e)));
     }
-    if s.snd_shutdown || !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
+    if s.shut.snd_shutdown || !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
         if matches!(s.state, TcpState::SynSent | TcpState::SynRecv) {
             return Poll::Ready(Err(err(ENOTCONN)));
         }
@@ -64,8 +64,8 @@ pub(crate) fn tcp_sendmsg(
     }
     let n = total.min(space);
     copy_in(&mut s, &ns.buf_pool, bufs, n);
-    s.sendq_bytes += n;
-    s.write_seq = s.write_seq.wrapping_add(n as u32);
+    s.snd.sendq_bytes += n;
+    s.snd.write_seq = s.snd.write_seq.wrapping_add(n as u32);
     ns.mem_add(n);
     s.write_xmit(&mut ctx, false);
     drop(s);
@@ -87,10 +87,10 @@ pub(crate) fn tcp_recvmsg(
     }
     let ns = &*sk.ns;
     let mut s = sk.lock();
-    if s.recvq_bytes > 0 {
+    if s.rcv.recvq_bytes > 0 {
         let mut copied = 0;
         if peek {
-            for chunk in s.recvq.iter() {
+            for chunk in s.rcv.recvq.iter() {
                 let n = chunk.len().min(len - copied);
                 put(&chunk[..n]);
                 copied += n;
@@ -101,23 +101,23 @@ pub(crate) fn tcp_recvmsg(
             return Poll::Ready(Ok(copied));
         }
         while copied < len {
-            let Some(front) = s.recvq.front_mut() else {
+            let Some(front) = s.rcv.recvq.front_mut() else {
                 break;
             };
             let n = front.len().min(len - copied);
             put(&front[..n]);
             copied += n;
             if n == front.len() {
-                s.recvq.pop_front();
+                s.rcv.recvq.pop_front();
             } else {
                 let _ = front.split_to(n);
             }
         }
-        s.recvq_bytes -= copied;
+        s.rcv.recvq_bytes -= copied;
         ns.mem_sub(copied);
-        if s.recvq_bytes == 0 && s.fin_rcvd && copied < len {
+        if s.rcv.recvq_bytes == 0 && s.shut.fin_rcvd && copied < len {
             // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
-            s.fin_copied = true;
+            s.shut.fin_copied = true;
         }
         if tcp_cleanup_rbuf(&s, copied) {
             // The process context only when something is sent: most
@@ -131,9 +131,9 @@ pub(crate) fn tcp_recvmsg(
     }
     // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
     // pending error waits for the next write.
-    if s.fin_rcvd {
+    if s.shut.fin_rcvd {
         if !peek {
-            s.fin_copied = true;
+            s.shut.fin_copied = true;
         }
         return Poll::Ready(Ok(0));
     }
@@ -141,7 +141,7 @@ pub(crate) fn tcp_recvmsg(
         let e = std::mem::take(&mut s.err);
         return Poll::Ready(Err(err(e)));
     }
-    if s.rcv_shutdown || s.state == TcpState::Close {
+    if s.shut.rcv_shutdown || s.state == TcpState::Close {
         return Poll::Ready(Ok(0));
     }
     match cx {
@@ -170,13 +170,13 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
     if n <= SMALL_WRITE {
         if let Some(first) = bufs.first().filter(|b| b.len() >= n) {
             // The usual small write, one buffer: straight into the arena.
-            let arena = &mut s.tx_arena;
+            let arena = &mut s.snd.tx_arena;
             if arena.capacity() < n {
                 arena.reserve(ARENA);
             }
             arena.extend_from_slice(&first[..n]);
             let chunk = arena.split().freeze();
-            s.sendq.push_back(chunk);
+            s.snd.sendq.push_back(chunk);
             return;
         }
     }
@@ -194,13 +194,13 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
         }
     };
     if n <= SMALL_WRITE {
-        let arena = &mut s.tx_arena;
+        let arena = &mut s.snd.tx_arena;
         if arena.capacity() < n {
             arena.reserve(ARENA);
         }
         fill(&mut |p| arena.extend_from_slice(p), n);
         let chunk = arena.split().freeze();
-        s.sendq.push_back(chunk);
+        s.snd.sendq.push_back(chunk);
         return;
     }
     let mut left = n;
@@ -211,11 +211,12 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
             // of medium writes does not pin 64 KiB each.
             let mut buf = Vec::with_capacity(k);
             fill(&mut |p| buf.extend_from_slice(p), k);
-            s.sendq.push_back(Bytes::from(buf));
+            s.snd.sendq.push_back(Bytes::from(buf));
         } else {
             let mut buf = pool.get();
             fill(&mut |p| buf.extend_from_slice(p), k);
-            s.sendq
+            s.snd
+                .sendq
                 .push_back(Bytes::from_owner(PooledBuf::new(buf, pool.clone())));
         }
         left -= k;
@@ -231,14 +232,15 @@ pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
         return false;
     }
     let mut time_to_ack = false;
-    if s.ack_pending
-        && (s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss || (s.recvq_bytes == 0 && !s.pingpong))
+    if s.rcv.ack_pending
+        && (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+            || (s.rcv.recvq_bytes == 0 && !s.rcv.pingpong))
     {
         time_to_ack = true;
     }
-    if !time_to_ack && !s.rcv_shutdown {
+    if !time_to_ack && !s.shut.rcv_shutdown {
         let now = s.receive_window();
-        if 2 * u64::from(now) <= s.rcvbuf as u64 {
+        if 2 * u64::from(now) <= s.rcv.rcvbuf as u64 {
             let new = s.free_window();
             if new != 0 && u64::from(new) >= 2 * u64::from(now) {
                 time_to_ack = true;
@@ -263,7 +265,7 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
         }
         TcpState::Listen => {
             // inet_csk_listen_stop: reset every child waiting to be accepted.
-            let children = std::mem::take(&mut s.accept_queue);
+            let children = std::mem::take(&mut s.listen.accept_queue);
             s.tcp_done(ns);
             drop(s);
             for child in children {
@@ -284,28 +286,28 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
         _ => {
             s.orphan = true;
             ns.socks.orphan.fetch_add(1, Relaxed);
-            let unread = s.recvq_bytes > 0;
+            let unread = s.rcv.recvq_bytes > 0;
             s.purge_recvq(ns);
             if unread {
                 inc(&ns.mib.tcp_abort_on_close);
                 s.send_active_reset(&mut ctx);
                 s.tcp_done(ns);
-            } else if s.linger == Some(Duration::ZERO) {
+            } else if s.opt.linger == Some(Duration::ZERO) {
                 // tcp_close → tcp_disconnect; Linux counts this as
                 // TCPAbortOnData.
                 inc(&ns.mib.tcp_abort_on_data);
                 s.send_active_reset(&mut ctx);
                 s.tcp_done(ns);
             } else {
-                s.rcv_shutdown = true;
+                s.shut.rcv_shutdown = true;
                 match s.state {
                     TcpState::Established => s.set_state(ns, TcpState::FinWait1),
                     TcpState::CloseWait => s.set_state(ns, TcpState::LastAck),
                     _ => {}
                 }
-                if !s.snd_shutdown {
-                    s.snd_shutdown = true;
-                    s.fin_queued = true;
+                if !s.shut.snd_shutdown {
+                    s.shut.snd_shutdown = true;
+                    s.snd.fin_queued = true;
                 }
                 s.write_xmit(&mut ctx, true);
                 s.arm_fin_wait2(&mut ctx);
@@ -324,7 +326,7 @@ mod tests {
     use crate::tests::{addr, pair, recv, send};
 
     fn chunks(s: &TcpSock) -> Vec<usize> {
-        s.sendq.iter().map(|c| c.len()).collect()
+        s.snd.sendq.iter().map(|c| c.len()).collect()
     }
 
     #[test]
@@ -342,21 +344,26 @@ mod tests {
             3,
         );
         assert_eq!(chunks(&s), [5, 3]);
-        assert_eq!(&s.sendq[1][..], b"abc");
+        assert_eq!(&s.snd.sendq[1][..], b"abc");
         assert!(
-            s.tx_arena.capacity() >= ARENA - 8,
+            s.snd.tx_arena.capacity() >= ARENA - 8,
             "the arena was reserved once"
         );
         // A large write: full 64 KiB buffers, then a remainder of its own size.
         let big = vec![7u8; 2 * POOL_BUF + 1000];
         copy_in(&mut s, &pool, &[IoSlice::new(&big)], big.len());
         assert_eq!(chunks(&s)[2..], [POOL_BUF, POOL_BUF, 1000]);
-        assert!(s.sendq.iter().skip(2).all(|c| c.iter().all(|&b| b == 7)));
+        assert!(s
+            .snd
+            .sendq
+            .iter()
+            .skip(2)
+            .all(|c| c.iter().all(|&b| b == 7)));
         // Only part of the caller's bytes when the send buffer is short.
         copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600);
         assert_eq!(chunks(&s).last(), Some(&600));
         // The pooled buffers go back to the pool when their chunks drop.
-        s.sendq.clear();
+        s.snd.sendq.clear();
         drop(s);
         let again = pool.get();
         assert_eq!(again.capacity(), POOL_BUF, "a recycled buffer");
