@@ -49,7 +49,8 @@ impl std::fmt::Debug for Socket {
     }
 }
 
-/// What [`Socket::readiness`] reports.
+/// What [`Socket::readiness`] reports: `tcp_poll`'s mask (`EPOLLIN`,
+/// `EPOLLOUT`, `EPOLLRDHUP`, `EPOLLHUP`/`EPOLLERR` folded in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Readiness {
     /// Data, EOF or an error is waiting for `recv`.

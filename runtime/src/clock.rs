@@ -16,7 +16,9 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-/// A handle to a namespace that does not keep it alive ([`Netns::downgrade`]).
+/// A handle to a namespace that does not keep it alive ([`Netns::downgrade`]):
+/// a `struct net` pointer without `get_net`, whose [`upgrade`](WeakNetns::upgrade)
+/// is the kernel's `maybe_get_net`.
 #[derive(Clone)]
 pub struct WeakNetns(Weak<NsInner>);
 
@@ -33,7 +35,8 @@ impl fmt::Debug for WeakNetns {
     }
 }
 
-/// A time source and timer driver for a namespace.
+/// A time source and timer driver for a namespace: what `jiffies` and the
+/// timer softirq are to the kernel.
 ///
 /// `now` must never go backwards. `schedule` is called with the lock of the
 /// namespace's timer list held: it must only record the deadline and wake

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Route types, as `rtm_type` (`RTN_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouteType {
     /// `RTN_LOCAL`: the destination is this host; delivered through `lo`.
     Local,
@@ -29,6 +30,7 @@ pub enum RouteType {
 
 /// One entry of the local table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FibEntry {
     /// Destination prefix.
     pub dst: IpAddr,
@@ -44,13 +46,13 @@ pub struct FibEntry {
 
 /// The result of `fib_lookup`: what `ip route get` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FibResult {
+pub(crate) struct FibResult {
     /// Route type.
-    pub rtype: RouteType,
+    pub(crate) rtype: RouteType,
     /// Preferred source address.
-    pub prefsrc: IpAddr,
+    pub(crate) prefsrc: IpAddr,
     /// Output device index.
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
 }
 
 /// A route cached on a socket (`sk_dst_cache`), valid while the table's
@@ -69,7 +71,7 @@ pub(crate) struct Fib {
 }
 
 /// The loopback device's index.
-pub const LOOPBACK_IFINDEX: u32 = 1;
+pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
 
 impl Fib {
     pub(crate) fn new() -> Fib {

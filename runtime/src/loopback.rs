@@ -41,7 +41,7 @@ pub(crate) struct LoopbackDev {
 }
 
 /// `lo`'s default MTU.
-pub const LOOPBACK_MTU: u32 = 65536;
+pub(crate) const LOOPBACK_MTU: u32 = 65536;
 
 impl LoopbackDev {
     pub(crate) fn new() -> Self {

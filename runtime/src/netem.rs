@@ -38,6 +38,7 @@ use crate::ctx::Ctx;
 use crate::ksoftirqd::netem_timer;
 use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::stats::{NetemQdisc, Qdisc};
 use crate::sync::{lock, read};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,7 +50,8 @@ use std::time::{Duration, Instant};
 /// netem's default queue limit, in packets.
 pub const NETEM_LIMIT: usize = 1000;
 
-/// Which packets a fault applies to.
+/// Which packets a fault applies to: the `tc filter` (a u32 match on
+/// addresses and ports) that sends them to the netem qdisc.
 ///
 /// A packet matches when its addresses and ports satisfy every part given.
 /// [`Match::between`] and [`Match::port`] match both directions, so a
@@ -120,7 +122,7 @@ impl fmt::Display for Match {
 /// What happens to the packets a rule matches: netem's parameters.
 ///
 /// ```
-/// use lonet_runtime::Fault;
+/// use lonet_runtime::fault::Fault;
 /// use std::time::Duration;
 /// // tc qdisc add dev lo root netem delay 20ms 5ms loss 5% rate 8mbit
 /// let f = Fault::new()
@@ -269,6 +271,7 @@ impl fmt::Display for Fault {
 
 /// Counters of a rule, as `tc -s qdisc` shows them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FaultStats {
     /// Packets the rule matched.
     pub matched: u64,
@@ -329,7 +332,7 @@ pub(crate) struct NetemState {
     armed: Option<Instant>,
 }
 
-/// The netem part of a namespace (`NsInner::netem`).
+/// The netem part of a namespace (its `netem` field).
 #[derive(Default)]
 pub(crate) struct Netem {
     state: Mutex<NetemState>,
@@ -584,27 +587,47 @@ pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std:
 }
 
 /// [`Netns::qdisc`].
-pub(crate) fn qdisc(ns: &NsInner) -> String {
+pub(crate) fn qdisc(ns: &NsInner) -> Qdisc {
     let st = ns.netem.lock();
-    if st.rules.is_empty() {
-        return "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n".to_string();
+    Qdisc {
+        netem: st
+            .rules
+            .iter()
+            .map(|r| NetemQdisc {
+                matcher: r.matcher,
+                fault: r.fault,
+                stats: r.stats,
+            })
+            .collect(),
     }
-    let mut out = String::new();
-    for (i, r) in st.rules.iter().enumerate() {
-        let s = r.stats;
-        out.push_str(&format!(
-            "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
-            0x8001 + i,
-            if i == 0 { "root" } else { "parent 1:" },
-            r.fault,
-            r.matcher,
-            s.sent_bytes,
-            s.sent_packets,
-            s.dropped,
-            s.overlimits,
-            s.backlog_bytes,
-            s.backlog_packets,
-        ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns::Netns;
+
+    #[test]
+    fn test_qdisc_prints_what_tc_s_qdisc_prints() {
+        let ns = Netns::new();
+        let q = ns.qdisc();
+        assert!(q.is_noqueue());
+        assert_eq!(
+            q.to_string(),
+            "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n"
+        );
+        let _a = ns.add_fault(
+            Match::port(80),
+            Fault::new().delay(Duration::from_millis(20)),
+        );
+        let _b = ns.add_fault(Match::all(), Fault::partition());
+        let q = ns.qdisc();
+        assert_eq!(q.netem.len(), 2);
+        assert_eq!(q.netem[0].matcher, Match::port(80));
+        assert_eq!(
+            q.to_string(),
+            "qdisc netem 8001: root refcnt 2 delay 20ms limit 1000 match port 80\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n\
+             qdisc netem 8002: parent 1: refcnt 2 loss 100% (partition) limit 1000 match all\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n"
+        );
     }
-    out
 }

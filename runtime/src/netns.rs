@@ -26,8 +26,8 @@ use crate::netem::{Fault, FaultGuard, Match};
 use crate::nsproxy::{EnterGuard, Scope};
 use crate::pcap::{Capture, CaptureOptions};
 use crate::stats::{
-    LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpMib,
-    TcpStats, TimerKind,
+    LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
+    TcpMib, TcpStats, TimerKind,
 };
 use crate::sync::{lock, read};
 use crate::sysctl::Sysctl;
@@ -402,7 +402,7 @@ impl Netns {
     /// # Examples
     /// ```
     /// let ns = lonet_runtime::Netns::new();
-    /// let _l = lonet_runtime::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
+    /// let _l = lonet_runtime::unstable::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
     /// let table = ns.sockets();
     /// assert_eq!(table.len(), 1);
     /// assert_eq!(table.sockets[0].send_q, 128);
@@ -510,7 +510,9 @@ impl Netns {
     ///
     /// # Examples
     /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns, Socket};
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::unstable::Socket;
+    /// use lonet_runtime::Netns;
     /// # fn main() -> std::io::Result<()> {
     /// let ns = Netns::new();
     /// let cap = ns.capture(Vec::new(), CaptureOptions::new())?;
@@ -540,7 +542,8 @@ impl Netns {
     ///
     /// # Examples
     /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns};
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::Netns;
     /// # fn main() -> std::io::Result<()> {
     /// let path = std::env::temp_dir().join(format!("lonet-doc-{}.pcap", std::process::id()));
     /// let ns = Netns::new();
@@ -565,7 +568,8 @@ impl Netns {
     ///
     /// # Examples
     /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns};
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::Netns;
     /// let ns = Netns::new();
     /// let cap = ns.capture_to_memory(CaptureOptions::new());
     /// let pcap = cap.stop().unwrap();
@@ -590,13 +594,14 @@ impl Netns {
     /// `tokio::time::pause`), else the wall clock.
     ///
     /// ```
-    /// use lonet_runtime::{Fault, Match, Netns};
+    /// use lonet_runtime::fault::{Fault, Match};
+    /// use lonet_runtime::Netns;
     /// use std::time::Duration;
     /// let ns = Netns::new();
     /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
-    /// assert!(ns.qdisc().contains("delay 20ms loss 5%"));
+    /// assert!(ns.qdisc().to_string().contains("delay 20ms loss 5%"));
     /// drop(slow); // lifted
-    /// assert!(!ns.qdisc().contains("netem"));
+    /// assert!(ns.qdisc().is_noqueue());
     /// ```
     pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
         crate::netem::add_fault(&self.0, on, fault)
@@ -626,15 +631,16 @@ impl Netns {
 
     /// The qdisc of `lo` with its counters, as `tc -s qdisc show dev lo`
     /// prints it: `noqueue` when no fault is installed.
-    pub fn qdisc(&self) -> String {
+    pub fn qdisc(&self) -> Qdisc {
         crate::netem::qdisc(&self.0)
     }
 }
 
 impl Default for Netns {
-    /// The current namespace ([`Netns::current`]).
+    /// A fresh namespace, as [`Netns::new`]. (The namespace code runs in
+    /// is [`Netns::current`].)
     fn default() -> Self {
-        Netns::current()
+        Netns::new()
     }
 }
 

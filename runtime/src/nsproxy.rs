@@ -31,8 +31,8 @@ pub(crate) fn current() -> Option<Netns> {
         .or_else(|| THREAD_DEFAULT.with(|c| c.borrow().clone()))
 }
 
-/// Returned by [`Netns::enter`]; restores the thread's previous default
-/// namespace when dropped. Not `Send`: it belongs to the thread.
+/// Returned by [`Netns::enter`] (`setns(2)` for the calling thread);
+/// restores the thread's previous default namespace when dropped. Not `Send`: it belongs to the thread.
 #[derive(Debug)]
 #[must_use = "the namespace stays entered only while the guard lives"]
 pub struct EnterGuard {
@@ -84,7 +84,8 @@ impl Drop for CurrentGuard<'_> {
 }
 
 pin_project_lite::pin_project! {
-    /// The future returned by [`Netns::scope`].
+    /// The future returned by [`Netns::scope`]: its inner future runs as if
+    /// the task had called `setns(2)` for the length of each poll.
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Scope<F> {

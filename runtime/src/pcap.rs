@@ -83,7 +83,7 @@ const TS_RECENT_MAX: usize = 65_536;
 ///
 /// # Examples
 /// ```
-/// use lonet_runtime::CaptureOptions;
+/// use lonet_runtime::capture::CaptureOptions;
 /// let opts = CaptureOptions::new().snaplen(96); // tcpdump -s 96
 /// assert_eq!(opts.get_snaplen(), 96);
 /// assert_eq!(CaptureOptions::default().get_snaplen(), CaptureOptions::DEFAULT_SNAPLEN);
