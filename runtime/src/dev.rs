@@ -14,7 +14,7 @@
 //!
 //! # Where the softirq runs
 //! As in the kernel, raising NET_RX only marks it pending: the sender runs
-//! [`do_softirq`] itself when it leaves the socket call (`local_bh_enable`),
+//! `do_softirq` itself when it leaves the socket call (`local_bh_enable`),
 //! so the receiver's TCP input and its ACK are processed before `send`
 //! returns. A `running` flag per CPU stands for "a softirq is in progress on
 //! this CPU": a send made while it is set (by the drain itself, or by another

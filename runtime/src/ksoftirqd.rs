@@ -26,6 +26,11 @@
 //! registration that fires earlier. When a registration fires, the socket's
 //! real deadlines are checked and it registers again for the next one. So
 //! re-arming a timer on every segment costs a field write, not a lock.
+//!
+//! The calls other modules make are free functions, imported by name:
+//! [`sk_reset_timer`] and [`sk_stop_timers`] (tcp/), [`netem_timer`]
+//! (netem.rs), [`wakeup_ksoftirqd`] (dev.rs) and [`run_timers`]
+//! (`Netns::run_timers`).
 
 use crate::netns::NsInner;
 use crate::sync::lock;

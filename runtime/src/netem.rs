@@ -2,7 +2,9 @@
 //! netem delay 20ms loss 5%`), per namespace, with rules that pick the
 //! packets they apply to, plus the two faults that are not about packets in
 //! flight: a listener whose accept queue is full, and an RST injected into a
-//! live connection.
+//! live connection. The accept-queue fault is an entry in the accept
+//! queue's own hook (`AcceptqFull`, inet_connection_sock.rs), which the
+//! listener's SYN handling asks; this module only adds and removes it.
 //!
 //! # Where it sits
 //! `lo` has the `noqueue` qdisc; a fault installs a root qdisc in its place.
@@ -527,7 +529,7 @@ impl Drop for FaultGuard {
     }
 }
 
-/// [`Netns::add_fault`].
+/// [`Netns::add_fault`](crate::Netns::add_fault).
 pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
     let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
     let mut st = ns.netem.lock();
@@ -546,7 +548,7 @@ pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
     }
 }
 
-/// [`Netns::fill_accept_queue`].
+/// [`Netns::fill_accept_queue`](crate::Netns::fill_accept_queue).
 pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
     let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
     let st = ns.netem.lock();
@@ -558,7 +560,7 @@ pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
     }
 }
 
-/// [`Netns::inject_rst`].
+/// [`Netns::inject_rst`](crate::Netns::inject_rst).
 pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
     let sk = read(&ns.tables)
         .ehash
@@ -586,7 +588,7 @@ pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std:
     crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
 }
 
-/// [`Netns::qdisc`].
+/// [`Netns::qdisc`](crate::Netns::qdisc).
 pub(crate) fn qdisc(ns: &NsInner) -> Qdisc {
     let st = ns.netem.lock();
     Qdisc {

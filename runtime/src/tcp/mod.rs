@@ -7,6 +7,9 @@
 //! * [`output`]: `tcp_write_xmit` — MSS segmentation, the peer's window, Nagle;
 //!   ACKs, SYN, SYN-ACK, FIN and RST.
 //! * [`timer`]: retransmission (go-back-N), delayed ACK, zero-window probe.
+//! * [`syscalls`]: the socket-call side (tcp.c) — `tcp_sendmsg` and its
+//!   copy onto the send queue, `tcp_recvmsg`, `tcp_cleanup_rbuf`,
+//!   `tcp_close`.
 //! * [`minisocks`]: TIME_WAIT entries (`tcp_time_wait`,
 //!   `tcp_timewait_state_process`), their reuse and expiry.
 //!

@@ -1,6 +1,9 @@
-//! TCP timers (net/ipv4/tcp_timer.c), run by the namespace's `ksoftirqd`
-//! thread: retransmission (`tcp_retransmit_timer`), zero-window probe
-//! (`tcp_probe_timer`) and delayed ACK (`tcp_delack_timer`).
+//! TCP timers (net/ipv4/tcp_timer.c): retransmission
+//! (`tcp_retransmit_timer`), zero-window probe (`tcp_probe_timer`), delayed
+//! ACK (`tcp_delack_timer`) and an orphan's FIN_WAIT2 timeout. They run on
+//! the namespace's `ksoftirqd` thread, or, with a [`Clock`](crate::Clock)
+//! installed, when its driver calls `Netns::run_timers`; they are armed
+//! through `sk_reset_timer` (ksoftirqd.rs).
 
 use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
 use crate::ctx::Ctx;
