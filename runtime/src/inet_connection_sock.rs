@@ -45,11 +45,6 @@ impl AcceptqFull {
         self.on.store(!e.is_empty(), Relaxed);
     }
 
-    /// Whether no queue is made to look full.
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.on.load(Relaxed)
-    }
-
     /// Whether a SYN to `daddr` must find the listener's accept queue full
     /// (`sk_acceptq_is_full`'s fault half).
     pub(crate) fn covers(&self, daddr: SocketAddr) -> bool {

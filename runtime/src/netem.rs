@@ -483,7 +483,7 @@ pub(crate) fn netem_dequeue(ns: &NsInner, now: Instant) -> Option<Instant> {
 }
 
 fn refresh_flag(ns: &NsInner, st: &NetemState) {
-    let on = !st.rules.is_empty() || !ns.acceptq_full.is_empty() || !st.queue.is_empty();
+    let on = !st.rules.is_empty() || !st.queue.is_empty();
     ns.lo.netem_on.store(on, Relaxed);
 }
 
@@ -522,9 +522,9 @@ impl fmt::Debug for FaultGuard {
 impl Drop for FaultGuard {
     fn drop(&mut self) {
         let Some(ns) = self.ns.upgrade() else { return };
+        ns.acceptq_full.remove(self.id);
         let mut st = ns.netem.lock();
         st.rules.retain(|r| r.id != self.id);
-        ns.acceptq_full.remove(self.id);
         refresh_flag(&ns, &st);
     }
 }
@@ -551,9 +551,7 @@ pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
 /// [`Netns::fill_accept_queue`](crate::Netns::fill_accept_queue).
 pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
     let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
-    let st = ns.netem.lock();
     ns.acceptq_full.add(id, addr);
-    refresh_flag(ns, &st);
     FaultGuard {
         ns: ns.me.clone(),
         id,
