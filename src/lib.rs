@@ -85,6 +85,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// TCP sockets with `tokio::net`'s API, over the modeled loopback.
@@ -102,26 +103,26 @@ pub mod stream {
 /// ([`SoftnetStats`](stats::SoftnetStats)), `netstat -s`
 /// ([`TcpStats`](stats::TcpStats)), `/proc/net/sockstat`
 /// ([`Sockstat`](stats::Sockstat)), `ss -tan` ([`SocketTable`](stats::SocketTable))
-/// and `ip route show table local` ([`FibEntry`](stats::FibEntry)).
+/// `ip route show table local` ([`FibEntry`](stats::FibEntry)) and
+/// `tc -s qdisc show dev lo` ([`Qdisc`](stats::Qdisc)).
 pub mod stats {
     pub use lonet_runtime::stats::{
-        LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpStats,
-        TimerKind,
+        FibEntry, LinkStats, NetemQdisc, Qdisc, RouteType, SockInfo, SockTimer, SocketTable,
+        Sockstat, SoftnetStat, SoftnetStats, TcpState, TcpStats, TimerKind,
     };
-    pub use lonet_runtime::{FibEntry, RouteType, TcpState};
 }
 
 /// Faults on the modeled `lo`, as `tc qdisc add dev lo root netem ...` gives
 /// them: [`Netns::add_fault`] takes a [`Match`](fault::Match) and a
 /// [`Fault`](fault::Fault) and returns a [`FaultGuard`](fault::FaultGuard).
 pub mod fault {
-    pub use lonet_runtime::{Fault, FaultGuard, FaultStats, Match};
+    pub use lonet_runtime::fault::{Fault, FaultGuard, FaultStats, Match};
 }
 
 /// Packet capture on the modeled `lo`, as `tcpdump -i lo -w FILE`:
 /// [`Netns::capture_to_file`] and its [`Capture`](capture::Capture) guard.
 pub mod capture {
-    pub use lonet_runtime::{Capture, CaptureOptions};
+    pub use lonet_runtime::capture::{Capture, CaptureOptions};
 }
 
 /// Modeled time: [`time::use_tokio_time`] puts the namespace on tokio's

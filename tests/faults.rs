@@ -332,18 +332,18 @@ async fn a_full_accept_queue_drops_syns_until_lifted() {
 #[tokio::test(start_paused = true)]
 async fn faults_show_in_the_qdisc_like_tc() {
     let ns = paused_ns();
-    assert!(ns.qdisc().starts_with("qdisc noqueue"), "{}", ns.qdisc());
+    assert!(ns.qdisc().to_string().starts_with("qdisc noqueue"), "{}", ns.qdisc());
     let g = ns.add_fault(
         Match::port(80),
         Fault::new().delay(20 * MS).jitter(5 * MS).loss(0.05),
     );
-    let q = ns.qdisc();
+    let q = ns.qdisc().to_string();
     assert!(q.starts_with("qdisc netem 8001: root"), "{q}");
     assert!(q.contains("delay 20ms 5ms loss 5%"), "{q}");
     assert!(q.contains("match port 80"), "{q}");
     assert!(q.contains(" Sent 0 bytes 0 pkt (dropped 0"), "{q}");
     drop(g);
-    assert!(ns.qdisc().starts_with("qdisc noqueue"));
+    assert!(ns.qdisc().to_string().starts_with("qdisc noqueue"));
 }
 
 #[tokio::test]

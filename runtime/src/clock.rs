@@ -16,7 +16,9 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-/// A handle to a namespace that does not keep it alive ([`Netns::downgrade`]).
+/// A handle to a namespace that does not keep it alive ([`Netns::downgrade`]):
+/// a `struct net` pointer without `get_net`, whose [`upgrade`](WeakNetns::upgrade)
+/// is the kernel's `maybe_get_net`.
 #[derive(Clone)]
 pub struct WeakNetns(Weak<NsInner>);
 
@@ -33,7 +35,8 @@ impl fmt::Debug for WeakNetns {
     }
 }
 
-/// A time source and timer driver for a namespace.
+/// A time source and timer driver for a namespace: what `jiffies` and the
+/// timer softirq are to the kernel.
 ///
 /// `now` must never go backwards. `schedule` is called with the lock of the
 /// namespace's timer list held: it must only record the deadline and wake
@@ -47,48 +50,25 @@ pub trait Clock: Send + Sync + 'static {
     fn schedule(&self, when: Instant);
 }
 
-impl Netns {
-    /// A handle that does not keep the namespace alive (for tasks that should
-    /// end with it).
-    pub fn downgrade(&self) -> WeakNetns {
-        WeakNetns(Arc::downgrade(&self.0))
+impl WeakNetns {
+    /// A weak handle to `ns`.
+    pub(crate) fn new(ns: &Netns) -> WeakNetns {
+        WeakNetns(Arc::downgrade(&ns.0))
     }
+}
 
-    /// Installs `clock` as the namespace's time source and timer driver.
-    /// It can be set once, before the namespace has sockets; a second call,
-    /// or a call once a socket exists, gives `AlreadyExists`/`InvalidInput`
-    /// and changes nothing.
-    pub fn set_clock(&self, clock: Arc<dyn Clock>) -> io::Result<()> {
-        if self.0.sock_alloc.load(std::sync::atomic::Ordering::Relaxed) != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "set_clock: the namespace already has sockets; set the clock first",
-            ));
-        }
-        self.0.clock.set(clock).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "set_clock: the namespace already has a clock",
-            )
-        })
+/// [`Netns::set_clock`].
+pub(crate) fn set_clock(ns: &NsInner, clock: Arc<dyn Clock>) -> io::Result<()> {
+    if ns.socks.alloc.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "set_clock: the namespace already has sockets; set the clock first",
+        ));
     }
-
-    /// Whether a [`Clock`] drives this namespace (else the wall clock and
-    /// the `ksoftirqd` thread do).
-    pub fn has_clock(&self) -> bool {
-        self.0.clock.get().is_some()
-    }
-
-    /// The namespace's time: its [`Clock`]'s, else the wall clock.
-    pub fn now(&self) -> Instant {
-        self.0.clock_now()
-    }
-
-    /// Runs every timer of the namespace that is due on its clock (TCP
-    /// timers, netem's queue), and returns the next deadline, if any. A
-    /// [`Clock`]'s driver calls it at the deadlines it was given; calling it
-    /// early or often is harmless.
-    pub fn run_timers(&self) -> Option<Instant> {
-        self.0.run_timers(self.0.clock_now())
-    }
+    ns.clock.set(clock).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "set_clock: the namespace already has a clock",
+        )
+    })
 }

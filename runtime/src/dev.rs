@@ -14,7 +14,7 @@
 //!
 //! # Where the softirq runs
 //! As in the kernel, raising NET_RX only marks it pending: the sender runs
-//! [`do_softirq`] itself when it leaves the socket call (`local_bh_enable`),
+//! `do_softirq` itself when it leaves the socket call (`local_bh_enable`),
 //! so the receiver's TCP input and its ACK are processed before `send`
 //! returns. A `running` flag per CPU stands for "a softirq is in progress on
 //! this CPU": a send made while it is set (by the drain itself, or by another
@@ -22,9 +22,12 @@
 //! before it stops. The flag is cleared under the queue lock only when the
 //! input queue is empty, so no packet is ever left without a drainer.
 
+use crate::ctx::Ctx;
 use crate::ip::ip_rcv;
-use crate::netns::{Ctx, NsInner};
+use crate::ksoftirqd::wakeup_ksoftirqd;
+use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -78,10 +81,10 @@ pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
 fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let sd = &ns.softnet[ctx.cpu];
-    let max = ns.netdev_max_backlog.load(Relaxed);
+    let max = ns.hot.netdev_max_backlog.load(Relaxed);
     let len = skb.ip_len() as u64;
     crate::trace::kevent_skb!("netif_rx", ns, skb, cpu = ctx.cpu);
-    let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = lock(&sd.q);
     if q.input_pkt_queue.len() <= max {
         q.input_pkt_queue.push_back(skb);
         q.lstats_packets += 1;
@@ -110,7 +113,7 @@ fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// budget leaves goes to `ksoftirqd`.
 pub(crate) fn do_softirq_claimed(ns: &NsInner, cpu: usize) {
     if !net_rx_action(ns, cpu) {
-        ns.wakeup_ksoftirqd(cpu);
+        wakeup_ksoftirqd(ns, cpu);
     }
 }
 
@@ -119,7 +122,7 @@ pub(crate) fn do_softirq_claimed(ns: &NsInner, cpu: usize) {
 #[cfg(test)]
 pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
     {
-        let mut q = ns.softnet[cpu].q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&ns.softnet[cpu].q);
         if q.running || (q.input_pkt_queue.is_empty() && q.process_queue.is_empty()) {
             return;
         }
@@ -134,11 +137,11 @@ pub(crate) fn do_softirq(ns: &NsInner, cpu: usize) {
 /// `ksoftirqd` to continue).
 pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     let sd = &ns.softnet[cpu];
-    let budget = ns.netdev_budget.load(Relaxed);
-    let weight = ns.dev_weight.load(Relaxed);
+    let budget = ns.hot.netdev_budget.load(Relaxed);
+    let weight = ns.hot.dev_weight.load(Relaxed);
     let mut ctx = Ctx::softirq(ns, cpu);
     let mut pq = {
-        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&sd.q);
         let mut pq = std::mem::take(&mut q.process_queue);
         if pq.is_empty() {
             // process_backlog's first splice, done under this same lock
@@ -159,11 +162,11 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         // reads it.
         let now = Instant::now();
         let limit = *deadline.get_or_insert_with(|| {
-            now + Duration::from_micros(ns.netdev_budget_usecs.load(Relaxed))
+            now + Duration::from_micros(ns.hot.netdev_budget_usecs.load(Relaxed))
         });
         if total >= budget || now >= limit {
             sd.time_squeeze.fetch_add(1, Relaxed);
-            let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = lock(&sd.q);
             debug_assert!(q.process_queue.is_empty());
             q.process_queue = pq;
             q.in_segs += std::mem::take(&mut ctx.in_segs);
@@ -200,7 +203,7 @@ fn process_backlog(
                 None => break,
             }
         }
-        let mut q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&sd.q);
         q.processed += (work - unaccounted) as u64;
         unaccounted = work;
         q.in_segs += std::mem::take(&mut ctx.in_segs);

@@ -14,11 +14,13 @@
 //! host. A hit of type `RTN_LOCAL` sends the packet out through `lo` with the
 //! route's preferred source; anything else is not reachable through the model.
 
+use crate::sync::{read, write};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Route types, as `rtm_type` (`RTN_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RouteType {
     /// `RTN_LOCAL`: the destination is this host; delivered through `lo`.
     Local,
@@ -28,6 +30,7 @@ pub enum RouteType {
 
 /// One entry of the local table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FibEntry {
     /// Destination prefix.
     pub dst: IpAddr,
@@ -43,13 +46,13 @@ pub struct FibEntry {
 
 /// The result of `fib_lookup`: what `ip route get` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FibResult {
+pub(crate) struct FibResult {
     /// Route type.
-    pub rtype: RouteType,
+    pub(crate) rtype: RouteType,
     /// Preferred source address.
-    pub prefsrc: IpAddr,
+    pub(crate) prefsrc: IpAddr,
     /// Output device index.
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
 }
 
 /// A route cached on a socket (`sk_dst_cache`), valid while the table's
@@ -68,7 +71,7 @@ pub(crate) struct Fib {
 }
 
 /// The loopback device's index.
-pub const LOOPBACK_IFINDEX: u32 = 1;
+pub(crate) const LOOPBACK_IFINDEX: u32 = 1;
 
 impl Fib {
     pub(crate) fn new() -> Fib {
@@ -112,7 +115,7 @@ impl Fib {
 
     /// `fib_lookup`: longest-prefix match in the local table.
     pub(crate) fn fib_lookup(&self, daddr: IpAddr) -> Option<FibResult> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = read(&self.entries);
         entries
             .iter()
             .filter(|e| prefix_match(e.dst, e.prefix_len, daddr))
@@ -127,7 +130,7 @@ impl Fib {
     /// Adds `local ADDR dev lo src ADDR` (a /32 or /128), as `ip addr add`
     /// does, and invalidates cached routes.
     pub(crate) fn add_local(&self, addr: IpAddr) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
         let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
         if !entries
             .iter()
@@ -146,7 +149,7 @@ impl Fib {
 
     /// Removes an address added by [`add_local`](Fib::add_local).
     pub(crate) fn del_local(&self, addr: IpAddr) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
         let is_builtin = |e: &FibEntry| {
             matches!(e.dst, IpAddr::V4(v) if v.octets()[0] == 127)
                 || e.dst == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
@@ -157,10 +160,7 @@ impl Fib {
 
     /// The table's entries, as `ip route show table local` lists them.
     pub(crate) fn entries(&self) -> Vec<FibEntry> {
-        self.entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        read(&self.entries).clone()
     }
 
     /// The table generation; a cached [`DstEntry`] is valid while it matches.

@@ -2,10 +2,10 @@
 //! `ip_rcv` → `ip_local_deliver` on the way in (net/ipv4/ip_output.c,
 //! ip_input.c; IPv6 follows the same steps in the model).
 
+use crate::ctx::Ctx;
 use crate::errno::{err, ENETUNREACH};
 use crate::fib::{DstEntry, LOOPBACK_IFINDEX};
 use crate::loopback::dev_queue_xmit;
-use crate::netns::Ctx;
 use crate::skbuff::SkBuff;
 use crate::tcp::input::tcp_v4_rcv;
 use std::io;

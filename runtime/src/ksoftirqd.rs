@@ -26,8 +26,15 @@
 //! registration that fires earlier. When a registration fires, the socket's
 //! real deadlines are checked and it registers again for the next one. So
 //! re-arming a timer on every segment costs a field write, not a lock.
+//!
+//! The calls other modules make are free functions, imported by name:
+//! [`sk_reset_timer`] and [`sk_stop_timers`] (tcp/), [`netem_timer`]
+//! (netem.rs), [`wakeup_ksoftirqd`] (dev.rs) and [`run_timers`]
+//! (`Netns::run_timers`).
 
 use crate::netns::NsInner;
+use crate::sync::lock;
+use crate::tcp::minisocks::tw_tick;
 use crate::tcp::Sock;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -67,7 +74,7 @@ impl KState {
 
 impl Kthread {
     fn lock(&self) -> MutexGuard<'_, KState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     pub(crate) fn running(&self) -> bool {
@@ -75,128 +82,126 @@ impl Kthread {
     }
 }
 
-impl NsInner {
-    /// `wakeup_softirqd`: hand the rest of `cpu`'s backlog to the thread.
-    pub(crate) fn wakeup_ksoftirqd(&self, cpu: usize) {
-        let mut st = self.kthread.lock();
-        st.pending |= 1u64 << (cpu % 64);
-        self.ensure_thread(&mut st);
-        self.kthread.cv.notify_one();
-    }
+/// `wakeup_softirqd`: hand the rest of `cpu`'s backlog to the thread.
+pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
+    let mut st = ns.kthread.lock();
+    st.pending |= 1u64 << (cpu % 64);
+    ensure_thread(ns, &mut st);
+    ns.kthread.cv.notify_one();
+}
 
-    /// Registers `sk` to be looked at no later than `when`. `registered` is the
-    /// socket's current registration, updated here.
-    pub(crate) fn sk_reset_timer(
-        &self,
-        sk: &Weak<Sock>,
-        id: u64,
-        registered: &mut Option<Instant>,
-        when: Instant,
-    ) {
-        if let Some(r) = *registered {
-            if r <= when {
-                return;
-            }
-        }
-        let mut st = self.kthread.lock();
-        if let Some(r) = registered.take() {
-            st.timers.remove(&(r, id));
-        }
-        *registered = Some(when);
-        st.timers.insert((when, id), sk.clone());
-        self.timer_added(&mut st, when);
-    }
-
-    /// netem's queue has a packet due at `when` (netem.rs).
-    pub(crate) fn netem_timer(&self, when: Instant) {
-        let mut st = self.kthread.lock();
-        if st.netem_at.map_or(true, |a| when < a) {
-            st.netem_at = Some(when);
-        }
-        self.timer_added(&mut st, when);
-    }
-
-    /// A deadline `when` was added: make sure someone looks then.
-    fn timer_added(&self, st: &mut KState, when: Instant) {
-        if let Some(clock) = self.clock.get() {
-            if st.first_deadline() == Some(when) {
-                clock.schedule(when);
-            }
+/// Registers `sk` to be looked at no later than `when`. `registered` is the
+/// socket's current registration, updated here.
+pub(crate) fn sk_reset_timer(
+    ns: &NsInner,
+    sk: &Weak<Sock>,
+    id: u64,
+    registered: &mut Option<Instant>,
+    when: Instant,
+) {
+    if let Some(r) = *registered {
+        if r <= when {
             return;
         }
-        if !self.ensure_thread(st) && st.wake_at.is_some_and(|w| when < w) {
-            self.kthread.cv.notify_one();
-        }
     }
+    let mut st = ns.kthread.lock();
+    if let Some(r) = registered.take() {
+        st.timers.remove(&(r, id));
+    }
+    *registered = Some(when);
+    st.timers.insert((when, id), sk.clone());
+    timer_added(ns, &mut st, when);
+}
 
-    /// Runs every timer due at `now` (the sockets' and netem's) and returns
-    /// the next deadline: the work of a [`Clock`](crate::Clock)'s driver.
-    pub(crate) fn run_timers(&self, now: Instant) -> Option<Instant> {
-        self.tw_tick(self.ms(now));
-        loop {
-            let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
-            let netem_due;
-            {
-                let mut st = self.kthread.lock();
-                while let Some(entry) = st.timers.first_entry() {
-                    if entry.key().0 > now {
-                        break;
-                    }
-                    let fired = entry.key().0;
-                    due.push((fired, entry.remove()));
+/// netem's queue has a packet due at `when` (netem.rs).
+pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
+    let mut st = ns.kthread.lock();
+    if st.netem_at.map_or(true, |a| when < a) {
+        st.netem_at = Some(when);
+    }
+    timer_added(ns, &mut st, when);
+}
+
+/// A deadline `when` was added: make sure someone looks then.
+fn timer_added(ns: &NsInner, st: &mut KState, when: Instant) {
+    if let Some(clock) = ns.clock.get() {
+        if st.first_deadline() == Some(when) {
+            clock.schedule(when);
+        }
+        return;
+    }
+    if !ensure_thread(ns, st) && st.wake_at.is_some_and(|w| when < w) {
+        ns.kthread.cv.notify_one();
+    }
+}
+
+/// Runs every timer due at `now` (the sockets' and netem's) and returns
+/// the next deadline: the work of a [`Clock`](crate::Clock)'s driver.
+pub(crate) fn run_timers(ns: &NsInner, now: Instant) -> Option<Instant> {
+    tw_tick(ns, ns.ms(now));
+    loop {
+        let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
+        let netem_due;
+        {
+            let mut st = ns.kthread.lock();
+            while let Some(entry) = st.timers.first_entry() {
+                if entry.key().0 > now {
+                    break;
                 }
-                netem_due = st.netem_at.is_some_and(|a| a <= now);
-                if netem_due {
-                    st.netem_at = None;
-                }
-                if due.is_empty() && !netem_due {
-                    return st.first_deadline();
-                }
+                let fired = entry.key().0;
+                due.push((fired, entry.remove()));
             }
-            for (fired, w) in due {
-                if let Some(sk) = w.upgrade() {
-                    crate::tcp::timer::tcp_timer_handler(self, &sk, fired, now);
-                }
-            }
+            netem_due = st.netem_at.is_some_and(|a| a <= now);
             if netem_due {
-                self.netem_run(now);
+                st.netem_at = None;
+            }
+            if due.is_empty() && !netem_due {
+                return st.first_deadline();
             }
         }
-    }
-
-    /// netem's deadline came (and was cleared): send what is due, and keep
-    /// the next deadline.
-    fn netem_run(&self, now: Instant) {
-        if let Some(next) = crate::netem::netem_dequeue(self, now) {
-            let mut st = self.kthread.lock();
-            if st.netem_at.map_or(true, |a| next < a) {
-                st.netem_at = Some(next);
+        for (fired, w) in due {
+            if let Some(sk) = w.upgrade() {
+                crate::tcp::timer::tcp_timer_handler(ns, &sk, fired, now);
             }
         }
-    }
-
-    /// `sk_stop_timer` for every timer of a socket going away.
-    pub(crate) fn sk_stop_timers(&self, id: u64, registered: &mut Option<Instant>) {
-        if let Some(r) = registered.take() {
-            // No wakeup: the thread finds out when it next looks (at the
-            // removed deadline, or when it has lingered idle long enough).
-            self.kthread.lock().timers.remove(&(r, id));
+        if netem_due {
+            netem_run(ns, now);
         }
     }
+}
 
-    /// Starts the thread if it is not running; returns whether it started it.
-    fn ensure_thread(&self, st: &mut KState) -> bool {
-        if st.running {
-            return false;
+/// netem's deadline came (and was cleared): send what is due, and keep
+/// the next deadline.
+fn netem_run(ns: &NsInner, now: Instant) {
+    if let Some(next) = crate::netem::netem_dequeue(ns, now) {
+        let mut st = ns.kthread.lock();
+        if st.netem_at.map_or(true, |a| next < a) {
+            st.netem_at = Some(next);
         }
-        let Some(ns) = self.arc() else { return false };
-        let weak = Arc::downgrade(&ns);
-        let spawned = std::thread::Builder::new()
-            .name(format!("lonet-ksoftirqd/{}", self.id))
-            .spawn(move || ksoftirqd(weak));
-        st.running = spawned.is_ok();
-        st.running
     }
+}
+
+/// `sk_stop_timer` for every timer of a socket going away.
+pub(crate) fn sk_stop_timers(ns: &NsInner, id: u64, registered: &mut Option<Instant>) {
+    if let Some(r) = registered.take() {
+        // No wakeup: the thread finds out when it next looks (at the
+        // removed deadline, or when it has lingered idle long enough).
+        ns.kthread.lock().timers.remove(&(r, id));
+    }
+}
+
+/// Starts the thread if it is not running; returns whether it started it.
+fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
+    if st.running {
+        return false;
+    }
+    let Some(ns) = ns.arc() else { return false };
+    let weak = Arc::downgrade(&ns);
+    let spawned = std::thread::Builder::new()
+        .name(format!("lonet-ksoftirqd/{}", ns.id))
+        .spawn(move || ksoftirqd(weak));
+    st.running = spawned.is_ok();
+    st.running
 }
 
 /// How long the thread stays, idle, before it exits.
@@ -211,7 +216,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // The periodic sweep of expired TIME_WAIT entries rides on the
         // thread while it runs for other work; the entries never keep it
         // alive (they are also swept lazily: tcp/minisocks.rs).
-        ns.tw_tick(ns.ms(now));
+        tw_tick(&ns, ns.ms(now));
         let k = &ns.kthread;
         let mut st = k.lock();
         st.wake_at = None;
@@ -239,7 +244,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             st.netem_at = None;
             idle_since = None;
             drop(st);
-            ns.netem_run(now);
+            netem_run(&ns, now);
             continue;
         }
         if !due.is_empty() {

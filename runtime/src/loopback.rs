@@ -12,9 +12,9 @@
 //! kernel's `dev_queue_xmit_nit` does; with none running that costs one
 //! relaxed load of `capturing` per packet.
 
+use crate::ctx::Ctx;
 use crate::dev::netif_rx;
 use crate::errno::{err, ENETUNREACH};
-use crate::netns::Ctx;
 use crate::pcap::{dev_queue_xmit_nit, Taps};
 use crate::skbuff::SkBuff;
 use std::io;
@@ -41,7 +41,7 @@ pub(crate) struct LoopbackDev {
 }
 
 /// `lo`'s default MTU.
-pub const LOOPBACK_MTU: u32 = 65536;
+pub(crate) const LOOPBACK_MTU: u32 = 65536;
 
 impl LoopbackDev {
     pub(crate) fn new() -> Self {

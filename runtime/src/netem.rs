@@ -2,7 +2,9 @@
 //! netem delay 20ms loss 5%`), per namespace, with rules that pick the
 //! packets they apply to, plus the two faults that are not about packets in
 //! flight: a listener whose accept queue is full, and an RST injected into a
-//! live connection.
+//! live connection. The accept-queue fault is an entry in the accept
+//! queue's own hook (`AcceptqFull`, inet_connection_sock.rs), which the
+//! listener's SYN handling asks; this module only adds and removes it.
 //!
 //! # Where it sits
 //! `lo` has the `noqueue` qdisc; a fault installs a root qdisc in its place.
@@ -34,8 +36,12 @@
 //! Randomness is a per-rule xorshift generator with a seed (settable), so a
 //! test sees the same losses on every run with the same traffic.
 
-use crate::netns::{Ctx, Netns, NsInner};
+use crate::ctx::Ctx;
+use crate::ksoftirqd::netem_timer;
+use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::stats::{NetemQdisc, Qdisc};
+use crate::sync::{lock, read};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -46,7 +52,8 @@ use std::time::{Duration, Instant};
 /// netem's default queue limit, in packets.
 pub const NETEM_LIMIT: usize = 1000;
 
-/// Which packets a fault applies to.
+/// Which packets a fault applies to: the `tc filter` (a u32 match on
+/// addresses and ports) that sends them to the netem qdisc.
 ///
 /// A packet matches when its addresses and ports satisfy every part given.
 /// [`Match::between`] and [`Match::port`] match both directions, so a
@@ -117,7 +124,7 @@ impl fmt::Display for Match {
 /// What happens to the packets a rule matches: netem's parameters.
 ///
 /// ```
-/// use lonet_runtime::Fault;
+/// use lonet_runtime::fault::Fault;
 /// use std::time::Duration;
 /// // tc qdisc add dev lo root netem delay 20ms 5ms loss 5% rate 8mbit
 /// let f = Fault::new()
@@ -266,6 +273,7 @@ impl fmt::Display for Fault {
 
 /// Counters of a rule, as `tc -s qdisc` shows them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FaultStats {
     /// Packets the rule matched.
     pub matched: u64,
@@ -309,12 +317,6 @@ impl Rule {
     }
 }
 
-/// A listener whose accept queue is made to look full.
-struct FullQueue {
-    id: u64,
-    addr: SocketAddr,
-}
-
 /// A queued packet: which rule holds it (for the backlog counters).
 struct Held {
     rule: u64,
@@ -325,7 +327,6 @@ struct Held {
 #[derive(Default)]
 pub(crate) struct NetemState {
     rules: Vec<Rule>,
-    full_queues: Vec<FullQueue>,
     /// `tfifo`: packets by (time to send, arrival order).
     queue: BTreeMap<(Instant, u64), Held>,
     seq: u64,
@@ -333,7 +334,7 @@ pub(crate) struct NetemState {
     armed: Option<Instant>,
 }
 
-/// The netem part of a namespace (`NsInner::netem`).
+/// The netem part of a namespace (its `netem` field).
 #[derive(Default)]
 pub(crate) struct Netem {
     state: Mutex<NetemState>,
@@ -342,7 +343,7 @@ pub(crate) struct Netem {
 
 impl Netem {
     fn lock(&self) -> MutexGuard<'_, NetemState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -438,7 +439,7 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
         if st.armed.map_or(true, |a| first < a) {
             st.armed = Some(first);
             drop(st);
-            ns.netem_timer(first);
+            netem_timer(ns, first);
         }
     }
     Verdict::Consumed
@@ -481,19 +482,8 @@ pub(crate) fn netem_dequeue(ns: &NsInner, now: Instant) -> Option<Instant> {
     next
 }
 
-/// Whether a SYN to `daddr` must find the listener's accept queue full.
-pub(crate) fn accept_queue_forced_full(ns: &NsInner, daddr: SocketAddr) -> bool {
-    if !ns.lo.netem_on.load(Relaxed) {
-        return false;
-    }
-    let st = ns.netem.lock();
-    st.full_queues.iter().any(|q| {
-        q.addr.port() == daddr.port() && (q.addr.ip().is_unspecified() || q.addr.ip() == daddr.ip())
-    })
-}
-
 fn refresh_flag(ns: &NsInner, st: &NetemState) {
-    let on = !st.rules.is_empty() || !st.full_queues.is_empty() || !st.queue.is_empty();
+    let on = !st.rules.is_empty() || !st.queue.is_empty();
     ns.lo.netem_on.store(on, Relaxed);
 }
 
@@ -532,131 +522,112 @@ impl fmt::Debug for FaultGuard {
 impl Drop for FaultGuard {
     fn drop(&mut self) {
         let Some(ns) = self.ns.upgrade() else { return };
+        ns.acceptq_full.remove(self.id);
         let mut st = ns.netem.lock();
         st.rules.retain(|r| r.id != self.id);
-        st.full_queues.retain(|q| q.id != self.id);
         refresh_flag(&ns, &st);
     }
 }
 
-impl Netns {
-    /// Installs a fault on the packets `on` matches (`tc qdisc add dev lo
-    /// root netem ...` with a filter), until the returned guard is dropped.
-    /// The newest rule that matches a packet decides: a fault added on top
-    /// of another (a partition over a slow link) replaces it for the packets
-    /// both match, until its guard is dropped.
-    ///
-    /// Delays and retransmissions run on the namespace's clock: with
-    /// `lonet::time::use_tokio_time` they follow `tokio::time` (and
-    /// `tokio::time::pause`), else the wall clock.
-    ///
-    /// ```
-    /// use lonet_runtime::{Fault, Match, Netns};
-    /// use std::time::Duration;
-    /// let ns = Netns::new();
-    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
-    /// assert!(ns.qdisc().contains("delay 20ms loss 5%"));
-    /// drop(slow); // lifted
-    /// assert!(!ns.qdisc().contains("netem"));
-    /// ```
-    pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
-        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
-        let mut st = self.0.netem.lock();
-        st.rules.push(Rule {
-            id,
-            matcher: on,
-            fault,
-            rng: fault.seed.max(1),
-            link_free: None,
-            stats: FaultStats::default(),
-        });
-        refresh_flag(&self.0, &st);
-        FaultGuard {
-            ns: self.0.me.clone(),
-            id,
-        }
+/// [`Netns::add_fault`](crate::Netns::add_fault).
+pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
+    let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
+    let mut st = ns.netem.lock();
+    st.rules.push(Rule {
+        id,
+        matcher: on,
+        fault,
+        rng: fault.seed.max(1),
+        link_free: None,
+        stats: FaultStats::default(),
+    });
+    refresh_flag(ns, &st);
+    FaultGuard {
+        ns: ns.me.clone(),
+        id,
     }
+}
 
-    /// Makes the accept queue of the listener on `addr` look full until the
-    /// guard is dropped: SYNs to it are dropped and counted as Linux counts
-    /// them (`ListenOverflows`, `ListenDrops`), so clients retransmit their
-    /// SYN and connect only once the guard is gone (or time out). An
-    /// unspecified address covers every listener on the port.
-    pub fn fill_accept_queue(&self, addr: SocketAddr) -> FaultGuard {
-        let id = self.0.netem.ids.fetch_add(1, Relaxed) + 1;
-        let mut st = self.0.netem.lock();
-        st.full_queues.push(FullQueue { id, addr });
-        refresh_flag(&self.0, &st);
-        FaultGuard {
-            ns: self.0.me.clone(),
-            id,
-        }
+/// [`Netns::fill_accept_queue`](crate::Netns::fill_accept_queue).
+pub(crate) fn fill_accept_queue(ns: &NsInner, addr: SocketAddr) -> FaultGuard {
+    let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
+    ns.acceptq_full.add(id, addr);
+    FaultGuard {
+        ns: ns.me.clone(),
+        id,
     }
+}
 
-    /// Injects an RST into a live connection, as if `from` had sent it to
-    /// `to` (a middlebox's `tcp-reset`): the segment carries the sequence
-    /// number `to` expects, so it is accepted, and the socket at `to` is
-    /// reset (its reader and writer get `ConnectionReset`). The other end
-    /// finds out when its next segment is answered with an RST. The segment
-    /// takes the path every packet does (faults and captures included).
-    ///
-    /// # Errors
-    /// `NotFound` when `to` has no connection with `from`.
-    pub fn inject_rst(&self, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
-        let ns = &*self.0;
-        let sk = ns
-            .tables
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .ehash
-            .get(&(to, from))
-            .cloned()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("inject_rst: no connection {to} <- {from}"),
-                )
-            })?;
-        let seq = sk.lock().rcv_nxt;
-        let rst = SkBuff {
-            saddr: from,
-            daddr: to,
-            seq,
-            ack_seq: 0,
-            flags: crate::skbuff::flags::RST,
-            window: 0,
-            mss: 0,
-            ttl: 64,
-            payload: bytes::Bytes::new(),
-        };
-        let mut ctx = Ctx::process(ns);
-        crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
+/// [`Netns::inject_rst`](crate::Netns::inject_rst).
+pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
+    let sk = read(&ns.tables)
+        .ehash
+        .get(&(to, from))
+        .cloned()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("inject_rst: no connection {to} <- {from}"),
+            )
+        })?;
+    let seq = sk.lock().rcv.rcv_nxt;
+    let rst = SkBuff {
+        saddr: from,
+        daddr: to,
+        seq,
+        ack_seq: 0,
+        flags: crate::skbuff::flags::RST,
+        window: 0,
+        mss: 0,
+        ttl: 64,
+        payload: bytes::Bytes::new(),
+    };
+    let mut ctx = Ctx::process(ns);
+    crate::ip::ip_queue_xmit(&mut ctx, &mut None, rst)
+}
+
+/// [`Netns::qdisc`](crate::Netns::qdisc).
+pub(crate) fn qdisc(ns: &NsInner) -> Qdisc {
+    let st = ns.netem.lock();
+    Qdisc {
+        netem: st
+            .rules
+            .iter()
+            .map(|r| NetemQdisc {
+                matcher: r.matcher,
+                fault: r.fault,
+                stats: r.stats,
+            })
+            .collect(),
     }
+}
 
-    /// The qdisc of `lo` with its counters, as `tc -s qdisc show dev lo`
-    /// prints it: `noqueue` when no fault is installed.
-    pub fn qdisc(&self) -> String {
-        let st = self.0.netem.lock();
-        if st.rules.is_empty() {
-            return "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n".to_string();
-        }
-        let mut out = String::new();
-        for (i, r) in st.rules.iter().enumerate() {
-            let s = r.stats;
-            out.push_str(&format!(
-                "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
-                0x8001 + i,
-                if i == 0 { "root" } else { "parent 1:" },
-                r.fault,
-                r.matcher,
-                s.sent_bytes,
-                s.sent_packets,
-                s.dropped,
-                s.overlimits,
-                s.backlog_bytes,
-                s.backlog_packets,
-            ));
-        }
-        out
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns::Netns;
+
+    #[test]
+    fn test_qdisc_prints_what_tc_s_qdisc_prints() {
+        let ns = Netns::new();
+        let q = ns.qdisc();
+        assert!(q.is_noqueue());
+        assert_eq!(
+            q.to_string(),
+            "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n"
+        );
+        let _a = ns.add_fault(
+            Match::port(80),
+            Fault::new().delay(Duration::from_millis(20)),
+        );
+        let _b = ns.add_fault(Match::all(), Fault::partition());
+        let q = ns.qdisc();
+        assert_eq!(q.netem.len(), 2);
+        assert_eq!(q.netem[0].matcher, Match::port(80));
+        assert_eq!(
+            q.to_string(),
+            "qdisc netem 8001: root refcnt 2 delay 20ms limit 1000 match port 80\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n\
+             qdisc netem 8002: parent 1: refcnt 2 loss 100% (partition) limit 1000 match all\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n"
+        );
     }
 }

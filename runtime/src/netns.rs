@@ -1,33 +1,46 @@
-//! `struct net`: a network namespace, with its sysctls, FIB, `lo`, per-CPU
-//! softnet data, socket tables and counters.
+//! `struct net`: a network namespace, and the public calls on it.
 //!
-//! [`Netns`] is the handle users see. [`Netns::init`] is the namespace code
-//! gets when it never asks for one (`init_net`); [`Netns::new`] makes a fresh
-//! one with its own ports, sysctls and counters, and [`Netns::scope`] makes it
-//! current for a future.
+//! [`Netns`] is the handle users see; every public call on a namespace is
+//! here, in one `impl Netns` (the ones that belong to a stage call into
+//! that stage's module: faults to netem.rs, captures to pcap.rs, the clock
+//! to clock.rs, the timers to ksoftirqd.rs). [`Netns::init`] is the
+//! namespace code gets when it never asks for one (`init_net`);
+//! [`Netns::new`] makes a fresh one with its own ports, sysctls and
+//! counters, and [`Netns::scope`] makes it current for a future
+//! (nsproxy.rs).
+//!
+//! `NsInner` is the namespace's state, grouped by who reads it: the sysctls
+//! and their hot copies for the per-packet path ([`HotSysctl`]), the devices
+//! and queues (FIB, `lo`, per-CPU softnet, netem), the socket tables
+//! (inet_hashtables.rs), the helper thread (ksoftirqd.rs), and the counters
+//! (`TcpMib`, [`SockCounters`]).
 
+use crate::clock::{Clock, WeakNetns};
 use crate::dev::SoftnetData;
 use crate::fib::{Fib, FibEntry};
+use crate::inet_connection_sock::AcceptqFull;
+use crate::inet_hashtables::Tables;
 use crate::ksoftirqd::Kthread;
 use crate::loopback::LoopbackDev;
+use crate::netem::{Fault, FaultGuard, Match};
+use crate::nsproxy::{EnterGuard, Scope};
+use crate::pcap::{Capture, CaptureOptions};
 use crate::stats::{
-    LinkStats, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats, TcpMib,
-    TcpStats, TimerKind,
+    LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
+    TcpMib, TcpStats, TimerKind,
 };
+use crate::sync::{lock, read};
 use crate::sysctl::Sysctl;
-use crate::tcp::minisocks::TwTables;
+use crate::tcp::minisocks::tw_purge;
 use crate::tcp::{Sock, TcpState};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::io;
+use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// A handle to a network namespace. Cheap to clone; the namespace lives while
@@ -52,280 +65,87 @@ impl Eq for Netns {}
 pub(crate) struct NsInner {
     pub(crate) id: u64,
     pub(crate) me: Weak<NsInner>,
+
+    // Configuration.
     sysctl: Mutex<Sysctl>,
-    // Hot copies of the sysctls the per-packet path reads.
+    /// Copies of the sysctls the per-packet path reads, kept in step by
+    /// [`Netns::set_sysctl`].
+    pub(crate) hot: HotSysctl,
+    /// The kernel switch: sockets of this namespace are real OS sockets.
+    kernel_loopback: AtomicBool,
+
+    // Time.
+    /// The origin of the namespace's millisecond clock ([`NsInner::ms`]).
+    epoch: Instant,
+    /// The time source and timer driver, when not the wall clock and
+    /// ksoftirqd (clock.rs).
+    pub(crate) clock: OnceLock<Arc<dyn Clock>>,
+    /// When `ksoftirqd` should next sweep expired TIME_WAIT entries (ms of
+    /// [`NsInner::ms`]; `u64::MAX`: none).
+    pub(crate) tw_sweep_at: AtomicU64,
+
+    // Devices and queues.
+    pub(crate) fib: Fib,
+    pub(crate) lo: LoopbackDev,
+    pub(crate) softnet: Box<[SoftnetData]>,
+    /// Faults on `lo` (netem.rs).
+    pub(crate) netem: crate::netem::Netem,
+    /// The helper thread and the timer list (ksoftirqd.rs).
+    pub(crate) kthread: Kthread,
+
+    // Sockets.
+    pub(crate) tables: RwLock<Tables>,
+    /// Accept queues a fault makes look full (inet_connection_sock.rs).
+    pub(crate) acceptq_full: AcceptqFull,
+    /// Payload buffers of large writes, recycled.
+    pub(crate) buf_pool: Arc<crate::page_frag::BufPool>,
+    next_sock_id: AtomicU64,
+
+    // Counters.
+    pub(crate) mib: TcpMib,
+    pub(crate) socks: SockCounters,
+}
+
+/// Hot copies of the sysctls read per packet or per connection, so the
+/// datapath does a relaxed load instead of taking the sysctl lock.
+pub(crate) struct HotSysctl {
     pub(crate) netdev_max_backlog: AtomicUsize,
     pub(crate) netdev_budget: AtomicUsize,
     pub(crate) netdev_budget_usecs: AtomicU64,
     pub(crate) dev_weight: AtomicUsize,
-    /// Hot copy of `tcp_max_tw_buckets`, read when a connection closes.
+    /// Read when a connection closes.
     pub(crate) tcp_max_tw_buckets: AtomicUsize,
-    /// When `ksoftirqd` should next sweep expired TIME_WAIT entries (ms of
-    /// [`NsInner::ms`]; `u64::MAX`: none).
-    pub(crate) tw_sweep_at: AtomicU64,
-    /// The origin of the namespace's millisecond clock ([`NsInner::ms`]).
-    epoch: Instant,
-    pub(crate) fib: Fib,
-    pub(crate) lo: LoopbackDev,
-    pub(crate) softnet: Box<[SoftnetData]>,
-    pub(crate) tables: RwLock<Tables>,
-    pub(crate) mib: TcpMib,
-    pub(crate) kthread: Kthread,
-    /// The kernel switch: sockets of this namespace are real OS sockets.
-    kernel_loopback: AtomicBool,
-    pub(crate) sock_alloc: AtomicI64,
-    pub(crate) sock_inuse: AtomicI64,
-    pub(crate) sock_orphan: AtomicI64,
-    pub(crate) mem: AtomicI64,
-    /// Payload buffers of large writes, recycled.
-    pub(crate) buf_pool: Arc<crate::socket::BufPool>,
-    /// The time source and timer driver, when not the wall clock and
-    /// ksoftirqd (clock.rs).
-    pub(crate) clock: OnceLock<Arc<dyn crate::clock::Clock>>,
-    /// Faults on `lo` (netem.rs).
-    pub(crate) netem: crate::netem::Netem,
-    next_sock_id: AtomicU64,
 }
 
-/// A small multiplicative hasher for the socket tables: the keys are
-/// addresses we build ourselves, so SipHash's DoS resistance buys nothing on
-/// the per-segment lookup.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
+impl HotSysctl {
+    fn new(s: &Sysctl) -> HotSysctl {
+        HotSysctl {
+            netdev_max_backlog: AtomicUsize::new(s.netdev_max_backlog),
+            netdev_budget: AtomicUsize::new(s.netdev_budget),
+            netdev_budget_usecs: AtomicU64::new(s.netdev_budget_usecs),
+            dev_weight: AtomicUsize::new(s.dev_weight),
+            tcp_max_tw_buckets: AtomicUsize::new(s.tcp_max_tw_buckets),
         }
     }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i))
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
+
+    fn store(&self, s: &Sysctl) {
+        self.netdev_max_backlog.store(s.netdev_max_backlog, Relaxed);
+        self.netdev_budget.store(s.netdev_budget, Relaxed);
+        self.netdev_budget_usecs
+            .store(s.netdev_budget_usecs, Relaxed);
+        self.dev_weight.store(s.dev_weight, Relaxed);
+        self.tcp_max_tw_buckets.store(s.tcp_max_tw_buckets, Relaxed);
     }
 }
 
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
-
-/// Who holds a port in the bind table (`inet_bind_bucket`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BindKind {
-    /// A listening socket.
-    Listener,
-    /// `bind()` without `listen()` yet.
-    Bound,
-    /// Autobound by `connect()` (`inet_hash_connect`).
-    Connect,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BindEntry {
-    pub(crate) addr: IpAddr,
-    pub(crate) sock_id: u64,
-    pub(crate) kind: BindKind,
-    /// `SO_REUSEADDR`.
-    pub(crate) reuse: bool,
-}
-
-/// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
-/// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
-/// 4-tuple, holding their ports).
+/// The socket counters of `/proc/net/sockstat`'s TCP line (`sockets_allocated`,
+/// `inuse`, `orphan_count`, `memory_allocated`, in bytes here).
 #[derive(Default)]
-pub(crate) struct Tables {
-    pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
-    /// Listeners by port, with their bound address (read without the
-    /// socket lock).
-    pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
-    pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
-    pub(crate) connect_rover: u32,
-    pub(crate) bind_rover: u32,
-    /// TIME_WAIT bookkeeping (tcp/minisocks.rs).
-    pub(crate) tw: TwTables,
-}
-
-/// Whether two bound addresses overlap: equal, or one is a wildcard that
-/// covers the other (`[::]` is dual-stack, as tokio leaves `IPV6_V6ONLY` off).
-pub(crate) fn addr_overlap(a: IpAddr, b: IpAddr) -> bool {
-    fn covers(w: IpAddr, x: IpAddr) -> bool {
-        match w {
-            IpAddr::V6(v) if v.is_unspecified() => true,
-            IpAddr::V4(v) if v.is_unspecified() => x.is_ipv4(),
-            _ => false,
-        }
-    }
-    a == b || covers(a, b) || covers(b, a)
-}
-
-impl Tables {
-    /// `__inet_lookup_listener`: exact address first, then a wildcard.
-    pub(crate) fn lookup_listener(&self, daddr: SocketAddr) -> Option<Arc<Sock>> {
-        let list = self.lhash.get(&daddr.port())?;
-        let mut wildcard = None;
-        for (ip, l) in list {
-            let ip = *ip;
-            if ip == daddr.ip() {
-                return Some(l.clone());
-            }
-            if wildcard.is_none() && ip.is_unspecified() && addr_overlap(ip, daddr.ip()) {
-                wildcard = Some(l.clone());
-            }
-        }
-        wildcard
-    }
-
-    /// `inet_csk_bind_conflict`: another socket on `port` with an
-    /// overlapping address, unless both set `SO_REUSEADDR` and the other is
-    /// not listening.
-    pub(crate) fn bind_conflict(&self, port: u16, ip: IpAddr, reuse: bool, sock_id: u64) -> bool {
-        self.bhash.get(&port).is_some_and(|v| {
-            v.iter().any(|e| {
-                e.sock_id != sock_id
-                    && addr_overlap(e.addr, ip)
-                    && !(reuse && e.reuse && e.kind != BindKind::Listener)
-            })
-        })
-    }
-
-    pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) {
-        if let Some(v) = self.bhash.get_mut(&port) {
-            v.retain(|e| e.sock_id != sock_id);
-            if v.is_empty() {
-                self.bhash.remove(&port);
-            }
-        }
-    }
-}
-
-/// The execution context of the datapath: which namespace and modeled CPU,
-/// whether NET_RX was raised (so the caller must run the softirq when it
-/// leaves the socket call), and a lazily read clock.
-pub(crate) struct Ctx<'a> {
-    pub(crate) ns: &'a NsInner,
-    pub(crate) cpu: usize,
-    pub(crate) raised: bool,
-    /// Segments `tcp_v4_rcv` took in this context and not yet added to the
-    /// CPU's share of `InSegs` (done by `process_backlog` under the queue
-    /// lock, or when the context ends).
-    pub(crate) in_segs: u64,
-    now: Option<Instant>,
-}
-
-impl<'a> Ctx<'a> {
-    /// Process context: a socket call made by the application on this thread.
-    #[inline]
-    pub(crate) fn process(ns: &'a NsInner) -> Self {
-        Ctx {
-            cpu: this_cpu(ns.softnet.len()),
-            ns,
-            raised: false,
-            in_segs: 0,
-            now: None,
-        }
-    }
-
-    /// Softirq context on `cpu` (replies enqueue on the CPU being drained).
-    #[inline]
-    pub(crate) fn softirq(ns: &'a NsInner, cpu: usize) -> Self {
-        Ctx {
-            ns,
-            cpu,
-            raised: false,
-            in_segs: 0,
-            now: None,
-        }
-    }
-
-    /// The time, read at most once per context (`tcp_jiffies32`).
-    #[inline]
-    pub(crate) fn now(&mut self) -> Instant {
-        match self.now {
-            Some(t) => t,
-            None => {
-                let t = self.ns.clock_now();
-                self.now = Some(t);
-                t
-            }
-        }
-    }
-
-    /// `local_bh_enable`: run the softirq raised (and claimed) during the
-    /// call, here. Call it after releasing the socket lock.
-    #[inline]
-    pub(crate) fn local_bh_enable(&mut self) {
-        if std::mem::take(&mut self.raised) {
-            crate::dev::do_softirq_claimed(self.ns, self.cpu);
-        }
-    }
-}
-
-impl Drop for Ctx<'_> {
-    /// A claimed softirq must run: a path that returns early still drains.
-    #[inline]
-    fn drop(&mut self) {
-        self.local_bh_enable();
-        if self.in_segs != 0 {
-            let mut q = self.ns.softnet[self.cpu]
-                .q
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            q.in_segs += std::mem::take(&mut self.in_segs);
-        }
-    }
-}
-
-thread_local! {
-    static THREAD_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
-    /// Set while a `Scope` polls its future.
-    static CURRENT: Cell<Option<Netns>> = const { Cell::new(None) };
-    /// Set by `Netns::enter` for the thread.
-    static THREAD_DEFAULT: RefCell<Option<Netns>> = const { RefCell::new(None) };
-}
-static NEXT_THREAD_CPU: AtomicUsize = AtomicUsize::new(0);
-
-/// The modeled CPU of this thread: threads are numbered as they first touch
-/// the datapath and folded onto the namespace's CPUs (without RPS a packet is
-/// queued on the sender's CPU; "the CPU" here is the current worker thread).
-#[inline]
-fn this_cpu(ncpu: usize) -> usize {
-    let id = THREAD_CPU.with(|c| {
-        let v = c.get();
-        if v != usize::MAX {
-            v
-        } else {
-            let v = NEXT_THREAD_CPU.fetch_add(1, Relaxed);
-            c.set(v);
-            v
-        }
-    });
-    // Threads are few: no division in the usual case.
-    if id < ncpu {
-        id
-    } else {
-        id % ncpu
-    }
+pub(crate) struct SockCounters {
+    pub(crate) alloc: AtomicI64,
+    pub(crate) inuse: AtomicI64,
+    pub(crate) orphan: AtomicI64,
+    pub(crate) mem: AtomicI64,
 }
 
 static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
@@ -343,11 +163,7 @@ impl Netns {
         let inner = Arc::new_cyclic(|me| NsInner {
             id: NEXT_NS_ID.fetch_add(1, Relaxed),
             me: me.clone(),
-            netdev_max_backlog: AtomicUsize::new(sysctl.netdev_max_backlog),
-            netdev_budget: AtomicUsize::new(sysctl.netdev_budget),
-            netdev_budget_usecs: AtomicU64::new(sysctl.netdev_budget_usecs),
-            dev_weight: AtomicUsize::new(sysctl.dev_weight),
-            tcp_max_tw_buckets: AtomicUsize::new(sysctl.tcp_max_tw_buckets),
+            hot: HotSysctl::new(&sysctl),
             tw_sweep_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
             sysctl: Mutex::new(sysctl),
@@ -355,13 +171,11 @@ impl Netns {
             lo: LoopbackDev::new(),
             softnet: (0..ncpu).map(|_| SoftnetData::default()).collect(),
             tables: RwLock::new(Tables::default()),
+            acceptq_full: AcceptqFull::default(),
             mib: TcpMib::default(),
             kthread: Kthread::default(),
             kernel_loopback: AtomicBool::new(false),
-            sock_alloc: AtomicI64::new(0),
-            sock_inuse: AtomicI64::new(0),
-            sock_orphan: AtomicI64::new(0),
-            mem: AtomicI64::new(0),
+            socks: SockCounters::default(),
             buf_pool: Arc::default(),
             clock: OnceLock::new(),
             netem: Default::default(),
@@ -380,15 +194,7 @@ impl Netns {
     /// innermost [`scope`](Netns::scope) being polled, else the one this
     /// thread [`enter`](Netns::enter)ed, else [`init`](Netns::init).
     pub fn current() -> Netns {
-        CURRENT
-            .with(|c| {
-                let cur = c.take();
-                let ns = cur.clone();
-                c.set(cur);
-                ns
-            })
-            .or_else(|| THREAD_DEFAULT.with(|c| c.borrow().clone()))
-            .unwrap_or_else(Netns::init)
+        crate::nsproxy::current().unwrap_or_else(Netns::init)
     }
 
     /// Runs `fut` with this namespace current: sockets it creates while it is
@@ -408,10 +214,7 @@ impl Netns {
     /// # }
     /// ```
     pub fn scope<F: Future>(self, fut: F) -> Scope<F> {
-        Scope {
-            ns: Some(self),
-            fut,
-        }
+        Scope::new(self, fut)
     }
 
     /// Makes this namespace the current thread's default until the guard is
@@ -434,10 +237,7 @@ impl Netns {
     /// assert_eq!(lonet_runtime::Netns::current(), lonet_runtime::Netns::init());
     /// ```
     pub fn enter(&self) -> EnterGuard {
-        EnterGuard {
-            prev: THREAD_DEFAULT.with(|c| c.replace(Some(self.clone()))),
-            _not_send: std::marker::PhantomData,
-        }
+        EnterGuard::enter(self)
     }
 
     /// The kernel switch (`true`: every socket of this namespace is a real
@@ -479,7 +279,7 @@ impl Netns {
 
     /// A copy of the namespace's sysctls (`sysctl -a | grep net.`).
     pub fn sysctl(&self) -> Sysctl {
-        *self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.0.sysctl)
     }
 
     /// Changes sysctls (`sysctl -w`). Values the kernel would refuse (a zero
@@ -493,23 +293,13 @@ impl Netns {
     /// assert_eq!(ns.sysctl().netdev_max_backlog, 4);
     /// ```
     pub fn set_sysctl(&self, f: impl FnOnce(&mut Sysctl)) -> io::Result<()> {
-        let mut g = self.0.sysctl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.0.sysctl);
         let mut s = *g;
         f(&mut s);
         s.validate()
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
         *g = s;
-        self.0
-            .netdev_max_backlog
-            .store(s.netdev_max_backlog, Relaxed);
-        self.0.netdev_budget.store(s.netdev_budget, Relaxed);
-        self.0
-            .netdev_budget_usecs
-            .store(s.netdev_budget_usecs, Relaxed);
-        self.0.dev_weight.store(s.dev_weight, Relaxed);
-        self.0
-            .tcp_max_tw_buckets
-            .store(s.tcp_max_tw_buckets, Relaxed);
+        self.0.hot.store(&s);
         Ok(())
     }
 
@@ -530,7 +320,7 @@ impl Netns {
     /// `ip -s link show lo`.
     pub fn lo_stats(&self) -> LinkStats {
         let (packets, bytes) = self.0.softnet.iter().fold((0, 0), |(p, b), sd| {
-            let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+            let q = lock(&sd.q);
             (p + q.lstats_packets, b + q.lstats_bytes)
         });
         LinkStats {
@@ -554,7 +344,7 @@ impl Netns {
                 .enumerate()
                 .map(|(cpu, sd)| {
                     let (input_qlen, process_qlen, processed) = {
-                        let q = sd.q.lock().unwrap_or_else(|e| e.into_inner());
+                        let q = lock(&sd.q);
                         (q.input_pkt_queue.len(), q.process_queue.len(), q.processed)
                     };
                     SoftnetStat {
@@ -578,7 +368,7 @@ impl Netns {
             .0
             .softnet
             .iter()
-            .map(|sd| sd.q.lock().unwrap_or_else(|e| e.into_inner()).in_segs)
+            .map(|sd| lock(&sd.q).in_segs)
             .sum::<u64>();
         stats
     }
@@ -588,14 +378,14 @@ impl Netns {
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let ns = &*self.0;
-        ns.tw_purge(ns.ms(ns.clock_now()));
-        let tw = ns.tables.read().unwrap_or_else(|e| e.into_inner()).tw.count as u64;
+        tw_purge(ns, ns.ms(ns.clock_now()));
+        let tw = read(&ns.tables).tw.count as u64;
         Sockstat {
-            inuse: g(&self.0.sock_inuse),
-            orphan: g(&self.0.sock_orphan),
+            inuse: g(&ns.socks.inuse),
+            orphan: g(&ns.socks.orphan),
             tw,
-            alloc: g(&self.0.sock_alloc),
-            mem: g(&self.0.mem),
+            alloc: g(&ns.socks.alloc),
+            mem: g(&ns.socks.mem),
         }
     }
 
@@ -612,7 +402,7 @@ impl Netns {
     /// # Examples
     /// ```
     /// let ns = lonet_runtime::Netns::new();
-    /// let _l = lonet_runtime::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
+    /// let _l = lonet_runtime::unstable::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
     /// let table = ns.sockets();
     /// assert_eq!(table.len(), 1);
     /// assert_eq!(table.sockets[0].send_q, 128);
@@ -629,8 +419,8 @@ impl Netns {
         let mut socks: Vec<Arc<Sock>> = Vec::new();
         let mut rows = Vec::new();
         {
-            ns.tw_purge(now_ms);
-            let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+            tw_purge(ns, now_ms);
+            let t = read(&ns.tables);
             socks.extend(t.lhash.values().flatten().map(|(_, l)| l.clone()));
             socks.extend(t.ehash.values().cloned());
             for (k, tw) in t.tw.iter().filter(|(_, tw)| tw.expires > now_ms) {
@@ -677,18 +467,186 @@ impl Netns {
     pub fn num_cpus(&self) -> usize {
         self.0.softnet.len()
     }
+
+    /// A handle that does not keep the namespace alive (for tasks that should
+    /// end with it).
+    pub fn downgrade(&self) -> WeakNetns {
+        WeakNetns::new(self)
+    }
+
+    /// Installs `clock` as the namespace's time source and timer driver.
+    /// It can be set once, before the namespace has sockets; a second call,
+    /// or a call once a socket exists, gives `AlreadyExists`/`InvalidInput`
+    /// and changes nothing.
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) -> io::Result<()> {
+        crate::clock::set_clock(&self.0, clock)
+    }
+
+    /// Whether a [`Clock`] drives this namespace (else the wall clock and
+    /// the `ksoftirqd` thread do).
+    pub fn has_clock(&self) -> bool {
+        self.0.clock.get().is_some()
+    }
+
+    /// The namespace's time: its [`Clock`]'s, else the wall clock.
+    pub fn now(&self) -> Instant {
+        self.0.clock_now()
+    }
+
+    /// Runs every timer of the namespace that is due on its clock (TCP
+    /// timers, netem's queue), and returns the next deadline, if any. A
+    /// [`Clock`]'s driver calls it at the deadlines it was given; calling it
+    /// early or often is harmless.
+    pub fn run_timers(&self) -> Option<Instant> {
+        crate::ksoftirqd::run_timers(&self.0, self.0.clock_now())
+    }
+
+    /// `tcpdump -i lo -w -`: starts capturing every packet this namespace's
+    /// `lo` transmits into `writer`, as a libpcap stream (the file header is
+    /// written at once). Runs until the returned guard is stopped or dropped.
+    ///
+    /// # Errors
+    /// The error of writing the pcap file header.
+    ///
+    /// # Examples
+    /// ```
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::unstable::Socket;
+    /// use lonet_runtime::Netns;
+    /// # fn main() -> std::io::Result<()> {
+    /// let ns = Netns::new();
+    /// let cap = ns.capture(Vec::new(), CaptureOptions::new())?;
+    /// let _listener = Socket::listen(&ns, "127.0.0.1:80".parse().unwrap(), 16)?;
+    /// let _client = Socket::connect(&ns, "127.0.0.1:80".parse().unwrap())?; // sends the SYN
+    /// assert!(cap.packets() >= 1);
+    /// let pcap: Vec<u8> = cap.stop()?;
+    /// assert_eq!(pcap[..4], 0xa1b2c3d4u32.to_le_bytes()); // pcap, microseconds
+    /// assert_eq!(pcap[20..24], 1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn capture<W: Write + Send + 'static>(
+        &self,
+        writer: W,
+        opts: CaptureOptions,
+    ) -> io::Result<Capture<W>> {
+        crate::pcap::start(self, writer, opts)
+    }
+
+    /// `tcpdump -i lo -w PATH`: creates (or truncates) the file at `path` and
+    /// captures into it through a buffer. [`Capture::stop`] flushes it and
+    /// reports the first write error; dropping the guard flushes it too.
+    ///
+    /// # Errors
+    /// Creating the file or writing its header.
+    ///
+    /// # Examples
+    /// ```
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::Netns;
+    /// # fn main() -> std::io::Result<()> {
+    /// let path = std::env::temp_dir().join(format!("lonet-doc-{}.pcap", std::process::id()));
+    /// let ns = Netns::new();
+    /// let cap = ns.capture_to_file(&path, CaptureOptions::new().snaplen(128))?;
+    /// // ... run connections in `ns` ...
+    /// cap.stop()?;
+    /// assert_eq!(std::fs::read(&path)?.len(), 24); // just the file header
+    /// std::fs::remove_file(&path)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn capture_to_file(
+        &self,
+        path: impl AsRef<Path>,
+        opts: CaptureOptions,
+    ) -> io::Result<Capture<BufWriter<File>>> {
+        let file = File::create(path)?;
+        self.capture(BufWriter::with_capacity(64 * 1024, file), opts)
+    }
+
+    /// Captures into memory; [`Capture::stop`] returns the pcap file's bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use lonet_runtime::capture::CaptureOptions;
+    /// use lonet_runtime::Netns;
+    /// let ns = Netns::new();
+    /// let cap = ns.capture_to_memory(CaptureOptions::new());
+    /// let pcap = cap.stop().unwrap();
+    /// assert_eq!(pcap.len(), 24);
+    /// ```
+    pub fn capture_to_memory(&self, opts: CaptureOptions) -> Capture<Vec<u8>> {
+        match self.capture(Vec::new(), opts) {
+            Ok(c) => c,
+            // Writing to a Vec cannot fail.
+            Err(e) => unreachable!("pcap header into a Vec: {e}"),
+        }
+    }
+
+    /// Installs a fault on the packets `on` matches (`tc qdisc add dev lo
+    /// root netem ...` with a filter), until the returned guard is dropped.
+    /// The newest rule that matches a packet decides: a fault added on top
+    /// of another (a partition over a slow link) replaces it for the packets
+    /// both match, until its guard is dropped.
+    ///
+    /// Delays and retransmissions run on the namespace's clock: with
+    /// `lonet::time::use_tokio_time` they follow `tokio::time` (and
+    /// `tokio::time::pause`), else the wall clock.
+    ///
+    /// ```
+    /// use lonet_runtime::fault::{Fault, Match};
+    /// use lonet_runtime::Netns;
+    /// use std::time::Duration;
+    /// let ns = Netns::new();
+    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
+    /// assert!(ns.qdisc().to_string().contains("delay 20ms loss 5%"));
+    /// drop(slow); // lifted
+    /// assert!(ns.qdisc().is_noqueue());
+    /// ```
+    pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
+        crate::netem::add_fault(&self.0, on, fault)
+    }
+
+    /// Makes the accept queue of the listener on `addr` look full until the
+    /// guard is dropped: SYNs to it are dropped and counted as Linux counts
+    /// them (`ListenOverflows`, `ListenDrops`), so clients retransmit their
+    /// SYN and connect only once the guard is gone (or time out). An
+    /// unspecified address covers every listener on the port.
+    pub fn fill_accept_queue(&self, addr: SocketAddr) -> FaultGuard {
+        crate::netem::fill_accept_queue(&self.0, addr)
+    }
+
+    /// Injects an RST into a live connection, as if `from` had sent it to
+    /// `to` (a middlebox's `tcp-reset`): the segment carries the sequence
+    /// number `to` expects, so it is accepted, and the socket at `to` is
+    /// reset (its reader and writer get `ConnectionReset`). The other end
+    /// finds out when its next segment is answered with an RST. The segment
+    /// takes the path every packet does (faults and captures included).
+    ///
+    /// # Errors
+    /// `NotFound` when `to` has no connection with `from`.
+    pub fn inject_rst(&self, from: SocketAddr, to: SocketAddr) -> std::io::Result<()> {
+        crate::netem::inject_rst(&self.0, from, to)
+    }
+
+    /// The qdisc of `lo` with its counters, as `tc -s qdisc show dev lo`
+    /// prints it: `noqueue` when no fault is installed.
+    pub fn qdisc(&self) -> Qdisc {
+        crate::netem::qdisc(&self.0)
+    }
 }
 
 impl Default for Netns {
-    /// The current namespace ([`Netns::current`]).
+    /// A fresh namespace, as [`Netns::new`]. (The namespace code runs in
+    /// is [`Netns::current`].)
     fn default() -> Self {
-        Netns::current()
+        Netns::new()
     }
 }
 
 impl NsInner {
     pub(crate) fn sysctl(&self) -> Sysctl {
-        *self.sysctl.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.sysctl)
     }
 
     /// The namespace's time: its clock's (clock.rs), else the wall clock.
@@ -718,75 +676,11 @@ impl NsInner {
 
     #[inline]
     pub(crate) fn mem_add(&self, n: usize) {
-        self.mem.fetch_add(n as i64, Relaxed);
+        self.socks.mem.fetch_add(n as i64, Relaxed);
     }
 
     #[inline]
     pub(crate) fn mem_sub(&self, n: usize) {
-        self.mem.fetch_sub(n as i64, Relaxed);
-    }
-}
-
-/// Returned by [`Netns::enter`]; restores the thread's previous default
-/// namespace when dropped. Not `Send`: it belongs to the thread.
-#[derive(Debug)]
-#[must_use = "the namespace stays entered only while the guard lives"]
-pub struct EnterGuard {
-    prev: Option<Netns>,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        let prev = self.prev.take();
-        THREAD_DEFAULT.with(|c| *c.borrow_mut() = prev);
-    }
-}
-
-/// While a `Scope` polls: its namespace, moved (not cloned, so no
-/// reference-count traffic per poll) into `CURRENT`, and moved back when the
-/// poll ends, also when it panics.
-struct CurrentGuard<'a> {
-    slot: &'a mut Option<Netns>,
-    prev: Option<Netns>,
-}
-
-impl<'a> CurrentGuard<'a> {
-    #[inline]
-    fn set(slot: &'a mut Option<Netns>) -> CurrentGuard<'a> {
-        let prev = CURRENT.with(|c| c.replace(slot.take()));
-        CurrentGuard { slot, prev }
-    }
-}
-
-impl Drop for CurrentGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // Nested scopes put back what they replaced, so `CURRENT` holds this
-        // scope's namespace again.
-        let prev = self.prev.take();
-        *self.slot = CURRENT.with(|c| c.replace(prev));
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future returned by [`Netns::scope`].
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Scope<F> {
-        // `None` only while its future is polled (moved into `CURRENT`).
-        ns: Option<Netns>,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F: Future> Future for Scope<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let _guard = CurrentGuard::set(this.ns);
-        this.fut.poll(cx)
+        self.socks.mem.fetch_sub(n as i64, Relaxed);
     }
 }

@@ -53,6 +53,7 @@
 use crate::loopback::LoopbackDev;
 use crate::netns::Netns;
 use crate::skbuff::{flags, SkBuff, TCP_HDR_LEN, TCP_SYN_HDR_LEN};
+use crate::sync::lock;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
@@ -60,7 +61,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -83,7 +83,7 @@ const TS_RECENT_MAX: usize = 65_536;
 ///
 /// # Examples
 /// ```
-/// use lonet_runtime::CaptureOptions;
+/// use lonet_runtime::capture::CaptureOptions;
 /// let opts = CaptureOptions::new().snaplen(96); // tcpdump -s 96
 /// assert_eq!(opts.get_snaplen(), 96);
 /// assert_eq!(CaptureOptions::default().get_snaplen(), CaptureOptions::DEFAULT_SNAPLEN);
@@ -156,125 +156,54 @@ impl<W: Write + Send + 'static> fmt::Debug for Capture<W> {
     }
 }
 
-impl Netns {
-    /// `tcpdump -i lo -w -`: starts capturing every packet this namespace's
-    /// `lo` transmits into `writer`, as a libpcap stream (the file header is
-    /// written at once). Runs until the returned guard is stopped or dropped.
-    ///
-    /// # Errors
-    /// The error of writing the pcap file header.
-    ///
-    /// # Examples
-    /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns, Socket};
-    /// # fn main() -> std::io::Result<()> {
-    /// let ns = Netns::new();
-    /// let cap = ns.capture(Vec::new(), CaptureOptions::new())?;
-    /// let _listener = Socket::listen(&ns, "127.0.0.1:80".parse().unwrap(), 16)?;
-    /// let _client = Socket::connect(&ns, "127.0.0.1:80".parse().unwrap())?; // sends the SYN
-    /// assert!(cap.packets() >= 1);
-    /// let pcap: Vec<u8> = cap.stop()?;
-    /// assert_eq!(pcap[..4], 0xa1b2c3d4u32.to_le_bytes()); // pcap, microseconds
-    /// assert_eq!(pcap[20..24], 1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn capture<W: Write + Send + 'static>(
-        &self,
-        mut writer: W,
-        opts: CaptureOptions,
-    ) -> io::Result<Capture<W>> {
-        let snaplen = opts.snaplen;
-        let mut hdr = [0u8; 24];
-        hdr[0..4].copy_from_slice(&PCAP_MAGIC_USEC.to_le_bytes());
-        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
-        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
-        // thiszone, sigfigs: 0.
-        hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
-        hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        writer.write_all(&hdr)?;
+/// [`Netns::capture`]: writes the file header and adds a tap to `lo`.
+pub(crate) fn start<W: Write + Send + 'static>(
+    ns: &Netns,
+    mut writer: W,
+    opts: CaptureOptions,
+) -> io::Result<Capture<W>> {
+    let snaplen = opts.snaplen;
+    let mut hdr = [0u8; 24];
+    hdr[0..4].copy_from_slice(&PCAP_MAGIC_USEC.to_le_bytes());
+    hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
+    hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
+    // thiszone, sigfigs: 0.
+    hdr[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    hdr[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+    writer.write_all(&hdr)?;
 
-        let packets = Arc::new(AtomicU64::new(0));
-        let rmem = self.0.sysctl().tcp_rmem;
-        let dev = &self.0.lo;
-        // A leaf lock: the datapath takes it under a socket lock, nothing is
-        // locked while it is held (but the writers' own calls).
-        let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
-        if taps.list.is_empty() {
-            taps.wscale = wscale_for(rmem[1].max(rmem[2]));
-            taps.ts_recent.clear();
-            let unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            taps.base = Some((unix, self.0.clock_now()));
-        }
-        taps.next_id += 1;
-        let id = taps.next_id;
-        taps.list.push(Box::new(Tap {
-            id,
-            snaplen,
-            writer,
-            error: None,
-            packets: packets.clone(),
-        }));
-        dev.capturing.store(true, Relaxed);
-        drop(taps);
-        Ok(Capture {
-            ns: self.clone(),
-            id,
-            snaplen,
-            packets,
-            _writer: PhantomData,
-        })
+    let packets = Arc::new(AtomicU64::new(0));
+    let rmem = ns.0.sysctl().tcp_rmem;
+    let dev = &ns.0.lo;
+    // A leaf lock: the datapath takes it under a socket lock, nothing is
+    // locked while it is held (but the writers' own calls).
+    let mut taps = lock(&dev.taps);
+    if taps.list.is_empty() {
+        taps.wscale = wscale_for(rmem[1].max(rmem[2]));
+        taps.ts_recent.clear();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        taps.base = Some((unix, ns.0.clock_now()));
     }
-
-    /// `tcpdump -i lo -w PATH`: creates (or truncates) the file at `path` and
-    /// captures into it through a buffer. [`Capture::stop`] flushes it and
-    /// reports the first write error; dropping the guard flushes it too.
-    ///
-    /// # Errors
-    /// Creating the file or writing its header.
-    ///
-    /// # Examples
-    /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns};
-    /// # fn main() -> std::io::Result<()> {
-    /// let path = std::env::temp_dir().join(format!("lonet-doc-{}.pcap", std::process::id()));
-    /// let ns = Netns::new();
-    /// let cap = ns.capture_to_file(&path, CaptureOptions::new().snaplen(128))?;
-    /// // ... run connections in `ns` ...
-    /// cap.stop()?;
-    /// assert_eq!(std::fs::read(&path)?.len(), 24); // just the file header
-    /// std::fs::remove_file(&path)?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn capture_to_file(
-        &self,
-        path: impl AsRef<Path>,
-        opts: CaptureOptions,
-    ) -> io::Result<Capture<BufWriter<File>>> {
-        let file = File::create(path)?;
-        self.capture(BufWriter::with_capacity(64 * 1024, file), opts)
-    }
-
-    /// Captures into memory; [`Capture::stop`] returns the pcap file's bytes.
-    ///
-    /// # Examples
-    /// ```
-    /// use lonet_runtime::{CaptureOptions, Netns};
-    /// let ns = Netns::new();
-    /// let cap = ns.capture_to_memory(CaptureOptions::new());
-    /// let pcap = cap.stop().unwrap();
-    /// assert_eq!(pcap.len(), 24);
-    /// ```
-    pub fn capture_to_memory(&self, opts: CaptureOptions) -> Capture<Vec<u8>> {
-        match self.capture(Vec::new(), opts) {
-            Ok(c) => c,
-            // Writing to a Vec cannot fail.
-            Err(e) => unreachable!("pcap header into a Vec: {e}"),
-        }
-    }
+    taps.next_id += 1;
+    let id = taps.next_id;
+    taps.list.push(Box::new(Tap {
+        id,
+        snaplen,
+        writer,
+        error: None,
+        packets: packets.clone(),
+    }));
+    dev.capturing.store(true, Relaxed);
+    drop(taps);
+    Ok(Capture {
+        ns: ns.clone(),
+        id,
+        snaplen,
+        packets,
+        _writer: PhantomData,
+    })
 }
 
 impl<W: Write + Send + 'static> Capture<W> {
@@ -317,7 +246,7 @@ impl<W: Write + Send + 'static> Capture<W> {
     /// Takes this capture's tap off `lo`.
     fn detach(&mut self) -> Option<Tap<W>> {
         let dev = &self.ns.0.lo;
-        let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taps = lock(&dev.taps);
         let pos = taps.list.iter().position(|t| t.id() == self.id)?;
         let tap = taps.list.remove(pos);
         if taps.list.is_empty() {
@@ -441,7 +370,7 @@ impl<W: Write + Send + 'static> Sink for Tap<W> {
 #[cold]
 #[inline(never)]
 pub(crate) fn dev_queue_xmit_nit(dev: &LoopbackDev, skb: &SkBuff, at: Instant) {
-    let mut taps = dev.taps.lock().unwrap_or_else(|e| e.into_inner());
+    let mut taps = lock(&dev.taps);
     if taps.list.is_empty() {
         return;
     }
@@ -628,7 +557,7 @@ fn checksum(mut acc: u64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::Socket;
+    use crate::af_inet::Socket;
     use bytes::Bytes;
     use std::io::IoSlice;
     use std::task::{Context, Poll, Waker};

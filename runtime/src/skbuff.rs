@@ -11,57 +11,57 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 
 /// TCP header flags (`TCPHDR_*`).
-pub mod flags {
+pub(crate) mod flags {
     /// `TCPHDR_FIN`
-    pub const FIN: u8 = 0x01;
+    pub(crate) const FIN: u8 = 0x01;
     /// `TCPHDR_SYN`
-    pub const SYN: u8 = 0x02;
+    pub(crate) const SYN: u8 = 0x02;
     /// `TCPHDR_RST`
-    pub const RST: u8 = 0x04;
+    pub(crate) const RST: u8 = 0x04;
     /// `TCPHDR_PSH`
-    pub const PSH: u8 = 0x08;
+    pub(crate) const PSH: u8 = 0x08;
     /// `TCPHDR_ACK`
-    pub const ACK: u8 = 0x10;
+    pub(crate) const ACK: u8 = 0x10;
 }
 
 /// IPv4 header length (no options).
-pub const IPV4_HDR_LEN: usize = 20;
+pub(crate) const IPV4_HDR_LEN: usize = 20;
 /// IPv6 header length.
-pub const IPV6_HDR_LEN: usize = 40;
+pub(crate) const IPV6_HDR_LEN: usize = 40;
 /// TCP header length with the timestamp option, as Linux sends on loopback.
-pub const TCP_HDR_LEN: usize = 32;
+pub(crate) const TCP_HDR_LEN: usize = 32;
 /// TCP header length of a SYN with MSS, SACK-permitted, timestamps and window
 /// scale options.
-pub const TCP_SYN_HDR_LEN: usize = 40;
+pub(crate) const TCP_SYN_HDR_LEN: usize = 40;
 
 /// One segment on its way through the modeled path.
 #[derive(Debug, Clone)]
-pub struct SkBuff {
+pub(crate) struct SkBuff {
     /// Source address and port.
-    pub saddr: SocketAddr,
+    pub(crate) saddr: SocketAddr,
     /// Destination address and port.
-    pub daddr: SocketAddr,
+    pub(crate) daddr: SocketAddr,
     /// Sequence number.
-    pub seq: u32,
+    pub(crate) seq: u32,
     /// Acknowledgement number (meaningful with `ACK`).
-    pub ack_seq: u32,
+    pub(crate) ack_seq: u32,
     /// `flags::*` bits.
-    pub flags: u8,
+    pub(crate) flags: u8,
     /// Advertised receive window in bytes (window scaling is implicit).
-    pub window: u32,
+    pub(crate) window: u32,
     /// MSS option, on SYN and SYN-ACK.
-    pub mss: u16,
+    pub(crate) mss: u16,
     /// IP TTL / hop limit.
-    pub ttl: u8,
+    pub(crate) ttl: u8,
     /// Payload.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
 }
 
 impl SkBuff {
     /// The length of the IP packet (`skb->len` at `loopback_xmit`), which the
     /// `lo` byte counters add up.
     #[inline]
-    pub fn ip_len(&self) -> usize {
+    pub(crate) fn ip_len(&self) -> usize {
         let ip = if self.saddr.is_ipv4() {
             IPV4_HDR_LEN
         } else {
@@ -78,7 +78,7 @@ impl SkBuff {
     /// Sequence space the segment occupies (`end_seq - seq`): payload plus one
     /// each for SYN and FIN.
     #[inline]
-    pub fn seq_len(&self) -> u32 {
+    pub(crate) fn seq_len(&self) -> u32 {
         self.payload.len() as u32
             + u32::from(self.flags & flags::SYN != 0)
             + u32::from(self.flags & flags::FIN != 0)
@@ -86,7 +86,7 @@ impl SkBuff {
 
     /// Whether a flag is set.
     #[inline]
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
 }

@@ -1,6 +1,16 @@
-//! Counters with the kernel's names and meaning, and their tool-like output.
+//! What a namespace shows, with the kernel's names and meaning, and the
+//! tools' output as `Display`: `ip -s link` ([`LinkStats`]),
+//! `/proc/net/softnet_stat` ([`SoftnetStats`]), `netstat -s` ([`TcpStats`]),
+//! `/proc/net/sockstat` ([`Sockstat`]), `ss -tan` ([`SocketTable`]),
+//! `ip route show table local` ([`FibEntry`]) and `tc -s qdisc` ([`Qdisc`]).
+//!
+//! Every view is `#[non_exhaustive]`: a later version may add a counter
+//! without breaking code that reads the ones it knows.
 
-use crate::TcpState;
+pub use crate::fib::{FibEntry, RouteType};
+use crate::netem::{Fault, FaultStats, Match};
+pub use crate::tcp::TcpState;
+
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -8,6 +18,7 @@ use std::time::Duration;
 
 /// `ip -s link show lo`: the loopback device's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinkStats {
     /// Packets received (equal to `tx_packets` on `lo`).
     pub rx_packets: u64,
@@ -53,6 +64,7 @@ impl fmt::Display for LinkStats {
 
 /// One row of `/proc/net/softnet_stat`: a CPU's backlog counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SoftnetStat {
     /// The CPU index (column 13).
     pub cpu: usize,
@@ -71,6 +83,7 @@ pub struct SoftnetStat {
 
 /// `/proc/net/softnet_stat`: one row per CPU.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SoftnetStats {
     /// The rows, by CPU index.
     pub cpus: Vec<SoftnetStat>,
@@ -125,6 +138,7 @@ impl fmt::Display for SoftnetStats {
 /// TCP counters, as `netstat -s` (`/proc/net/snmp` `Tcp:` and
 /// `/proc/net/netstat` `TcpExt:`) names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TcpStats {
     /// `ActiveOpens`: connects that sent a SYN.
     pub active_opens: u64,
@@ -234,6 +248,7 @@ impl fmt::Display for TcpStats {
 
 /// `/proc/net/sockstat`, the `TCP:` line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Sockstat {
     /// `inuse`: sockets in the lookup tables (listening, connecting,
     /// established, closing).
@@ -346,6 +361,7 @@ impl fmt::Display for TimerKind {
 
 /// A socket's pending timer, as `ss -o` shows it: `timer:(on,200ms,0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SockTimer {
     /// Which timer.
     pub kind: TimerKind,
@@ -396,6 +412,7 @@ impl fmt::Display for SockTimer {
 
 /// One TCP socket of a namespace, as a row of `ss -tan` (`inet_diag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SockInfo {
     /// The state ([`TcpState::TimeWait`] for a TIME_WAIT entry).
     pub state: TcpState,
@@ -431,6 +448,7 @@ pub struct SockInfo {
 /// state names); the alternate form (`{:#}`) adds the timers, as
 /// `ss -tano`. Trailing blanks are trimmed from each line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketTable {
     /// The rows.
     pub sockets: Vec<SockInfo>,
@@ -561,6 +579,66 @@ impl fmt::Display for SocketTable {
                 writeln!(f)?;
             }
             f.write_str(line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// `tc -s qdisc show dev lo`: the root qdisc of the namespace's `lo` and its
+/// counters ([`Netns::qdisc`](crate::Netns::qdisc)). `noqueue` (lo's
+/// default) while no fault is installed, else one netem qdisc per fault
+/// ([`Netns::add_fault`](crate::Netns::add_fault)), oldest first. `Display`
+/// prints tc's text.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Qdisc {
+    /// The netem qdiscs, oldest first; empty for `noqueue`.
+    pub netem: Vec<NetemQdisc>,
+}
+
+/// One fault as `tc -s qdisc` shows it: a netem qdisc with its filter
+/// ([`Match`]), parameters ([`Fault`]) and counters ([`FaultStats`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NetemQdisc {
+    /// The packets it applies to.
+    pub matcher: Match,
+    /// Its netem parameters.
+    pub fault: Fault,
+    /// Its counters (`Sent`, `dropped`, `overlimits`, `backlog`).
+    pub stats: FaultStats,
+}
+
+impl Qdisc {
+    /// Whether `lo` has its default `noqueue` qdisc (no fault installed).
+    pub fn is_noqueue(&self) -> bool {
+        self.netem.is_empty()
+    }
+}
+
+impl fmt::Display for Qdisc {
+    /// `tc -s qdisc show dev lo`'s text: handles from 8001, the first netem
+    /// qdisc at the root, the others under it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.netem.is_empty() {
+            return f.write_str("qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n");
+        }
+        for (i, q) in self.netem.iter().enumerate() {
+            let s = q.stats;
+            write!(
+                f,
+                "qdisc netem {:x}: {} refcnt 2 {} match {}\n Sent {} bytes {} pkt (dropped {}, overlimits {} requeues 0)\n backlog {}b {}p requeues 0\n",
+                0x8001 + i,
+                if i == 0 { "root" } else { "parent 1:" },
+                q.fault,
+                q.matcher,
+                s.sent_bytes,
+                s.sent_packets,
+                s.dropped,
+                s.overlimits,
+                s.backlog_bytes,
+                s.backlog_packets,
+            )?;
         }
         Ok(())
     }

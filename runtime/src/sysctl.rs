@@ -7,6 +7,7 @@
 
 /// The namespace's tunables (`sysctl net.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Sysctl {
     /// `net.core.netdev_max_backlog` (default 1000): the per-CPU
     /// `input_pkt_queue` accepts a packet while its length is `<=` this value,

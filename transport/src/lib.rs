@@ -29,6 +29,7 @@
 //! tokio. `connect` is not: dropping the future closes the half-open socket.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod net;

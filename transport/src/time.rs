@@ -71,7 +71,7 @@ impl Drop for TokioClock {
 ///
 /// # Examples
 /// ```
-/// use lonet_runtime::{Fault, Match};
+/// use lonet_runtime::fault::{Fault, Match};
 /// use lonet_transport::net::{TcpListener, TcpStream};
 /// use lonet_transport::Netns;
 /// use std::time::Duration;

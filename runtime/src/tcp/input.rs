@@ -9,10 +9,11 @@
 use super::minisocks::{tcp_timewait_rcv, TwSock};
 use super::output::tcp_v4_send_reset;
 use super::{after, before, OfoSeg, Sock, TcpSock, TcpState, Timer};
+use crate::ctx::Ctx;
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
-use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
+use crate::sync::{read, write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
         inc(&ns.mib.in_rsts);
     }
     let found = {
-        let t = ns.tables.read().unwrap_or_else(|e| e.into_inner());
+        let t = read(&ns.tables);
         let key = (skb.daddr, skb.saddr);
         match t.ehash.get(&key) {
             Some(sk) => Found::Sk(sk.clone()),
@@ -80,18 +81,19 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             return;
         }
         // sk_acceptq_is_full: ack_backlog > max_ack_backlog, so backlog + 1 fit.
-        // (A fault may make it look full: netem.rs's fill_accept_queue.)
-        if lk.accept_queue.len() as u32 + lk.syn_recv_cnt > lk.max_ack_backlog
-            || crate::netem::accept_queue_forced_full(ns, skb.daddr)
+        // (A fault may make it look full: `Netns::fill_accept_queue`, through
+        // inet_connection_sock.rs's `AcceptqFull`.)
+        if lk.listen.accept_queue.len() as u32 + lk.listen.syn_recv_cnt > lk.listen.max_ack_backlog
+            || ns.acceptq_full.covers(skb.daddr)
         {
             inc(&ns.mib.listen_overflows);
             inc(&ns.mib.listen_drops);
             return;
         }
-        lk.syn_recv_cnt += 1;
+        lk.listen.syn_recv_cnt += 1;
         (
-            lk.nodelay,
-            lk.ttl,
+            lk.opt.nodelay,
+            lk.opt.ttl,
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
             lk.sk_reuse,
         )
@@ -102,9 +104,9 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         c.local = skb.daddr;
         c.remote = skb.saddr;
         c.v6_mapped = v6_mapped;
-        c.parent = Some(Arc::downgrade(l));
-        c.nodelay = nodelay;
-        c.ttl = ttl;
+        c.listen.parent = Some(Arc::downgrade(l));
+        c.opt.nodelay = nodelay;
+        c.opt.ttl = ttl;
         c.sk_reuse = reuse;
         if let Some(isn) = isn {
             c.set_iss(isn);
@@ -115,11 +117,11 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     });
     let mut c = child.lock();
     {
-        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&ns.tables);
         t.ehash.insert((c.local, c.remote), child.clone());
     }
     c.hashed = true;
-    ns.sock_inuse.fetch_add(1, Relaxed);
+    ns.socks.inuse.fetch_add(1, Relaxed);
     c.set_state(ns, TcpState::SynRecv);
     inc(&ns.mib.passive_opens);
     c.send_synack(ctx, false);
@@ -138,20 +140,20 @@ enum After {
 fn tcp_rcv(ctx: &mut Ctx<'_>, sk: &Arc<Sock>, skb: SkBuff) {
     let mut g = sk.lock();
     let after = tcp_rcv_locked(ctx, &mut g, skb);
-    let parent = g.parent.clone();
+    let parent = g.listen.parent.clone();
     match after {
         After::Nothing => {}
         After::JoinParent => {
-            g.parent = None;
+            g.listen.parent = None;
             drop(g);
             inet_csk_complete_hashdance(ctx, sk, parent.and_then(|p| p.upgrade()));
         }
         After::LeaveParent => {
-            g.parent = None;
+            g.listen.parent = None;
             drop(g);
             if let Some(p) = parent.and_then(|p| p.upgrade()) {
                 let mut pl = p.lock();
-                pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+                pl.listen.syn_recv_cnt = pl.listen.syn_recv_cnt.saturating_sub(1);
             }
         }
     }
@@ -163,9 +165,9 @@ fn tcp_rcv(ctx: &mut Ctx<'_>, sk: &Arc<Sock>, skb: SkBuff) {
 fn inet_csk_complete_hashdance(ctx: &mut Ctx<'_>, child: &Arc<Sock>, parent: Option<Arc<Sock>>) {
     if let Some(p) = parent {
         let mut pl = p.lock();
-        pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+        pl.listen.syn_recv_cnt = pl.listen.syn_recv_cnt.saturating_sub(1);
         if pl.state == TcpState::Listen {
-            pl.accept_queue.push_back(child.clone());
+            pl.listen.accept_queue.push_back(child.clone());
             pl.data_ready();
             return;
         }
@@ -173,7 +175,7 @@ fn inet_csk_complete_hashdance(ctx: &mut Ctx<'_>, child: &Arc<Sock>, parent: Opt
     let mut c = child.lock();
     if c.state != TcpState::Close {
         c.orphan = true;
-        ctx.ns.sock_orphan.fetch_add(1, Relaxed);
+        ctx.ns.socks.orphan.fetch_add(1, Relaxed);
         c.send_active_reset(ctx);
         c.tcp_done(ctx.ns);
     }
@@ -195,13 +197,13 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
 
     // tcp_validate_incoming: RST inside the window resets the connection.
     if skb.has(flags::RST) {
-        let in_window = skb.seq == s.rcv_nxt
-            || (!before(skb.seq, s.rcv_nxt)
-                && before(skb.seq, s.rcv_nxt.wrapping_add(s.rcv_wnd.max(1))));
+        let in_window = skb.seq == s.rcv.rcv_nxt
+            || (!before(skb.seq, s.rcv.rcv_nxt)
+                && before(skb.seq, s.rcv.rcv_nxt.wrapping_add(s.rcv.rcv_wnd.max(1))));
         if !in_window {
             return After::Nothing;
         }
-        if s.state == TcpState::SynRecv && s.parent.is_none() {
+        if s.state == TcpState::SynRecv && s.listen.parent.is_none() {
             // The active side of a simultaneous open: connect() fails.
             s.set_state(ns, TcpState::SynSent);
             tcp_reset(ns, s);
@@ -211,7 +213,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
             // A reset request sock just goes away.
             inc(&ns.mib.attempt_fails);
             s.orphan = true;
-            ns.sock_orphan.fetch_add(1, Relaxed);
+            ns.socks.orphan.fetch_add(1, Relaxed);
             s.tcp_done(ns);
             return After::LeaveParent;
         }
@@ -219,13 +221,13 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         return After::Nothing;
     }
     let simultaneous_synack = s.state == TcpState::SynRecv
-        && s.parent.is_none()
+        && s.listen.parent.is_none()
         && skb.has(flags::SYN)
         && skb.has(flags::ACK)
-        && skb.seq == s.irs
-        && skb.ack_seq == s.snd_nxt;
+        && skb.seq == s.rcv.irs
+        && skb.ack_seq == s.snd.snd_nxt;
     if skb.has(flags::SYN) && !simultaneous_synack {
-        if s.state == TcpState::SynRecv && skb.seq == s.irs {
+        if s.state == TcpState::SynRecv && skb.seq == s.rcv.irs {
             // The client retransmitted its SYN: answer again.
             s.send_synack(ctx, true);
         } else {
@@ -240,17 +242,17 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
 
     let mut result = After::Nothing;
     if s.state == TcpState::SynRecv {
-        if skb.ack_seq != s.snd_nxt {
+        if skb.ack_seq != s.snd.snd_nxt {
             tcp_v4_send_reset(ctx, &skb);
             return After::Nothing;
         }
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
-        s.snd_una = skb.ack_seq;
-        s.snd_wnd = skb.window;
-        s.snd_wl1 = skb.seq;
-        s.max_window = s.max_window.max(skb.window);
+        s.snd.snd_una = skb.ack_seq;
+        s.snd.snd_wnd = skb.window;
+        s.snd.snd_wl1 = skb.seq;
+        s.snd.max_window = s.snd.max_window.max(skb.window);
         s.finish_handshake(ns);
-        if s.parent.is_some() {
+        if s.listen.parent.is_some() {
             result = After::JoinParent;
         } else {
             // The active side of a simultaneous open: connect() completes.
@@ -270,7 +272,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
     tcp_data_queue(ctx, s, skb);
     // tcp_data_snd_check: the ACK may have opened the window; only when
     // something waits to go out (`tcp_send_head`: unsent data, or the FIN).
-    if s.state != TcpState::Close && (s.unsent() != 0 || s.fin_queued) {
+    if s.state != TcpState::Close && (s.unsent() != 0 || s.snd.fin_queued) {
         s.write_xmit(ctx, false);
     }
     result
@@ -279,7 +281,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
 /// `tcp_rcv_synsent_state_process`: the client's side of the handshake.
 fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) {
     let ns = ctx.ns;
-    if skb.has(flags::ACK) && skb.ack_seq != s.snd_nxt {
+    if skb.has(flags::ACK) && skb.ack_seq != s.snd.snd_nxt {
         if !skb.has(flags::RST) {
             tcp_v4_send_reset(ctx, skb);
         }
@@ -305,7 +307,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
         return;
     }
     s.init_from_syn(skb);
-    s.snd_una = skb.ack_seq;
+    s.snd.snd_una = skb.ack_seq;
     s.finish_handshake(ns);
     s.send_ack(ctx);
     // connect() completes.
@@ -334,60 +336,60 @@ pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
 fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     let ns = ctx.ns;
     let ack = skb.ack_seq;
-    if after(ack, s.snd_max) {
+    if after(ack, s.snd.snd_max) {
         // It acknowledges something never sent: answer and drop.
         s.send_ack(ctx);
         return false;
     }
-    if before(ack, s.snd_una) {
+    if before(ack, s.snd.snd_una) {
         // An old ACK: ignore it, the data may still be good.
         return true;
     }
-    if after(ack, s.snd_nxt) {
+    if after(ack, s.snd.snd_nxt) {
         // After a go-back-N rewind, the peer had data we are resending.
-        s.snd_nxt = ack;
+        s.snd.snd_nxt = ack;
     }
-    let old_wnd = s.snd_wnd;
+    let old_wnd = s.snd.snd_wnd;
     // tcp_may_update_window: only a newer segment moves the window, so a
     // stale ACK (from another CPU's backlog) cannot close it.
-    if after(ack, s.snd_una)
-        || after(skb.seq, s.snd_wl1)
-        || (skb.seq == s.snd_wl1 && (skb.window > s.snd_wnd || skb.window == 0))
+    if after(ack, s.snd.snd_una)
+        || after(skb.seq, s.snd.snd_wl1)
+        || (skb.seq == s.snd.snd_wl1 && (skb.window > s.snd.snd_wnd || skb.window == 0))
     {
-        s.snd_wl1 = skb.seq;
-        s.snd_wnd = skb.window;
-        s.max_window = s.max_window.max(skb.window);
+        s.snd.snd_wl1 = skb.seq;
+        s.snd.snd_wnd = skb.window;
+        s.snd.max_window = s.snd.max_window.max(skb.window);
     }
-    let acked = ack.wrapping_sub(s.snd_una);
+    let acked = ack.wrapping_sub(s.snd.snd_una);
     if acked > 0 {
-        let data_end = if after(ack, s.write_seq) {
-            s.write_seq
+        let data_end = if after(ack, s.snd.write_seq) {
+            s.snd.write_seq
         } else {
             ack
         };
-        let data_acked = data_end.wrapping_sub(s.snd_una) as usize;
-        s.sendq_consume(ns, data_acked.min(s.sendq_bytes));
-        s.snd_una = ack;
-        s.dupacks = 0;
-        s.backoff = 0;
-        s.retransmits = 0;
-        if s.snd_una == s.snd_nxt {
-            s.rto_timer = Timer::Off;
+        let data_acked = data_end.wrapping_sub(s.snd.snd_una) as usize;
+        s.sendq_consume(ns, data_acked.min(s.snd.sendq_bytes));
+        s.snd.snd_una = ack;
+        s.snd.dupacks = 0;
+        s.timers.backoff = 0;
+        s.timers.retransmits = 0;
+        if s.snd.snd_una == s.snd.snd_nxt {
+            s.timers.rto_timer = Timer::Off;
         } else {
             // tcp_rearm_rto: progress restarts the timer.
-            s.rto_timer = Timer::Off;
+            s.timers.rto_timer = Timer::Off;
             s.arm_rto(ctx);
         }
         // sk_stream_write_space: wake the writer once a third is free.
-        if !s.tx_waiters.is_empty() && s.send_space() >= s.sendq_bytes / 2 {
+        if !s.tx_waiters.is_empty() && s.send_space() >= s.snd.sendq_bytes / 2 {
             s.write_space();
         }
-        let fin_acked = s.fin_queued && ack == s.write_seq.wrapping_add(1);
+        let fin_acked = s.snd.fin_queued && ack == s.snd.write_seq.wrapping_add(1);
         if fin_acked {
             match s.state {
                 TcpState::FinWait1 => {
                     s.set_state(ns, TcpState::FinWait2);
-                    s.rto_timer = Timer::Off;
+                    s.timers.rto_timer = Timer::Off;
                     s.arm_fin_wait2(ctx);
                 }
                 TcpState::Closing => s.time_wait(ctx),
@@ -401,19 +403,19 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     } else if skb.payload.is_empty()
         && !skb.has(flags::FIN)
         && skb.window == old_wnd
-        && s.snd_nxt != s.snd_una
+        && s.snd.snd_nxt != s.snd.snd_una
     {
-        s.dupacks += 1;
-        if s.dupacks == 3 {
+        s.snd.dupacks += 1;
+        if s.snd.dupacks == 3 {
             // Fast retransmit (NewReno without SACK): resend the first
             // unacknowledged segment; the receiver holds what followed it.
             s.retransmit_head(ctx);
         }
     }
-    if s.probing && s.snd_wnd > 0 {
-        s.probing = false;
-        s.rto_timer = Timer::Off;
-        s.backoff = 0;
+    if s.timers.probing && s.snd.snd_wnd > 0 {
+        s.timers.probing = false;
+        s.timers.rto_timer = Timer::Off;
+        s.timers.backoff = 0;
     }
     true
 }
@@ -428,7 +430,7 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     let fin = skb.has(flags::FIN);
     let payload = skb.payload;
     if payload.is_empty() && !fin {
-        if before(skb.seq, s.rcv_nxt) {
+        if before(skb.seq, s.rcv.rcv_nxt) {
             // A zero-window probe (tcp_xmit_probe_skb sends snd_una - 1):
             // answer with the current window.
             s.send_ack(ctx);
@@ -439,12 +441,12 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     let end = seq
         .wrapping_add(payload.len() as u32)
         .wrapping_add(u32::from(fin));
-    if !after(end, s.rcv_nxt) {
+    if !after(end, s.rcv.rcv_nxt) {
         // Old (a retransmission): tcp_send_dupack.
         s.send_ack(ctx);
         return;
     }
-    if after(seq, s.rcv_nxt) {
+    if after(seq, s.rcv.rcv_nxt) {
         tcp_data_queue_ofo(ctx, s, seq, payload, fin);
         s.send_ack(ctx);
         return;
@@ -454,33 +456,35 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         return;
     }
     let mut filled_hole = false;
-    while let Some(front) = s.ofo.front() {
-        if after(front.seq, s.rcv_nxt) {
+    while let Some(front) = s.rcv.ofo.front() {
+        if after(front.seq, s.rcv.rcv_nxt) {
             break;
         }
-        let Some(seg) = s.ofo.pop_front() else { break };
-        s.ofo_bytes -= seg.payload.len();
+        let Some(seg) = s.rcv.ofo.pop_front() else {
+            break;
+        };
+        s.rcv.ofo_bytes -= seg.payload.len();
         ns.mem_sub(seg.payload.len());
         filled_hole = true;
         let end = seg
             .seq
             .wrapping_add(seg.payload.len() as u32)
             .wrapping_add(u32::from(seg.fin));
-        if after(end, s.rcv_nxt) && !tcp_queue_in_order(ctx, s, seg.seq, seg.payload, seg.fin) {
+        if after(end, s.rcv.rcv_nxt) && !tcp_queue_in_order(ctx, s, seg.seq, seg.payload, seg.fin) {
             return;
         }
     }
-    if s.fin_rcvd || s.state == TcpState::Close {
+    if s.shut.fin_rcvd || s.state == TcpState::Close {
         // tcp_fin sent its ACK already.
         return;
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
     // unacknowledged, when a hole was just filled, or when the window
     // closed; else delay it.
-    if s.quickack
+    if s.opt.quickack
         || filled_hole
-        || !s.ofo.is_empty()
-        || s.rcv_nxt.wrapping_sub(s.rcv_wup) > s.rcv_mss
+        || !s.rcv.ofo.is_empty()
+        || s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
         || allowed_before == 0
         || s.free_window() == 0
     {
@@ -500,8 +504,8 @@ fn tcp_queue_in_order(
     mut fin: bool,
 ) -> bool {
     let ns = ctx.ns;
-    if before(seq, s.rcv_nxt) {
-        let off = s.rcv_nxt.wrapping_sub(seq) as usize;
+    if before(seq, s.rcv.rcv_nxt) {
+        let off = s.rcv.rcv_nxt.wrapping_sub(seq) as usize;
         let _ = payload.split_to(off.min(payload.len()));
     }
     if !payload.is_empty() && s.orphan {
@@ -511,10 +515,10 @@ fn tcp_queue_in_order(
         s.tcp_done(ns);
         return false;
     }
-    if !payload.is_empty() && s.rcv_shutdown {
+    if !payload.is_empty() && s.shut.rcv_shutdown {
         // Data after the peer's FIN cannot happen; after our SHUT_RD it is
         // accepted and dropped, as Linux does.
-        s.rcv_nxt = s.rcv_nxt.wrapping_add(payload.len() as u32);
+        s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(payload.len() as u32);
         s.schedule_delack(ctx);
         return true;
     }
@@ -526,18 +530,18 @@ fn tcp_queue_in_order(
     }
     if !payload.is_empty() {
         let len = payload.len();
-        s.rcv_mss = s.rcv_mss.max((len as u32).min(s.mss_cache));
-        s.rcv_nxt = s.rcv_nxt.wrapping_add(len as u32);
-        s.recvq_bytes += len;
+        s.rcv.rcv_mss = s.rcv.rcv_mss.max((len as u32).min(s.snd.mss_cache));
+        s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(len as u32);
+        s.rcv.recvq_bytes += len;
         ns.mem_add(len);
-        s.recvq.push_back(payload);
-        s.lrcv_data = true;
+        s.rcv.recvq.push_back(payload);
+        s.rcv.lrcv_data = true;
         s.data_ready();
     }
     if fin {
-        s.rcv_nxt = s.rcv_nxt.wrapping_add(1);
-        s.rcv_shutdown = true;
-        s.fin_rcvd = true;
+        s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(1);
+        s.shut.rcv_shutdown = true;
+        s.shut.fin_rcvd = true;
         match s.state {
             TcpState::Established => s.set_state(ns, TcpState::CloseWait),
             TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),
@@ -567,19 +571,20 @@ fn tcp_data_queue_ofo(
     fin: bool,
 ) {
     let end = seq.wrapping_add(payload.len() as u32);
-    let wnd_end = s.rcv_nxt.wrapping_add(s.receive_window());
-    if after(end, wnd_end) || s.rcv_shutdown {
+    let wnd_end = s.rcv.rcv_nxt.wrapping_add(s.receive_window());
+    if after(end, wnd_end) || s.shut.rcv_shutdown {
         return;
     }
     let pos = s
+        .rcv
         .ofo
         .iter()
         .position(|e| !before(e.seq, seq))
-        .unwrap_or(s.ofo.len());
-    if s.ofo.get(pos).is_some_and(|e| e.seq == seq) {
+        .unwrap_or(s.rcv.ofo.len());
+    if s.rcv.ofo.get(pos).is_some_and(|e| e.seq == seq) {
         return;
     }
-    s.ofo_bytes += payload.len();
+    s.rcv.ofo_bytes += payload.len();
     ctx.ns.mem_add(payload.len());
-    s.ofo.insert(pos, OfoSeg { seq, payload, fin });
+    s.rcv.ofo.insert(pos, OfoSeg { seq, payload, fin });
 }

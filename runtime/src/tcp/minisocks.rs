@@ -37,9 +37,12 @@
 
 use super::output::tcp_v4_timewait_ack;
 use super::TcpSock;
-use crate::netns::{addr_overlap, BindKind, Ctx, FxBuild, NsInner, Tables};
+use crate::ctx::Ctx;
+use crate::inet_hashtables::{addr_overlap, BindKind, FxBuild, Tables};
+use crate::netns::NsInner;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
+use crate::sync::{read, write};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -353,45 +356,39 @@ impl Tables {
     }
 }
 
-impl NsInner {
-    /// Tells `ksoftirqd` when the next sweep may find something.
-    pub(crate) fn tw_publish(&self, t: &mut Tables) {
-        let at = if t.tw.count == 0 {
-            u64::MAX
-        } else {
-            t.tw.next_expiry.max(t.tw.last_sweep + TW_SWEEP_MS)
-        };
-        if at != t.tw.published {
-            t.tw.published = at;
-            self.tw_sweep_at.store(at, Relaxed);
-        }
+/// Tells `ksoftirqd` when the next sweep may find something.
+pub(crate) fn tw_publish(ns: &NsInner, t: &mut Tables) {
+    let at = if t.tw.count == 0 {
+        u64::MAX
+    } else {
+        t.tw.next_expiry.max(t.tw.last_sweep + TW_SWEEP_MS)
+    };
+    if at != t.tw.published {
+        t.tw.published = at;
+        ns.tw_sweep_at.store(at, Relaxed);
     }
+}
 
-    /// Sweeps every expired entry now, under the write lock only if there
-    /// may be one (for `sockstat` and `sockets`).
-    pub(crate) fn tw_purge(&self, now: u64) {
-        let due = self
-            .tables
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .tw_expired(now);
-        if due {
-            let mut t = self.tables.write().unwrap_or_else(|e| e.into_inner());
-            t.tw_sweep_if_due(now, true);
-            self.tw_publish(&mut t);
-        }
+/// Sweeps every expired entry now, under the write lock only if there
+/// may be one (for `sockstat` and `sockets`).
+pub(crate) fn tw_purge(ns: &NsInner, now: u64) {
+    let due = read(&ns.tables).tw_expired(now);
+    if due {
+        let mut t = write(&ns.tables);
+        t.tw_sweep_if_due(now, true);
+        tw_publish(ns, &mut t);
     }
+}
 
-    /// The periodic sweep, from `ksoftirqd`: a load and a compare unless an
-    /// entry has expired.
-    pub(crate) fn tw_tick(&self, now: u64) {
-        if now < self.tw_sweep_at.load(Relaxed) {
-            return;
-        }
-        let mut t = self.tables.write().unwrap_or_else(|e| e.into_inner());
-        t.tw_sweep_if_due(now, false);
-        self.tw_publish(&mut t);
+/// The periodic sweep, from `ksoftirqd`: a load and a compare unless an
+/// entry has expired.
+pub(crate) fn tw_tick(ns: &NsInner, now: u64) {
+    if now < ns.tw_sweep_at.load(Relaxed) {
+        return;
     }
+    let mut t = write(&ns.tables);
+    t.tw_sweep_if_due(now, false);
+    tw_publish(ns, &mut t);
 }
 
 /// `tcp_tw_reuse` allows `connect()`'s port search to take over this
@@ -421,12 +418,12 @@ impl TcpSock {
     /// `tcp_max_tw_buckets` are in use) and release the socket.
     pub(crate) fn time_wait(&mut self, ctx: &mut Ctx<'_>) {
         let ns = ctx.ns;
-        if self.hashed && !self.listener {
+        if self.hashed && !self.listen.listener {
             let now = ns.ms(ctx.now());
             let key = (self.local, self.remote);
             let port = self.local.port();
-            let max = ns.tcp_max_tw_buckets.load(Relaxed);
-            let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+            let max = ns.hot.tcp_max_tw_buckets.load(Relaxed);
+            let mut t = write(&ns.tables);
             let full = t.tw.count >= max;
             t.tw_sweep_if_due(now, full);
             let full = t.tw.count >= max;
@@ -442,8 +439,8 @@ impl TcpSock {
                         .map_or(true, |e| e.kind != BindKind::Connect);
                 let tw = TwSock {
                     expires: now + TCP_TIMEWAIT_LEN_MS,
-                    snd_nxt: self.snd_nxt,
-                    rcv_nxt: self.rcv_nxt,
+                    snd_nxt: self.snd.snd_nxt,
+                    rcv_nxt: self.rcv.rcv_nxt,
                     rcv_wnd: self.receive_window(),
                     v6_mapped: self.v6_mapped,
                     reuse: self.sk_reuse,
@@ -451,12 +448,12 @@ impl TcpSock {
                 };
                 t.tw_hash(key, tw);
                 self.hashed = false;
-                ns.sock_inuse.fetch_sub(1, Relaxed);
+                ns.socks.inuse.fetch_sub(1, Relaxed);
                 if self.bound {
                     t.bhash_remove(port, id);
                     self.bound = false;
                 }
-                ns.tw_publish(&mut t);
+                tw_publish(ns, &mut t);
                 drop(t);
                 inc(&ns.mib.tw);
             } else {
@@ -520,17 +517,14 @@ pub(crate) fn tcp_timewait_rcv(ctx: &mut Ctx<'_>, tw: TwSock, skb: SkBuff) {
     let key = (skb.daddr, skb.saddr);
     let now = ns.ms(ctx.now());
     let reschedule = |key: &Key| {
-        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&ns.tables);
         if let Some(e) = t.tw.get_mut(key) {
             e.expires = now + TCP_TIMEWAIT_LEN_MS;
         }
     };
     if tw.expires <= now {
         // Its timer would have fired: the entry is gone; look again.
-        ns.tables
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .tw_kill(&key);
+        write(&ns.tables).tw_kill(&key);
         super::input::tcp_v4_rcv(ctx, skb);
         return;
     }
@@ -538,10 +532,7 @@ pub(crate) fn tcp_timewait_rcv(ctx: &mut Ctx<'_>, tw: TwSock, skb: SkBuff) {
         TwStatus::Success => {}
         TwStatus::Reschedule => reschedule(&key),
         TwStatus::Kill => {
-            ns.tables
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .tw_kill(&key);
+            write(&ns.tables).tw_kill(&key);
         }
         TwStatus::Ack { reschedule: r } => {
             if r {
@@ -551,7 +542,7 @@ pub(crate) fn tcp_timewait_rcv(ctx: &mut Ctx<'_>, tw: TwSock, skb: SkBuff) {
         }
         TwStatus::Syn(isn) => {
             let listener = {
-                let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+                let mut t = write(&ns.tables);
                 let l = t.lookup_listener(skb.daddr);
                 if l.is_some() {
                     t.tw_kill(&key);

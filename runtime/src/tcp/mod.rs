@@ -7,6 +7,9 @@
 //! * [`output`]: `tcp_write_xmit` — MSS segmentation, the peer's window, Nagle;
 //!   ACKs, SYN, SYN-ACK, FIN and RST.
 //! * [`timer`]: retransmission (go-back-N), delayed ACK, zero-window probe.
+//! * [`syscalls`]: the socket-call side (tcp.c) — `tcp_sendmsg` and its
+//!   copy onto the send queue, `tcp_recvmsg`, `tcp_cleanup_rbuf`,
+//!   `tcp_close`.
 //! * [`minisocks`]: TIME_WAIT entries (`tcp_time_wait`,
 //!   `tcp_timewait_state_process`), their reuse and expiry.
 //!
@@ -20,11 +23,15 @@
 pub(crate) mod input;
 pub(crate) mod minisocks;
 pub(crate) mod output;
+pub(crate) mod syscalls;
 pub(crate) mod timer;
 
+use crate::ctx::Ctx;
 use crate::fib::DstEntry;
-use crate::netns::{Ctx, NsInner};
+use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
+use crate::netns::NsInner;
 use crate::stats::{SockInfo, SockTimer, TimerKind};
+use crate::sync::{lock, write};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
@@ -188,7 +195,7 @@ pub(crate) struct Sock {
 impl Sock {
     pub(crate) fn new(ns: &Arc<NsInner>, init: impl FnOnce(&mut TcpSock)) -> Arc<Sock> {
         let id = ns.next_sock_id();
-        ns.sock_alloc.fetch_add(1, Relaxed);
+        ns.socks.alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
         Arc::new_cyclic(|me| {
             let mut s = TcpSock::new(me.clone(), id, &sysctl);
@@ -204,20 +211,22 @@ impl Sock {
     /// `lock_sock`.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, TcpSock> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 }
 
 impl Drop for Sock {
     fn drop(&mut self) {
-        self.ns.sock_alloc.fetch_sub(1, Relaxed);
-        let s = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.ns.socks.alloc.fetch_sub(1, Relaxed);
+        let s = crate::sync::get_mut(&mut self.inner);
         // Whatever is still queued goes with the socket.
-        self.ns.mem_sub(s.sendq_bytes + s.recvq_bytes + s.ofo_bytes);
+        self.ns
+            .mem_sub(s.snd.sendq_bytes + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
     }
 }
 
-/// `struct tcp_sock`, reduced.
+/// `struct tcp_sock`, reduced. The state is grouped by concern in
+/// sub-structs held inline (no indirection on the hot path).
 pub(crate) struct TcpSock {
     pub(crate) me: Weak<Sock>,
     pub(crate) id: u64,
@@ -234,18 +243,37 @@ pub(crate) struct TcpSock {
     pub(crate) bound: bool,
     /// `SO_REUSEADDR` (`sk_reuse`), from `bind()` or the listener.
     pub(crate) sk_reuse: bool,
+    /// The cached route (`sk_dst_cache`).
     pub(crate) dst: Option<DstEntry>,
+    /// `sk_err`, reported once.
+    pub(crate) err: i32,
+    /// The application has closed it (`SOCK_DEAD`).
+    pub(crate) orphan: bool,
+    pub(crate) listen: ListenState,
+    pub(crate) snd: SendState,
+    pub(crate) rcv: RecvState,
+    pub(crate) shut: Shutdown,
+    pub(crate) opt: SockOpts,
+    pub(crate) timers: TimerState,
+    // The tasks waiting to read (or accept) and to write (or connect).
+    pub(crate) rx_waiters: WaitQueue,
+    pub(crate) tx_waiters: WaitQueue,
+}
 
-    // Listener.
+/// The listener's side: its accept queue, and a passive child's link to
+/// its listener.
+pub(crate) struct ListenState {
     pub(crate) listener: bool,
     pub(crate) accept_queue: VecDeque<Arc<Sock>>,
     pub(crate) syn_recv_cnt: u32,
     pub(crate) max_ack_backlog: u32,
     /// A passive child's listener, until it is on the accept queue.
     pub(crate) parent: Option<Weak<Sock>>,
+}
 
-    // Send side. Sequence space: [snd_una, snd_nxt) in flight, [snd_nxt,
-    // write_seq) unsent, FIN at write_seq when `fin_queued`.
+/// The send side. Sequence space: [snd_una, snd_nxt) in flight, [snd_nxt,
+/// write_seq) unsent, FIN at write_seq when `fin_queued`.
+pub(crate) struct SendState {
     pub(crate) iss: u32,
     pub(crate) snd_una: u32,
     pub(crate) snd_nxt: u32,
@@ -266,12 +294,15 @@ pub(crate) struct TcpSock {
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
     pub(crate) sndbuf: usize,
-    /// Buffer that small writes are copied into (see `socket::copy_in`).
+    /// Buffer that small writes are copied into (see `syscalls::copy_in`).
     pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
     pub(crate) dupacks: u32,
+}
 
-    // Receive side.
+/// The receive side: sequence state, the receive and out-of-order queues,
+/// and the ACK decision's state.
+pub(crate) struct RecvState {
     pub(crate) irs: u32,
     pub(crate) rcv_nxt: u32,
     /// `rcv_nxt` when the window was last advertised.
@@ -292,8 +323,10 @@ pub(crate) struct TcpSock {
     pub(crate) lrcv_data: bool,
     /// Interactive mode: ACKs ride on replies instead of going out on read.
     pub(crate) pingpong: bool,
+}
 
-    // Shutdown and errors.
+/// Which directions are shut, and how far the peer's FIN got.
+pub(crate) struct Shutdown {
     pub(crate) rcv_shutdown: bool,
     /// The peer's FIN arrived (`SOCK_DONE`): reads give EOF even if an error
     /// is pending (it is kept for the next write).
@@ -302,19 +335,20 @@ pub(crate) struct TcpSock {
     /// stops counting it in Recv-Q.
     pub(crate) fin_copied: bool,
     pub(crate) snd_shutdown: bool,
-    /// `sk_err`, reported once.
-    pub(crate) err: i32,
-    /// The application has closed it (`SOCK_DEAD`).
-    pub(crate) orphan: bool,
+}
 
-    // Options.
+/// Socket options (`setsockopt`).
+pub(crate) struct SockOpts {
     pub(crate) nodelay: bool,
     /// `TCP_QUICKACK`: no delayed ACKs.
     pub(crate) quickack: bool,
     pub(crate) ttl: u8,
     pub(crate) linger: Option<Duration>,
+}
 
-    // Timers.
+/// The timers, their registration with the namespace's timer list
+/// (ksoftirqd.rs) and their retry limits.
+pub(crate) struct TimerState {
     pub(crate) rto_min: Duration,
     pub(crate) backoff: u32,
     pub(crate) retransmits: u32,
@@ -331,10 +365,6 @@ pub(crate) struct TcpSock {
     pub(crate) synack_retries: u32,
     pub(crate) retries2: u32,
     pub(crate) fin_timeout: Duration,
-
-    // The tasks waiting to read (or accept) and to write (or connect).
-    pub(crate) rx_waiters: WaitQueue,
-    pub(crate) tx_waiters: WaitQueue,
 }
 
 /// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
@@ -360,63 +390,75 @@ impl TcpSock {
             bound: false,
             sk_reuse: false,
             dst: None,
-            listener: false,
-            accept_queue: VecDeque::new(),
-            syn_recv_cnt: 0,
-            max_ack_backlog: 0,
-            parent: None,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_max: iss,
-            write_seq: iss,
-            snd_wnd: 0,
-            snd_wl1: 0,
-            max_window: 0,
-            snd_sml: iss,
-            mss_cache: TCP_MSS_DEFAULT,
-            peer_mss: TCP_MSS_DEFAULT,
-            sendq: VecDeque::new(),
-            sendq_bytes: 0,
-            sndbuf: sysctl.tcp_wmem[1],
-            tx_arena: bytes::BytesMut::new(),
-            fin_queued: false,
-            dupacks: 0,
-            irs: 0,
-            rcv_nxt: 0,
-            rcv_wup: 0,
-            rcv_wnd: 0,
-            rcvbuf: sysctl.tcp_rmem[1],
-            rcv_mss: TCP_MSS_DEFAULT,
-            recvq: VecDeque::new(),
-            recvq_bytes: 0,
-            ofo: VecDeque::new(),
-            ofo_bytes: 0,
-            ack_pending: false,
-            lrcv_data: false,
-            pingpong: false,
-            rcv_shutdown: false,
-            fin_rcvd: false,
-            fin_copied: false,
-            snd_shutdown: false,
             err: 0,
             orphan: false,
-            nodelay: false,
-            quickack: false,
-            ttl: 64,
-            linger: None,
-            rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
-            backoff: 0,
-            retransmits: 0,
-            rto_timer: Timer::Off,
-            probing: false,
-            delack_timer: Timer::Off,
-            timer_registered: None,
-            registered_for: Duration::ZERO,
-            syn_retries: sysctl.tcp_syn_retries,
-            synack_retries: sysctl.tcp_synack_retries,
-            retries2: sysctl.tcp_retries2,
-            fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+            listen: ListenState {
+                listener: false,
+                accept_queue: VecDeque::new(),
+                syn_recv_cnt: 0,
+                max_ack_backlog: 0,
+                parent: None,
+            },
+            snd: SendState {
+                iss,
+                snd_una: iss,
+                snd_nxt: iss,
+                snd_max: iss,
+                write_seq: iss,
+                snd_wnd: 0,
+                snd_wl1: 0,
+                max_window: 0,
+                snd_sml: iss,
+                mss_cache: TCP_MSS_DEFAULT,
+                peer_mss: TCP_MSS_DEFAULT,
+                sendq: VecDeque::new(),
+                sendq_bytes: 0,
+                sndbuf: sysctl.tcp_wmem[1],
+                tx_arena: bytes::BytesMut::new(),
+                fin_queued: false,
+                dupacks: 0,
+            },
+            rcv: RecvState {
+                irs: 0,
+                rcv_nxt: 0,
+                rcv_wup: 0,
+                rcv_wnd: 0,
+                rcvbuf: sysctl.tcp_rmem[1],
+                rcv_mss: TCP_MSS_DEFAULT,
+                recvq: VecDeque::new(),
+                recvq_bytes: 0,
+                ofo: VecDeque::new(),
+                ofo_bytes: 0,
+                ack_pending: false,
+                lrcv_data: false,
+                pingpong: false,
+            },
+            shut: Shutdown {
+                rcv_shutdown: false,
+                fin_rcvd: false,
+                fin_copied: false,
+                snd_shutdown: false,
+            },
+            opt: SockOpts {
+                nodelay: false,
+                quickack: false,
+                ttl: 64,
+                linger: None,
+            },
+            timers: TimerState {
+                rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
+                backoff: 0,
+                retransmits: 0,
+                rto_timer: Timer::Off,
+                probing: false,
+                delack_timer: Timer::Off,
+                timer_registered: None,
+                registered_for: Duration::ZERO,
+                syn_retries: sysctl.tcp_syn_retries,
+                synack_retries: sysctl.tcp_synack_retries,
+                retries2: sysctl.tcp_retries2,
+                fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+            },
             rx_waiters: WaitQueue::default(),
             tx_waiters: WaitQueue::default(),
         }
@@ -425,41 +467,41 @@ impl TcpSock {
     /// Takes the peer's side of the handshake from its SYN (or SYN-ACK):
     /// initial sequence number, window and MSS option.
     pub(crate) fn init_from_syn(&mut self, skb: &crate::skbuff::SkBuff) {
-        self.irs = skb.seq;
-        self.rcv_nxt = skb.seq.wrapping_add(1);
-        self.rcv_wup = self.rcv_nxt;
-        self.snd_wnd = skb.window;
-        self.snd_wl1 = skb.seq;
-        self.max_window = skb.window;
-        self.peer_mss = u32::from(skb.mss.max(64));
+        self.rcv.irs = skb.seq;
+        self.rcv.rcv_nxt = skb.seq.wrapping_add(1);
+        self.rcv.rcv_wup = self.rcv.rcv_nxt;
+        self.snd.snd_wnd = skb.window;
+        self.snd.snd_wl1 = skb.seq;
+        self.snd.max_window = skb.window;
+        self.snd.peer_mss = u32::from(skb.mss.max(64));
     }
 
     /// Sets the initial sequence number (before the SYN is sent): a
     /// connection taking over a TIME_WAIT 4-tuple starts beyond the old one.
     pub(crate) fn set_iss(&mut self, isn: u32) {
-        self.iss = isn;
-        self.snd_una = isn;
-        self.snd_nxt = isn;
-        self.snd_max = isn;
-        self.write_seq = isn;
-        self.snd_sml = isn;
+        self.snd.iss = isn;
+        self.snd.snd_una = isn;
+        self.snd.snd_nxt = isn;
+        self.snd.snd_max = isn;
+        self.snd.write_seq = isn;
+        self.snd.snd_sml = isn;
     }
 
     /// Our SYN takes sequence number `iss`: data starts after it.
     pub(crate) fn init_snd_after_syn(&mut self) {
-        self.snd_nxt = self.iss.wrapping_add(1);
-        self.snd_max = self.snd_nxt;
-        self.write_seq = self.snd_nxt;
-        self.snd_sml = self.snd_nxt;
+        self.snd.snd_nxt = self.snd.iss.wrapping_add(1);
+        self.snd.snd_max = self.snd.snd_nxt;
+        self.snd.write_seq = self.snd.snd_nxt;
+        self.snd.snd_sml = self.snd.snd_nxt;
     }
 
     /// The handshake is complete (`tcp_finish_connect` /
     /// `tcp_init_transfer`): ESTABLISHED, SYN timer off, send buffer sized.
     pub(crate) fn finish_handshake(&mut self, ns: &NsInner) {
         self.set_state(ns, TcpState::Established);
-        self.rto_timer = Timer::Off;
-        self.backoff = 0;
-        self.retransmits = 0;
+        self.timers.rto_timer = Timer::Off;
+        self.timers.backoff = 0;
+        self.timers.retransmits = 0;
         self.sndbuf_expand(ns.sysctl().tcp_wmem);
     }
 
@@ -469,25 +511,28 @@ impl TcpSock {
         let ip = if self.local.is_ipv4() { 20 } else { 40 };
         // The MSS option is capped so the IP packet fits 65535 bytes.
         let advmss = mtu.min(65535) - ip - 20;
-        self.mss_cache = advmss - TCPOLEN_TSTAMP_ALIGNED;
+        self.snd.mss_cache = advmss - TCPOLEN_TSTAMP_ALIGNED;
     }
 
     /// The MSS we advertise in SYN / SYN-ACK.
     pub(crate) fn advmss(&self) -> u16 {
-        (self.mss_cache + TCPOLEN_TSTAMP_ALIGNED).min(65535) as u16
+        (self.snd.mss_cache + TCPOLEN_TSTAMP_ALIGNED).min(65535) as u16
     }
 
     /// `tcp_current_mss` bounded by half the peer's largest window
     /// (`tcp_bound_to_half_wnd`).
     #[inline]
     pub(crate) fn eff_mss(&self) -> u32 {
-        let mss = self
-            .mss_cache
-            .min(self.peer_mss.saturating_sub(TCPOLEN_TSTAMP_ALIGNED).max(1));
-        let cutoff = if self.max_window > TCP_MSS_DEFAULT {
-            self.max_window >> 1
+        let mss = self.snd.mss_cache.min(
+            self.snd
+                .peer_mss
+                .saturating_sub(TCPOLEN_TSTAMP_ALIGNED)
+                .max(1),
+        );
+        let cutoff = if self.snd.max_window > TCP_MSS_DEFAULT {
+            self.snd.max_window >> 1
         } else {
-            self.max_window
+            self.snd.max_window
         };
         if cutoff != 0 && mss > cutoff {
             cutoff.max(68 - 32)
@@ -500,13 +545,13 @@ impl TcpSock {
     pub(crate) fn rto(&self) -> Duration {
         let base = match self.state {
             TcpState::SynSent | TcpState::SynRecv => TCP_TIMEOUT_INIT,
-            _ => self.rto_min,
+            _ => self.timers.rto_min,
         };
-        if self.backoff == 0 {
+        if self.timers.backoff == 0 {
             // The usual case, without Duration arithmetic.
             return base.min(TCP_RTO_MAX);
         }
-        base.saturating_mul(1u32 << self.backoff.min(16))
+        base.saturating_mul(1u32 << self.timers.backoff.min(16))
             .min(TCP_RTO_MAX)
     }
 
@@ -555,13 +600,13 @@ impl TcpSock {
     pub(crate) fn sndbuf_expand(&mut self, tcp_wmem: [usize; 3]) {
         let per_mss = self.eff_mss() as usize + 320;
         let sndmem = 2 * TCP_INIT_CWND * per_mss;
-        self.sndbuf = self.sndbuf.max(sndmem.min(tcp_wmem[2]));
+        self.snd.sndbuf = self.snd.sndbuf.max(sndmem.min(tcp_wmem[2]));
     }
 
     /// Unsent bytes.
     #[inline]
     pub(crate) fn unsent(&self) -> u32 {
-        let u = self.write_seq.wrapping_sub(self.snd_nxt) as i32;
+        let u = self.snd.write_seq.wrapping_sub(self.snd.snd_nxt) as i32;
         u.max(0) as u32
     }
 
@@ -569,9 +614,10 @@ impl TcpSock {
     #[inline]
     pub(crate) fn receive_window(&self) -> u32 {
         let w = self
+            .rcv
             .rcv_wup
-            .wrapping_add(self.rcv_wnd)
-            .wrapping_sub(self.rcv_nxt) as i32;
+            .wrapping_add(self.rcv.rcv_wnd)
+            .wrapping_sub(self.rcv.rcv_nxt) as i32;
         w.max(0) as u32
     }
 
@@ -580,9 +626,9 @@ impl TcpSock {
     /// more than half full).
     #[inline]
     pub(crate) fn free_window(&self) -> u32 {
-        let full = self.rcvbuf;
-        let free = full.saturating_sub(self.recvq_bytes + self.ofo_bytes);
-        let mss = self.mss_cache as usize;
+        let full = self.rcv.rcvbuf;
+        let free = full.saturating_sub(self.rcv.recvq_bytes + self.rcv.ofo_bytes);
+        let mss = self.snd.mss_cache as usize;
         if free < full / 2 && (free < full / 16 || free < mss) {
             0
         } else {
@@ -596,15 +642,15 @@ impl TcpSock {
     pub(crate) fn select_window(&mut self) -> u32 {
         let cur = self.receive_window();
         let new = self.free_window().max(cur);
-        self.rcv_wnd = new;
-        self.rcv_wup = self.rcv_nxt;
+        self.rcv.rcv_wnd = new;
+        self.rcv.rcv_wup = self.rcv.rcv_nxt;
         new
     }
 
     /// Whether the send queue has room (`sk_stream_memory_free`).
     #[inline]
     pub(crate) fn send_space(&self) -> usize {
-        self.sndbuf.saturating_sub(self.sendq_bytes)
+        self.snd.sndbuf.saturating_sub(self.snd.sendq_bytes)
     }
 
     /// Arms a timer of `period`: with a registration that fires within
@@ -614,14 +660,19 @@ impl TcpSock {
     /// otherwise it gets a deadline and a registration of its own.
     #[inline]
     fn arm(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
-        if self.timer_registered.is_some() && period >= self.registered_for {
+        if self.timers.timer_registered.is_some() && period >= self.timers.registered_for {
             return Timer::Pending;
         }
         let when = ctx.now() + period;
-        ctx.ns
-            .sk_reset_timer(&self.me, self.id, &mut self.timer_registered, when);
-        if self.timer_registered == Some(when) {
-            self.registered_for = period;
+        sk_reset_timer(
+            ctx.ns,
+            &self.me,
+            self.id,
+            &mut self.timers.timer_registered,
+            when,
+        );
+        if self.timers.timer_registered == Some(when) {
+            self.timers.registered_for = period;
         }
         Timer::At(when)
     }
@@ -629,8 +680,8 @@ impl TcpSock {
     /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
     #[inline]
     pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
-        if self.rto_timer == Timer::Off {
-            self.rto_timer = self.arm(ctx, self.rto());
+        if self.timers.rto_timer == Timer::Off {
+            self.timers.rto_timer = self.arm(ctx, self.rto());
         }
     }
 
@@ -639,16 +690,16 @@ impl TcpSock {
     /// timer, which has nothing else to do once our FIN is acknowledged.
     pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>) {
         if self.orphan && self.state == TcpState::FinWait2 {
-            self.rto_timer = self.arm(ctx, self.fin_timeout);
+            self.timers.rto_timer = self.arm(ctx, self.timers.fin_timeout);
         }
     }
 
     /// Schedules a delayed ACK (`inet_csk_schedule_ack` + the delack timer).
     #[inline]
     pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
-        self.ack_pending = true;
-        if self.delack_timer == Timer::Off {
-            self.delack_timer = self.arm(ctx, TCP_DELACK_MIN);
+        self.rcv.ack_pending = true;
+        if self.timers.delack_timer == Timer::Off {
+            self.timers.delack_timer = self.arm(ctx, TCP_DELACK_MIN);
         }
     }
 
@@ -667,14 +718,14 @@ impl TcpSock {
     /// Drops `n` acknowledged bytes from the front of the send queue.
     pub(crate) fn sendq_consume(&mut self, ns: &NsInner, mut n: usize) {
         ns.mem_sub(n);
-        self.sendq_bytes -= n;
+        self.snd.sendq_bytes -= n;
         while n > 0 {
-            let Some(front) = self.sendq.front_mut() else {
+            let Some(front) = self.snd.sendq.front_mut() else {
                 break;
             };
             if front.len() <= n {
                 n -= front.len();
-                self.sendq.pop_front();
+                self.snd.sendq.pop_front();
             } else {
                 let _ = front.split_to(n);
                 n = 0;
@@ -687,24 +738,24 @@ impl TcpSock {
     pub(crate) fn tcp_done(&mut self, ns: &NsInner) {
         self.set_state(ns, TcpState::Close);
         self.unhash(ns);
-        self.rcv_shutdown = true;
-        self.snd_shutdown = true;
-        let n = self.sendq_bytes;
+        self.shut.rcv_shutdown = true;
+        self.shut.snd_shutdown = true;
+        let n = self.snd.sendq_bytes;
         self.sendq_consume(ns, n);
-        ns.mem_sub(self.ofo_bytes);
-        self.ofo_bytes = 0;
-        self.ofo.clear();
+        ns.mem_sub(self.rcv.ofo_bytes);
+        self.rcv.ofo_bytes = 0;
+        self.rcv.ofo.clear();
         if self.orphan {
             self.purge_recvq(ns);
-            ns.sock_orphan.fetch_sub(1, Relaxed);
+            ns.socks.orphan.fetch_sub(1, Relaxed);
             // An orphan is counted once; make the decrement idempotent.
             self.orphan = false;
             self.rx_waiters.clear();
             self.tx_waiters.clear();
         }
-        self.rto_timer = Timer::Off;
-        self.delack_timer = Timer::Off;
-        ns.sk_stop_timers(self.id, &mut self.timer_registered);
+        self.timers.rto_timer = Timer::Off;
+        self.timers.delack_timer = Timer::Off;
+        sk_stop_timers(ns, self.id, &mut self.timers.timer_registered);
         self.data_ready();
         self.write_space();
     }
@@ -714,9 +765,9 @@ impl TcpSock {
         if !self.hashed && !self.bound {
             return;
         }
-        let mut t = ns.tables.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = write(&ns.tables);
         if self.hashed {
-            if self.listener {
+            if self.listen.listener {
                 if let Some(v) = t.lhash.get_mut(&self.local.port()) {
                     v.retain(|(_, l)| l.id != self.id);
                     if v.is_empty() {
@@ -727,7 +778,7 @@ impl TcpSock {
                 t.ehash.remove(&(self.local, self.remote));
             }
             self.hashed = false;
-            ns.sock_inuse.fetch_sub(1, Relaxed);
+            ns.socks.inuse.fetch_sub(1, Relaxed);
         }
         if self.bound {
             t.bhash_remove(self.local.port(), self.id);
@@ -749,23 +800,24 @@ impl TcpSock {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
             };
             (
-                self.accept_queue.len() as u64,
-                u64::from(self.max_ack_backlog),
+                self.listen.accept_queue.len() as u64,
+                u64::from(self.listen.max_ack_backlog),
                 SocketAddr::new(any, 0),
             )
-        } else if self.state == TcpState::SynRecv && self.parent.is_some() {
+        } else if self.state == TcpState::SynRecv && self.listen.parent.is_some() {
             // A request sock: ss shows 0 and 0.
             (0, 0, self.user_addr(self.remote))
         } else {
             // rcv_nxt - copied_seq and write_seq - snd_una, with SYN and FIN
             // counted as Linux's sequence space counts them.
-            let unread_fin = u64::from(self.fin_rcvd && !self.fin_copied);
+            let unread_fin = u64::from(self.shut.fin_rcvd && !self.shut.fin_copied);
             let unacked = self
+                .snd
                 .write_seq
-                .wrapping_add(u32::from(self.fin_queued))
-                .wrapping_sub(self.snd_una);
+                .wrapping_add(u32::from(self.snd.fin_queued))
+                .wrapping_sub(self.snd.snd_una);
             (
-                self.recvq_bytes as u64 + unread_fin,
+                self.rcv.recvq_bytes as u64 + unread_fin,
                 u64::from(unacked),
                 self.user_addr(self.remote),
             )
@@ -775,28 +827,29 @@ impl TcpSock {
             Timer::At(d) => Some(d.saturating_duration_since(now)),
             // Due one period after the registration fires.
             Timer::Pending => Some(
-                self.timer_registered
+                self.timers
+                    .timer_registered
                     .map_or(Duration::ZERO, |r| r.saturating_duration_since(now))
                     + period,
             ),
         };
         let timer = if self.state == TcpState::FinWait2 && self.orphan {
-            left(self.rto_timer, self.fin_timeout).map(|expires| SockTimer {
+            left(self.timers.rto_timer, self.timers.fin_timeout).map(|expires| SockTimer {
                 kind: TimerKind::TimeWait,
                 expires,
                 retrans: 0,
             })
-        } else if self.probing {
-            left(self.rto_timer, self.rto()).map(|expires| SockTimer {
+        } else if self.timers.probing {
+            left(self.timers.rto_timer, self.rto()).map(|expires| SockTimer {
                 kind: TimerKind::Persist,
                 expires,
-                retrans: self.backoff,
+                retrans: self.timers.backoff,
             })
         } else {
-            left(self.rto_timer, self.rto()).map(|expires| SockTimer {
+            left(self.timers.rto_timer, self.rto()).map(|expires| SockTimer {
                 kind: TimerKind::On,
                 expires,
-                retrans: self.retransmits,
+                retrans: self.timers.retransmits,
             })
         };
         Some(SockInfo {
@@ -811,8 +864,8 @@ impl TcpSock {
     }
 
     pub(crate) fn purge_recvq(&mut self, ns: &NsInner) {
-        ns.mem_sub(self.recvq_bytes);
-        self.recvq_bytes = 0;
-        self.recvq.clear();
+        ns.mem_sub(self.rcv.recvq_bytes);
+        self.rcv.recvq_bytes = 0;
+        self.rcv.recvq.clear();
     }
 }

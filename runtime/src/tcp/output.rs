@@ -5,8 +5,8 @@
 //! window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
 
 use super::{after, before, TcpSock, TcpState, Timer};
+use crate::ctx::Ctx;
 use crate::ip::ip_queue_xmit;
-use crate::netns::Ctx;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use bytes::{Bytes, BytesMut};
@@ -23,23 +23,23 @@ impl TcpSock {
         let window = if fl & flags::SYN != 0 {
             // Window in a SYN is never scaled: at most 65535.
             let w = self.free_window().min(65535);
-            self.rcv_wnd = w;
-            self.rcv_wup = self.rcv_nxt;
+            self.rcv.rcv_wnd = w;
+            self.rcv.rcv_wup = self.rcv.rcv_nxt;
             w
         } else {
             self.select_window()
         };
         if fl & flags::ACK != 0 {
             // Any ACK we send covers what was owed (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`).
-            self.ack_pending = false;
-            self.delack_timer = Timer::Off;
+            self.rcv.ack_pending = false;
+            self.timers.delack_timer = Timer::Off;
         }
         SkBuff {
             saddr: self.local,
             daddr: self.remote,
             seq,
             ack_seq: if fl & flags::ACK != 0 {
-                self.rcv_nxt
+                self.rcv.rcv_nxt
             } else {
                 0
             },
@@ -50,7 +50,7 @@ impl TcpSock {
             } else {
                 0
             },
-            ttl: self.ttl,
+            ttl: self.opt.ttl,
             payload,
         }
     }
@@ -74,34 +74,34 @@ impl TcpSock {
 
     /// `tcp_send_syn` / `tcp_connect`: the SYN, and its retransmissions.
     pub(crate) fn send_syn(&mut self, ctx: &mut Ctx<'_>, retrans: bool) {
-        let skb = self.make_skb(self.iss, flags::SYN, Bytes::new());
+        let skb = self.make_skb(self.snd.iss, flags::SYN, Bytes::new());
         self.transmit(ctx, skb, retrans);
         self.arm_rto(ctx);
     }
 
     /// `tcp_make_synack`: the listener's child answers a SYN.
     pub(crate) fn send_synack(&mut self, ctx: &mut Ctx<'_>, retrans: bool) {
-        let skb = self.make_skb(self.iss, flags::SYN | flags::ACK, Bytes::new());
+        let skb = self.make_skb(self.snd.iss, flags::SYN | flags::ACK, Bytes::new());
         self.transmit(ctx, skb, retrans);
         self.arm_rto(ctx);
     }
 
     /// `tcp_send_ack`: a pure ACK carrying the current window.
     pub(crate) fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
-        let skb = self.make_skb(self.snd_nxt, flags::ACK, Bytes::new());
+        let skb = self.make_skb(self.snd.snd_nxt, flags::ACK, Bytes::new());
         self.transmit(ctx, skb, false);
     }
 
     /// `tcp_send_active_reset`: RST (with ACK) from this socket.
     pub(crate) fn send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
-        let skb = self.make_skb(self.snd_nxt, flags::RST | flags::ACK, Bytes::new());
+        let skb = self.make_skb(self.snd.snd_nxt, flags::RST | flags::ACK, Bytes::new());
         self.transmit(ctx, skb, false);
     }
 
     /// `tcp_xmit_probe_skb`: a zero-window probe, an ACK with an old sequence
     /// number that makes the peer answer with its current window.
     pub(crate) fn send_probe(&mut self, ctx: &mut Ctx<'_>) {
-        let skb = self.make_skb(self.snd_una.wrapping_sub(1), flags::ACK, Bytes::new());
+        let skb = self.make_skb(self.snd.snd_una.wrapping_sub(1), flags::ACK, Bytes::new());
         self.transmit(ctx, skb, false);
     }
 
@@ -113,7 +113,7 @@ impl TcpSock {
     /// skbs at `sendmsg` time; the model keeps each write as it came.)
     fn segment_limit(&self, mut off: usize, len: usize) -> usize {
         let mut total = 0;
-        for chunk in &self.sendq {
+        for chunk in &self.snd.sendq {
             if off >= chunk.len() {
                 off -= chunk.len();
                 continue;
@@ -140,7 +140,7 @@ impl TcpSock {
     /// written chunk when it fits (no copy), else gathered into a new buffer.
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
         let mut skip = off;
-        let mut iter = self.sendq.iter();
+        let mut iter = self.snd.sendq.iter();
         for chunk in iter.by_ref() {
             if skip < chunk.len() {
                 if skip + len <= chunk.len() {
@@ -165,22 +165,22 @@ impl TcpSock {
     /// `tcp_retransmit_skb` for the head of the queue: the first
     /// unacknowledged segment again (or the FIN, if only it is out).
     pub(crate) fn retransmit_head(&mut self, ctx: &mut Ctx<'_>) {
-        let data_end = if after(self.snd_nxt, self.write_seq) {
-            self.write_seq
+        let data_end = if after(self.snd.snd_nxt, self.snd.write_seq) {
+            self.snd.write_seq
         } else {
-            self.snd_nxt
+            self.snd.snd_nxt
         };
-        let in_flight = data_end.wrapping_sub(self.snd_una) as usize;
+        let in_flight = data_end.wrapping_sub(self.snd.snd_una) as usize;
         if in_flight == 0 {
-            if self.fin_queued && self.snd_nxt == self.write_seq.wrapping_add(1) {
-                let skb = self.make_skb(self.write_seq, flags::FIN | flags::ACK, Bytes::new());
+            if self.snd.fin_queued && self.snd.snd_nxt == self.snd.write_seq.wrapping_add(1) {
+                let skb = self.make_skb(self.snd.write_seq, flags::FIN | flags::ACK, Bytes::new());
                 self.transmit(ctx, skb, true);
             }
             return;
         }
         let len = self.segment_limit(0, in_flight.min(self.eff_mss() as usize));
         let payload = self.sendq_slice(0, len);
-        let skb = self.make_skb(self.snd_una, flags::ACK | flags::PSH, payload);
+        let skb = self.make_skb(self.snd.snd_una, flags::ACK | flags::PSH, payload);
         self.transmit(ctx, skb, true);
     }
 
@@ -201,13 +201,14 @@ impl TcpSock {
         loop {
             let unsent = self.unsent();
             if unsent == 0 {
-                if self.fin_queued && self.snd_nxt == self.write_seq {
+                if self.snd.fin_queued && self.snd.snd_nxt == self.snd.write_seq {
                     // tcp_send_fin: FIN takes one sequence number.
-                    let retrans = before(self.snd_nxt, self.snd_max);
-                    let skb = self.make_skb(self.snd_nxt, flags::FIN | flags::ACK, Bytes::new());
-                    self.snd_nxt = self.snd_nxt.wrapping_add(1);
-                    if after(self.snd_nxt, self.snd_max) {
-                        self.snd_max = self.snd_nxt;
+                    let retrans = before(self.snd.snd_nxt, self.snd.snd_max);
+                    let skb =
+                        self.make_skb(self.snd.snd_nxt, flags::FIN | flags::ACK, Bytes::new());
+                    self.snd.snd_nxt = self.snd.snd_nxt.wrapping_add(1);
+                    if after(self.snd.snd_nxt, self.snd.snd_max) {
+                        self.snd.snd_max = self.snd.snd_nxt;
                     }
                     self.transmit(ctx, skb, retrans);
                     self.arm_rto(ctx);
@@ -215,18 +216,18 @@ impl TcpSock {
                 return;
             }
             let mss = self.eff_mss();
-            let wnd_end = self.snd_una.wrapping_add(self.snd_wnd);
-            let usable = (wnd_end.wrapping_sub(self.snd_nxt) as i32).max(0) as u32;
+            let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
+            let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
             // The model sends what fits in the window even if less than an
             // MSS (Linux's TSO path splits at the window too).
             let mut len = unsent.min(mss).min(usable);
-            let off = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
             len = self.segment_limit(off, len as usize) as u32;
             if len == 0 {
-                if self.snd_nxt == self.snd_una && !self.probing {
+                if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
                     // tcp_check_probe_timer: zero window, nothing in flight.
-                    self.probing = true;
-                    self.rto_timer = Timer::Off;
+                    self.timers.probing = true;
+                    self.timers.rto_timer = Timer::Off;
                     self.arm_rto(ctx);
                 }
                 return;
@@ -235,39 +236,40 @@ impl TcpSock {
             if len < mss
                 && tail
                 && !push
-                && !self.nodelay
-                && !self.fin_queued
-                && self.snd_nxt != self.snd_una
-                && after(self.snd_sml, self.snd_una)
+                && !self.opt.nodelay
+                && !self.snd.fin_queued
+                && self.snd.snd_nxt != self.snd.snd_una
+                && after(self.snd.snd_sml, self.snd.snd_una)
             {
                 // Nagle: a small segment is out unacknowledged; wait for it.
                 return;
             }
-            let seq = self.snd_nxt;
-            let retrans = before(seq, self.snd_max);
-            let payload = self.sendq_slice(seq.wrapping_sub(self.snd_una) as usize, len as usize);
+            let seq = self.snd.snd_nxt;
+            let retrans = before(seq, self.snd.snd_max);
+            let payload =
+                self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
             let mut fl = flags::ACK;
             if tail {
                 fl |= flags::PSH;
             }
-            let fin = tail && self.fin_queued;
+            let fin = tail && self.snd.fin_queued;
             if fin {
                 fl |= flags::FIN;
             }
-            if self.lrcv_data {
+            if self.rcv.lrcv_data {
                 // A reply soon after data came in: interactive (pingpong).
-                self.pingpong = true;
-                self.lrcv_data = false;
+                self.rcv.pingpong = true;
+                self.rcv.lrcv_data = false;
             }
             let skb = self.make_skb(seq, fl, payload);
-            self.snd_nxt = seq.wrapping_add(len + u32::from(fin));
-            if after(self.snd_nxt, self.snd_max) {
-                self.snd_max = self.snd_nxt;
+            self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+            if after(self.snd.snd_nxt, self.snd.snd_max) {
+                self.snd.snd_max = self.snd.snd_nxt;
             }
             if len < mss {
-                self.snd_sml = self.snd_nxt;
+                self.snd.snd_sml = self.snd.snd_nxt;
             }
-            self.probing = false;
+            self.timers.probing = false;
             self.transmit(ctx, skb, retrans);
             self.arm_rto(ctx);
             if fin {

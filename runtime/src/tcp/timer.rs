@@ -1,10 +1,15 @@
-//! TCP timers (net/ipv4/tcp_timer.c), run by the namespace's `ksoftirqd`
-//! thread: retransmission (`tcp_retransmit_timer`), zero-window probe
-//! (`tcp_probe_timer`) and delayed ACK (`tcp_delack_timer`).
+//! TCP timers (net/ipv4/tcp_timer.c): retransmission
+//! (`tcp_retransmit_timer`), zero-window probe (`tcp_probe_timer`), delayed
+//! ACK (`tcp_delack_timer`) and an orphan's FIN_WAIT2 timeout. They run on
+//! the namespace's `ksoftirqd` thread, or, with a [`Clock`](crate::Clock)
+//! installed, when its driver calls `Netns::run_timers`; they are armed
+//! through `sk_reset_timer` (ksoftirqd.rs).
 
 use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
+use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
-use crate::netns::{Ctx, NsInner};
+use crate::ksoftirqd::sk_reset_timer;
+use crate::netns::NsInner;
 use crate::stats::inc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -18,64 +23,64 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
     {
         let mut g = sk.lock();
         let s = &mut *g;
-        if s.timer_registered == Some(fired) {
-            s.timer_registered = None;
+        if s.timers.timer_registered == Some(fired) {
+            s.timers.timer_registered = None;
         }
         if s.state == TcpState::Close {
             return;
         }
-        match s.delack_timer {
+        match s.timers.delack_timer {
             Timer::At(d) if d <= now => {
-                s.delack_timer = Timer::Off;
-                if s.ack_pending {
+                s.timers.delack_timer = Timer::Off;
+                if s.rcv.ack_pending {
                     // tcp_delack_timer_handler: a missed delayed ACK leaves
                     // pingpong mode.
                     inc(&ns.mib.delayed_acks);
-                    s.pingpong = false;
+                    s.rcv.pingpong = false;
                     s.send_ack(&mut ctx);
                 }
             }
-            Timer::Pending => s.delack_timer = Timer::At(now + TCP_DELACK_MIN),
+            Timer::Pending => s.timers.delack_timer = Timer::At(now + TCP_DELACK_MIN),
             _ => {}
         }
-        match s.rto_timer {
+        match s.timers.rto_timer {
             Timer::At(d) if d <= now => {
-                s.rto_timer = Timer::Off;
+                s.timers.rto_timer = Timer::Off;
                 if s.state == TcpState::FinWait2 {
                     // tcp_fin_timeout ran out: free the orphan silently.
                     if s.orphan {
                         s.tcp_done(ns);
                     }
-                } else if s.probing {
+                } else if s.timers.probing {
                     tcp_probe_timer(&mut ctx, s);
                 } else if tcp_retransmit_timer(&mut ctx, s) {
-                    leave_parent = s.parent.take();
+                    leave_parent = s.listen.parent.take();
                 }
             }
             Timer::Pending if s.state == TcpState::FinWait2 => {
-                s.rto_timer = Timer::At(now + s.fin_timeout)
+                s.timers.rto_timer = Timer::At(now + s.timers.fin_timeout)
             }
-            Timer::Pending => s.rto_timer = Timer::At(now + s.rto()),
+            Timer::Pending => s.timers.rto_timer = Timer::At(now + s.rto()),
             _ => {}
         }
         let at = |t: Timer| match t {
             Timer::At(d) => Some(d),
             _ => None,
         };
-        let next = match (at(s.rto_timer), at(s.delack_timer)) {
+        let next = match (at(s.timers.rto_timer), at(s.timers.delack_timer)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
-            ns.sk_reset_timer(&s.me, s.id, &mut s.timer_registered, when);
-            if s.timer_registered == Some(when) {
-                s.registered_for = when.saturating_duration_since(now);
+            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when);
+            if s.timers.timer_registered == Some(when) {
+                s.timers.registered_for = when.saturating_duration_since(now);
             }
         }
     }
     if let Some(p) = leave_parent.and_then(|p| p.upgrade()) {
         let mut pl = p.lock();
-        pl.syn_recv_cnt = pl.syn_recv_cnt.saturating_sub(1);
+        pl.listen.syn_recv_cnt = pl.listen.syn_recv_cnt.saturating_sub(1);
     }
     ctx.local_bh_enable();
 }
@@ -90,51 +95,51 @@ fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
         local = %s.local,
         remote = %s.remote,
         state = ?s.state,
-        backoff = s.backoff
+        backoff = s.timers.backoff
     );
     match s.state {
         TcpState::SynSent => {
-            if s.retransmits >= s.syn_retries {
+            if s.timers.retransmits >= s.timers.syn_retries {
                 inc(&ns.mib.attempt_fails);
                 s.err = ETIMEDOUT;
                 s.tcp_done(ns);
                 return false;
             }
-            s.retransmits += 1;
-            s.backoff += 1;
+            s.timers.retransmits += 1;
+            s.timers.backoff += 1;
             s.send_syn(ctx, true);
             false
         }
         TcpState::SynRecv => {
-            if s.retransmits >= s.synack_retries {
+            if s.timers.retransmits >= s.timers.synack_retries {
                 inc(&ns.mib.attempt_fails);
                 if !s.orphan {
                     s.orphan = true;
-                    ns.sock_orphan.fetch_add(1, Relaxed);
+                    ns.socks.orphan.fetch_add(1, Relaxed);
                 }
                 s.tcp_done(ns);
                 return true;
             }
-            s.retransmits += 1;
-            s.backoff += 1;
+            s.timers.retransmits += 1;
+            s.timers.backoff += 1;
             s.send_synack(ctx, true);
             false
         }
         _ => {
-            let fin_out = s.fin_queued && s.snd_nxt == s.write_seq.wrapping_add(1);
-            if s.snd_una == s.snd_nxt && !fin_out {
+            let fin_out = s.snd.fin_queued && s.snd.snd_nxt == s.snd.write_seq.wrapping_add(1);
+            if s.snd.snd_una == s.snd.snd_nxt && !fin_out {
                 return false;
             }
-            if s.retransmits >= s.retries2 {
+            if s.timers.retransmits >= s.timers.retries2 {
                 // tcp_write_err
                 s.tcp_done(ns);
                 s.err = ETIMEDOUT;
                 return false;
             }
-            s.retransmits += 1;
-            s.backoff += 1;
+            s.timers.retransmits += 1;
+            s.timers.backoff += 1;
             // Go back N: resend everything from snd_una.
-            s.snd_nxt = s.snd_una;
+            s.snd.snd_nxt = s.snd.snd_una;
             s.write_xmit(ctx, true);
             false
         }
@@ -146,12 +151,12 @@ fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
 /// probes; an answered probe resets that count, and on loopback every probe
 /// is answered, so the model never gives up.)
 fn tcp_probe_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) {
-    if s.snd_wnd != 0 || s.unsent() == 0 || s.snd_una != s.snd_nxt {
-        s.probing = false;
+    if s.snd.snd_wnd != 0 || s.unsent() == 0 || s.snd.snd_una != s.snd.snd_nxt {
+        s.timers.probing = false;
         s.write_xmit(ctx, false);
         return;
     }
     s.send_probe(ctx);
-    s.backoff = (s.backoff + 1).min(16);
+    s.timers.backoff = (s.timers.backoff + 1).min(16);
     s.arm_rto(ctx);
 }

@@ -2,7 +2,8 @@
 
 use super::addr::{resolve, ToSocketAddrs};
 use super::TcpStream;
-use lonet_runtime::{is_local, Netns, Socket};
+use lonet_runtime::unstable::{is_local, Socket};
+use lonet_runtime::Netns;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;

@@ -33,7 +33,7 @@
 //! are shut (or the connection is closed): shutting down one's own write side
 //! alone gives no `WRITE_CLOSED` on Linux.
 
-use lonet_runtime::Readiness;
+use lonet_runtime::unstable::Readiness;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};

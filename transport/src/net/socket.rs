@@ -2,7 +2,8 @@
 //! `tokio::net::TcpSocket`.
 
 use super::{TcpListener, TcpStream};
-use lonet_runtime::{is_local, Netns, Socket};
+use lonet_runtime::unstable::{is_local, Socket};
+use lonet_runtime::Netns;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;

@@ -3,7 +3,8 @@
 use super::addr::{resolve, ToSocketAddrs};
 use super::readiness::{Sticky, Waiter};
 use super::tcp::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
-use lonet_runtime::{is_local, Netns, Socket};
+use lonet_runtime::unstable::{is_local, Socket};
+use lonet_runtime::Netns;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};

@@ -1,0 +1,452 @@
+//! The socket-call side of TCP (the kernel's net/ipv4/tcp.c): what
+//! `sendmsg`, `recvmsg` and `close` do to a TCP socket once af_inet.rs has
+//! dispatched them.
+//!
+//! * [`tcp_sendmsg`]: report a pending error, wait for send-buffer room,
+//!   copy the caller's bytes onto the send queue ([`copy_in`]: small writes
+//!   into the socket's arena, large ones into pooled buffers, page_frag.rs),
+//!   then `tcp_write_xmit` (output.rs).
+//! * [`tcp_recvmsg`]: copy out of the receive queue (or peek), EOF and
+//!   errors in the kernel's order, then [`tcp_cleanup_rbuf`]: the ACK or
+//!   window update a read may owe.
+//! * [`tcp_close`]: `close()`: FIN after the queued data, RST when data was
+//!   left unread or `SO_LINGER` is 0, the listener's children reset
+//!   (`inet_csk_listen_stop`).
+//!
+//! Each call runs the softirq it raised before it returns, after the socket
+//! lock is released (`release_sock` + `local_bh_enable`).
+
+use super::{Sock, TcpSock, TcpState};
+use crate::ctx::Ctx;
+use crate::errno::{err, ENOTCONN, EPIPE};
+use crate::page_frag::{BufPool, PooledBuf, POOL_BUF};
+use crate::stats::inc;
+use bytes::Bytes;
+use std::io::{self, IoSlice};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// `tcp_sendmsg` of `bufs`: copies as much as the send buffer has room for,
+/// then pushes segments out (`Socket::poll_send`).
+pub(crate) fn tcp_sendmsg(
+    sk: &Sock,
+    cx: Option<&mut Context<'_>>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let ns = &*sk.ns;
+    let mut ctx = Ctx::process(ns);
+    let mut s = sk.lock();
+    if s.err != 0 {
+        let e = std::mem::take(&mut s.err);
+        return Poll::Ready(Err(err(e)));
+    }
+    if s.shut.snd_shutdown || !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
+        if matches!(s.state, TcpState::SynSent | TcpState::SynRecv) {
+            return Poll::Ready(Err(err(ENOTCONN)));
+        }
+        return Poll::Ready(Err(err(EPIPE)));
+    }
+    if total == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let space = s.send_space();
+    if space == 0 {
+        return match cx {
+            Some(cx) => {
+                s.tx_waiters.register(cx.waker());
+                Poll::Pending
+            }
+            None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+        };
+    }
+    let n = total.min(space);
+    copy_in(&mut s, &ns.buf_pool, bufs, n);
+    s.snd.sendq_bytes += n;
+    s.snd.write_seq = s.snd.write_seq.wrapping_add(n as u32);
+    ns.mem_add(n);
+    s.write_xmit(&mut ctx, false);
+    drop(s);
+    ctx.local_bh_enable();
+    Poll::Ready(Ok(n))
+}
+
+/// `tcp_recvmsg`: at most `len` bytes handed to `put` in order
+/// (`Socket::poll_recv_with`).
+pub(crate) fn tcp_recvmsg(
+    sk: &Sock,
+    cx: Option<&mut Context<'_>>,
+    len: usize,
+    peek: bool,
+    mut put: impl FnMut(&[u8]),
+) -> Poll<io::Result<usize>> {
+    if len == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    let ns = &*sk.ns;
+    let mut s = sk.lock();
+    if s.rcv.recvq_bytes > 0 {
+        let mut copied = 0;
+        if peek {
+            for chunk in s.rcv.recvq.iter() {
+                let n = chunk.len().min(len - copied);
+                put(&chunk[..n]);
+                copied += n;
+                if copied == len {
+                    break;
+                }
+            }
+            return Poll::Ready(Ok(copied));
+        }
+        while copied < len {
+            let Some(front) = s.rcv.recvq.front_mut() else {
+                break;
+            };
+            let n = front.len().min(len - copied);
+            put(&front[..n]);
+            copied += n;
+            if n == front.len() {
+                s.rcv.recvq.pop_front();
+            } else {
+                let _ = front.split_to(n);
+            }
+        }
+        s.rcv.recvq_bytes -= copied;
+        ns.mem_sub(copied);
+        if s.rcv.recvq_bytes == 0 && s.shut.fin_rcvd && copied < len {
+            // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
+            s.shut.fin_copied = true;
+        }
+        if tcp_cleanup_rbuf(&s, copied) {
+            // The process context only when something is sent: most
+            // reads owe no ACK (delayed, or piggybacked on the reply).
+            let mut ctx = Ctx::process(ns);
+            s.send_ack(&mut ctx);
+            drop(s);
+            ctx.local_bh_enable();
+        }
+        return Poll::Ready(Ok(copied));
+    }
+    // tcp_recvmsg: after the peer's FIN (SOCK_DONE) a read is EOF and a
+    // pending error waits for the next write.
+    if s.shut.fin_rcvd {
+        if !peek {
+            s.shut.fin_copied = true;
+        }
+        return Poll::Ready(Ok(0));
+    }
+    if s.err != 0 {
+        let e = std::mem::take(&mut s.err);
+        return Poll::Ready(Err(err(e)));
+    }
+    if s.shut.rcv_shutdown || s.state == TcpState::Close {
+        return Poll::Ready(Ok(0));
+    }
+    match cx {
+        Some(cx) => {
+            s.rx_waiters.register(cx.waker());
+            Poll::Pending
+        }
+        None => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
+    }
+}
+
+/// Writes up to this size are copied into the socket's small arena.
+const SMALL_WRITE: usize = 512;
+/// The arena's size: small enough that an idle connection holds little, big
+/// enough that an interactive exchange reuses one buffer (reclaimed in place
+/// once every earlier chunk was acknowledged and read).
+const ARENA: usize = 2048;
+
+/// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` onto the send
+/// queue, as refcounted chunks. Small writes share the socket's arena (no
+/// allocation in steady state); large ones are cut into buffers of at most
+/// [`POOL_BUF`] from the namespace's pool, so a bulk writer reuses the same
+/// memory instead of having the allocator return it to the OS and fault it
+/// back in on every write.
+pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>], n: usize) {
+    if n <= SMALL_WRITE {
+        if let Some(first) = bufs.first().filter(|b| b.len() >= n) {
+            // The usual small write, one buffer: straight into the arena.
+            let arena = &mut s.snd.tx_arena;
+            if arena.capacity() < n {
+                arena.reserve(ARENA);
+            }
+            arena.extend_from_slice(&first[..n]);
+            let chunk = arena.split().freeze();
+            s.snd.sendq.push_back(chunk);
+            return;
+        }
+    }
+    let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
+    let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
+        while want > 0 {
+            let Some(piece) = src.peek_mut() else { break };
+            let k = want.min(piece.len());
+            dst(&piece[..k]);
+            *piece = &piece[k..];
+            if piece.is_empty() {
+                src.next();
+            }
+            want -= k;
+        }
+    };
+    if n <= SMALL_WRITE {
+        let arena = &mut s.snd.tx_arena;
+        if arena.capacity() < n {
+            arena.reserve(ARENA);
+        }
+        fill(&mut |p| arena.extend_from_slice(p), n);
+        let chunk = arena.split().freeze();
+        s.snd.sendq.push_back(chunk);
+        return;
+    }
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(POOL_BUF);
+        if k < POOL_BUF / 2 {
+            // A remainder: a buffer of its own size, so a slow reader's queue
+            // of medium writes does not pin 64 KiB each.
+            let mut buf = Vec::with_capacity(k);
+            fill(&mut |p| buf.extend_from_slice(p), k);
+            s.snd.sendq.push_back(Bytes::from(buf));
+        } else {
+            let mut buf = pool.get();
+            fill(&mut |p| buf.extend_from_slice(p), k);
+            s.snd
+                .sendq
+                .push_back(Bytes::from_owner(PooledBuf::new(buf, pool.clone())));
+        }
+        left -= k;
+    }
+}
+
+/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, whether
+/// to send the ACK that is owed when the read emptied the queue outside
+/// interactive (pingpong) mode, or a window update when the window grew
+/// enough. The caller sends it.
+pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
+    if copied == 0 || s.state == TcpState::Close {
+        return false;
+    }
+    let mut time_to_ack = false;
+    if s.rcv.ack_pending
+        && (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+            || (s.rcv.recvq_bytes == 0 && !s.rcv.pingpong))
+    {
+        time_to_ack = true;
+    }
+    if !time_to_ack && !s.shut.rcv_shutdown {
+        let now = s.receive_window();
+        if 2 * u64::from(now) <= s.rcv.rcvbuf as u64 {
+            let new = s.free_window();
+            if new != 0 && u64::from(new) >= 2 * u64::from(now) {
+                time_to_ack = true;
+            }
+        }
+    }
+    time_to_ack
+}
+
+/// `tcp_close`: what dropping the last [`Socket`](crate::af_inet::Socket)
+/// does.
+pub(crate) fn tcp_close(sk: &Arc<Sock>) {
+    let ns = &*sk.ns;
+    let mut ctx = Ctx::process(ns);
+    let mut s = sk.lock();
+    s.rx_waiters.clear();
+    s.tx_waiters.clear();
+    match s.state {
+        TcpState::Close => {
+            s.purge_recvq(ns);
+            s.unhash(ns);
+        }
+        TcpState::Listen => {
+            // inet_csk_listen_stop: reset every child waiting to be accepted.
+            let children = std::mem::take(&mut s.listen.accept_queue);
+            s.tcp_done(ns);
+            drop(s);
+            for child in children {
+                let mut c = child.lock();
+                if c.state != TcpState::Close {
+                    c.orphan = true;
+                    ns.socks.orphan.fetch_add(1, Relaxed);
+                    c.send_active_reset(&mut ctx);
+                    c.tcp_done(ns);
+                }
+            }
+            ctx.local_bh_enable();
+            return;
+        }
+        TcpState::SynSent | TcpState::SynRecv => {
+            s.tcp_done(ns);
+        }
+        _ => {
+            s.orphan = true;
+            ns.socks.orphan.fetch_add(1, Relaxed);
+            let unread = s.rcv.recvq_bytes > 0;
+            s.purge_recvq(ns);
+            if unread {
+                inc(&ns.mib.tcp_abort_on_close);
+                s.send_active_reset(&mut ctx);
+                s.tcp_done(ns);
+            } else if s.opt.linger == Some(Duration::ZERO) {
+                // tcp_close → tcp_disconnect; Linux counts this as
+                // TCPAbortOnData.
+                inc(&ns.mib.tcp_abort_on_data);
+                s.send_active_reset(&mut ctx);
+                s.tcp_done(ns);
+            } else {
+                s.shut.rcv_shutdown = true;
+                match s.state {
+                    TcpState::Established => s.set_state(ns, TcpState::FinWait1),
+                    TcpState::CloseWait => s.set_state(ns, TcpState::LastAck),
+                    _ => {}
+                }
+                if !s.shut.snd_shutdown {
+                    s.shut.snd_shutdown = true;
+                    s.snd.fin_queued = true;
+                }
+                s.write_xmit(&mut ctx, true);
+                s.arm_fin_wait2(&mut ctx);
+            }
+        }
+    }
+    drop(s);
+    ctx.local_bh_enable();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::af_inet::Socket;
+    use crate::netns::Netns;
+    use crate::tests::{addr, pair, recv, send};
+
+    fn chunks(s: &TcpSock) -> Vec<usize> {
+        s.snd.sendq.iter().map(|c| c.len()).collect()
+    }
+
+    #[test]
+    fn test_copy_in_puts_small_writes_in_the_arena_and_large_ones_in_pooled_buffers() {
+        let ns = Netns::new();
+        let sk = Sock::new(&ns.0, |_| {});
+        let pool = Arc::new(BufPool::default());
+        let mut s = sk.lock();
+        // Small writes, one or several slices: one chunk each, in the arena.
+        copy_in(&mut s, &pool, &[IoSlice::new(b"hello")], 5);
+        copy_in(
+            &mut s,
+            &pool,
+            &[IoSlice::new(b"ab"), IoSlice::new(b"cd")],
+            3,
+        );
+        assert_eq!(chunks(&s), [5, 3]);
+        assert_eq!(&s.snd.sendq[1][..], b"abc");
+        assert!(
+            s.snd.tx_arena.capacity() >= ARENA - 8,
+            "the arena was reserved once"
+        );
+        // A large write: full 64 KiB buffers, then a remainder of its own size.
+        let big = vec![7u8; 2 * POOL_BUF + 1000];
+        copy_in(&mut s, &pool, &[IoSlice::new(&big)], big.len());
+        assert_eq!(chunks(&s)[2..], [POOL_BUF, POOL_BUF, 1000]);
+        assert!(s
+            .snd
+            .sendq
+            .iter()
+            .skip(2)
+            .all(|c| c.iter().all(|&b| b == 7)));
+        // Only part of the caller's bytes when the send buffer is short.
+        copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600);
+        assert_eq!(chunks(&s).last(), Some(&600));
+        // The pooled buffers go back to the pool when their chunks drop.
+        s.snd.sendq.clear();
+        drop(s);
+        let again = pool.get();
+        assert_eq!(again.capacity(), POOL_BUF, "a recycled buffer");
+    }
+
+    #[test]
+    fn test_sendmsg_refuses_before_the_handshake_and_after_shutdown() {
+        let ns = Netns::new();
+        let c = Socket::new(&ns);
+        let r = c.poll_send(None, &[IoSlice::new(b"x")]);
+        assert!(matches!(r, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(EPIPE)));
+        let (_l, c, _s) = pair(&ns);
+        c.shutdown_write().unwrap();
+        let r = c.poll_send(None, &[IoSlice::new(b"x")]);
+        assert!(matches!(r, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(EPIPE)));
+    }
+
+    #[test]
+    fn test_close_with_nothing_unread_sends_fin_and_the_peer_reads_eof() {
+        let ns = Netns::new();
+        let (_l, c, s) = pair(&ns);
+        send(&c, b"last words");
+        drop(c);
+        let mut buf = [0; 16];
+        assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(10))));
+        assert!(
+            matches!(recv(&s, &mut buf), Poll::Ready(Ok(0))),
+            "EOF after the data"
+        );
+        let t = ns.tcp_stats();
+        assert_eq!((t.out_rsts, t.tcp_abort_on_close), (0, 0));
+        assert_eq!(s.state(), TcpState::CloseWait);
+    }
+
+    #[test]
+    fn test_close_with_linger_zero_resets_and_counts_abort_on_data() {
+        let ns = Netns::new();
+        let (_l, c, s) = pair(&ns);
+        c.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(c);
+        let t = ns.tcp_stats();
+        assert_eq!((t.tcp_abort_on_data, t.out_rsts), (1, 1));
+        let mut buf = [0; 4];
+        match recv(&s, &mut buf) {
+            Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_closing_a_listener_resets_the_children_not_yet_accepted() {
+        let ns = Netns::new();
+        let l = Socket::listen(&ns, addr("127.0.0.1:0"), 4).unwrap();
+        let c = Socket::connect(&ns, l.local_addr().unwrap()).unwrap();
+        assert_eq!(c.state(), TcpState::Established);
+        drop(l);
+        let mut buf = [0; 4];
+        match recv(&c, &mut buf) {
+            Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ns.sockstat().orphan, 0);
+    }
+
+    #[test]
+    fn test_close_with_unread_data_sends_rst_reported_once() {
+        let ns = Netns::new();
+        let (_l, c, s) = pair(&ns);
+        send(&c, b"unread");
+        drop(s);
+        let t = ns.tcp_stats();
+        assert_eq!((t.tcp_abort_on_close, t.out_rsts), (1, 1));
+        let mut buf = [0; 8];
+        match recv(&c, &mut buf) {
+            Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(recv(&c, &mut buf), Poll::Ready(Ok(0))));
+        let e = c.poll_send(None, &[IoSlice::new(b"x")]);
+        assert!(matches!(e, Poll::Ready(Err(ref e)) if e.raw_os_error() == Some(libc::EPIPE)));
+        assert_eq!(
+            c.peer_addr().unwrap_err().raw_os_error(),
+            Some(libc::ENOTCONN)
+        );
+    }
+}
