@@ -73,7 +73,7 @@ async fn list_users(State(db): State<Shared>, Query(filter): Query<Filter>) -> J
     let users = db.users.lock().unwrap_or_else(|e| e.into_inner());
     let matching = users
         .values()
-        .filter(|u| filter.name.as_deref().map_or(true, |n| u.name.contains(n)))
+        .filter(|u| filter.name.as_deref().is_none_or(|n| u.name.contains(n)))
         .cloned()
         .collect();
     Json(matching)

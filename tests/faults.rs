@@ -332,7 +332,11 @@ async fn a_full_accept_queue_drops_syns_until_lifted() {
 #[tokio::test(start_paused = true)]
 async fn faults_show_in_the_qdisc_like_tc() {
     let ns = paused_ns();
-    assert!(ns.qdisc().to_string().starts_with("qdisc noqueue"), "{}", ns.qdisc());
+    assert!(
+        ns.qdisc().to_string().starts_with("qdisc noqueue"),
+        "{}",
+        ns.qdisc()
+    );
     let g = ns.add_fault(
         Match::port(80),
         Fault::new().delay(20 * MS).jitter(5 * MS).loss(0.05),

@@ -116,7 +116,7 @@ pub(crate) fn sk_reset_timer(
 /// netem's queue has a packet due at `when` (netem.rs).
 pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
     let mut st = ns.kthread.lock();
-    if st.netem_at.map_or(true, |a| when < a) {
+    if st.netem_at.is_none_or(|a| when < a) {
         st.netem_at = Some(when);
     }
     timer_added(ns, &mut st, when);
@@ -175,7 +175,7 @@ pub(crate) fn run_timers(ns: &NsInner, now: Instant) -> Option<Instant> {
 fn netem_run(ns: &NsInner, now: Instant) {
     if let Some(next) = crate::netem::netem_dequeue(ns, now) {
         let mut st = ns.kthread.lock();
-        if st.netem_at.map_or(true, |a| next < a) {
+        if st.netem_at.is_none_or(|a| next < a) {
             st.netem_at = Some(next);
         }
     }

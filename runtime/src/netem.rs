@@ -436,7 +436,7 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
     st.queue.insert((when, seq), Held { rule: id, skb });
     let first = st.queue.keys().next().map(|k| k.0);
     if let Some(first) = first {
-        if st.armed.map_or(true, |a| first < a) {
+        if st.armed.is_none_or(|a| first < a) {
             st.armed = Some(first);
             drop(st);
             netem_timer(ns, first);

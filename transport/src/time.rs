@@ -42,7 +42,7 @@ impl Clock for TokioClock {
 
     fn schedule(&self, when: Instant) {
         let mut next = self.shared.next.lock().unwrap_or_else(|e| e.into_inner());
-        if next.map_or(true, |n| when < n) {
+        if next.is_none_or(|n| when < n) {
             *next = Some(when);
             drop(next);
             self.shared.notify.notify_one();

@@ -436,7 +436,7 @@ impl TcpSock {
                     || t.bhash
                         .get(&port)
                         .and_then(|v| v.iter().find(|e| e.sock_id == id))
-                        .map_or(true, |e| e.kind != BindKind::Connect);
+                        .is_none_or(|e| e.kind != BindKind::Connect);
                 let tw = TwSock {
                     expires: now + TCP_TIMEWAIT_LEN_MS,
                     snd_nxt: self.snd.snd_nxt,
