@@ -2,9 +2,7 @@
 //! IPv4 / IPv6 / TCP with correct checksums, checked here by a parser of our own and by a real
 //! reader, tshark.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::capture::CaptureOptions;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
