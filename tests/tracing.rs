@@ -4,8 +4,8 @@
 //! A binary of its own, not a module of `tests/model`: `tracing` caches each callsite's
 //! interest process-wide. While one scoped subscriber (`set_default`) is the only one
 //! registered, a callsite first reached on a thread without it, by another test running in the
-//! same process, is cached as "never", and the test here would miss that event. Here the only
-//! threads emitting events are these tests' own.
+//! same process, is cached as "never", and the test here could miss that event, depending on
+//! which test reached the callsite first. Here the only events are these two tests' own.
 #![cfg(feature = "tracing")]
 
 mod common;
