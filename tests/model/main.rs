@@ -1,8 +1,8 @@
 //! Traffic through `lonet::net`: sockets, namespaces and the modeled kernel path, one concern
 //! per module. Each module was an integration test binary of its own; they share one binary so
-//! that CI links it once. Every test runs in a namespace of its own (`Netns::new()`), or only
-//! binds port 0 in the default one, so the tests do not see each other when libtest runs them
-//! on parallel threads of this process.
+//! that CI links it once. Every test runs its lonet sockets in a namespace of its own
+//! (`Netns::new()`) and its real sockets on ports the kernel picks, so the tests do not see
+//! each other when libtest runs them on parallel threads of this process.
 //!
 //! Run one module with `cargo test --test model -- pcap::` (a filter on the test path).
 
