@@ -1,5 +1,11 @@
 //! The `tracing` feature: an event at each stage of the path, named after the
 //! kernel function, with the segment or state change in its fields.
+//!
+//! A binary of its own, not a module of `tests/model`: `tracing` caches each callsite's
+//! interest process-wide. While one scoped subscriber (`set_default`) is the only one
+//! registered, a callsite first reached on a thread without it, by another test running in the
+//! same process, is cached as "never", and the test here could miss that event, depending on
+//! which test reached the callsite first. Here the only events are these two tests' own.
 #![cfg(feature = "tracing")]
 
 mod common;

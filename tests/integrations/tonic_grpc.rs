@@ -5,14 +5,11 @@
 //! As over the kernel's loopback: unary and server-streaming calls, one HTTP/2 connection per
 //! channel, the client's address in `Request::remote_addr()`, and a graceful shutdown that lets
 //! the call in flight finish.
-#![cfg(feature = "tonic")]
 
-mod common;
-
-#[path = "../proto/greeter.rs"]
+#[path = "../../proto/greeter.rs"]
 mod greeter;
 
-use common::bounded;
+use crate::common::bounded;
 use futures::{Stream, StreamExt};
 use greeter::greeter_client::GreeterClient;
 use greeter::greeter_server::{Greeter, GreeterServer};

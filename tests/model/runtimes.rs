@@ -1,9 +1,7 @@
 //! lonet sockets on tokio's runtimes: current-thread, multi-thread, several at once, one shutting
 //! down under live connections; and what is left once every socket is dropped.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::future::Future;

@@ -2,9 +2,7 @@
 //! listeners, connections in each state and TIME_WAIT entries with ss's Recv-Q / Send-Q, prints
 //! as ss does, and TIME_WAIT entries hold, give back and hand over their 4-tuples as on Linux.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpSocket, TcpStream};
 use lonet::stats::{SockInfo, SocketTable, TcpState, TimerKind};
 use lonet::Netns;

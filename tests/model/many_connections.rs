@@ -1,8 +1,6 @@
 //! A thousand connections open at once in one namespace.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! Backpressure: a fast writer and a slow reader move 256 MiB in bounded memory.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::time::Duration;

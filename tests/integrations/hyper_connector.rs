@@ -4,12 +4,9 @@
 //! What the kernel does is the reference: a keep-alive client reuses one TCP connection, a
 //! connect to a closed port is refused (RST), and a graceful shutdown lets the request in
 //! flight finish before the connection closes.
-#![cfg(feature = "hyper")]
 
-mod common;
-
+use crate::common::bounded;
 use bytes::Bytes;
-use common::bounded;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -1,8 +1,6 @@
 //! Ephemeral ports (net.ipv4.ip_local_port_range) and the accept queue (net.core.somaxconn).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::collections::BTreeSet;

@@ -7,10 +7,8 @@
 //! checks the kernel's observation against the expected Linux value (so the expectation itself
 //! is verified on this machine) and then lonet's against the same value.
 
-mod common;
-
-use common::errno::*;
-use common::*;
+use crate::common::errno::*;
+use crate::common::*;
 use std::io::ErrorKind::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -19,31 +17,31 @@ macro_rules! scenarios {
     () => {
         pub mod echo {
             use super::*;
-            include!("scenarios/echo.rs");
+            include!("../scenarios/echo.rs");
         }
         pub mod errors {
             use super::*;
-            include!("scenarios/errors.rs");
+            include!("../scenarios/errors.rs");
         }
         pub mod half_close {
             use super::*;
-            include!("scenarios/half_close.rs");
+            include!("../scenarios/half_close.rs");
         }
         pub mod reset {
             use super::*;
-            include!("scenarios/reset.rs");
+            include!("../scenarios/reset.rs");
         }
         pub mod readiness {
             use super::*;
-            include!("scenarios/readiness.rs");
+            include!("../scenarios/readiness.rs");
         }
         pub mod split {
             use super::*;
-            include!("scenarios/split.rs");
+            include!("../scenarios/split.rs");
         }
         pub mod addresses {
             use super::*;
-            include!("scenarios/addresses.rs");
+            include!("../scenarios/addresses.rs");
         }
     };
 }
@@ -72,7 +70,7 @@ mod os {
         tokio::spawn(f)
     }
 
-    include!("scenarios/helpers.rs");
+    include!("../scenarios/helpers.rs");
     scenarios!();
 }
 
@@ -101,7 +99,7 @@ mod lo {
         tokio::spawn(lonet::Netns::current().scope(f))
     }
 
-    include!("scenarios/helpers.rs");
+    include!("../scenarios/helpers.rs");
     scenarios!();
 }
 
@@ -132,7 +130,7 @@ mod kswitch {
         tokio::spawn(lonet::Netns::current().scope(f))
     }
 
-    include!("scenarios/helpers.rs");
+    include!("../scenarios/helpers.rs");
     scenarios!();
 }
 

@@ -16,9 +16,7 @@
 //! that the peer's action changes: the current-thread runtime polls its
 //! driver before it resumes a task that yielded.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::ErrorKind::*;
 
 /// The scenarios, instantiated once per stack.
@@ -586,7 +584,7 @@ async fn own_shutdown_alone_is_not_write_closed_on_linux() {
     differential!(write_closed_after_own_shutdown => vec![
         ("ready(WRITABLE) after own shutdown", ok("WRITABLE")),
         ("ready(READABLE) at once", ok("pending")),
-        ("try_write", err(BrokenPipe, common::errno::EPIPE)),
+        ("try_write", err(BrokenPipe, crate::common::errno::EPIPE)),
         ("peer read", ok(0usize)),
         ("ready(READABLE | WRITABLE) after the peer's FIN",
             ok("READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED")),
@@ -600,7 +598,7 @@ async fn a_reset_sets_read_closed_and_write_closed() {
     differential!(read_and_write_closed_after_rst => vec![
         ("ready(READABLE)", ok("READABLE | READ_CLOSED")),
         ("ready(WRITABLE)", ok("WRITABLE | WRITE_CLOSED")),
-        ("read", err(ConnectionReset, common::errno::ECONNRESET)),
+        ("read", err(ConnectionReset, crate::common::errno::ECONNRESET)),
         ("ready(READABLE) at once", ok("READABLE | READ_CLOSED")),
         ("read again", ok(0usize)),
     ]);

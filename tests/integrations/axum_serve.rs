@@ -4,17 +4,14 @@
 //! As over the kernel's loopback: routes and extractors see the same requests, the client's
 //! address reaches `ConnectInfo`, and `with_graceful_shutdown` closes the listener at once but
 //! lets the request in flight finish.
-#![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::bounded;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use bytes::Bytes;
-use common::bounded;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

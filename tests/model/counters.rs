@@ -1,9 +1,7 @@
 //! Kernel counters after known exchanges in a fresh namespace: `ip -s link show lo`,
 //! `/proc/net/softnet_stat`, `netstat -s` (Tcp:), `/proc/net/sockstat`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::time::Duration;

@@ -8,9 +8,7 @@
 //! The signatures are checked against tokio's at compile time, for both
 //! crates, by binding each function to a fn pointer of tokio's type.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{Path, TcpListener, TcpSocket, TcpStream};
 use lonet::Netns;
 use std::io::{self, Read, Write};

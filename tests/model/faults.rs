@@ -7,9 +7,7 @@
 //! retransmission timers take no real time, and the durations measured are
 //! exact.
 
-mod common;
-
-use common::{bounded, errno, fill_pattern};
+use crate::common::{bounded, errno, fill_pattern};
 use lonet::fault::{Fault, Match};
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;

@@ -1,9 +1,7 @@
 //! Softnet backlog overflow: packets dropped at `enqueue_to_backlog` are counted and TCP
 //! retransmits them, so every stream still arrives whole and in order.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lonet::net::{TcpListener, TcpStream};
 use lonet::Netns;
 use std::time::Duration;

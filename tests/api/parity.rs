@@ -11,27 +11,43 @@
 //! receiver changed from `&self` to `&mut self`, an argument or return type
 //! changed, a trait impl dropped — fails to compile one of the two expansions.
 //!
+//! What the expansions check, item by item:
+//! - `ToSocketAddrs`: the types that implement it, and that `bind`, `connect`
+//!   and `lookup_host` take any `A: ToSocketAddrs`;
+//! - `lookup_host`;
+//! - `TcpListener`: `bind`, `accept`, `poll_accept`, `local_addr`, `ttl`,
+//!   `set_ttl`, `Debug`;
+//! - `TcpStream`: `connect`, the addresses, `peek`/`poll_peek`, readiness
+//!   (`ready`, `readable`, `writable`, `poll_read_ready`, `poll_write_ready`),
+//!   the `try_*` reads and writes, the socket options (`nodelay`, `linger`,
+//!   `set_zero_linger`, `quickack`, `ttl`, `take_error`), `split`,
+//!   `into_split`, `Debug`, `AsyncRead`, `AsyncWrite`;
+//! - `TcpSocket`: `new_v4`, `new_v6`, `reuseaddr`, `nodelay`, `linger` (each
+//!   with its setter), `bind`, `local_addr`, `connect`, `listen`, `Debug`;
+//! - `tcp::ReadHalf` / `tcp::WriteHalf` and `tcp::OwnedReadHalf` /
+//!   `tcp::OwnedWriteHalf`: their methods, `reunite`, `forget`, `Debug`,
+//!   `AsyncRead` / `AsyncWrite`, `AsRef<TcpStream>`;
+//! - `tcp::ReuniteError`: an `Error`, with the two halves as public fields;
+//! - `TcpListenerStream`: `new`, `into_inner`, `Stream`, `AsRef` / `AsMut`
+//!   of the listener, `Debug`.
+//!
 //! tokio-stream is not a direct dev-dependency; its `TcpListenerStream` is
 //! reached through tonic's public re-export `tonic::codegen::tokio_stream`
 //! (tonic's `server` feature enables tokio-stream's `net`).
 //!
-//! Three `#[tokio::test]`s are also expanded for both: an echo through
-//! generic `AsyncRead`/`AsyncWrite` halves, and the socket options, peek,
-//! try_*, readiness and reunite behaving alike, and `TcpListenerStream`,
-//! `poll_accept` and `lookup_host`.
+//! Four `#[tokio::test]`s are also expanded for both: an echo through
+//! generic `AsyncRead`/`AsyncWrite` halves; the socket options, peek, try_*,
+//! readiness and reunite behaving alike; `TcpListenerStream`, `poll_accept`
+//! and `lookup_host`; and a `TcpSocket` that binds, then listens or connects.
 //!
-//! Not in lonet (tokio 1.54.1 has them; expected, not checked here):
-//! - `tokio::net::TcpSocket`, `UdpSocket`, `UnixListener`, `UnixStream`,
-//!   `UnixDatagram`, `UnixSocket`, `unix::pipe`.
-//! - `TcpListener`: `AsRawFd`, `AsFd`.
-//! - `TcpStream`: `try_io`, `async_io`, `AsRef<TcpStream> for TcpStream`,
-//!   `AsRawFd`, `AsFd`.
-//!
-//! The `std` conversions (`from_std`, `into_std`, `TryFrom`,
-//! `TcpSocket::from_std_stream`) are checked in `tests/std_conversions.rs`.
-//!
-//! In lonet but not tokio (not checked): `TcpListener::netns`,
-//! `TcpStream::netns`, `TcpStream::socket`.
+//! Not checked here: what only one side has. tokio's other sockets
+//! (`UdpSocket`, the Unix ones), its file-descriptor conversions (`AsRawFd`,
+//! `AsFd`), `try_io` / `async_io`, and the `TcpSocket` methods lonet does not
+//! have yet (keepalive, buffer sizes, `SO_REUSEPORT`, ...); lonet's own
+//! additions, such as `TcpStream::path` and `TcpListener::paths`, which
+//! `tests/model`'s routing tests check. The `std` conversions (`from_std`,
+//! `into_std`, `TryFrom`, `TcpSocket::from_std_stream`) are checked against
+//! tokio's signatures in `std_conversions.rs`, beside this file.
 
 #![allow(dead_code, clippy::type_complexity)]
 
@@ -98,7 +114,7 @@ macro_rules! parity {
         mod $m {
             use super::*;
             use $($net)::+::tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
-            use $($net)::+::{lookup_host, TcpListener, TcpStream, ToSocketAddrs};
+            use $($net)::+::{lookup_host, TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
             use $($stream)::+::TcpListenerStream;
 
             // ===== ToSocketAddrs =====
@@ -201,6 +217,28 @@ macro_rules! parity {
                 let _: io::Result<Ready> = TcpStream::ready(s, Interest::READABLE | Interest::WRITABLE).await;
                 let _: io::Result<()> = TcpStream::readable(s).await;
                 let _: io::Result<()> = TcpStream::writable(s).await;
+            }
+
+            // ===== TcpSocket =====
+
+            fn socket() {
+                let _: fn() -> io::Result<TcpSocket> = TcpSocket::new_v4;
+                let _: fn() -> io::Result<TcpSocket> = TcpSocket::new_v6;
+                let _: fn(&TcpSocket, bool) -> io::Result<()> = TcpSocket::set_reuseaddr;
+                let _: fn(&TcpSocket) -> io::Result<bool> = TcpSocket::reuseaddr;
+                let _: fn(&TcpSocket, bool) -> io::Result<()> = TcpSocket::set_nodelay;
+                let _: fn(&TcpSocket) -> io::Result<bool> = TcpSocket::nodelay;
+                #[allow(deprecated)] // tokio deprecates `set_linger` (since 1.49)
+                let _: fn(&TcpSocket, Option<Duration>) -> io::Result<()> = TcpSocket::set_linger;
+                let _: fn(&TcpSocket) -> io::Result<Option<Duration>> = TcpSocket::linger;
+                let _: fn(&TcpSocket, SocketAddr) -> io::Result<()> = TcpSocket::bind;
+                let _: fn(&TcpSocket) -> io::Result<SocketAddr> = TcpSocket::local_addr;
+                let _: fn(TcpSocket, u32) -> io::Result<TcpListener> = TcpSocket::listen;
+                debug::<TcpSocket>();
+            }
+
+            async fn socket_async(s: TcpSocket, addr: SocketAddr) {
+                let _: io::Result<TcpStream> = TcpSocket::connect(s, addr).await;
             }
 
             // ===== borrowed halves =====
@@ -510,6 +548,52 @@ macro_rules! parity {
                     assert!(v.contains(&"127.0.0.1:80".parse().unwrap()), "{v:?}");
                     let e = lookup_host("127.0.0.1:notaport").await.err().expect("an error");
                     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+                })
+                .await;
+            }
+
+            #[tokio::test]
+            async fn socket_binds_then_listens_or_connects() {
+                bounded(async {
+                    // Options set before bind/listen/connect read back, and carry over.
+                    let ls = TcpSocket::new_v4().unwrap();
+                    ls.set_reuseaddr(true).unwrap();
+                    assert!(ls.reuseaddr().unwrap());
+                    ls.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+                    let addr = ls.local_addr().unwrap();
+                    assert_eq!(addr.ip(), IpAddr::from(Ipv4Addr::LOCALHOST));
+                    assert_ne!(addr.port(), 0, "bind to port 0 picks one");
+                    let listener = ls.listen(16).unwrap();
+                    assert_eq!(listener.local_addr().unwrap(), addr);
+
+                    let cs = TcpSocket::new_v4().unwrap();
+                    assert!(!cs.nodelay().unwrap());
+                    cs.set_nodelay(true).unwrap();
+                    assert!(cs.nodelay().unwrap());
+                    let (client, accepted) = tokio::join!(cs.connect(addr), listener.accept());
+                    let client = client.unwrap();
+                    let (server, peer) = accepted.unwrap();
+                    assert_eq!(peer, client.local_addr().unwrap());
+                    assert_eq!(client.peer_addr().unwrap(), addr);
+                    assert_eq!(server.peer_addr().unwrap(), peer);
+                    assert!(client.nodelay().unwrap(), "TCP_NODELAY set before connect stays");
+
+                    // SO_LINGER on a socket that never connects.
+                    let s = TcpSocket::new_v4().unwrap();
+                    assert_eq!(s.linger().unwrap(), None);
+                    #[allow(deprecated)]
+                    s.set_linger(Some(Duration::from_secs(1))).unwrap();
+                    assert_eq!(s.linger().unwrap(), Some(Duration::from_secs(1)));
+
+                    // IPv6.
+                    let s6 = TcpSocket::new_v6().unwrap();
+                    s6.bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))).unwrap();
+                    let a6 = s6.local_addr().unwrap();
+                    assert_eq!(a6.ip(), IpAddr::from(Ipv6Addr::LOCALHOST));
+                    let l6 = s6.listen(4).unwrap();
+                    let c6 = TcpStream::connect(a6).await.unwrap();
+                    let (_, p6) = l6.accept().await.unwrap();
+                    assert_eq!(p6, c6.local_addr().unwrap());
                 })
                 .await;
             }

@@ -14,6 +14,10 @@ async fn two_tasks_waiting_for_readable_are_both_woken() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (s, _) = l.accept().await.unwrap();
+        // An accepted stream starts readable, as tokio's does: a WouldBlock clears that,
+        // so the waiters below really wait for the data.
+        let e = s.try_read(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
         let s = Arc::new(s);
         let waiters: Vec<_> = (0..2)
             .map(|_| {
@@ -25,6 +29,10 @@ async fn two_tasks_waiting_for_readable_are_both_woken() {
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "woken before any data"
+        );
         c.write_all(b"wake").await.unwrap();
         for w in waiters {
             w.await.unwrap().unwrap();
