@@ -229,6 +229,18 @@ impl Socket {
     /// `EADDRINUSE` for a port taken on an overlapping address; `EINVAL` if
     /// the socket is already bound.
     pub fn bind(&self, addr: SocketAddr, reuse: bool) -> io::Result<()> {
+        self.bind_reuseport(addr, reuse, false)
+    }
+
+    /// [`bind`](Socket::bind) with `SO_REUSEPORT` too: sockets that all set
+    /// it may bind the same address and port, and once they listen they
+    /// form one group, over which connections are spread by their 4-tuple's
+    /// hash (`reuseport_select_sock`). A listener that closes leaves the
+    /// group.
+    ///
+    /// # Errors
+    /// As [`bind`](Socket::bind).
+    pub fn bind_reuseport(&self, addr: SocketAddr, reuse: bool, reuseport: bool) -> io::Result<()> {
         let sk = &self.sk;
         let nsi = &*sk.ns;
         let ip = addr.ip();
@@ -248,7 +260,7 @@ impl Socket {
             &mut t,
             wire_ip,
             addr.port(),
-            reuse,
+            (reuse, reuseport),
             s.id,
             sysctl.ip_local_port_range,
             now,
