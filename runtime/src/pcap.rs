@@ -26,9 +26,9 @@
 //! The model carries windows in bytes, with scaling implicit. The capture
 //! announces a window-scale shift in the SYN options, chosen the way Linux's
 //! `tcp_select_initial_window` does from the largest receive buffer a socket
-//! may get (`tcp_rmem[2]`, 6 MiB by default: shift 7, as Linux on loopback
-//! uses; the model's window is at most `tcp_rmem[1]`, which never exceeds
-//! it). Non-SYN headers carry `window >> shift` (clamped to 65535), SYN
+//! may get (`tcp_rmem[1]` or `tcp_rmem[2]`, whichever is larger; 32 MiB by
+//! default: shift 10, as Linux 6.16 and later use on loopback; the model's
+//! window is at most `tcp_rmem[1]`). Non-SYN headers carry `window >> shift` (clamped to 65535), SYN
 //! headers the window itself (at most 65535, never scaled), so Wireshark's
 //! "calculated window size" is the model's window rounded down to a multiple
 //! of `1 << shift` (Linux rounds its own window the same way). The shift is
@@ -588,6 +588,7 @@ mod tests {
     #[test]
     fn wscale_is_linuxs_for_the_default_rmem() {
         assert_eq!(wscale_for(6_291_456), 7);
+        assert_eq!(wscale_for(33_554_432), 10, "Linux 6.18 on lo: wscale 10");
         assert_eq!(wscale_for(65_535), 0);
         assert_eq!(wscale_for(131_072), 2);
         assert_eq!(wscale_for(usize::MAX), 14);

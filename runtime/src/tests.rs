@@ -474,7 +474,7 @@ fn test_sysctl_values_the_kernel_would_refuse_are_invalid_input() {
     let bad: [fn(&mut crate::Sysctl); 6] = [
         |s| s.netdev_budget = 0,
         |s| s.ip_local_port_range = (5000, 4000),
-        |s| s.tcp_rmem = [10, 5, 1],
+        |s| s.tcp_rmem = [0, 131_072, 131_072],
         |s| s.netdev_budget_usecs = u64::MAX,
         |s| s.tcp_rto_min_us = u64::MAX,
         |s| s.tcp_fin_timeout_secs = u64::MAX,
