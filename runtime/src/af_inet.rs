@@ -61,6 +61,9 @@ pub struct Readiness {
     pub read_closed: bool,
     /// The write side is closed (shutdown or reset).
     pub write_closed: bool,
+    /// A socket error is pending (`sk->sk_err`, `tcp_poll`'s `EPOLLERR`):
+    /// the next call, or `SO_ERROR`, takes it.
+    pub error: bool,
 }
 
 fn register(q: &mut WaitQueue, cx: &Context<'_>) {
@@ -396,6 +399,18 @@ impl Socket {
         Poll::Pending
     }
 
+    /// Registers for a pending error (`EPOLLERR`); ready when
+    /// [`Readiness::error`]. The wait ends with the event that sets the
+    /// error (a reset, a timeout), which wakes the read side's waiters.
+    pub fn poll_error_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.sk.lock();
+        if s.err != 0 {
+            return Poll::Ready(Ok(()));
+        }
+        register(&mut s.rx_waiters, cx);
+        Poll::Pending
+    }
+
     /// The socket's readiness now (`tcp_poll`).
     pub fn readiness(&self) -> Readiness {
         let s = self.sk.lock();
@@ -405,6 +420,7 @@ impl Socket {
             writable: s.send_space() > 0 || s.err != 0 || s.shut.snd_shutdown || closed,
             read_closed: s.shut.rcv_shutdown || closed,
             write_closed: s.shut.snd_shutdown || closed,
+            error: s.err != 0,
         }
     }
 
