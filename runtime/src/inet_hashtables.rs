@@ -496,8 +496,10 @@ mod tests {
 
     #[test]
     fn test_inet_hash_connect_takes_even_ports_first_and_walks_forward() {
-        let mut t = Tables::default();
-        t.secret = PortSecret::new(42);
+        let mut t = Tables {
+            secret: PortSecret::new(42),
+            ..Tables::default()
+        };
         let (s, d) = (addr("127.0.0.1:0").ip(), addr("127.0.0.1:80"));
         let range = (40000, 40999);
         let mut last = None;
@@ -515,8 +517,10 @@ mod tests {
         }
         // Another secret, another sequence; the same secret, the same one.
         let run = |secret| {
-            let mut t = Tables::default();
-            t.secret = PortSecret::new(secret);
+            let mut t = Tables {
+                secret: PortSecret::new(secret),
+                ..Tables::default()
+            };
             (1..=5)
                 .map(|id| inet_hash_connect(&mut t, s, d, id, range, 2, 0).unwrap().0)
                 .collect::<Vec<_>>()
@@ -524,8 +528,10 @@ mod tests {
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
         // The next 10 s epoch hashes elsewhere.
-        let mut t = Tables::default();
-        t.secret = PortSecret::new(1);
+        let mut t = Tables {
+            secret: PortSecret::new(1),
+            ..Tables::default()
+        };
         let later = inet_hash_connect(&mut t, s, d, 1, range, 2, 10_000)
             .unwrap()
             .0;
