@@ -20,8 +20,9 @@ use crate::fib::{unmap, RouteType};
 use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
+use crate::pcap::TOS_MARKS;
 use crate::stats::inc;
-use crate::sync::write;
+use crate::sync::{lock, write};
 use crate::tcp::minisocks::tw_isn;
 use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
@@ -177,6 +178,7 @@ impl Socket {
             }
             s.bound = true;
             s.hashed = true;
+            tos_moved(sk, Some(s.local), Some(daddr));
             nsi.socks.inuse.fetch_add(1, Relaxed);
             s.timers.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
@@ -302,6 +304,7 @@ impl Socket {
         drop(t);
         s.listen.listener = true;
         s.hashed = true;
+        tos_moved(sk, Some(s.local), None);
         s.listen.max_ack_backlog = backlog.min(sysctl.somaxconn);
         s.set_state(nsi, TcpState::Listen);
         nsi.socks.inuse.fetch_add(1, Relaxed);
@@ -544,6 +547,49 @@ impl Socket {
         Ok(self.sk.lock().opt.quickack)
     }
 
+    /// `IP_TOS` / `IPV6_TCLASS`: the TOS byte (IPv4) or traffic class
+    /// (IPv6) of the segments this socket sends, as captures show them. A
+    /// listener's value also marks its SYN-ACKs and the connections it
+    /// accepts, as Linux copies it to the child.
+    ///
+    /// # Errors
+    /// `EINVAL` for a value above 255.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| err(EINVAL))?;
+        let s = self.sk.lock();
+        let local = s.bound.then_some(s.local);
+        let remote = (s.hashed && !s.listen.listener).then_some(s.remote);
+        lock(&self.sk.ns.lo.taps)
+            .tos
+            .set(self.sk.id, tos, local, remote);
+        Ok(())
+    }
+
+    /// `IP_TOS` / `IPV6_TCLASS`'s value (0 by default).
+    pub fn tos(&self) -> io::Result<u32> {
+        if TOS_MARKS.load(Relaxed) == 0 {
+            return Ok(0);
+        }
+        Ok(u32::from(lock(&self.sk.ns.lo.taps).tos.get(self.sk.id)))
+    }
+
+    /// `SO_BINDTODEVICE`: the model has one device, `lo`, which every
+    /// modeled socket already uses, so binding to it changes nothing and an
+    /// empty name unbinds. Any other name is refused with `ENODEV`, as
+    /// Linux refuses a device the namespace does not have.
+    ///
+    /// # Errors
+    /// `ENODEV` for a name other than `lo` (as the kernel, a name is cut to
+    /// `IFNAMSIZ - 1` bytes and ends at a NUL).
+    pub fn check_bind_device(interface: &[u8]) -> io::Result<()> {
+        let cut = &interface[..interface.len().min(15)];
+        let name = cut.split(|&b| b == 0).next().unwrap_or_default();
+        match name {
+            b"" | b"lo" => Ok(()),
+            _ => Err(err(libc::ENODEV)),
+        }
+    }
+
     /// The namespace the socket lives in.
     pub fn netns(&self) -> Netns {
         Netns(self.sk.ns.clone())
@@ -561,9 +607,19 @@ impl Socket {
     }
 }
 
+/// Re-enters `sk`'s addresses with its TOS mark, if it has one.
+fn tos_moved(sk: &Sock, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
+    if TOS_MARKS.load(Relaxed) != 0 {
+        lock(&sk.ns.lo.taps).tos.moved(sk.id, local, remote);
+    }
+}
+
 impl Drop for Socket {
     /// `close()` (`inet_release` → `tcp_close`).
     fn drop(&mut self) {
+        if TOS_MARKS.load(Relaxed) != 0 {
+            lock(&self.sk.ns.lo.taps).tos.remove(self.sk.id);
+        }
         tcp_close(&self.sk);
     }
 }
