@@ -178,4 +178,7 @@ mod guide {
 
     #[doc = include_str!("../docs/api.md")]
     struct Api;
+
+    #[doc = include_str!("../docs/bridges.md")]
+    struct Bridges;
 }
