@@ -42,7 +42,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 /// The size of each direction's relay buffer: what a relay holds in flight
 /// per direction beyond the two sockets' own buffers.
-const RELAY_BUF: usize = 256 * 1024;
+const RELAY_BUF: usize = 64 * 1024;
 
 /// How long an accept loop pauses after an accept error (EMFILE, ...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
