@@ -13,6 +13,8 @@
 //! - [`net`]: `TcpListener`, `TcpStream`, split halves, `ToSocketAddrs`,
 //!   `lookup_host` — switch `use tokio::net::...` to `use lonet::net::...`.
 //! - [`stream`]: `TcpListenerStream`, a `Stream` of accepted connections.
+//! - [`bridge`]: the model and the machine's 127.0.0.1 joined: `expose`,
+//!   `forward` and fallthrough ([`Netns::set_fallthrough`]).
 //! - [`Netns`]: namespaces (own ports, sysctls, counters), and the counters
 //!   themselves: `lo_stats()` (`ip -s link show lo`), `softnet_stat()`
 //!   (`/proc/net/softnet_stat`), `tcp_stats()` (`netstat -s`), `sockstat()`.
@@ -98,6 +100,15 @@ pub mod stream {
     pub use lonet_transport::stream::*;
 }
 
+/// Bridges between a namespace's model and the machine's loopback: bring
+/// [`NetnsBridgeExt`](bridge::NetnsBridgeExt) into scope for
+/// `ns.expose(..)` (a service of the model reachable from the machine) and
+/// `ns.forward(..)` (a real server reachable through the model). The third
+/// bridge, fallthrough, is [`Netns::set_fallthrough`]. See docs/bridges.md.
+pub mod bridge {
+    pub use lonet_transport::bridge::*;
+}
+
 /// What the namespace shows, as the kernel's tools print it: `ip -s link`
 /// ([`LinkStats`](stats::LinkStats)), `/proc/net/softnet_stat`
 /// ([`SoftnetStats`](stats::SoftnetStats)), `netstat -s`
@@ -167,4 +178,7 @@ mod guide {
 
     #[doc = include_str!("../docs/api.md")]
     struct Api;
+
+    #[doc = include_str!("../docs/bridges.md")]
+    struct Bridges;
 }

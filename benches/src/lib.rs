@@ -16,6 +16,9 @@
 //! transport's namespace ([`spawn_in`]): `tokio::spawn` does not carry the
 //! namespace over.
 //!
+//! [`Exposed`] (module [`bridge`]) is a fifth: a kernel socket reaching a
+//! listener of lonet through `expose`'s relay, for the bridge rows.
+//!
 //! The workloads, one module each:
 //! - [`pingpong`]: 64-byte round trips ([`PingPong`]);
 //! - [`bulk`]: 64 KiB writes on one connection ([`Bulk`]);
@@ -37,6 +40,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bridge;
 pub mod bulk;
 pub mod connect;
 pub mod http;
@@ -45,6 +49,7 @@ pub mod memory;
 pub mod pingpong;
 pub mod transport;
 
+pub use bridge::Exposed;
 pub use bulk::{Bulk, CHUNK};
 pub use connect::ConnectClose;
 pub use http::{Exec, Http1, Http2, BODY, H2_STREAMS};

@@ -73,6 +73,9 @@ pub(crate) struct NsInner {
     pub(crate) hot: HotSysctl,
     /// The kernel switch: sockets of this namespace are real OS sockets.
     kernel_loopback: AtomicBool,
+    /// Fallthrough: a refused connect to a loopback address tries the
+    /// machine's kernel too ([`Netns::set_fallthrough`]).
+    fallthrough: AtomicBool,
 
     // Time.
     /// The origin of the namespace's millisecond clock ([`NsInner::ms`]).
@@ -175,6 +178,7 @@ impl Netns {
             mib: TcpMib::default(),
             kthread: Kthread::default(),
             kernel_loopback: AtomicBool::new(false),
+            fallthrough: AtomicBool::new(true),
             socks: SockCounters::default(),
             buf_pool: Arc::default(),
             clock: OnceLock::new(),
@@ -250,6 +254,29 @@ impl Netns {
     /// Whether the kernel switch is on.
     pub fn kernel_loopback(&self) -> bool {
         self.0.kernel_loopback.load(Relaxed)
+    }
+
+    /// Fallthrough to the machine's loopback (on by default).
+    ///
+    /// With it on, a connect to a loopback address (127.0.0.0/8 or `::1`,
+    /// never an address added with [`add_local_addr`](Netns::add_local_addr))
+    /// that the model refuses, because nothing in this namespace listens on
+    /// that port, is tried once more on the machine's kernel, so a client of
+    /// the model reaches a real server on the machine's 127.0.0.1. Only when
+    /// the kernel refuses too does the connect fail with `ConnectionRefused`.
+    /// The model has answered the SYN with a RST by then, so its counters
+    /// show the refused attempt (`AttemptFails`, `OutRsts`) even when the
+    /// kernel then accepts. `false` gives strict isolation: nothing of this
+    /// namespace's loopback leaves the process. The socket calls of
+    /// lonet-transport read this flag; the model itself does not.
+    pub fn set_fallthrough(&self, on: bool) {
+        self.0.fallthrough.store(on, Relaxed);
+    }
+
+    /// Whether a refused loopback connect falls through to the machine's
+    /// kernel ([`set_fallthrough`](Netns::set_fallthrough)).
+    pub fn fallthrough(&self) -> bool {
+        self.0.fallthrough.load(Relaxed)
     }
 
     /// `ip addr add ADDR dev lo`: makes `addr` local to this namespace, so

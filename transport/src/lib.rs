@@ -7,6 +7,8 @@
 //!
 //! - [`net`]: the sockets, split halves and address resolution.
 //! - [`stream`]: [`stream::TcpListenerStream`], a `Stream` of connections.
+//! - [`bridge`]: the model and the machine's loopback joined:
+//!   [`bridge::NetnsBridgeExt`]'s `expose` and `forward`.
 //!
 //! Start at [`net::TcpListener::bind`] and [`net::TcpStream::connect`].
 //!
@@ -32,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod bridge;
 pub mod net;
 pub mod stream;
 

@@ -67,8 +67,9 @@ struct Model {
 pub enum Path {
     /// The in-process model of the kernel's loopback path.
     Model,
-    /// A real OS socket (a non-local address, or a namespace with the kernel
-    /// switch on).
+    /// A real OS socket (a non-local address, a namespace with the kernel
+    /// switch on, or a loopback connect the model refused that fell through
+    /// to a server on the machine's loopback).
     Os,
 }
 
@@ -99,7 +100,10 @@ impl TcpStream {
     ///
     /// # Errors
     /// `ConnectionRefused` when nothing listens there (the model's listener
-    /// lookup answers the SYN with RST); `AddrNotAvailable` when the ephemeral
+    /// lookup answers the SYN with RST) and, for 127.0.0.0/8 and ::1 with the
+    /// namespace's fallthrough on (the default, see `Netns::set_fallthrough`),
+    /// nothing listens on the machine's own loopback either: a server there
+    /// is reached through a real OS socket ([`Path::Os`]); `AddrNotAvailable` when the ephemeral
     /// port range is used up for this destination; `TimedOut` when SYN
     /// retransmissions run out; `InvalidInput` for an argument that is not an
     /// address. A non-local address is connected through a real OS socket,
@@ -130,6 +134,28 @@ impl TcpStream {
             let os = tokio::net::TcpStream::connect(addr).await?;
             return Ok(TcpStream::from_os(os));
         }
+        match Self::connect_model(ns, addr).await {
+            // Fallthrough: nothing of the namespace listens there (the model
+            // answered the SYN with RST), so a real server on the machine's
+            // loopback may. Only 127.0.0.0/8 and ::1, never an added address.
+            Err(refused)
+                if refused.kind() == io::ErrorKind::ConnectionRefused
+                    && ns.fallthrough()
+                    && addr.ip().is_loopback() =>
+            {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(os) => Ok(TcpStream::from_os(os)),
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(refused),
+                    Err(e) => Err(e),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// Connects through the model only, without fallthrough (the bridges'
+    /// model legs use it too).
+    pub(crate) async fn connect_model(ns: &Netns, addr: SocketAddr) -> io::Result<TcpStream> {
         let sock = Socket::connect(ns, addr)?;
         // On loopback the handshake usually completes inside `connect`; take
         // from tokio's cooperative budget so a connect loop still lets the

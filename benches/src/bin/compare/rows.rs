@@ -5,7 +5,7 @@ use crate::measure::{self, bounded, memcpy_gbps, Client};
 use crate::memory::{idle_per_conn, run_stall};
 use crate::plan::{size, thousands, Plan, Sizes};
 use crate::row::{Cell, Row, Target, Unit, COLS};
-use lonet_bench::{Duplex, Lonet, Stall, Tcp, Unix, CHUNK, H2_STREAMS};
+use lonet_bench::{Duplex, Exposed, Lonet, Stall, Tcp, Unix, CHUNK, H2_STREAMS};
 use tokio::runtime::Runtime;
 
 /// Every row, in the table's order; `notes` gets what the rows have to say
@@ -17,6 +17,7 @@ pub fn all(s: &Sizes, ct: &Runtime, mt: &Runtime, notes: &mut Vec<String>) -> Ve
     let one_stream = bulk[0].cells.clone();
     rows.extend(bulk);
     rows.push(connect(s.connects, ct));
+    rows.extend(bridges(s, ct, notes));
     rows.push(http1(s.http1, ct));
     rows.push(http2(s.http2, ct));
     rows.push(many(s.many_conns, s.many_chunks, &one_stream, ct, notes));
@@ -119,6 +120,87 @@ fn connect(n: Plan, ct: &Runtime) -> Row {
         target_text: "≥ 20× TCP".into(),
         informational: false,
     }
+}
+
+/// The bridges: bulk and connects through `expose` (a kernel socket, the
+/// relay, a connection of the model) against kernel TCP's own, and `wrk`
+/// (another process, when installed) against an HTTP service exposed from a
+/// namespace. The lonet column holds the figure through the bridge.
+fn bridges(s: &Sizes, ct: &Runtime, notes: &mut Vec<String>) -> Vec<Row> {
+    let n = s.bulk_chunks;
+    eprintln!("bulk through expose");
+    let bulk = Row {
+        name: format!(
+            "bulk through expose, kernel leg + model leg, 64 KiB writes ({} in runs of {})",
+            size(n.total() * CHUNK as u64),
+            size(n.per_run * CHUNK as u64)
+        ),
+        unit: Unit::GBps,
+        cells: [
+            bounded(
+                ct,
+                "lonet via expose",
+                measure::bulk::<Exposed>(n, "bulk through expose"),
+            ),
+            bounded(ct, "kernel TCP", measure::bulk::<Tcp>(n, "")),
+            na(),
+            na(),
+        ],
+        target: ratios(Some(0.8), None),
+        target_text: "≥ 0.8× TCP".into(),
+        informational: false,
+    };
+    let n = s.connects;
+    eprintln!("connect + accept + close through expose");
+    let connect = Row {
+        name: format!(
+            "connect + accept + close through expose ({})",
+            n.describe("connections")
+        ),
+        unit: Unit::PerSec,
+        cells: [
+            bounded(ct, "lonet via expose", measure::connects::<Exposed>(n)),
+            bounded(ct, "kernel TCP", measure::connects::<Tcp>(n)),
+            na(),
+            na(),
+        ],
+        target: ratios(Some(0.5), None),
+        target_text: "≥ 0.5× TCP".into(),
+        informational: false,
+    };
+    let (conns, dur) = (8, std::time::Duration::from_secs(1));
+    eprintln!("wrk through expose");
+    let wrk_cell = |c: Cell| match c {
+        Cell::Val(v) if v < 0.0 => Cell::NotApplicable("n/a (no wrk)"),
+        c => c,
+    };
+    let or_none = |r: std::io::Result<Option<f64>>| r.map(|v| v.unwrap_or(-1.0));
+    let wrk = Row {
+        name: format!(
+            "wrk (another process), HTTP/1.1, {conns} connections, {} s, hyper service through expose",
+            dur.as_secs()
+        ),
+        unit: Unit::PerSec,
+        cells: [
+            wrk_cell(bounded(ct, "lonet via expose", async {
+                or_none(lonet_bench::bridge::wrk(conns, dur).await)
+            })),
+            wrk_cell(bounded(ct, "kernel TCP", async {
+                or_none(lonet_bench::bridge::wrk_kernel(conns, dur).await)
+            })),
+            na(),
+            na(),
+        ],
+        target: Target::None,
+        target_text: "none".into(),
+        informational: true,
+    };
+    if wrk.cells[0].val().is_none() && wrk.cells[1].val().is_none() {
+        notes.push(
+            "wrk is not installed: the wrk row is skipped (Debian: apt-get install wrk)".into(),
+        );
+    }
+    vec![bulk, connect, wrk]
 }
 
 /// hyper HTTP/1.1 keep-alive.

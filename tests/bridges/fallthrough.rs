@@ -1,0 +1,90 @@
+use crate::common::bounded;
+use crate::helpers::{closed_os_port, echo_once, std_echo_server};
+use lonet::net::{Path, TcpListener, TcpStream};
+use lonet::Netns;
+use std::io;
+
+const ECONNREFUSED: i32 = 111;
+
+#[tokio::test]
+async fn a_lonet_client_reaches_a_std_server_on_the_machine() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    assert!(ns.fallthrough(), "on by default");
+    let mut s = bounded("connect", ns.clone().scope(TcpStream::connect(server)))
+        .await
+        .unwrap();
+    assert_eq!(s.path(), Path::Os);
+    assert_eq!(s.peer_addr().unwrap(), server);
+    let back = bounded("echo", echo_once(&mut s, b"through the machine"))
+        .await
+        .unwrap();
+    assert_eq!(back, b"through the machine");
+    // The model answered the SYN with RST first, and counted it.
+    let stats = ns.tcp_stats();
+    assert_eq!(stats.attempt_fails, 1, "{stats}");
+    assert!(stats.out_rsts >= 1, "{stats}");
+}
+
+#[tokio::test]
+async fn a_listener_of_the_model_comes_first() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    let listener = ns.clone().scope(TcpListener::bind(server)).await.unwrap();
+    let s = ns.clone().scope(TcpStream::connect(server)).await.unwrap();
+    assert_eq!(s.path(), Path::Model);
+    drop(listener);
+}
+
+#[tokio::test]
+async fn refused_on_both_sides_is_still_econnrefused() {
+    let closed = closed_os_port();
+    let ns = Netns::new();
+    let e = ns
+        .clone()
+        .scope(TcpStream::connect(closed))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+    assert_eq!(e.raw_os_error(), Some(ECONNREFUSED));
+}
+
+#[tokio::test]
+async fn strict_isolation_when_turned_off() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    ns.set_fallthrough(false);
+    assert!(!ns.fallthrough());
+    let e = ns
+        .clone()
+        .scope(TcpStream::connect(server))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+    assert_eq!(e.raw_os_error(), Some(ECONNREFUSED));
+}
+
+#[tokio::test]
+async fn an_added_address_never_falls_through() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    let added: std::net::IpAddr = "10.254.0.1".parse().unwrap();
+    ns.add_local_addr(added).unwrap();
+    let target = std::net::SocketAddr::new(added, server.port());
+    let e = ns
+        .clone()
+        .scope(TcpStream::connect(target))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn the_kernel_switch_is_unchanged() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    ns.set_kernel_loopback(true);
+    let s = ns.clone().scope(TcpStream::connect(server)).await.unwrap();
+    assert_eq!(s.path(), Path::Os);
+    assert_eq!(ns.tcp_stats().attempt_fails, 0, "the model was not asked");
+}
