@@ -1,6 +1,6 @@
 use crate::common::bounded;
 use crate::helpers::{closed_os_port, echo_once, std_echo_server};
-use lonet::net::{Path, TcpListener, TcpStream};
+use lonet::net::{Path, TcpListener, TcpSocket, TcpStream};
 use lonet::Netns;
 use std::io;
 
@@ -24,6 +24,30 @@ async fn a_lonet_client_reaches_a_std_server_on_the_machine() {
     let stats = ns.tcp_stats();
     assert_eq!(stats.attempt_fails, 1, "{stats}");
     assert!(stats.out_rsts >= 1, "{stats}");
+}
+
+#[tokio::test]
+async fn an_unbound_tcp_socket_falls_through_too() {
+    let server = std_echo_server();
+    let ns = Netns::new();
+    let connect = async { TcpSocket::new_v4()?.connect(server).await };
+    let mut s = bounded("connect", ns.clone().scope(connect)).await.unwrap();
+    assert_eq!(s.path(), Path::Os);
+    let back = bounded("echo", echo_once(&mut s, b"socket")).await.unwrap();
+    assert_eq!(back, b"socket");
+    // Refused on both sides: the model's ECONNREFUSED.
+    let closed = closed_os_port();
+    let connect = async { TcpSocket::new_v4()?.connect(closed).await };
+    let e = ns.clone().scope(connect).await.unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(ECONNREFUSED));
+    // A socket bound in the model has its address there: no fallthrough.
+    let bound = async {
+        let sock = TcpSocket::new_v4()?;
+        sock.bind("127.0.0.1:0".parse().unwrap())?;
+        sock.connect(server).await
+    };
+    let e = ns.clone().scope(bound).await.unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(ECONNREFUSED));
 }
 
 #[tokio::test]

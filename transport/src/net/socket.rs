@@ -388,18 +388,39 @@ impl TcpSocket {
     /// As [`TcpStream::connect`].
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
-        let (sock, opts) = match inner {
+        match inner {
             Inner::Unbound { ns, v6, opts } => {
-                if !ns.kernel_loopback() && is_local(&ns, addr.ip()) {
-                    (Socket::new(&ns), opts)
-                } else {
+                if ns.kernel_loopback() || !is_local(&ns, addr.ip()) {
                     let os = os_socket(v6, opts)?;
                     return Ok(TcpStream::from_os(os.connect(addr).await?));
                 }
+                match Self::connect_model(Socket::new(&ns), opts, addr).await {
+                    // Fallthrough, as TcpStream::connect has it: nothing of the namespace
+                    // listens there, so a real server on the machine's loopback may. Only
+                    // an unbound socket (a bound one has its model address already), and
+                    // only 127.0.0.0/8 and ::1.
+                    Err(refused)
+                        if refused.kind() == io::ErrorKind::ConnectionRefused
+                            && ns.fallthrough()
+                            && addr.ip().is_loopback() =>
+                    {
+                        match os_socket(v6, opts)?.connect(addr).await {
+                            Ok(os) => Ok(TcpStream::from_os(os)),
+                            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(refused),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    r => r,
+                }
             }
-            Inner::Model { sock, opts } => (sock, opts),
-            Inner::Os(s) => return Ok(TcpStream::from_os(s.connect(addr).await?)),
-        };
+            Inner::Model { sock, opts } => Self::connect_model(sock, opts, addr).await,
+            Inner::Os(s) => Ok(TcpStream::from_os(s.connect(addr).await?)),
+        }
+    }
+
+    /// The model's half of [`connect`](TcpSocket::connect): the options, then
+    /// the handshake through the modeled path.
+    async fn connect_model(sock: Socket, opts: Opts, addr: SocketAddr) -> io::Result<TcpStream> {
         sock.set_nodelay(opts.nodelay)?;
         sock.set_linger(opts.linger)?;
         let v4 = match addr.ip() {
