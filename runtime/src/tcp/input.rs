@@ -75,7 +75,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, v6_mapped, reuse) = {
+    let (nodelay, ttl, v6_mapped, reuse, keepalive, bufs) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -96,6 +96,11 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.opt.ttl,
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
             lk.sk_reuse,
+            lk.opt.keepalive,
+            (
+                lk.opt.sndbuf_lock.then_some(lk.snd.sndbuf),
+                lk.opt.rcvbuf_lock.then_some(lk.rcv.rcvbuf),
+            ),
         )
     };
     let Some(ns_arc) = ns.arc() else { return };
@@ -107,6 +112,16 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         c.listen.parent = Some(Arc::downgrade(l));
         c.opt.nodelay = nodelay;
         c.opt.ttl = ttl;
+        c.opt.keepalive = keepalive;
+        // sk_clone_lock: the listener's SO_SNDBUF/SO_RCVBUF and their locks.
+        if let Some(b) = bufs.0 {
+            c.opt.sndbuf_lock = true;
+            c.snd.sndbuf = b;
+        }
+        if let Some(b) = bufs.1 {
+            c.opt.rcvbuf_lock = true;
+            c.rcv.rcvbuf = b;
+        }
         c.sk_reuse = reuse;
         if let Some(isn) = isn {
             c.set_iss(isn);
@@ -251,7 +266,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         s.snd.snd_wnd = skb.window;
         s.snd.snd_wl1 = skb.seq;
         s.snd.max_window = s.snd.max_window.max(skb.window);
-        s.finish_handshake(ns);
+        s.finish_handshake(ctx);
         if s.listen.parent.is_some() {
             result = After::JoinParent;
         } else {
@@ -308,7 +323,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
     }
     s.init_from_syn(skb);
     s.snd.snd_una = skb.ack_seq;
-    s.finish_handshake(ns);
+    s.finish_handshake(ctx);
     s.send_ack(ctx);
     // connect() completes.
     s.write_space();
@@ -345,6 +360,11 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
         // An old ACK: ignore it, the data may still be good.
         return true;
     }
+    if s.opt.keepalive {
+        // tp->rcv_tstamp; any ACK answers the keepalive probes.
+        s.timers.rcv_tstamp = Some(ctx.now());
+        s.timers.probes_out = 0;
+    }
     if after(ack, s.snd.snd_nxt) {
         // After a go-back-N rewind, the peer had data we are resending.
         s.snd.snd_nxt = ack;
@@ -380,10 +400,14 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
             s.timers.rto_timer = Timer::Off;
             s.arm_rto(ctx);
         }
-        // sk_stream_write_space: wake the writer once a third is free.
-        if !s.tx_waiters.is_empty() && s.send_space() >= s.snd.sendq_bytes / 2 {
-            s.write_space();
+        if s.unsent() > 0 {
+            // tcp_cong_avoid in slow start (tcp_slow_start): the window grows
+            // by the segments acknowledged while data waits. The model keeps
+            // it only for sizing the send buffer.
+            let segs = (data_acked as u32).div_ceil(s.eff_mss().max(1)) as usize;
+            s.snd.snd_cwnd = s.snd.snd_cwnd.saturating_add(segs).min(1 << 16);
         }
+        tcp_check_space(ns, s);
         let fin_acked = s.snd.fin_queued && ack == s.snd.write_seq.wrapping_add(1);
         if fin_acked {
             match s.state {
@@ -418,6 +442,22 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
         s.timers.backoff = 0;
     }
     true
+}
+
+/// `tcp_check_space` → `tcp_new_space` (net/ipv4/tcp_input.c): when a writer
+/// found the buffer full (`SOCK_NOSPACE`), grow the send buffer
+/// (`tcp_should_expand_sndbuf`: not locked; the model has no memory
+/// pressure) and wake the writer if the queue is down to two thirds
+/// (`sk_stream_write_space`).
+fn tcp_check_space(ns: &crate::netns::NsInner, s: &mut TcpSock) {
+    if !s.snd.nospace {
+        return;
+    }
+    s.sndbuf_expand(&ns.sysctl());
+    if s.stream_writeable() {
+        s.snd.nospace = false;
+        s.write_space();
+    }
 }
 
 /// `tcp_data_queue` + `tcp_fin` + `__tcp_ack_snd_check`.

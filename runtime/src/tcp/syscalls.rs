@@ -54,6 +54,8 @@ pub(crate) fn tcp_sendmsg(
     }
     let space = s.send_space();
     if space == 0 {
+        // wait_for_space: SOCK_NOSPACE, then EAGAIN or sleep.
+        s.snd.nospace = true;
         return match cx {
             Some(cx) => {
                 s.tx_waiters.register(cx.waker());

@@ -44,8 +44,7 @@ use std::time::Duration;
 /// A socket made with [`from_std_stream`](TcpSocket::from_std_stream) is a
 /// kernel socket, so it takes the OS path.
 ///
-/// Not (yet) here: buffer sizes, keepalive, `SO_REUSEPORT`, TOS,
-/// `bind_device`.
+/// Not (yet) here: `SO_REUSEPORT`, TOS, `bind_device`.
 pub struct TcpSocket {
     // A lock, not a cell: tokio's `bind` and setters take `&self`, and the
     // first `bind` decides between the model and the OS.
@@ -66,6 +65,10 @@ struct Opts {
     reuseaddr: bool,
     nodelay: bool,
     linger: Option<Duration>,
+    /// `SO_SNDBUF` / `SO_RCVBUF` as asked (the socket gets twice as much).
+    send_buffer: Option<u32>,
+    recv_buffer: Option<u32>,
+    keepalive: bool,
 }
 
 impl fmt::Debug for TcpSocket {
@@ -208,6 +211,103 @@ impl TcpSocket {
         self.get(|o| o.linger, |s| socket2::SockRef::from(s).linger())
     }
 
+    /// Sets `SO_SNDBUF`: as on Linux the send buffer becomes twice `size`
+    /// (at most twice `net.core.wmem_max`, at least 4608 bytes) and is no
+    /// longer grown automatically.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        match &mut *self.lock() {
+            Inner::Unbound { opts, .. } => {
+                opts.send_buffer = Some(size);
+                Ok(())
+            }
+            Inner::Model { sock, opts } => {
+                opts.send_buffer = Some(size);
+                sock.set_send_buffer_size(size)
+            }
+            Inner::Os(s) => s.set_send_buffer_size(size),
+        }
+    }
+
+    /// `SO_SNDBUF`'s value: the send buffer's size (`tcp_wmem[1]`, 16384,
+    /// until the connection sizes it, or twice what was set).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        match &*self.lock() {
+            Inner::Unbound { ns, opts, .. } => {
+                let sys = ns.sysctl();
+                Ok(match opts.send_buffer {
+                    Some(v) => doubled(v, sys.wmem_max, 4608),
+                    None => sys.tcp_wmem[1].min(u32::MAX as usize) as u32,
+                })
+            }
+            Inner::Model { sock, .. } => sock.send_buffer_size(),
+            Inner::Os(s) => s.send_buffer_size(),
+        }
+    }
+
+    /// Sets `SO_RCVBUF`: the receive buffer becomes twice `size` (at most
+    /// twice `net.core.rmem_max`, at least 2304 bytes) and is no longer grown
+    /// automatically.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        match &mut *self.lock() {
+            Inner::Unbound { opts, .. } => {
+                opts.recv_buffer = Some(size);
+                Ok(())
+            }
+            Inner::Model { sock, opts } => {
+                opts.recv_buffer = Some(size);
+                sock.set_recv_buffer_size(size)
+            }
+            Inner::Os(s) => s.set_recv_buffer_size(size),
+        }
+    }
+
+    /// `SO_RCVBUF`'s value: the receive buffer's size (`tcp_rmem[1]` by
+    /// default, or twice what was set).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        match &*self.lock() {
+            Inner::Unbound { ns, opts, .. } => {
+                let sys = ns.sysctl();
+                Ok(match opts.recv_buffer {
+                    Some(v) => doubled(v, sys.rmem_max, 2304),
+                    None => sys.tcp_rmem[1].min(u32::MAX as usize) as u32,
+                })
+            }
+            Inner::Model { sock, .. } => sock.recv_buffer_size(),
+            Inner::Os(s) => s.recv_buffer_size(),
+        }
+    }
+
+    /// Sets `SO_KEEPALIVE`, carried over to the connection (and, on a
+    /// listener, to the connections it accepts): an idle connection is probed
+    /// after `net.ipv4.tcp_keepalive_time` and reset with `TimedOut` when
+    /// `tcp_keepalive_probes` probes go unanswered.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.set(|o| o.keepalive = keepalive, |s| s.set_keepalive(keepalive))
+    }
+
+    /// `SO_KEEPALIVE`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.get(|o| o.keepalive, |s| s.keepalive())
+    }
+
     /// `bind()`: an address local to the namespace keeps the socket in the
     /// model; any other address binds a real OS socket.
     ///
@@ -221,6 +321,7 @@ impl TcpSocket {
                 if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
                     let sock = Socket::new(ns);
                     sock.bind(addr, opts.reuseaddr)?;
+                    apply_buffers(&sock, opts)?;
                     Inner::Model { sock, opts: *opts }
                 } else {
                     let os = os_socket(addr.is_ipv6(), *opts)?;
@@ -259,7 +360,9 @@ impl TcpSocket {
         let (sock, opts) = match inner {
             Inner::Unbound { ns, v6, opts } => {
                 if !ns.kernel_loopback() && is_local(&ns, addr.ip()) {
-                    (Socket::new(&ns), opts)
+                    let sock = Socket::new(&ns);
+                    apply_buffers(&sock, &opts)?;
+                    (sock, opts)
                 } else {
                     let os = os_socket(v6, opts)?;
                     return Ok(TcpStream::from_os(os.connect(addr).await?));
@@ -270,6 +373,7 @@ impl TcpSocket {
         };
         sock.set_nodelay(opts.nodelay)?;
         sock.set_linger(opts.linger)?;
+        sock.set_keepalive(opts.keepalive)?;
         sock.start_connect(addr)?;
         poll_fn(|cx| {
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
@@ -290,15 +394,39 @@ impl TcpSocket {
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let (sock, opts) = match inner {
-            Inner::Unbound { ns, opts, .. } => (Socket::new(&ns), opts),
+            Inner::Unbound { ns, opts, .. } => {
+                let sock = Socket::new(&ns);
+                apply_buffers(&sock, &opts)?;
+                (sock, opts)
+            }
             Inner::Model { sock, opts } => (sock, opts),
             Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
         };
-        // Accepted connections inherit TCP_NODELAY, as on Linux.
+        // Accepted connections inherit TCP_NODELAY, SO_KEEPALIVE and the
+        // buffer sizes, as on Linux.
         sock.set_nodelay(opts.nodelay)?;
+        sock.set_keepalive(opts.keepalive)?;
         sock.start_listen(backlog)?;
         Ok(TcpListener::from_parts(Some(sock), None))
     }
+}
+
+/// `SO_SNDBUF`/`SO_RCVBUF` recorded before the socket was made.
+fn apply_buffers(sock: &Socket, opts: &Opts) -> io::Result<()> {
+    if let Some(v) = opts.send_buffer {
+        sock.set_send_buffer_size(v)?;
+    }
+    if let Some(v) = opts.recv_buffer {
+        sock.set_recv_buffer_size(v)?;
+    }
+    Ok(())
+}
+
+/// What `SO_SNDBUF`/`SO_RCVBUF` of `v` gives (`sk_setsockopt`): twice the
+/// value capped by the `*mem_max` sysctl, at least `min`.
+fn doubled(v: u32, max: usize, min: usize) -> u32 {
+    let v = (v as usize).min(max).min(i32::MAX as usize / 2);
+    (v * 2).max(min).min(u32::MAX as usize) as u32
 }
 
 /// A real socket with the recorded options applied.
@@ -312,6 +440,15 @@ fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {
     s.set_nodelay(opts.nodelay)?;
     if opts.linger.is_some() {
         socket2::SockRef::from(&s).set_linger(opts.linger)?;
+    }
+    if let Some(v) = opts.send_buffer {
+        s.set_send_buffer_size(v)?;
+    }
+    if let Some(v) = opts.recv_buffer {
+        s.set_recv_buffer_size(v)?;
+    }
+    if opts.keepalive {
+        s.set_keepalive(true)?;
     }
     Ok(s)
 }
