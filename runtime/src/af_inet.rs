@@ -497,24 +497,35 @@ impl Socket {
         })
     }
 
-    /// `TCP_QUICKACK`: while on, every data segment is acknowledged at once
-    /// instead of by the delayed-ACK rules. Turning it on sends an owed ACK.
+    /// `TCP_QUICKACK` (`__tcp_sock_set_quickack`, net/ipv4/tcp.c): off
+    /// enters interactive (pingpong) mode, where ACKs wait for a reply to
+    /// ride on; on leaves it and sends an owed ACK now. Not sticky: the
+    /// delayed-ACK engine enters and leaves the mode by itself afterwards, as
+    /// on Linux.
     pub fn set_quickack(&self, on: bool) -> io::Result<()> {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
         let mut s = self.sk.lock();
-        s.opt.quickack = on;
-        if on && s.rcv.ack_pending && s.state != TcpState::Close {
-            s.send_ack(&mut ctx);
+        if !on {
+            s.enter_pingpong();
+        } else {
+            s.rcv.pingpong = 0;
+            if matches!(s.state, TcpState::Established | TcpState::CloseWait) && s.rcv.ack_pending {
+                s.rcv.pushed = true;
+                if crate::tcp::syscalls::tcp_cleanup_rbuf(&s, 1) {
+                    s.send_ack(&mut ctx);
+                }
+            }
         }
         drop(s);
         ctx.local_bh_enable();
         Ok(())
     }
 
-    /// `TCP_QUICKACK`'s value.
+    /// `TCP_QUICKACK`'s value: whether the socket is out of interactive
+    /// (pingpong) mode, true on a fresh socket.
     pub fn quickack(&self) -> io::Result<bool> {
-        Ok(self.sk.lock().opt.quickack)
+        Ok(!self.sk.lock().in_pingpong())
     }
 
     /// The namespace the socket lives in.

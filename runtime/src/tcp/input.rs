@@ -138,7 +138,6 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     c.hashed = true;
     ns.socks.inuse.fetch_add(1, Relaxed);
     c.set_state(ns, TcpState::SynRecv);
-    inc(&ns.mib.passive_opens);
     c.send_synack(ctx, false);
 }
 
@@ -262,6 +261,11 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
             return After::Nothing;
         }
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
+        if s.listen.parent.is_some() {
+            // tcp_create_openreq_child: the child exists from the third
+            // ACK on, and is counted then.
+            inc(&ns.mib.passive_opens);
+        }
         s.snd.snd_una = skb.ack_seq;
         s.snd.snd_wnd = skb.window;
         s.snd.snd_wl1 = skb.seq;
@@ -482,7 +486,9 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         .wrapping_add(payload.len() as u32)
         .wrapping_add(u32::from(fin));
     if !after(end, s.rcv.rcv_nxt) {
-        // Old (a retransmission): tcp_send_dupack.
+        // Old (a retransmission): "force an immediate ACK"
+        // (tcp_enter_quickack_mode, then the ACK).
+        s.enter_quickack_mode(super::TCP_MAX_QUICKACKS);
         s.send_ack(ctx);
         return;
     }
@@ -492,6 +498,10 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         return;
     }
     let allowed_before = s.receive_window();
+    let len = payload.len() as u32;
+    if len > 0 && !s.orphan && !s.shut.rcv_shutdown {
+        tcp_event_data_recv(ctx, s, len, skb.flags);
+    }
     if !tcp_queue_in_order(ctx, s, seq, payload, fin) {
         return;
     }
@@ -514,24 +524,92 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
             return;
         }
     }
-    if s.shut.fin_rcvd || s.state == TcpState::Close {
-        // tcp_fin sent its ACK already.
+    if s.state == TcpState::Close || !s.rcv.ack_pending {
+        // Closed, or tcp_fin sent its ACK already.
         return;
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
-    // unacknowledged, when a hole was just filled, or when the window
-    // closed; else delay it.
-    if s.opt.quickack
-        || filled_hole
+    // unacknowledged and the window would not shrink, in quick-ACK mode,
+    // when a hole was just filled (ICSK_ACK_NOW) or out-of-order data waits
+    // (the duplicate ACK), or when the window closed; else delay it.
+    if filled_hole
         || !s.rcv.ofo.is_empty()
-        || s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+        || (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+            && s.free_window() >= s.rcv.rcv_wnd)
+        || s.in_quickack_mode()
         || allowed_before == 0
         || s.free_window() == 0
     {
         s.send_ack(ctx);
     } else {
-        s.schedule_delack(ctx);
+        s.send_delayed_ack(ctx);
     }
+}
+
+/// `tcp_event_data_recv` (net/ipv4/tcp_input.c), for an in-order segment
+/// with `len` bytes of data: an ACK is owed; the peer's segment size is
+/// measured (`tcp_measure_rcv_mss`); the first data segment starts the
+/// delayed-ACK engine with `TCP_MAX_QUICKACKS` quick ACKs; later ones move
+/// the ACK timeout estimate `ato` (arrivals within `TCP_ATO_MIN / 2` pull it
+/// towards 40 ms, slower ones up to the gap, within `rto` and
+/// `TCP_DELACK_MAX`); after a gap longer than the RTO quick ACKs start
+/// again.
+fn tcp_event_data_recv(ctx: &mut Ctx<'_>, s: &mut TcpSock, len: u32, fl: u8) {
+    s.rcv.ack_pending = true;
+    tcp_measure_rcv_mss(s, len, fl);
+    let now = ctx.now();
+    let half = super::TCP_ATO_MIN / 2;
+    match s.rcv.lrcvtime {
+        Some(last) if !s.rcv.ato.is_zero() => {
+            let m = now.saturating_duration_since(last);
+            if m <= half {
+                s.rcv.ato = s.rcv.ato / 2 + half;
+            } else if m < s.rcv.ato {
+                s.rcv.ato = (s.rcv.ato / 2 + m).min(s.rto()).min(super::TCP_DELACK_MAX);
+            } else if m > s.rto() {
+                s.incr_quickack(super::TCP_MAX_QUICKACKS);
+            }
+        }
+        _ => {
+            // The first data segment: initialize the delayed-ACK engine.
+            s.incr_quickack(super::TCP_MAX_QUICKACKS);
+            s.rcv.ato = super::TCP_ATO_MIN;
+        }
+    }
+    s.rcv.lrcvtime = Some(now);
+}
+
+/// `tcp_measure_rcv_mss` (net/ipv4/tcp_input.c): a segment at least
+/// `rcv_mss` long raises the estimate (up to `advmss`) and, pushed, asks for
+/// an ACK on read (`ICSK_ACK_PUSHED`); a shorter one asks for it too
+/// (`PUSHED2` for the second), unless it is the second of two equal-size,
+/// unpushed segments, which then become the estimate.
+fn tcp_measure_rcv_mss(s: &mut TcpSock, len: u32, fl: u8) {
+    /// `tcp_header_len` with timestamps: 20 + `TCPOLEN_TSTAMP_ALIGNED`.
+    const HDR: u32 = 20 + super::TCPOLEN_TSTAMP_ALIGNED;
+    let lss = s.rcv.last_seg_size;
+    s.rcv.last_seg_size = 0;
+    if len >= s.rcv.rcv_mss {
+        s.rcv.rcv_mss = len.min(u32::from(s.advmss()));
+        if fl & flags::PSH != 0 {
+            s.rcv.pushed = true;
+        }
+        return;
+    }
+    let with_hdr = len + HDR;
+    // TCP_REMNANT: FIN, URG, SYN, PSH.
+    let remnant = fl & (flags::FIN | flags::SYN | flags::PSH) != 0;
+    if with_hdr >= super::TCP_MSS_DEFAULT + 20 || (with_hdr >= 88 + 20 && !remnant) {
+        s.rcv.last_seg_size = len;
+        if len == lss {
+            s.rcv.rcv_mss = len;
+            return;
+        }
+    }
+    if s.rcv.pushed {
+        s.rcv.pushed2 = true;
+    }
+    s.rcv.pushed = true;
 }
 
 /// Appends an in-order segment (`seq` at or before `rcv_nxt`) to the receive
@@ -570,21 +648,30 @@ fn tcp_queue_in_order(
     }
     if !payload.is_empty() {
         let len = payload.len();
-        s.rcv.rcv_mss = s.rcv.rcv_mss.max((len as u32).min(s.snd.mss_cache));
         s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(len as u32);
         s.rcv.recvq_bytes += len;
         ns.mem_add(len);
         s.rcv.recvq.push_back(payload);
-        s.rcv.lrcv_data = true;
         s.data_ready();
     }
     if fin {
         s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(1);
         s.shut.rcv_shutdown = true;
         s.shut.fin_rcvd = true;
+        // tcp_fin (net/ipv4/tcp_input.c): an ACK is owed.
+        s.rcv.ack_pending = true;
         match s.state {
-            TcpState::Established => s.set_state(ns, TcpState::CloseWait),
-            TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),
+            TcpState::Established | TcpState::SynRecv => {
+                // The peer closes first: interactive mode, so the ACK is
+                // delayed and usually rides on our own FIN.
+                s.set_state(ns, TcpState::CloseWait);
+                s.enter_pingpong();
+            }
+            TcpState::FinWait1 => {
+                // Simultaneous close: ACK at once.
+                s.send_ack(ctx);
+                s.set_state(ns, TcpState::Closing);
+            }
             TcpState::FinWait2 => {
                 // tcp_fin: ACK the FIN, then TIME_WAIT (the socket itself
                 // is released; an entry keeps the 4-tuple).
@@ -594,7 +681,6 @@ fn tcp_queue_in_order(
             }
             _ => {}
         }
-        s.send_ack(ctx);
         s.data_ready();
     }
     true

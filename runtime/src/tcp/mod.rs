@@ -91,8 +91,14 @@ impl fmt::Display for TcpState {
 pub(crate) const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// `TCP_RTO_MAX`: 120 s.
 pub(crate) const TCP_RTO_MAX: Duration = Duration::from_secs(120);
-/// `TCP_DELACK_MIN`: 40 ms (HZ/25).
+/// `TCP_DELACK_MIN` (include/net/tcp.h): 40 ms (HZ/25).
 pub(crate) const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_ATO_MIN` (include/net/tcp.h): 40 ms (HZ/25).
+pub(crate) const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+/// `TCP_DELACK_MAX` (include/net/tcp.h): 200 ms (HZ/5).
+pub(crate) const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
+/// `TCP_MAX_QUICKACKS` (include/net/tcp.h): 16.
+pub(crate) const TCP_MAX_QUICKACKS: u32 = 16;
 /// `TCP_MSS_DEFAULT`: 536, the initial receive-MSS estimate.
 pub(crate) const TCP_MSS_DEFAULT: u32 = 536;
 /// `TCP_INIT_CWND` (include/net/tcp.h): 10 segments, the least
@@ -337,12 +343,27 @@ pub(crate) struct RecvState {
     /// `out_of_order_queue`: segments beyond `rcv_nxt`, sorted by sequence.
     pub(crate) ofo: VecDeque<OfoSeg>,
     pub(crate) ofo_bytes: usize,
-    /// An ACK is owed (`inet_csk_ack_scheduled`).
+    /// An ACK is owed (`ICSK_ACK_SCHED`, `inet_csk_ack_scheduled`).
     pub(crate) ack_pending: bool,
-    /// Data arrived since we last sent data (for pingpong detection).
-    pub(crate) lrcv_data: bool,
-    /// Interactive mode: ACKs ride on replies instead of going out on read.
-    pub(crate) pingpong: bool,
+    /// `ICSK_ACK_PUSHED`: a small (or pushed full) segment arrived since the
+    /// last ACK; a read that empties the queue ACKs it.
+    pub(crate) pushed: bool,
+    /// `ICSK_ACK_PUSHED2`: a second one did; ACKed on read even in pingpong.
+    pub(crate) pushed2: bool,
+    /// `icsk_ack.quick`: ACKs still to be sent at once (quick-ACK mode).
+    pub(crate) quick: u32,
+    /// `icsk_ack.pingpong`: replies sent within `ato` of received data; at
+    /// `tcp_pingpong_thresh` the socket is interactive and delays its ACKs.
+    pub(crate) pingpong: u8,
+    /// `tcp_pingpong_thresh`.
+    pub(crate) pingpong_thresh: u8,
+    /// `icsk_ack.ato`: the delayed-ACK timeout estimate (zero until the
+    /// first data segment).
+    pub(crate) ato: Duration,
+    /// `icsk_ack.lrcvtime`: when data last arrived.
+    pub(crate) lrcvtime: Option<Instant>,
+    /// `icsk_ack.last_seg_size`.
+    pub(crate) last_seg_size: u32,
 }
 
 /// Which directions are shut, and how far the peer's FIN got.
@@ -360,8 +381,6 @@ pub(crate) struct Shutdown {
 /// Socket options (`setsockopt`).
 pub(crate) struct SockOpts {
     pub(crate) nodelay: bool,
-    /// `TCP_QUICKACK`: no delayed ACKs.
-    pub(crate) quickack: bool,
     pub(crate) ttl: u8,
     pub(crate) linger: Option<Duration>,
     /// `SOCK_SNDBUF_LOCK`: `SO_SNDBUF` was set; no autotuning.
@@ -470,8 +489,14 @@ impl TcpSock {
                 ofo: VecDeque::new(),
                 ofo_bytes: 0,
                 ack_pending: false,
-                lrcv_data: false,
-                pingpong: false,
+                pushed: false,
+                pushed2: false,
+                quick: 0,
+                pingpong: 0,
+                pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+                ato: Duration::ZERO,
+                lrcvtime: None,
+                last_seg_size: 0,
             },
             shut: Shutdown {
                 rcv_shutdown: false,
@@ -481,7 +506,6 @@ impl TcpSock {
             },
             opt: SockOpts {
                 nodelay: false,
-                quickack: false,
                 ttl: 64,
                 linger: None,
                 sndbuf_lock: false,
@@ -813,7 +837,92 @@ impl TcpSock {
         }
     }
 
-    /// Schedules a delayed ACK (`inet_csk_schedule_ack` + the delack timer).
+    /// `inet_csk_in_pingpong_mode` (include/net/inet_connection_sock.h).
+    #[inline]
+    pub(crate) fn in_pingpong(&self) -> bool {
+        self.rcv.pingpong >= self.rcv.pingpong_thresh
+    }
+
+    /// `inet_csk_enter_pingpong_mode`.
+    #[inline]
+    pub(crate) fn enter_pingpong(&mut self) {
+        self.rcv.pingpong = self.rcv.pingpong_thresh;
+    }
+
+    /// `tcp_in_quickack_mode` (net/ipv4/tcp_input.c): quick-ACK credits
+    /// left and not interactive.
+    #[inline]
+    pub(crate) fn in_quickack_mode(&self) -> bool {
+        self.rcv.quick != 0 && !self.in_pingpong()
+    }
+
+    /// `tcp_incr_quickack` (net/ipv4/tcp_input.c): up to `max` quick ACKs,
+    /// as many as half the window holds segments of `rcv_mss` (2 if none).
+    pub(crate) fn incr_quickack(&mut self, max: u32) {
+        let mut q = self.rcv.rcv_wnd / (2 * self.rcv.rcv_mss.max(1));
+        if q == 0 {
+            q = 2;
+        }
+        q = q.min(max);
+        if q > self.rcv.quick {
+            self.rcv.quick = q;
+        }
+    }
+
+    /// `tcp_enter_quickack_mode` (net/ipv4/tcp_input.c).
+    pub(crate) fn enter_quickack_mode(&mut self, max: u32) {
+        self.incr_quickack(max);
+        self.rcv.pingpong = 0;
+        self.rcv.ato = TCP_ATO_MIN;
+    }
+
+    /// `tcp_send_delayed_ack` (net/ipv4/tcp_output.c): arm the delayed-ACK
+    /// timer for `ato`, bounded on loopback by `TCP_DELACK_MIN` (the bound
+    /// `max(srtt, TCP_DELACK_MIN)`, srtt being microseconds) and by
+    /// `tcp_delack_max` (`min(TCP_DELACK_MAX, rto_min - 1 jiffy)`); a timer
+    /// already armed is never postponed, and one about to fire (within a
+    /// quarter of `ato`) makes the ACK go now.
+    pub(crate) fn send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let mut ato = self.rcv.ato;
+        if ato > TCP_DELACK_MIN {
+            // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then
+            // at most max(srtt, TCP_DELACK_MIN): TCP_DELACK_MIN on lo.
+            ato = ato.min(TCP_DELACK_MIN);
+        }
+        let delack_max = TCP_DELACK_MAX.min(
+            self.timers
+                .rto_min
+                .saturating_sub(Duration::from_millis(4))
+                .max(Duration::from_millis(1)),
+        );
+        ato = ato.min(delack_max);
+        let now = ctx.now();
+        let mut deadline = now + ato;
+        if let Timer::At(t) = self.timers.delack_timer {
+            if t <= now + ato / 4 {
+                self.send_ack(ctx);
+                return;
+            }
+            deadline = deadline.min(t);
+        }
+        self.rcv.ack_pending = true;
+        if self.timers.delack_timer != Timer::At(deadline) {
+            sk_reset_timer(
+                ctx.ns,
+                &self.me,
+                self.id,
+                &mut self.timers.timer_registered,
+                deadline,
+            );
+            if self.timers.timer_registered == Some(deadline) {
+                self.timers.registered_for = ato;
+            }
+            self.timers.delack_timer = Timer::At(deadline);
+        }
+    }
+
+    /// Schedules an ACK for later without the delayed-ACK estimator (data
+    /// discarded after `SHUT_RD`).
     #[inline]
     pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
         self.rcv.ack_pending = true;

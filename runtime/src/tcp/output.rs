@@ -21,8 +21,7 @@ impl TcpSock {
     #[inline]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
-            // Window in a SYN is never scaled: at most 65535.
-            let w = self.free_window().min(65535);
+            let w = self.initial_window(fl & flags::ACK != 0);
             self.rcv.rcv_wnd = w;
             self.rcv.rcv_wup = self.rcv.rcv_nxt;
             w
@@ -30,9 +29,7 @@ impl TcpSock {
             self.select_window()
         };
         if fl & flags::ACK != 0 {
-            // Any ACK we send covers what was owed (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`).
-            self.rcv.ack_pending = false;
-            self.timers.delack_timer = Timer::Off;
+            self.event_ack_sent();
         }
         SkBuff {
             saddr: self.local,
@@ -52,6 +49,61 @@ impl TcpSock {
             },
             ttl: self.opt.ttl,
             payload,
+        }
+    }
+
+    /// The window of a SYN or SYN-ACK (`tcp_select_initial_window`,
+    /// net/ipv4/tcp_output.c, from `tcp_connect_init` /
+    /// `tcp_openreq_init_rwin`): the receive buffer's window
+    /// (`tcp_full_space`: half of `sk_rcvbuf` at the default scaling ratio)
+    /// rounded down to a multiple of the MSS (`advmss` in a SYN, less the
+    /// timestamp option in a SYN-ACK), never scaled, so at most 65535: on lo
+    /// 65495 and 65483.
+    fn initial_window(&self, synack: bool) -> u32 {
+        let space = (self.rcv.rcvbuf / 2).min(u32::MAX as usize) as u32;
+        let advmss = u32::from(self.advmss());
+        let mss = if synack {
+            advmss - super::TCPOLEN_TSTAMP_ALIGNED
+        } else {
+            advmss
+        };
+        let w = if space > mss {
+            space - space % mss
+        } else {
+            space
+        };
+        w.min(65535)
+    }
+
+    /// `tcp_event_ack_sent` (net/ipv4/tcp_output.c): an ACK went out, so
+    /// nothing is owed any more (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`
+    /// clears every pending bit), and a quick-ACK credit is spent
+    /// (`tcp_dec_quickack_mode`; the last one resets `ato`).
+    #[inline]
+    fn event_ack_sent(&mut self) {
+        if self.rcv.quick != 0 && self.rcv.ack_pending {
+            if self.rcv.quick <= 1 {
+                self.rcv.quick = 0;
+                self.rcv.ato = super::TCP_ATO_MIN;
+            } else {
+                self.rcv.quick -= 1;
+            }
+        }
+        self.rcv.ack_pending = false;
+        self.rcv.pushed = false;
+        self.rcv.pushed2 = false;
+        self.timers.delack_timer = Timer::Off;
+    }
+
+    /// `tcp_event_data_sent` (net/ipv4/tcp_output.c): data sent within `ato`
+    /// of the last data received is a reply, and counts towards pingpong
+    /// (interactive) mode.
+    #[inline]
+    fn event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(lrcv) = self.rcv.lrcvtime {
+            if ctx.now().saturating_duration_since(lrcv) < self.rcv.ato {
+                self.rcv.pingpong = self.rcv.pingpong.saturating_add(1);
+            }
         }
     }
 
@@ -256,12 +308,10 @@ impl TcpSock {
             if fin {
                 fl |= flags::FIN;
             }
-            if self.rcv.lrcv_data {
-                // A reply soon after data came in: interactive (pingpong).
-                self.rcv.pingpong = true;
-                self.rcv.lrcv_data = false;
-            }
+            // __tcp_transmit_skb: tcp_event_ack_sent (in make_skb), then
+            // tcp_event_data_sent.
             let skb = self.make_skb(seq, fl, payload);
+            self.event_data_sent(ctx);
             self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
             if after(self.snd.snd_nxt, self.snd.snd_max) {
                 self.snd.snd_max = self.snd.snd_nxt;

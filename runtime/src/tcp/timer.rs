@@ -6,7 +6,7 @@
 //! installed, when its driver calls `Netns::run_timers`; they are armed
 //! through `sk_reset_timer` (ksoftirqd.rs).
 
-use super::{Sock, TcpState, Timer, TCP_DELACK_MIN};
+use super::{Sock, TcpState, Timer, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_DELACK_MIN};
 use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
 use crate::ksoftirqd::sk_reset_timer;
@@ -34,10 +34,15 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
             Timer::At(d) if d <= now => {
                 s.timers.delack_timer = Timer::Off;
                 if s.rcv.ack_pending {
-                    // tcp_delack_timer_handler: a missed delayed ACK leaves
-                    // pingpong mode.
+                    // tcp_delack_timer_handler: a missed delayed ACK
+                    // inflates ato, or, in pingpong mode, leaves it.
+                    if s.in_pingpong() {
+                        s.rcv.pingpong = 0;
+                        s.rcv.ato = TCP_ATO_MIN;
+                    } else {
+                        s.rcv.ato = (s.rcv.ato * 2).min(s.rto()).min(TCP_DELACK_MAX);
+                    }
                     inc(&ns.mib.delayed_acks);
-                    s.rcv.pingpong = false;
                     s.send_ack(&mut ctx);
                 }
             }
