@@ -132,8 +132,22 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     });
     let mut c = child.lock();
     {
+        // inet_ehash_nolisten → inet_ehash_insert: the child goes in only if
+        // its 4-tuple is still free (another CPU may have made a socket for
+        // the same SYN meanwhile); otherwise it is destroyed unseen.
         let mut t = write(&ns.tables);
-        t.ehash.insert((c.local, c.remote), child.clone());
+        match t.ehash.entry((c.local, c.remote)) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                drop(t);
+                drop(c);
+                let mut lk = l.lock();
+                lk.listen.syn_recv_cnt = lk.listen.syn_recv_cnt.saturating_sub(1);
+                return;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(child.clone());
+            }
+        }
     }
     c.hashed = true;
     ns.socks.inuse.fetch_add(1, Relaxed);
@@ -418,7 +432,9 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
                 TcpState::FinWait1 => {
                     s.set_state(ns, TcpState::FinWait2);
                     s.timers.rto_timer = Timer::Off;
-                    s.arm_fin_wait2(ctx);
+                    // A FIN in the same segment takes it to TIME_WAIT (tcp_fin);
+                    // data after close aborts it (tcp_data_queue).
+                    s.arm_fin_wait2(ctx, !skb.has(flags::FIN) && skb.payload.is_empty());
                 }
                 TcpState::Closing => s.time_wait(ctx),
                 TcpState::LastAck => s.tcp_done(ns),

@@ -828,12 +828,28 @@ impl TcpSock {
         }
     }
 
-    /// An orphan in FIN_WAIT2 waits `tcp_fin_timeout` for the peer's FIN,
-    /// then is freed (the kernel's FIN_WAIT2 timewait socket), on the RTO
-    /// timer, which has nothing else to do once our FIN is acknowledged.
-    pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>) {
+    /// `tcp_fin_time` (include/net/tcp.h): how long an orphan waits in
+    /// FIN_WAIT2, `tcp_fin_timeout` but at least 3.5 RTO.
+    pub(crate) fn fin_time(&self) -> Duration {
+        let rto = self.rto();
+        self.timers.fin_timeout.max(rto * 4 - rto / 2)
+    }
+
+    /// An orphan reached FIN_WAIT2 (`tcp_rcv_state_process`'s FIN_WAIT1 case,
+    /// or `__tcp_close` on a socket already there): with `to_timewait`
+    /// (nothing else in the segment) and a `tcp_fin_time` of at most
+    /// `TCP_TIMEWAIT_LEN`, it becomes a timewait entry in substate FIN_WAIT2
+    /// (`tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`) and the full socket goes;
+    /// otherwise it waits as a full socket, on the RTO timer, which has
+    /// nothing else to do once our FIN is acknowledged.
+    pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>, to_timewait: bool) {
         if self.orphan && self.state == TcpState::FinWait2 {
-            self.timers.rto_timer = self.arm(ctx, self.timers.fin_timeout);
+            let tmo = self.fin_time();
+            if to_timewait && tmo <= minisocks::TCP_TIMEWAIT_LEN {
+                self.fin_wait2_timewait(ctx, tmo);
+                return;
+            }
+            self.timers.rto_timer = self.arm(ctx, tmo);
         }
     }
 

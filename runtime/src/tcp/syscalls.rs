@@ -314,7 +314,7 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
                     s.snd.fin_queued = true;
                 }
                 s.write_xmit(&mut ctx, true);
-                s.arm_fin_wait2(&mut ctx);
+                s.arm_fin_wait2(&mut ctx, true);
             }
         }
     }

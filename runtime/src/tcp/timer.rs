@@ -64,7 +64,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
                 }
             }
             Timer::Pending if s.state == TcpState::FinWait2 => {
-                s.timers.rto_timer = Timer::At(now + s.timers.fin_timeout)
+                s.timers.rto_timer = Timer::At(now + s.fin_time())
             }
             Timer::Pending => s.timers.rto_timer = Timer::At(now + s.rto()),
             _ => {}
