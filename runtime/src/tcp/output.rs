@@ -270,18 +270,23 @@ impl TcpSock {
             let mss = self.eff_mss();
             let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
             let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
-            // The model sends what fits in the window even if less than an
-            // MSS (Linux's TSO path splits at the window too).
-            let mut len = unsent.min(mss).min(usable);
-            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
-            len = self.segment_limit(off, len as usize) as u32;
-            if len == 0 {
+            // tcp_snd_wnd_test: the segment's first MSS must fit in the
+            // window. No sub-MSS segment is cut to fill a partly open window
+            // (the persist timer's tcp_write_wakeup does that).
+            let want = unsent.min(mss);
+            if usable < want {
                 if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
-                    // tcp_check_probe_timer: zero window, nothing in flight.
+                    // tcp_check_probe_timer: nothing in flight to bring an
+                    // ACK; probe the window.
                     self.timers.probing = true;
                     self.timers.rto_timer = Timer::Off;
                     self.arm_rto(ctx);
                 }
+                return;
+            }
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
+            let len = self.segment_limit(off, want as usize) as u32;
+            if len == 0 {
                 return;
             }
             let tail = len == unsent;
@@ -293,39 +298,85 @@ impl TcpSock {
                 && self.snd.snd_nxt != self.snd.snd_una
                 && after(self.snd.snd_sml, self.snd.snd_una)
             {
-                // Nagle: a small segment is out unacknowledged; wait for it.
+                // tcp_nagle_test (Minshall's variant): a small segment is out
+                // unacknowledged; wait for it.
                 return;
             }
-            let seq = self.snd.snd_nxt;
-            let retrans = before(seq, self.snd.snd_max);
-            let payload =
-                self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
-            let mut fl = flags::ACK;
-            if tail {
-                fl |= flags::PSH;
-            }
-            let fin = tail && self.snd.fin_queued;
-            if fin {
-                fl |= flags::FIN;
-            }
-            // __tcp_transmit_skb: tcp_event_ack_sent (in make_skb), then
-            // tcp_event_data_sent.
-            let skb = self.make_skb(seq, fl, payload);
-            self.event_data_sent(ctx);
-            self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
-            if after(self.snd.snd_nxt, self.snd.snd_max) {
-                self.snd.snd_max = self.snd.snd_nxt;
-            }
-            if len < mss {
-                self.snd.snd_sml = self.snd.snd_nxt;
-            }
-            self.timers.probing = false;
-            self.transmit(ctx, skb, retrans);
-            self.arm_rto(ctx);
-            if fin {
+            if self.xmit_data(ctx, len, tail, mss) {
                 return;
             }
         }
+    }
+
+    /// Sends `len` bytes at `snd_nxt` (`tcp_transmit_skb` +
+    /// `tcp_event_new_data_sent`), with PSH and, once all data is out, FIN
+    /// when `tail`. Returns whether the FIN went.
+    fn xmit_data(&mut self, ctx: &mut Ctx<'_>, len: u32, tail: bool, mss: u32) -> bool {
+        let seq = self.snd.snd_nxt;
+        let retrans = before(seq, self.snd.snd_max);
+        let payload = self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
+        let mut fl = flags::ACK;
+        if tail {
+            fl |= flags::PSH;
+        }
+        let fin = tail && self.snd.fin_queued;
+        if fin {
+            fl |= flags::FIN;
+        }
+        // __tcp_transmit_skb: tcp_event_ack_sent (in make_skb), then
+        // tcp_event_data_sent.
+        let skb = self.make_skb(seq, fl, payload);
+        self.event_data_sent(ctx);
+        self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+        if after(self.snd.snd_nxt, self.snd.snd_max) {
+            self.snd.snd_max = self.snd.snd_nxt;
+        }
+        if len < mss {
+            // tcp_minshall_update
+            self.snd.snd_sml = self.snd.snd_nxt;
+        }
+        self.timers.probing = false;
+        self.transmit(ctx, skb, retrans);
+        self.arm_rto(ctx);
+        fin
+    }
+
+    /// `tcp_write_wakeup` (net/ipv4/tcp_output.c), from the persist timer:
+    /// if the window is partly open, send what fits of the next segment
+    /// (even less than an MSS) and return `true`; else send a zero-window
+    /// probe (`tcp_xmit_probe_skb`) and return `false`.
+    pub(crate) fn write_wakeup(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
+        let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
+        let unsent = self.unsent();
+        if unsent > 0 && usable > 0 {
+            let mss = self.eff_mss();
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
+            let len = self.segment_limit(off, unsent.min(mss).min(usable) as usize) as u32;
+            if len > 0 {
+                // The slice carries PSH (tcp_write_wakeup marks it).
+                let tail = len == unsent;
+                let seq = self.snd.snd_nxt;
+                let payload =
+                    self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
+                let fin = tail && self.snd.fin_queued;
+                let fl = flags::ACK | flags::PSH | if fin { flags::FIN } else { 0 };
+                let retrans = before(seq, self.snd.snd_max);
+                let skb = self.make_skb(seq, fl, payload);
+                self.event_data_sent(ctx);
+                self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+                if after(self.snd.snd_nxt, self.snd.snd_max) {
+                    self.snd.snd_max = self.snd.snd_nxt;
+                }
+                if len < mss {
+                    self.snd.snd_sml = self.snd.snd_nxt;
+                }
+                self.transmit(ctx, skb, retrans);
+                return true;
+            }
+        }
+        self.send_probe(ctx);
+        false
     }
 }
 

@@ -179,17 +179,25 @@ fn tcp_retransmit_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) -> bool {
     }
 }
 
-/// `tcp_probe_timer`: the peer's window is zero and nothing is in flight;
-/// probe it, backing off. (Linux gives up after `tcp_retries2` unanswered
-/// probes; an answered probe resets that count, and on loopback every probe
-/// is answered, so the model never gives up.)
+/// `tcp_probe_timer` → `tcp_send_probe0`: data waits, nothing is in flight
+/// and the peer's window cannot take the next segment. `tcp_write_wakeup`
+/// sends what fits of it, or a zero-window probe; in the first case the
+/// retransmission timer takes over, in the second the probe timer backs
+/// off. (Linux gives up after `tcp_retries2` unanswered probes; an answered
+/// probe resets that count, and on loopback every probe is answered, so the
+/// model never gives up.)
 fn tcp_probe_timer(ctx: &mut Ctx<'_>, s: &mut super::TcpSock) {
-    if s.snd.snd_wnd != 0 || s.unsent() == 0 || s.snd.snd_una != s.snd.snd_nxt {
+    if s.unsent() == 0 || s.snd.snd_una != s.snd.snd_nxt {
         s.timers.probing = false;
         s.write_xmit(ctx, false);
         return;
     }
-    s.send_probe(ctx);
+    if s.write_wakeup(ctx) {
+        s.timers.probing = false;
+        s.timers.backoff = 0;
+        s.arm_rto(ctx);
+        return;
+    }
     s.timers.backoff = (s.timers.backoff + 1).min(16);
     s.arm_rto(ctx);
 }
