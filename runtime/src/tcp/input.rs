@@ -545,13 +545,15 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         return;
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
-    // unacknowledged and the window would not shrink, in quick-ACK mode,
-    // when a hole was just filled (ICSK_ACK_NOW) or out-of-order data waits
-    // (the duplicate ACK), or when the window closed; else delay it.
+    // unacknowledged, in quick-ACK mode, when a hole was just filled
+    // (ICSK_ACK_NOW) or out-of-order data waits (the duplicate ACK), or when
+    // the window closed; else delay it. (Linux also requires, for the first
+    // case, that `__tcp_select_window() >= rcv_wnd`, which on lo fails while
+    // data is queued; the model ACKs every second full segment, which keeps
+    // a bulk sender going without waiting for the reader.)
     if filled_hole
         || !s.rcv.ofo.is_empty()
-        || (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
-            && s.free_window() >= s.rcv.rcv_wnd)
+        || s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
         || s.in_quickack_mode()
         || allowed_before == 0
         || s.free_window() == 0

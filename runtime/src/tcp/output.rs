@@ -100,6 +100,11 @@ impl TcpSock {
     /// (interactive) mode.
     #[inline]
     fn event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
+        if self.in_pingpong() {
+            // Already interactive: counting further changes nothing (the
+            // mode is left by resetting the count), so skip the clock.
+            return;
+        }
         if let Some(lrcv) = self.rcv.lrcvtime {
             if ctx.now().saturating_duration_since(lrcv) < self.rcv.ato {
                 self.rcv.pingpong = self.rcv.pingpong.saturating_add(1);
