@@ -545,15 +545,16 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         return;
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
-    // unacknowledged, in quick-ACK mode, when a hole was just filled
-    // (ICSK_ACK_NOW) or out-of-order data waits (the duplicate ACK), or when
-    // the window closed; else delay it. (Linux also requires, for the first
-    // case, that `__tcp_select_window() >= rcv_wnd`, which on lo fails while
-    // data is queued; the model ACKs every second full segment, which keeps
-    // a bulk sender going without waiting for the reader.)
+    // unacknowledged and the window would not shrink
+    // (`__tcp_select_window() >= rcv_wnd`; on lo it would while data is
+    // queued, so the reader's tcp_cleanup_rbuf or the timer ACKs), in
+    // quick-ACK mode, when a hole was just filled (ICSK_ACK_NOW) or
+    // out-of-order data waits (the duplicate ACK), or when the window
+    // closed; else delay it.
     if filled_hole
         || !s.rcv.ofo.is_empty()
-        || s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+        || (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+            && s.free_window() >= s.rcv.rcv_wnd)
         || s.in_quickack_mode()
         || allowed_before == 0
         || s.free_window() == 0
