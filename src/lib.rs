@@ -116,7 +116,7 @@ pub mod stats {
 /// them: [`Netns::add_fault`] takes a [`Match`](fault::Match) and a
 /// [`Fault`](fault::Fault) and returns a [`FaultGuard`](fault::FaultGuard).
 pub mod fault {
-    pub use lonet_runtime::fault::{Fault, FaultGuard, FaultStats, Match};
+    pub use lonet_runtime::fault::{Fault, FaultGuard, FaultStats, Match, NETEM_LIMIT};
 }
 
 /// Packet capture on the modeled `lo`, as `tcpdump -i lo -w FILE`:

@@ -20,8 +20,9 @@ use crate::fib::{unmap, RouteType};
 use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
+use crate::pcap::TOS_MARKS;
 use crate::stats::inc;
-use crate::sync::write;
+use crate::sync::{lock, write};
 use crate::tcp::minisocks::tw_isn;
 use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
@@ -61,6 +62,9 @@ pub struct Readiness {
     pub read_closed: bool,
     /// The write side is closed (shutdown or reset).
     pub write_closed: bool,
+    /// A socket error is pending (`sk->sk_err`, `tcp_poll`'s `EPOLLERR`):
+    /// the next call, or `SO_ERROR`, takes it.
+    pub error: bool,
 }
 
 fn register(q: &mut WaitQueue, cx: &Context<'_>) {
@@ -174,6 +178,7 @@ impl Socket {
             }
             s.bound = true;
             s.hashed = true;
+            tos_moved(sk, Some(s.local), Some(daddr));
             nsi.socks.inuse.fetch_add(1, Relaxed);
             s.timers.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
@@ -229,6 +234,18 @@ impl Socket {
     /// `EADDRINUSE` for a port taken on an overlapping address; `EINVAL` if
     /// the socket is already bound.
     pub fn bind(&self, addr: SocketAddr, reuse: bool) -> io::Result<()> {
+        self.bind_reuseport(addr, reuse, false)
+    }
+
+    /// [`bind`](Socket::bind) with `SO_REUSEPORT` too: sockets that all set
+    /// it may bind the same address and port, and once they listen they
+    /// form one group, over which connections are spread by their 4-tuple's
+    /// hash (`reuseport_select_sock`). A listener that closes leaves the
+    /// group.
+    ///
+    /// # Errors
+    /// As [`bind`](Socket::bind).
+    pub fn bind_reuseport(&self, addr: SocketAddr, reuse: bool, reuseport: bool) -> io::Result<()> {
         let sk = &self.sk;
         let nsi = &*sk.ns;
         let ip = addr.ip();
@@ -248,7 +265,7 @@ impl Socket {
             &mut t,
             wire_ip,
             addr.port(),
-            reuse,
+            (reuse, reuseport),
             s.id,
             sysctl.ip_local_port_range,
             now,
@@ -287,6 +304,7 @@ impl Socket {
         drop(t);
         s.listen.listener = true;
         s.hashed = true;
+        tos_moved(sk, Some(s.local), None);
         s.listen.max_ack_backlog = backlog.min(sysctl.somaxconn);
         s.set_state(nsi, TcpState::Listen);
         nsi.socks.inuse.fetch_add(1, Relaxed);
@@ -385,6 +403,18 @@ impl Socket {
         Poll::Pending
     }
 
+    /// Registers for a pending error (`EPOLLERR`); ready when
+    /// [`Readiness::error`]. The wait ends with the event that sets the
+    /// error (a reset, a timeout), which wakes the read side's waiters.
+    pub fn poll_error_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = self.sk.lock();
+        if s.err != 0 {
+            return Poll::Ready(Ok(()));
+        }
+        register(&mut s.rx_waiters, cx);
+        Poll::Pending
+    }
+
     /// The socket's readiness now (`tcp_poll`).
     pub fn readiness(&self) -> Readiness {
         let s = self.sk.lock();
@@ -394,6 +424,7 @@ impl Socket {
             writable: s.stream_writeable() || s.err != 0 || s.shut.snd_shutdown || closed,
             read_closed: s.shut.rcv_shutdown || closed,
             write_closed: s.shut.snd_shutdown || closed,
+            error: s.err != 0,
         }
     }
 
@@ -528,6 +559,49 @@ impl Socket {
         Ok(!self.sk.lock().in_pingpong())
     }
 
+    /// `IP_TOS` / `IPV6_TCLASS`: the TOS byte (IPv4) or traffic class
+    /// (IPv6) of the segments this socket sends, as captures show them. A
+    /// listener's value also marks its SYN-ACKs and the connections it
+    /// accepts, as Linux copies it to the child.
+    ///
+    /// # Errors
+    /// `EINVAL` for a value above 255.
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| err(EINVAL))?;
+        let s = self.sk.lock();
+        let local = s.bound.then_some(s.local);
+        let remote = (s.hashed && !s.listen.listener).then_some(s.remote);
+        lock(&self.sk.ns.lo.taps)
+            .tos
+            .set(self.sk.id, tos, local, remote);
+        Ok(())
+    }
+
+    /// `IP_TOS` / `IPV6_TCLASS`'s value (0 by default).
+    pub fn tos(&self) -> io::Result<u32> {
+        if TOS_MARKS.load(Relaxed) == 0 {
+            return Ok(0);
+        }
+        Ok(u32::from(lock(&self.sk.ns.lo.taps).tos.get(self.sk.id)))
+    }
+
+    /// `SO_BINDTODEVICE`: the model has one device, `lo`, which every
+    /// modeled socket already uses, so binding to it changes nothing and an
+    /// empty name unbinds. Any other name is refused with `ENODEV`, as
+    /// Linux refuses a device the namespace does not have.
+    ///
+    /// # Errors
+    /// `ENODEV` for a name other than `lo` (as the kernel, a name is cut to
+    /// `IFNAMSIZ - 1` bytes and ends at a NUL).
+    pub fn check_bind_device(interface: &[u8]) -> io::Result<()> {
+        let cut = &interface[..interface.len().min(15)];
+        let name = cut.split(|&b| b == 0).next().unwrap_or_default();
+        match name {
+            b"" | b"lo" => Ok(()),
+            _ => Err(err(libc::ENODEV)),
+        }
+    }
+
     /// The namespace the socket lives in.
     pub fn netns(&self) -> Netns {
         Netns(self.sk.ns.clone())
@@ -602,9 +676,19 @@ impl Socket {
     }
 }
 
+/// Re-enters `sk`'s addresses with its TOS mark, if it has one.
+fn tos_moved(sk: &Sock, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
+    if TOS_MARKS.load(Relaxed) != 0 {
+        lock(&sk.ns.lo.taps).tos.moved(sk.id, local, remote);
+    }
+}
+
 impl Drop for Socket {
     /// `close()` (`inet_release` → `tcp_close`).
     fn drop(&mut self) {
+        if TOS_MARKS.load(Relaxed) != 0 {
+            lock(&self.sk.ns.lo.taps).tos.remove(self.sk.id);
+        }
         tcp_close(&self.sk);
     }
 }

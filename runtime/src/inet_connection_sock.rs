@@ -12,7 +12,7 @@
 //! entries, so TCP input does not reach into the qdisc.
 
 use crate::errno::{err, EADDRINUSE};
-use crate::inet_hashtables::{port_offset, BindEntry, BindKind, Tables};
+use crate::inet_hashtables::{BindEntry, BindKind, Tables};
 use crate::sync::lock;
 use crate::tcp::Sock;
 use std::io;
@@ -58,9 +58,9 @@ impl AcceptqFull {
 }
 
 /// `inet_csk_get_port`: takes `port` on `ip` for socket `sock_id` (`reuse`:
-/// `SO_REUSEADDR`), or with port 0 a free one from `range`; enters it in
-/// `bhash` and returns it. `now`: the namespace's ms clock, for TIME_WAIT
-/// entries.
+/// `SO_REUSEADDR`, `reuseport`: `SO_REUSEPORT`), or with port 0 a free one
+/// from `range` (`inet_csk_find_open_port`); enters it in `bhash` and
+/// returns it. `now`: the namespace's ms clock, for TIME_WAIT entries.
 ///
 /// # Errors
 /// `EADDRINUSE` when the port is taken on an overlapping address (by a
@@ -69,40 +69,94 @@ pub(crate) fn inet_csk_get_port(
     t: &mut Tables,
     ip: IpAddr,
     port: u16,
-    reuse: bool,
+    (reuse, reuseport): (bool, bool),
     sock_id: u64,
     range: (u16, u16),
     now: u64,
 ) -> io::Result<u16> {
     let port = if port != 0 {
-        if t.bind_conflict(port, ip, reuse, sock_id) || t.tw_bind_conflict(port, ip, reuse, now) {
+        if t.bind_conflict(port, ip, (reuse, reuseport), sock_id)
+            || t.tw_bind_conflict(port, ip, reuse, now)
+        {
             return Err(err(EADDRINUSE));
         }
         port
     } else {
-        inet_csk_find_open_port(t, range).ok_or_else(|| err(EADDRINUSE))?
+        inet_csk_find_open_port(t, ip, reuse, range).ok_or_else(|| err(EADDRINUSE))?
     };
     t.bhash.entry(port).or_default().push(BindEntry {
         addr: ip,
         sock_id,
         kind: BindKind::Bound,
         reuse,
+        reuseport,
     });
     Ok(port)
 }
 
-/// `inet_csk_find_open_port`: a port of `range` that nothing holds (no bind
-/// entry, no TIME_WAIT entry), odd offsets first from the rover on.
-fn inet_csk_find_open_port(t: &mut Tables, (lo, hi): (u16, u16)) -> Option<u16> {
-    let range = u32::from(hi) - u32::from(lo) + 1;
-    let start = t.bind_rover;
-    let (port, off) = (0..range).find_map(|i| {
-        let off = port_offset(start, i, range, 1);
-        let port = (u32::from(lo) + off) as u16;
-        (!t.bhash.contains_key(&port) && !t.tw_port_used(port)).then_some((port, off))
-    })?;
-    t.bind_rover = off + 2;
-    Some(port)
+/// `inet_csk_find_open_port`: a port of `range` that no socket on an
+/// overlapping address and no TIME_WAIT entry holds.
+///
+/// As the kernel: with `SO_REUSEADDR` (`reuse`) the lower half of the range
+/// is tried first, then the upper half; within a (half) range the walk
+/// starts at a random offset made odd, so ports of the parity opposite to
+/// `low`'s come first (`__inet_hash_connect` favours `low`'s parity), step
+/// 2, wrapping, then the other parity. (`ip_autobind_reuse` is 0, so there
+/// is no relaxed third pass.)
+fn inet_csk_find_open_port(
+    t: &mut Tables,
+    ip: IpAddr,
+    reuse: bool,
+    (lo, hi): (u16, u16),
+) -> Option<u16> {
+    let mut attempt_half = u8::from(reuse);
+    loop {
+        let mut low = u32::from(lo);
+        let mut high = u32::from(hi) + 1;
+        if high.saturating_sub(low) < 4 {
+            attempt_half = 0;
+        }
+        if attempt_half != 0 {
+            let half = low + (((high - low) >> 2) << 1);
+            if attempt_half == 1 {
+                high = half;
+            } else {
+                low = half;
+            }
+        }
+        let mut remaining = high.saturating_sub(low);
+        if remaining == 0 {
+            return None;
+        }
+        if remaining > 1 {
+            remaining &= !1;
+        }
+        let mut offset = t.secret.random_below(remaining) | 1;
+        loop {
+            let mut port = low + offset;
+            let mut i = 0;
+            while i < remaining {
+                if port >= high {
+                    port -= remaining;
+                }
+                let p = port as u16;
+                if !t.bind_conflict_strict(p, ip) && !t.tw_port_used(p) {
+                    return Some(p);
+                }
+                i += 2;
+                port += 2;
+            }
+            offset = offset.wrapping_sub(1);
+            if offset & 1 == 1 {
+                break;
+            }
+        }
+        if attempt_half == 1 {
+            attempt_half = 2;
+            continue;
+        }
+        return None;
+    }
 }
 
 /// `inet_csk_listen_start`: re-checks `sk`'s port (bound at `local`) now as
@@ -119,12 +173,12 @@ pub(crate) fn inet_csk_listen_start(
     now: u64,
 ) -> io::Result<()> {
     let (port, ip, id) = (local.port(), local.ip(), sk.id);
-    let reuse = t
+    let opts = t
         .bhash
         .get(&port)
         .and_then(|v| v.iter().find(|e| e.sock_id == id))
-        .is_some_and(|e| e.reuse);
-    if t.bind_conflict(port, ip, reuse, id) || t.tw_bind_conflict(port, ip, reuse, now) {
+        .map_or((false, false), |e| (e.reuse, e.reuseport));
+    if t.bind_conflict(port, ip, opts, id) || t.tw_bind_conflict(port, ip, opts.0, now) {
         return Err(err(EADDRINUSE));
     }
     if let Some(e) = t
@@ -146,20 +200,62 @@ mod tests {
     use crate::tests::addr;
 
     #[test]
-    fn test_bind_0_takes_odd_offsets_first_and_moves_the_rover() {
-        let mut t = Tables::default();
+    fn test_bind_0_takes_odd_ports_first_lower_half_first_with_reuseaddr() {
         let ip = addr("127.0.0.1:0").ip();
-        let p = inet_csk_get_port(&mut t, ip, 0, false, 1, (40000, 40009), 0).unwrap();
-        assert_eq!((p - 40000) % 2, 1, "bind(0) prefers odd offsets");
-        assert_eq!(t.bind_rover, u32::from(p - 40000) + 2);
-        assert_eq!(t.bhash[&p][0].kind, BindKind::Bound);
+        let mut t = Tables::default();
+        let range = (40000, 40999);
+        let mut lower = 0;
+        for id in 1..=200 {
+            let reuse = id % 2 == 0;
+            let p = inet_csk_get_port(&mut t, ip, 0, (reuse, false), id, range, 0).unwrap();
+            assert_eq!(p % 2, 1, "bind(0) prefers the parity connect avoids");
+            assert_eq!(t.bhash[&p][0].kind, BindKind::Bound);
+            if reuse {
+                // half = 40000 + ((1000 >> 2) << 1) = 40500
+                assert!(p < 40500, "SO_REUSEADDR: the lower half first");
+                lower += 1;
+            }
+        }
+        assert_eq!(lower, 100);
         // Every port of a two-port range, then EADDRINUSE.
         let mut t = Tables::default();
-        let a = inet_csk_get_port(&mut t, ip, 0, false, 1, (40000, 40001), 0).unwrap();
-        let b = inet_csk_get_port(&mut t, ip, 0, false, 2, (40000, 40001), 0).unwrap();
+        let a = inet_csk_get_port(&mut t, ip, 0, (false, false), 1, (40000, 40001), 0).unwrap();
+        let b = inet_csk_get_port(&mut t, ip, 0, (false, false), 2, (40000, 40001), 0).unwrap();
         assert_eq!((a, b), (40001, 40000));
-        let e = inet_csk_get_port(&mut t, ip, 0, false, 3, (40000, 40001), 0).unwrap_err();
+        let e = inet_csk_get_port(&mut t, ip, 0, (false, false), 3, (40000, 40001), 0).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+        // A port held on another address is free for this one.
+        let other = addr("127.0.0.2:0").ip();
+        let c = inet_csk_get_port(&mut t, other, 0, (false, false), 4, (40000, 40001), 0).unwrap();
+        assert!(c == 40000 || c == 40001);
+    }
+
+    #[test]
+    fn test_so_reuseport_sockets_share_a_port_even_listening() {
+        let mut t = Tables::default();
+        let ip = addr("127.0.0.1:0").ip();
+        let range = (40000, 40009);
+        inet_csk_get_port(&mut t, ip, 5000, (false, true), 1, range, 0).unwrap();
+        inet_csk_get_port(&mut t, ip, 5000, (false, true), 2, range, 0).expect("both reuseport");
+        let e = inet_csk_get_port(&mut t, ip, 5000, (true, false), 3, range, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+        let ns = Netns::new();
+        let (sk1, sk2) = (
+            crate::tcp::Sock::new(&ns.0, |_| {}),
+            crate::tcp::Sock::new(&ns.0, |_| {}),
+        );
+        let local = SocketAddr::new(ip, 5000);
+        inet_csk_listen_start(&mut t, &sk1, local, 0).unwrap();
+        inet_csk_listen_start(&mut t, &sk2, local, 0).expect("a reuseport group");
+        // The group: each member gets some of the 4-tuples.
+        let mut seen = [0; 2];
+        for sport in 1..=64u16 {
+            let s = SocketAddr::new(ip, 30000 + sport);
+            let l = t.lookup_listener_from(Some(s), local).unwrap();
+            seen[usize::from(Arc::ptr_eq(&l, &sk2))] += 1;
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+        t.lhash.clear();
     }
 
     #[test]
@@ -167,9 +263,9 @@ mod tests {
         let mut t = Tables::default();
         let ip = addr("127.0.0.1:0").ip();
         let range = (40000, 40009);
-        inet_csk_get_port(&mut t, ip, 5000, true, 1, range, 0).unwrap();
-        inet_csk_get_port(&mut t, ip, 5000, true, 2, range, 0).expect("both SO_REUSEADDR");
-        let e = inet_csk_get_port(&mut t, ip, 5000, false, 3, range, 0).unwrap_err();
+        inet_csk_get_port(&mut t, ip, 5000, (true, false), 1, range, 0).unwrap();
+        inet_csk_get_port(&mut t, ip, 5000, (true, false), 2, range, 0).expect("both SO_REUSEADDR");
+        let e = inet_csk_get_port(&mut t, ip, 5000, (false, false), 3, range, 0).unwrap_err();
         assert_eq!(
             e.raw_os_error(),
             Some(libc::EADDRINUSE),

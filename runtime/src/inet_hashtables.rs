@@ -43,22 +43,50 @@ pub(crate) struct BindEntry {
     pub(crate) kind: BindKind,
     /// `SO_REUSEADDR`.
     pub(crate) reuse: bool,
+    /// `SO_REUSEPORT`: listeners that all set it share the port as one
+    /// group (`sock_reuseport`).
+    pub(crate) reuseport: bool,
 }
 
 /// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
 /// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
 /// 4-tuple, holding their ports).
-#[derive(Default)]
 pub(crate) struct Tables {
     pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
     /// Listeners by port, with their bound address (read without the
     /// socket lock).
     pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
     pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
-    pub(crate) connect_rover: u32,
-    pub(crate) bind_rover: u32,
+    /// `net_secret`, `table_perturb` and the port searches' random draws.
+    pub(crate) secret: PortSecret,
     /// TIME_WAIT bookkeeping (tcp/minisocks.rs).
     pub(crate) tw: TwTables,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            ehash: HashMap::default(),
+            lhash: HashMap::default(),
+            bhash: HashMap::default(),
+            secret: PortSecret::random(),
+            tw: TwTables::default(),
+        }
+    }
+}
+
+thread_local! {
+    /// The source of the segment being delivered (set by `ip_local_deliver`,
+    /// ip.rs), for `reuseport_select_sock`'s 4-tuple hash in
+    /// [`Tables::lookup_listener`].
+    static RX_SADDR: std::cell::Cell<Option<SocketAddr>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the source address of the segment this thread is about to hand
+/// to TCP (see [`Tables::lookup_listener`]).
+#[inline]
+pub(crate) fn set_rx_saddr(saddr: SocketAddr) {
+    RX_SADDR.with(|c| c.set(Some(saddr)));
 }
 
 /// Whether two bound addresses overlap: equal, or one is a wildcard that
@@ -75,33 +103,85 @@ pub(crate) fn addr_overlap(a: IpAddr, b: IpAddr) -> bool {
 }
 
 impl Tables {
-    /// `__inet_lookup_listener`: exact address first, then a wildcard.
+    /// `__inet_lookup_listener`: exact address first, then a wildcard. When
+    /// the listener found is in a `SO_REUSEPORT` group (listeners on the same
+    /// address and port that all set it), `reuseport_select_sock` picks one
+    /// member by the 4-tuple's hash (`reciprocal_scale(inet_ehashfn(..), n)`),
+    /// from the segment's source recorded by `ip_local_deliver`.
     pub(crate) fn lookup_listener(&self, daddr: SocketAddr) -> Option<Arc<Sock>> {
-        let list = self.lhash.get(&daddr.port())?;
-        let mut wildcard = None;
-        for (ip, l) in list {
-            let ip = *ip;
-            if ip == daddr.ip() {
-                return Some(l.clone());
-            }
-            if wildcard.is_none() && ip.is_unspecified() && addr_overlap(ip, daddr.ip()) {
-                wildcard = Some(l.clone());
-            }
-        }
-        wildcard
+        let saddr = RX_SADDR.with(|c| c.get());
+        self.lookup_listener_from(saddr, daddr)
     }
 
-    /// `inet_csk_bind_conflict`: another socket on `port` with an
-    /// overlapping address, unless both set `SO_REUSEADDR` and the other is
-    /// not listening.
-    pub(crate) fn bind_conflict(&self, port: u16, ip: IpAddr, reuse: bool, sock_id: u64) -> bool {
+    /// [`lookup_listener`](Self::lookup_listener) with the segment's source
+    /// given (`None`: the first member of a group).
+    pub(crate) fn lookup_listener_from(
+        &self,
+        saddr: Option<SocketAddr>,
+        daddr: SocketAddr,
+    ) -> Option<Arc<Sock>> {
+        let list = self.lhash.get(&daddr.port())?;
+        let exact = list.iter().position(|(ip, _)| *ip == daddr.ip());
+        let found = exact.or_else(|| {
+            list.iter()
+                .position(|(ip, _)| ip.is_unspecified() && addr_overlap(*ip, daddr.ip()))
+        })?;
+        let (ip, first) = &list[found];
+        if !self.reuseport_of(daddr.port(), first.id) {
+            return Some(first.clone());
+        }
+        // The group: every reuseport listener on this address, in listen
+        // order.
+        let group: Vec<&Arc<Sock>> = list
+            .iter()
+            .filter(|(i, l)| i == ip && self.reuseport_of(daddr.port(), l.id))
+            .map(|(_, l)| l)
+            .collect();
+        let pick = match saddr {
+            Some(s) if group.len() > 1 => {
+                let hash = self.secret.ehashfn(s, daddr);
+                ((u64::from(hash) * group.len() as u64) >> 32) as usize
+            }
+            _ => 0,
+        };
+        group.get(pick).map(|l| (*l).clone())
+    }
+
+    /// Whether socket `sock_id`'s bind entry on `port` set `SO_REUSEPORT`.
+    fn reuseport_of(&self, port: u16, sock_id: u64) -> bool {
+        self.bhash
+            .get(&port)
+            .and_then(|v| v.iter().find(|e| e.sock_id == sock_id))
+            .is_some_and(|e| e.reuseport)
+    }
+
+    /// `inet_csk_bind_conflict` (with `relax` and `reuseport_ok`, as an
+    /// explicit `bind()` and `listen()` check): another socket on `port`
+    /// with an overlapping address, unless both set `SO_REUSEADDR` and the
+    /// other is not listening, or both set `SO_REUSEPORT`.
+    pub(crate) fn bind_conflict(
+        &self,
+        port: u16,
+        ip: IpAddr,
+        (reuse, reuseport): (bool, bool),
+        sock_id: u64,
+    ) -> bool {
         self.bhash.get(&port).is_some_and(|v| {
             v.iter().any(|e| {
                 e.sock_id != sock_id
                     && addr_overlap(e.addr, ip)
                     && !(reuse && e.reuse && e.kind != BindKind::Listener)
+                    && !(reuseport && e.reuseport)
             })
         })
+    }
+
+    /// `inet_csk_bind_conflict` without `relax` (the `bind(0)` search): any
+    /// other socket on `port` with an overlapping address.
+    pub(crate) fn bind_conflict_strict(&self, port: u16, ip: IpAddr) -> bool {
+        self.bhash
+            .get(&port)
+            .is_some_and(|v| v.iter().any(|e| addr_overlap(e.addr, ip)))
     }
 
     pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) {
@@ -114,80 +194,263 @@ impl Tables {
     }
 }
 
-/// The `i`-th candidate offset into a port range of `range` ports, starting
-/// at `start`: first every offset of parity `parity`, then the others. Linux
-/// (since 4.6) has `connect` prefer even offsets and `bind(0)` odd ones, so
-/// the two rarely collide, and a client never lands on a port a test just
-/// freed with `bind(0)`.
-pub(crate) fn port_offset(start: u32, i: u32, range: u32, parity: u32) -> u32 {
-    let same = range.div_ceil(2) - (range % 2) * parity;
-    let (k, p) = if i < same {
-        (i, parity)
-    } else {
-        (i - same, parity ^ 1)
-    };
-    let count = if p == 0 { range.div_ceil(2) } else { range / 2 };
-    let base = (start / 2) % count.max(1);
-    2 * ((base + k) % count.max(1)) + p
+/// `INET_TABLE_PERTURB_SIZE` (net/ipv4/inet_hashtables.c): the slots of
+/// `table_perturb`, indexed by the low 16 bits of the port offset hash.
+const INET_TABLE_PERTURB_SIZE: u64 = 1 << 16;
+
+/// `EPHEMERAL_PORT_SHUFFLE_PERIOD` (net/core/secure_seq.c, 10 * HZ) in ms:
+/// the port offset hash changes once per period.
+const EPHEMERAL_PORT_SHUFFLE_PERIOD_MS: u64 = 10_000;
+
+/// SipHash-2-4 (the kernel's `siphash`, lib/siphash.c) of `words` under the
+/// 128-bit key `k`, as `siphash_4u32` and friends compute it on words.
+pub(crate) fn siphash(k: (u64, u64), words: &[u64]) -> u64 {
+    let mut v = [
+        k.0 ^ 0x736f_6d65_7073_6575,
+        k.1 ^ 0x646f_7261_6e64_6f6d,
+        k.0 ^ 0x6c79_6765_6e65_7261,
+        k.1 ^ 0x7465_6462_7974_6573,
+    ];
+    fn round(v: &mut [u64; 4]) {
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    }
+    for &m in words {
+        v[3] ^= m;
+        round(&mut v);
+        round(&mut v);
+        v[0] ^= m;
+    }
+    let b = (words.len() as u64 * 8) << 56;
+    v[3] ^= b;
+    round(&mut v);
+    round(&mut v);
+    v[0] ^= b;
+    v[2] ^= 0xff;
+    for _ in 0..4 {
+        round(&mut v);
+    }
+    v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
+/// An address as hash words (IPv4 in one word, IPv6 in two).
+fn ip_words(ip: IpAddr, out: &mut Vec<u64>) {
+    match ip {
+        IpAddr::V4(v) => out.push(u64::from(u32::from(v))),
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            out.push((x >> 64) as u64);
+            out.push(x as u64);
+        }
+    }
+}
+
+/// The namespace's `net_secret` and what is drawn from it: the key of the
+/// port offset hash (`secure_ipv4_port_ephemeral`), the `table_perturb`
+/// slots, and the generator standing in for `get_random_u32_below`. The
+/// kernel draws all three at random once per boot; here they follow from
+/// one 128-bit seed, so a run can be repeated port for port
+/// ([`Netns::set_net_secret`](crate::Netns::set_net_secret)).
+pub(crate) struct PortSecret {
+    seed: u128,
+    key: (u64, u64),
+    /// `table_perturb`, sparse: a slot not in the map still has its
+    /// initial (seeded) value.
+    perturb: HashMap<u16, u32, FxBuild>,
+    rng: u64,
+}
+
+impl PortSecret {
+    /// The state for `seed`.
+    pub(crate) fn new(seed: u128) -> PortSecret {
+        let key = ((seed >> 64) as u64, seed as u64);
+        PortSecret {
+            seed,
+            key,
+            perturb: HashMap::default(),
+            rng: siphash(key, &[u64::MAX]),
+        }
+    }
+
+    /// A seed of its own for a new namespace, as the kernel's boot-time
+    /// random secret (std's per-process random SipHash keys, mixed with a
+    /// counter so two namespaces differ).
+    pub(crate) fn random() -> PortSecret {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Relaxed);
+        let mut a = std::collections::hash_map::RandomState::new().build_hasher();
+        a.write_u64(n);
+        let mut b = std::collections::hash_map::RandomState::new().build_hasher();
+        b.write_u64(!n);
+        PortSecret::new((u128::from(a.finish()) << 64) | u128::from(b.finish()))
+    }
+
+    /// The seed this state was made from.
+    pub(crate) fn seed(&self) -> u128 {
+        self.seed
+    }
+
+    /// `get_random_u32_below(n)` (0 for `n == 0`), from the seeded generator
+    /// (splitmix64).
+    pub(crate) fn random_below(&mut self, n: u32) -> u32 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((u64::from(z as u32) * u64::from(n)) >> 32) as u32
+    }
+
+    fn perturb(&self, index: u16) -> u32 {
+        match self.perturb.get(&index) {
+            Some(v) => *v,
+            None => siphash(self.key, &[u64::from(index), 0x7065_7274]) as u32,
+        }
+    }
+
+    /// `secure_ipv4_port_ephemeral` / `secure_ipv6_port_ephemeral`:
+    /// `siphash(saddr, daddr, dport, jiffies / EPHEMERAL_PORT_SHUFFLE_PERIOD)`
+    /// under `net_secret`.
+    pub(crate) fn port_offset(&self, saddr: IpAddr, daddr: SocketAddr, now_ms: u64) -> u64 {
+        let mut w = Vec::with_capacity(6);
+        ip_words(saddr, &mut w);
+        ip_words(daddr.ip(), &mut w);
+        w.push(u64::from(daddr.port()));
+        w.push(now_ms / EPHEMERAL_PORT_SHUFFLE_PERIOD_MS);
+        siphash(self.key, &w)
+    }
+
+    /// `inet_ehashfn`: the hash of a 4-tuple that `reuseport_select_sock`
+    /// spreads connections over a reuseport group with.
+    pub(crate) fn ehashfn(&self, saddr: SocketAddr, daddr: SocketAddr) -> u32 {
+        let mut w = Vec::with_capacity(6);
+        ip_words(daddr.ip(), &mut w);
+        w.push(u64::from(daddr.port()));
+        ip_words(saddr.ip(), &mut w);
+        w.push(u64::from(saddr.port()));
+        siphash(self.key, &w) as u32
+    }
 }
 
 /// `__inet_hash_connect`'s search: an ephemeral port for a connection from
 /// `saddr` to `daddr` whose 4-tuple is unused (or in TIME_WAIT that
 /// `tcp_tw_reuse` lets us take over, or expired) and that no `bind()` owns.
-/// Even offsets first, from the rover on. The port found is entered in
-/// `bhash` for `sock_id`; returned with the TIME_WAIT entry taken over, if
-/// any. `None`: every port of `range` is taken (`EADDRNOTAVAIL`).
+///
+/// As the kernel: `port_offset` (the keyed hash of saddr, daddr, dport and
+/// the 10 s epoch) picks a `table_perturb` slot; the walk starts at
+/// `(slot + hash >> 32) % remaining`, made even, so ports of `low`'s parity
+/// come first, step 2, wrapping, then the other parity. On success the slot
+/// moves on by `max(i, 2 * random(8)) + 2`, so consecutive connections to one
+/// destination walk forward. The port found is entered in `bhash` for
+/// `sock_id`; returned with the TIME_WAIT entry taken over, if any. `None`:
+/// no port is left (`EADDRNOTAVAIL`).
 pub(crate) fn inet_hash_connect(
     t: &mut Tables,
     saddr: IpAddr,
     daddr: SocketAddr,
     sock_id: u64,
-    (lo, hi): (u16, u16),
+    (low, high): (u16, u16),
     tcp_tw_reuse: u8,
     now: u64,
 ) -> Option<(u16, Option<TwSock>)> {
-    let range = u32::from(hi) - u32::from(lo) + 1;
-    let start = t.connect_rover;
+    let step = 2u32;
+    let low = u32::from(low);
+    let high = u32::from(high) + 1;
+    let mut remaining = high.saturating_sub(low);
+    if remaining == 0 {
+        return None;
+    }
+    if remaining > 1 {
+        remaining &= !1;
+    }
+    let h = t.secret.port_offset(saddr, daddr, now);
+    let index = (h & (INET_TABLE_PERTURB_SIZE - 1)) as u16;
+    let mut offset = t.secret.perturb(index).wrapping_add((h >> 32) as u32) % remaining;
+    offset &= !1;
     let mut recycle = None;
     let mut chosen = None;
-    for i in 0..range {
-        let off = port_offset(start, i, range, 0);
-        let port = (u32::from(lo) + off) as u16;
-        if let Some(owners) = t.bhash.get(&port) {
-            if owners.iter().any(|e| e.kind != BindKind::Connect) {
-                continue;
+    'scan: loop {
+        let mut port = low + offset;
+        let mut i = 0;
+        while i < remaining {
+            if port >= high {
+                port -= remaining;
             }
+            if let Some(p) = try_connect_port(t, saddr, daddr, port as u16, tcp_tw_reuse, now) {
+                recycle = p;
+                chosen = Some((port as u16, i));
+                break 'scan;
+            }
+            i += step;
+            port += step;
         }
-        if t.tw_port_bound(port) {
+        offset += 1;
+        if offset & 1 == 1 && remaining > 1 {
             continue;
         }
-        let key = (SocketAddr::new(saddr, port), daddr);
-        if t.ehash.contains_key(&key) {
-            continue;
-        }
-        // The kernel would also wait tcp_tw_reuse_delay (1 s) after the
-        // entry was made; the model reuses at once (it has no timestamps to
-        // order the two incarnations by anyway).
-        if tw_reuse_allowed(tcp_tw_reuse, &key) {
-            recycle = t.tw_kill(&key);
-        } else if let Some(tw) = t.tw.get(&key) {
-            if tw.expires > now {
-                continue;
-            }
-            recycle = t.tw_kill(&key);
-        }
-        chosen = Some((port, off));
         break;
     }
-    let (port, off) = chosen?;
-    t.connect_rover = off + 2;
+    let (port, i) = chosen?;
+    let i = i.max(t.secret.random_below(8) * step);
+    let slot = t.secret.perturb(index).wrapping_add(i + step);
+    t.secret.perturb.insert(index, slot);
     t.bhash.entry(port).or_default().push(BindEntry {
         addr: saddr,
         sock_id,
         kind: BindKind::Connect,
         reuse: false,
+        reuseport: false,
     });
     Some((port, recycle))
+}
+
+/// One candidate port of `__inet_hash_connect`: `None` to go on (bound by
+/// `bind()`, or the 4-tuple is in use), `Some(tw)` to take it (with the
+/// TIME_WAIT entry taken over, if any).
+fn try_connect_port(
+    t: &mut Tables,
+    saddr: IpAddr,
+    daddr: SocketAddr,
+    port: u16,
+    tcp_tw_reuse: u8,
+    now: u64,
+) -> Option<Option<TwSock>> {
+    if let Some(owners) = t.bhash.get(&port) {
+        // `tb->fastreuse >= 0 || tb->fastreuseport >= 0`: bind() made it.
+        if owners.iter().any(|e| e.kind != BindKind::Connect) {
+            return None;
+        }
+    }
+    if t.tw_port_bound(port) {
+        return None;
+    }
+    let key = (SocketAddr::new(saddr, port), daddr);
+    if t.ehash.contains_key(&key) {
+        return None;
+    }
+    // The kernel would also wait tcp_tw_reuse_delay (1 s) after the
+    // entry was made; the model reuses at once (it has no timestamps to
+    // order the two incarnations by anyway).
+    if tw_reuse_allowed(tcp_tw_reuse, &key) {
+        return Some(t.tw_kill(&key));
+    }
+    if let Some(tw) = t.tw.get(&key) {
+        if tw.expires > now {
+            return None;
+        }
+        return Some(t.tw_kill(&key));
+    }
+    Some(None)
 }
 
 /// `__inet_check_established` without a `twp`, for `connect()` on a bound
@@ -212,28 +475,13 @@ mod tests {
     use crate::tests::addr;
 
     #[test]
-    fn test_port_offset_visits_every_offset_once_preferred_parity_first() {
-        for range in [1u32, 2, 3, 10, 11] {
-            for parity in [0, 1] {
-                for start in [0u32, 3, 7, 100] {
-                    let offs: Vec<u32> = (0..range)
-                        .map(|i| port_offset(start, i, range, parity))
-                        .collect();
-                    let mut sorted = offs.clone();
-                    sorted.sort();
-                    assert_eq!(
-                        sorted,
-                        (0..range).collect::<Vec<_>>(),
-                        "{range} {parity} {start}"
-                    );
-                    // Every offset of the preferred parity comes before any other.
-                    let first_other = offs.iter().position(|o| o % 2 != parity);
-                    if let Some(k) = first_other {
-                        assert!(offs[k..].iter().all(|o| o % 2 != parity), "{offs:?}");
-                    }
-                }
-            }
-        }
+    fn test_siphash_matches_the_reference_vector() {
+        // SipHash-2-4 of the 8 bytes 00..07 under the key 00..0f (the
+        // reference implementation's vectors: 64-bit output for length 8).
+        let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
+        let m = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(siphash((k0, k1), &[m]), 0x93f5_f579_9a93_2462);
     }
 
     fn bind_entry(addr: IpAddr, sock_id: u64, kind: BindKind) -> BindEntry {
@@ -242,23 +490,66 @@ mod tests {
             sock_id,
             kind,
             reuse: false,
+            reuseport: false,
         }
     }
 
     #[test]
-    fn test_inet_hash_connect_takes_even_offsets_first_and_moves_the_rover() {
+    fn test_inet_hash_connect_takes_even_ports_first_and_walks_forward() {
+        let mut t = Tables {
+            secret: PortSecret::new(42),
+            ..Tables::default()
+        };
+        let (s, d) = (addr("127.0.0.1:0").ip(), addr("127.0.0.1:80"));
+        let range = (40000, 40999);
+        let mut last = None;
+        for id in 1..=20 {
+            let (p, tw) = inet_hash_connect(&mut t, s, d, id, range, 2, 0).unwrap();
+            assert!(tw.is_none());
+            assert_eq!(p % 2, 0, "connect prefers low's parity");
+            assert_eq!(t.bhash[&p].last().unwrap().kind, BindKind::Connect);
+            if let Some(l) = last {
+                // table_perturb moved on by max(i, 2 * rand(8)) + 2, i = 0.
+                let d = (u32::from(p) + 1000 - u32::from(l)) % 1000;
+                assert!((2..=16).contains(&d), "{l} -> {p}");
+            }
+            last = Some(p);
+        }
+        // Another secret, another sequence; the same secret, the same one.
+        let run = |secret| {
+            let mut t = Tables {
+                secret: PortSecret::new(secret),
+                ..Tables::default()
+            };
+            (1..=5)
+                .map(|id| inet_hash_connect(&mut t, s, d, id, range, 2, 0).unwrap().0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+        // The next 10 s epoch hashes elsewhere.
+        let mut t = Tables {
+            secret: PortSecret::new(1),
+            ..Tables::default()
+        };
+        let later = inet_hash_connect(&mut t, s, d, 1, range, 2, 10_000)
+            .unwrap()
+            .0;
+        assert_ne!(later, run(1)[0]);
+    }
+
+    #[test]
+    fn test_inet_hash_connect_takes_odd_ports_once_the_even_ones_are_bound() {
         let mut t = Tables::default();
         let (s, d) = (addr("127.0.0.1:0").ip(), addr("127.0.0.1:80"));
-        let range = (40000, 40009);
-        let (p1, tw) = inet_hash_connect(&mut t, s, d, 1, range, 2, 0).unwrap();
-        assert!(tw.is_none());
-        assert_eq!((p1 - 40000) % 2, 0, "connect prefers even offsets");
-        assert_eq!(t.connect_rover, u32::from(p1 - 40000) + 2);
-        assert_eq!(t.bhash[&p1][0].kind, BindKind::Connect);
-        // The port is not taken for the same destination until its entry is
-        // in ehash; the search only looks at ehash, bhash and TIME_WAIT.
-        let (p2, _) = inet_hash_connect(&mut t, s, d, 2, range, 2, 0).unwrap();
-        assert_ne!(p1, p2, "the rover moved on");
+        for p in (40000..40010).step_by(2) {
+            t.bhash
+                .entry(p)
+                .or_default()
+                .push(bind_entry(s, 9, BindKind::Bound));
+        }
+        let (p, _) = inet_hash_connect(&mut t, s, d, 1, (40000, 40009), 2, 0).unwrap();
+        assert_eq!(p % 2, 1);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::stats::{
     LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
     TcpMib, TcpStats, TimerKind,
 };
-use crate::sync::{lock, read};
+use crate::sync::{lock, read, write};
 use crate::sysctl::Sysctl;
 use crate::tcp::minisocks::tw_purge;
 use crate::tcp::{Sock, TcpState};
@@ -301,6 +301,41 @@ impl Netns {
         *g = s;
         self.0.hot.store(&s);
         Ok(())
+    }
+
+    /// Sets the namespace's `net_secret`: the key of the ephemeral port
+    /// hash (`secure_ipv4_port_ephemeral`) and the seed of the port
+    /// searches' random draws (`table_perturb`, `bind(0)`'s start). The
+    /// kernel draws it at random once per boot, and so does each new
+    /// namespace; setting the same secret on a fresh namespace (before its
+    /// first `connect` or `bind`) repeats a run's ports exactly, given the
+    /// same calls in the same order and the same 10 s epochs of its clock.
+    ///
+    /// Ports are chosen as Linux chooses them: `connect()` starts at a
+    /// hashed, perturbed offset per destination and prefers ports of the
+    /// range's low parity (even by default); `bind(0)` starts at a random
+    /// offset and prefers the other parity (with `SO_REUSEADDR`, the lower
+    /// half of the range first). No port is "the first".
+    ///
+    /// # Examples
+    /// ```
+    /// let ports = |secret| {
+    ///     let ns = lonet_runtime::Netns::new();
+    ///     ns.set_net_secret(secret);
+    ///     let l = lonet_runtime::unstable::Socket::new(&ns);
+    ///     l.bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    ///     l.local_addr().unwrap().port()
+    /// };
+    /// assert_eq!(ports(7), ports(7));
+    /// ```
+    pub fn set_net_secret(&self, secret: u128) {
+        write(&self.0.tables).secret = crate::inet_hashtables::PortSecret::new(secret);
+    }
+
+    /// The namespace's `net_secret` (see
+    /// [`set_net_secret`](Netns::set_net_secret)): log it to repeat a run.
+    pub fn net_secret(&self) -> u128 {
+        read(&self.0.tables).secret.seed()
     }
 
     /// `ip link set lo mtu N`: new connections derive their MSS from it

@@ -26,9 +26,9 @@
 //! The model carries windows in bytes, with scaling implicit. The capture
 //! announces a window-scale shift in the SYN options, chosen the way Linux's
 //! `tcp_select_initial_window` does from the largest receive buffer a socket
-//! may get (`tcp_rmem[2]`, 6 MiB by default: shift 7, as Linux on loopback
-//! uses; the model's window is at most `tcp_rmem[1]`, which never exceeds
-//! it). Non-SYN headers carry `window >> shift` (clamped to 65535), SYN
+//! may get (`tcp_rmem[1]` or `tcp_rmem[2]`, whichever is larger; 32 MiB by
+//! default: shift 10, as Linux 6.16 and later use on loopback; the model's
+//! window is at most `tcp_rmem[1]`). Non-SYN headers carry `window >> shift` (clamped to 65535), SYN
 //! headers the window itself (at most 65535, never scaled), so Wireshark's
 //! "calculated window size" is the model's window rounded down to a multiple
 //! of `1 << shift` (Linux rounds its own window the same way). The shift is
@@ -61,7 +61,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -282,6 +282,100 @@ pub(crate) struct Taps {
     /// first plus the namespace's time since the second, so under a clock of
     /// its own (tokio's, paused) the capture shows modeled time.
     base: Option<(std::time::Duration, Instant)>,
+    /// The TOS byte / traffic class of the sockets that set one.
+    pub(crate) tos: TosMarks,
+}
+
+/// Live entries in every namespace's [`TosMarks`]: with none, a socket call
+/// does not lock the taps to look (one relaxed load).
+pub(crate) static TOS_MARKS: AtomicUsize = AtomicUsize::new(0);
+
+/// The IPv4 TOS byte (`IP_TOS`) or IPv6 traffic class (`IPV6_TCLASS`) of
+/// the sockets that set one, by socket id, with the addresses the socket
+/// sends from and to, so the header a capture writes carries it, as
+/// `__ip_queue_xmit` writes `inet->tos` into `iph->tos` (and
+/// `ip6_xmit` the traffic class into the flow word). A listener's value
+/// also marks its SYN-ACKs and the segments of the connections it accepts
+/// (`inet_csk_clone_lock` copies `inet->tos` to the child).
+#[derive(Default)]
+pub(crate) struct TosMarks {
+    socks: HashMap<u64, TosMark>,
+}
+
+#[derive(Clone, Copy)]
+struct TosMark {
+    tos: u8,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+}
+
+impl TosMarks {
+    /// Sets socket `id`'s value (0 removes it) and where it sends from and to.
+    pub(crate) fn set(
+        &mut self,
+        id: u64,
+        tos: u8,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+    ) {
+        let mark = TosMark { tos, local, remote };
+        let had = if tos == 0 {
+            self.socks.remove(&id).is_some()
+        } else {
+            self.socks.insert(id, mark).is_some()
+        };
+        match (had, tos == 0) {
+            (false, false) => {
+                TOS_MARKS.fetch_add(1, Relaxed);
+            }
+            (true, true) => {
+                TOS_MARKS.fetch_sub(1, Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Socket `id`'s value (0 if it set none).
+    pub(crate) fn get(&self, id: u64) -> u8 {
+        self.socks.get(&id).map_or(0, |m| m.tos)
+    }
+
+    /// Re-enters socket `id`'s addresses (after `bind`, `listen`, `connect`).
+    pub(crate) fn moved(&mut self, id: u64, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
+        if let Some(m) = self.socks.get_mut(&id) {
+            m.local = local;
+            m.remote = remote;
+        }
+    }
+
+    /// Forgets socket `id` (closed).
+    pub(crate) fn remove(&mut self, id: u64) {
+        if self.socks.remove(&id).is_some() {
+            TOS_MARKS.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The value for a packet from `saddr` to `daddr`: the connection's,
+    /// else that of the listener the source address belongs to, else 0.
+    fn lookup(&self, saddr: SocketAddr, daddr: SocketAddr) -> u8 {
+        if self.socks.is_empty() {
+            return 0;
+        }
+        let mut listener = 0;
+        for m in self.socks.values() {
+            let Some(local) = m.local else { continue };
+            match m.remote {
+                Some(r) if local == saddr && r == daddr => return m.tos,
+                None if local.port() == saddr.port()
+                    && (local.ip() == saddr.ip() || local.ip().is_unspecified()) =>
+                {
+                    listener = m.tos;
+                }
+                _ => {}
+            }
+        }
+        listener
+    }
 }
 
 impl fmt::Debug for Taps {
@@ -441,7 +535,7 @@ impl Taps {
             Some((s, d)) => {
                 let h = &mut out[ip..ip + 20];
                 h[0] = 0x45;
-                h[1] = 0;
+                h[1] = self.tos.lookup(skb.saddr, skb.daddr);
                 let total = (20 + seg_len).min(65_535) as u16;
                 h[2..4].copy_from_slice(&total.to_be_bytes());
                 self.ip_id = self.ip_id.wrapping_add(1);
@@ -463,7 +557,9 @@ impl Taps {
             None => {
                 let (s, d) = (v6(src), v6(dst));
                 let h = &mut out[ip..ip + 40];
-                h[0] = 0x60;
+                let tclass = self.tos.lookup(skb.saddr, skb.daddr);
+                h[0] = 0x60 | (tclass >> 4);
+                h[1] = (tclass & 0x0f) << 4;
                 let plen = seg_len.min(65_535) as u16;
                 h[4..6].copy_from_slice(&plen.to_be_bytes());
                 h[6] = IPPROTO_TCP;
@@ -588,6 +684,7 @@ mod tests {
     #[test]
     fn wscale_is_linuxs_for_the_default_rmem() {
         assert_eq!(wscale_for(6_291_456), 7);
+        assert_eq!(wscale_for(33_554_432), 10, "Linux 6.18 on lo: wscale 10");
         assert_eq!(wscale_for(65_535), 0);
         assert_eq!(wscale_for(131_072), 2);
         assert_eq!(wscale_for(usize::MAX), 14);

@@ -16,8 +16,9 @@ pub struct Sysctl {
     /// `net.core.netdev_budget` (default 300): packets one `net_rx_action` run
     /// may process before it stops and counts a `time_squeeze`.
     pub netdev_budget: usize,
-    /// `net.core.netdev_budget_usecs` (default 2000, two ticks at HZ=1000):
-    /// the time limit of one `net_rx_action` run, in microseconds.
+    /// `net.core.netdev_budget_usecs` (default `2 * USEC_PER_SEC / HZ`: 8000
+    /// on a HZ=250 kernel such as the 6.18 one the defaults here are checked
+    /// against): the time limit of one `net_rx_action` run, in microseconds.
     pub netdev_budget_usecs: u64,
     /// `net.core.dev_weight` (default 64): packets `process_backlog` handles
     /// per poll before `net_rx_action` moves on.
@@ -25,25 +26,30 @@ pub struct Sysctl {
     /// `net.core.somaxconn` (default 4096 since Linux 5.4): cap on a
     /// listener's backlog.
     pub somaxconn: u32,
-    /// `net.ipv4.tcp_rmem` (default `4096 131072 6291456`): min, default, max
-    /// receive buffer. The model uses the default as the receive buffer (no
-    /// autotuning).
+    /// `net.ipv4.tcp_rmem` (default `4096 131072 33554432`, the 32 MiB
+    /// maximum of Linux 6.16 and later): min, default, max receive buffer.
+    /// The model uses the default as the receive buffer (no autotuning); the
+    /// maximum sets the window scale a capture announces. Each value must be
+    /// within `1..=i32::MAX`, in any order, as the kernel accepts them.
     pub tcp_rmem: [usize; 3],
     /// `net.ipv4.tcp_wmem` (default `4096 16384 4194304`): min, default, max
     /// send buffer. At establishment the send buffer grows as
     /// `tcp_sndbuf_expand` does (room for 2 × 10 segments), capped by max.
+    /// Each value must be within `1..=i32::MAX`, in any order.
     pub tcp_wmem: [usize; 3],
     /// `net.ipv4.ip_local_port_range` (default `32768 60999`): ephemeral ports
-    /// for `connect` and for `bind` to port 0.
+    /// for `connect` and for `bind` to port 0. The kernel refuses a range whose
+    /// high end is below its low end, or whose low end is below
+    /// `ip_unprivileged_port_start` (1024).
     pub ip_local_port_range: (u16, u16),
     /// `net.ipv4.tcp_rto_min_us` (Linux 6.11+, default 200000): the minimum
     /// retransmission timeout, in microseconds.
     pub tcp_rto_min_us: u64,
-    /// `net.ipv4.tcp_syn_retries` (default 6): SYN retransmissions before
-    /// `connect` fails with `ETIMEDOUT`.
+    /// `net.ipv4.tcp_syn_retries` (default 6, `1..=127`): SYN
+    /// retransmissions before `connect` fails with `ETIMEDOUT`.
     pub tcp_syn_retries: u32,
-    /// `net.ipv4.tcp_synack_retries` (default 5): SYN-ACK retransmissions
-    /// before a half-open child is dropped.
+    /// `net.ipv4.tcp_synack_retries` (default 5, `0..=255`): SYN-ACK
+    /// retransmissions before a half-open child is dropped.
     pub tcp_synack_retries: u32,
     /// `net.ipv4.tcp_fin_timeout` (default 60 s): how long an orphaned
     /// socket waits in FIN_WAIT2 for the peer's FIN before it is freed.
@@ -102,10 +108,10 @@ impl Default for Sysctl {
         Sysctl {
             netdev_max_backlog: 1000,
             netdev_budget: 300,
-            netdev_budget_usecs: 2000,
+            netdev_budget_usecs: 8000,
             dev_weight: 64,
             somaxconn: 4096,
-            tcp_rmem: [4096, 131_072, 6_291_456],
+            tcp_rmem: [4096, 131_072, 33_554_432],
             tcp_wmem: [4096, 16_384, 4_194_304],
             ip_local_port_range: (32768, 60999),
             tcp_rto_min_us: 200_000,
@@ -138,14 +144,27 @@ impl Sysctl {
         if self.dev_weight == 0 {
             return Err("dev_weight must be at least 1");
         }
-        if self.netdev_budget_usecs > 10_000_000 {
-            return Err("netdev_budget_usecs must be at most 10 s");
+        // The `int` sysctls (`proc_dointvec*`) hold at most INT_MAX.
+        const INT_MAX: u64 = i32::MAX as u64;
+        if self.netdev_budget_usecs > INT_MAX {
+            return Err("netdev_budget_usecs must be at most INT_MAX");
         }
-        if self.tcp_rto_min_us == 0 || self.tcp_rto_min_us > 120_000_000 {
-            return Err("tcp_rto_min_us must be within 1..=120000000 (TCP_RTO_MAX)");
+        if self.netdev_max_backlog as u64 > INT_MAX
+            || self.netdev_budget as u64 > INT_MAX
+            || self.dev_weight as u64 > INT_MAX
+            || u64::from(self.somaxconn) > INT_MAX
+            || u64::from(self.tcp_retries2) > INT_MAX
+            || self.tcp_max_tw_buckets as u64 > INT_MAX
+        {
+            return Err("an int sysctl must be at most INT_MAX");
         }
-        if self.tcp_fin_timeout_secs > 86_400 {
-            return Err("tcp_fin_timeout_secs must be at most a day");
+        // tcp_rto_min_us: proc_dointvec_minmax, extra1 = SYSCTL_ONE.
+        if self.tcp_rto_min_us == 0 || self.tcp_rto_min_us > INT_MAX {
+            return Err("tcp_rto_min_us must be within 1..=INT_MAX");
+        }
+        // proc_dointvec_jiffies: seconds * HZ must fit an int (HZ = 250).
+        if self.tcp_fin_timeout_secs > INT_MAX / 250 {
+            return Err("tcp_fin_timeout_secs must be at most INT_MAX / HZ");
         }
         if self.tcp_tw_reuse > 2 {
             return Err("tcp_tw_reuse must be 0, 1 or 2");
@@ -168,13 +187,23 @@ impl Sysctl {
         if self.wmem_max == 0 || self.rmem_max == 0 {
             return Err("wmem_max/rmem_max must be at least 1");
         }
-        let (lo, hi) = self.ip_local_port_range;
-        if lo == 0 || lo > hi {
-            return Err("ip_local_port_range must be 1 <= low <= high");
+        // proc_dou8vec_minmax: 1..=MAX_TCP_SYNCNT, and a u8.
+        if !(1..=127).contains(&self.tcp_syn_retries) {
+            return Err("tcp_syn_retries must be within 1..=127");
         }
+        if self.tcp_synack_retries > 255 {
+            return Err("tcp_synack_retries must be within 0..=255");
+        }
+        // ipv4_local_port_range: high >= low >= ip_unprivileged_port_start.
+        let (lo, hi) = self.ip_local_port_range;
+        if lo < 1024 || lo > hi {
+            return Err("ip_local_port_range must be 1024 <= low <= high");
+        }
+        // proc_dointvec_minmax with extra1 = SYSCTL_ONE on each element (6.18
+        // accepts "1 1 1" for both, and no order is enforced).
         for r in [self.tcp_rmem, self.tcp_wmem] {
-            if r[0] == 0 || r[0] > r[1] || r[1] > r[2] {
-                return Err("tcp_rmem/tcp_wmem must be 0 < min <= default <= max");
+            if r.iter().any(|&v| v == 0 || v as u64 > INT_MAX) {
+                return Err("tcp_rmem/tcp_wmem values must be within 1..=INT_MAX");
             }
         }
         Ok(())

@@ -23,7 +23,9 @@
 //!   `set_zero_linger`, `quickack`, `ttl`, `take_error`), `split`,
 //!   `into_split`, `Debug`, `AsyncRead`, `AsyncWrite`;
 //! - `TcpSocket`: `new_v4`, `new_v6`, `reuseaddr`, `nodelay`, `linger` (each
-//!   with its setter), `bind`, `local_addr`, `connect`, `listen`, `Debug`;
+//!   with its setter), `set_zero_linger`, `reuseport`, `tos_v4` (and the
+//!   deprecated `tos`), `tclass_v6`, `device` (each with its setter;
+//!   `bind_device`), `bind`, `local_addr`, `connect`, `listen`, `Debug`;
 //! - `tcp::ReadHalf` / `tcp::WriteHalf` and `tcp::OwnedReadHalf` /
 //!   `tcp::OwnedWriteHalf`: their methods, `reunite`, `forget`, `Debug`,
 //!   `AsyncRead` / `AsyncWrite`, `AsRef<TcpStream>`;
@@ -43,7 +45,7 @@
 //! Not checked here: what only one side has. tokio's other sockets
 //! (`UdpSocket`, the Unix ones), its file-descriptor conversions (`AsRawFd`,
 //! `AsFd`), `try_io` / `async_io`, and the `TcpSocket` methods lonet does not
-//! have yet (keepalive, buffer sizes, `SO_REUSEPORT`, ...); lonet's own
+//! have yet (keepalive, buffer sizes, ...); lonet's own
 //! additions, such as `TcpStream::path` and `TcpListener::paths`, which
 //! `tests/model`'s routing tests check. The `std` conversions (`from_std`,
 //! `into_std`, `TryFrom`, `TcpSocket::from_std_stream`) are checked against
@@ -231,6 +233,21 @@ macro_rules! parity {
                 #[allow(deprecated)] // tokio deprecates `set_linger` (since 1.49)
                 let _: fn(&TcpSocket, Option<Duration>) -> io::Result<()> = TcpSocket::set_linger;
                 let _: fn(&TcpSocket) -> io::Result<Option<Duration>> = TcpSocket::linger;
+                // The port tables' and the address layer's options.
+                let _: fn(&TcpSocket) -> io::Result<()> = TcpSocket::set_zero_linger;
+                let _: fn(&TcpSocket, bool) -> io::Result<()> = TcpSocket::set_reuseport;
+                let _: fn(&TcpSocket) -> io::Result<bool> = TcpSocket::reuseport;
+                let _: fn(&TcpSocket, u32) -> io::Result<()> = TcpSocket::set_tos_v4;
+                let _: fn(&TcpSocket) -> io::Result<u32> = TcpSocket::tos_v4;
+                #[allow(deprecated)] // tokio deprecates `set_tos` / `tos` for the `_v4` names
+                let _: fn(&TcpSocket, u32) -> io::Result<()> = TcpSocket::set_tos;
+                #[allow(deprecated)]
+                let _: fn(&TcpSocket) -> io::Result<u32> = TcpSocket::tos;
+                let _: fn(&TcpSocket, u32) -> io::Result<()> = TcpSocket::set_tclass_v6;
+                let _: fn(&TcpSocket) -> io::Result<u32> = TcpSocket::tclass_v6;
+                let _: for<'a> fn(&TcpSocket, Option<&'a [u8]>) -> io::Result<()> =
+                    TcpSocket::bind_device;
+                let _: fn(&TcpSocket) -> io::Result<Option<Vec<u8>>> = TcpSocket::device;
                 let _: fn(&TcpSocket, SocketAddr) -> io::Result<()> = TcpSocket::bind;
                 let _: fn(&TcpSocket) -> io::Result<SocketAddr> = TcpSocket::local_addr;
                 let _: fn(TcpSocket, u32) -> io::Result<TcpListener> = TcpSocket::listen;

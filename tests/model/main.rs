@@ -18,6 +18,10 @@ mod routing;
 /// Ephemeral ports and the accept queue.
 mod ephemeral;
 
+/// Ephemeral port choice, SO_REUSEPORT, SO_BINDTODEVICE, TOS, zero linger, Ready::ERROR and
+/// sysctl bounds: the same over the kernel, the model and the kernel switch.
+mod ports;
+
 /// `ip -s link`, `softnet_stat`, `netstat -s` and `sockstat` after known exchanges.
 mod counters;
 

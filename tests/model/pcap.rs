@@ -499,7 +499,7 @@ async fn a_captured_exchange_parses_with_correct_headers_checksums_and_sequence_
                 assert_eq!(pcap.records.len() as u64, packets);
                 let segs = segments(&pcap);
                 let refs: Vec<&Seg> = segs.iter().collect();
-                let flow = check_flow(&refs, 7);
+                let flow = check_flow(&refs, 10);
                 assert_eq!(flow.client_data, b"hello", "{addr}");
                 assert_eq!(flow.server_data, b"world!", "{addr}");
                 // Each side sends exactly one FIN, and the last segment acks the server's FIN.
@@ -869,7 +869,7 @@ async fn tshark_decodes_the_capture_handshake_http_fin_and_rst_with_good_checksu
         (&last.flags[..], last.seq, last.ack),
         ("A", req_end + 1, RESP.len() as u32 + 2)
     );
-    // Window scaling understood: the calculated window is bytes (rcvbuf 131072, shift 7).
+    // Window scaling understood: the calculated window is bytes (rcvbuf 131072, shift 10).
     assert!(
         s0[2].win > 65_535 && s0[2].win <= 131_072,
         "calculated window {}",

@@ -278,7 +278,15 @@ impl TcpSock {
             // tcp_snd_wnd_test: the segment's first MSS must fit in the
             // window. No sub-MSS segment is cut to fill a partly open window
             // (the persist timer's tcp_write_wakeup does that).
-            let want = unsent.min(mss);
+            // A window that is open as wide as the peer ever offered but
+            // narrower than a segment (a receive buffer of a few bytes) can
+            // only carry what fits: send that (Linux bounds its MSS by half
+            // the largest window, tcp_bound_to_half_wnd, for the same end).
+            let want = unsent.min(mss).min(if usable >= self.snd.max_window {
+                usable.max(1)
+            } else {
+                u32::MAX
+            });
             if usable < want {
                 if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
                     // tcp_check_probe_timer: nothing in flight to bring an

@@ -31,7 +31,10 @@
 //! epoll event mapping: `READ_CLOSED` once the read side is shut (FIN
 //! received, or reset); `WRITE_CLOSED` only on `EPOLLHUP`, when both sides
 //! are shut (or the connection is closed): shutting down one's own write side
-//! alone gives no `WRITE_CLOSED` on Linux.
+//! alone gives no `WRITE_CLOSED` on Linux. `ERROR` is `EPOLLERR`: a pending
+//! socket error (the model's `Readiness::error`), reported only to
+//! `Interest::ERROR`, as tokio masks it; it stays until a call takes the
+//! error.
 
 use lonet_runtime::unstable::Readiness;
 use std::sync::atomic::AtomicBool;
@@ -112,6 +115,11 @@ impl Sticky {
                 ready |= Ready::WRITE_CLOSED;
             }
         }
+        // EPOLLERR: a pending socket error, reported only to an interest
+        // that asks for it (tokio's `Interest::ERROR`), as tokio masks it.
+        if interest.is_error() && now.error {
+            ready |= Ready::ERROR;
+        }
         ready
     }
 }
@@ -174,7 +182,22 @@ mod tests {
             writable,
             read_closed,
             write_closed,
+            error: false,
         }
+    }
+
+    #[test]
+    fn test_a_pending_error_is_ready_error_only_for_interest_error() {
+        let s = Sticky::default();
+        let err = Readiness {
+            error: true,
+            ..now(true, true, true, true)
+        };
+        assert!(s.ready(err, Interest::ERROR).is_error());
+        assert!(!s.ready(err, BOTH).is_error(), "tokio masks ERROR out");
+        assert!(!s
+            .ready(now(true, true, true, true), Interest::ERROR)
+            .is_error());
     }
 
     /// `tcp_poll` through mio's epoll mapping: RDHUP is READ_CLOSED, only

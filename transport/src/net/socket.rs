@@ -44,7 +44,9 @@ use std::time::Duration;
 /// A socket made with [`from_std_stream`](TcpSocket::from_std_stream) is a
 /// kernel socket, so it takes the OS path.
 ///
-/// Not (yet) here: `SO_REUSEPORT`, TOS, `bind_device`.
+/// `SO_REUSEPORT` groups, the TOS byte / traffic class (shown by captures)
+/// and `SO_BINDTODEVICE` (`lo`, the model's one device) work on model
+/// sockets as on Linux, and so do the buffer sizes and keepalive.
 pub struct TcpSocket {
     // A lock, not a cell: tokio's `bind` and setters take `&self`, and the
     // first `bind` decides between the model and the OS.
@@ -69,6 +71,14 @@ struct Opts {
     send_buffer: Option<u32>,
     recv_buffer: Option<u32>,
     keepalive: bool,
+    /// `SO_REUSEPORT`.
+    reuseport: bool,
+    /// `IP_TOS`, ECN bits clear.
+    tos: u8,
+    /// `IPV6_TCLASS`, ECN bits clear.
+    tclass: u8,
+    /// `SO_BINDTODEVICE` to `lo`.
+    bound_lo: bool,
 }
 
 impl fmt::Debug for TcpSocket {
@@ -308,6 +318,129 @@ impl TcpSocket {
         self.get(|o| o.keepalive, |s| s.keepalive())
     }
 
+    /// Sets `SO_REUSEPORT`: sockets that all set it may bind the same
+    /// address and port; once they listen, connections are spread over the
+    /// group by the hash of their 4-tuple, as Linux's
+    /// `reuseport_select_sock` does, and a listener that closes leaves it.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_reuseport(&self, reuseport: bool) -> io::Result<()> {
+        self.set(|o| o.reuseport = reuseport, |s| s.set_reuseport(reuseport))
+    }
+
+    /// `SO_REUSEPORT`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        self.get(|o| o.reuseport, |s| s.reuseport())
+    }
+
+    /// Sets a linger time of zero (`SO_LINGER` on, 0 s): closing the
+    /// connection then sends RST and discards unsent data, with no
+    /// TIME_WAIT, as `tokio::net::TcpSocket::set_zero_linger`.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.set(|o| o.linger = Some(Duration::ZERO), |s| s.set_zero_linger())
+    }
+
+    /// Sets `IP_TOS`, the TOS byte of the IPv4 segments the connection
+    /// sends (captures show it). TCP keeps the two ECN bits to itself, as
+    /// Linux does: they read back as 0.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        // __ip_sock_set_tos: the value is stored in a byte, ECN bits kept.
+        let v = (tos as u8) & !INET_ECN_MASK;
+        self.set(|o| o.tos = v, |s| s.set_tos_v4(tos))
+    }
+
+    /// `IP_TOS`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.get(|o| u32::from(o.tos), |s| s.tos_v4())
+    }
+
+    /// Sets `IP_TOS`: the former name of [`set_tos_v4`](Self::set_tos_v4).
+    ///
+    /// # Errors
+    /// As [`set_tos_v4`](Self::set_tos_v4).
+    #[deprecated = "use `set_tos_v4()`"]
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.set_tos_v4(tos)
+    }
+
+    /// `IP_TOS`'s value: the former name of [`tos_v4`](Self::tos_v4).
+    ///
+    /// # Errors
+    /// As [`tos_v4`](Self::tos_v4).
+    #[deprecated = "use `tos_v4()`"]
+    pub fn tos(&self) -> io::Result<u32> {
+        self.tos_v4()
+    }
+
+    /// Sets `IPV6_TCLASS`, the traffic class of the IPv6 segments the
+    /// connection sends (captures show it). The ECN bits read back as 0, as
+    /// on Linux.
+    ///
+    /// # Errors
+    /// `InvalidInput` (`EINVAL`) above 255; what the OS gives, for an OS
+    /// socket.
+    pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
+        let mut inner = self.lock();
+        if let Inner::Os(s) = &*inner {
+            return s.set_tclass_v6(tclass);
+        }
+        let v = u8::try_from(tclass).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
+        if let Inner::Unbound { opts, .. } | Inner::Model { opts, .. } = &mut *inner {
+            opts.tclass = v & !INET_ECN_MASK;
+        }
+        Ok(())
+    }
+
+    /// `IPV6_TCLASS`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn tclass_v6(&self) -> io::Result<u32> {
+        self.get(|o| u32::from(o.tclass), |s| s.tclass_v6())
+    }
+
+    /// `SO_BINDTODEVICE`: `Some(b"lo")` binds the socket to `lo`, which
+    /// every modeled socket uses anyway; `None` or an empty name unbinds.
+    /// Another name is refused with `ENODEV`, as Linux refuses a device the
+    /// namespace does not have.
+    ///
+    /// # Errors
+    /// `ENODEV` for a device other than `lo`; what the OS gives, for an OS
+    /// socket.
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        let mut inner = self.lock();
+        if let Inner::Os(s) = &*inner {
+            return s.bind_device(interface);
+        }
+        let name = interface.unwrap_or_default();
+        Socket::check_bind_device(name)?;
+        if let Inner::Unbound { opts, .. } | Inner::Model { opts, .. } = &mut *inner {
+            opts.bound_lo = !name.is_empty() && name[0] != 0;
+        }
+        Ok(())
+    }
+
+    /// `SO_BINDTODEVICE`'s value: the device's name, `None` when unbound.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.get(|o| o.bound_lo.then(|| b"lo".to_vec()), |s| s.device())
+    }
+
     /// `bind()`: an address local to the namespace keeps the socket in the
     /// model; any other address binds a real OS socket.
     ///
@@ -320,7 +453,7 @@ impl TcpSocket {
             Inner::Unbound { ns, opts, .. } => {
                 if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
                     let sock = Socket::new(ns);
-                    sock.bind(addr, opts.reuseaddr)?;
+                    sock.bind_reuseport(addr, opts.reuseaddr, opts.reuseport)?;
                     apply_buffers(&sock, opts)?;
                     Inner::Model { sock, opts: *opts }
                 } else {
@@ -374,6 +507,11 @@ impl TcpSocket {
         sock.set_nodelay(opts.nodelay)?;
         sock.set_linger(opts.linger)?;
         sock.set_keepalive(opts.keepalive)?;
+        let v4 = match addr.ip() {
+            std::net::IpAddr::V4(_) => true,
+            std::net::IpAddr::V6(v) => v.to_ipv4_mapped().is_some(),
+        };
+        sock.set_tos(u32::from(if v4 { opts.tos } else { opts.tclass }))?;
         sock.start_connect(addr)?;
         poll_fn(|cx| {
             let coop = ready!(tokio::task::coop::poll_proceed(cx));
@@ -402,10 +540,12 @@ impl TcpSocket {
             Inner::Model { sock, opts } => (sock, opts),
             Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
         };
-        // Accepted connections inherit TCP_NODELAY, SO_KEEPALIVE and the
-        // buffer sizes, as on Linux.
+        // Accepted connections inherit TCP_NODELAY, the TOS byte,
+        // SO_KEEPALIVE and the buffer sizes, as on Linux.
         sock.set_nodelay(opts.nodelay)?;
         sock.set_keepalive(opts.keepalive)?;
+        let v4 = sock.local_addr()?.is_ipv4();
+        sock.set_tos(u32::from(if v4 { opts.tos } else { opts.tclass }))?;
         sock.start_listen(backlog)?;
         Ok(TcpListener::from_parts(Some(sock), None))
     }
@@ -429,6 +569,12 @@ fn doubled(v: u32, max: usize, min: usize) -> u32 {
     (v * 2).max(min).min(u32::MAX as usize) as u32
 }
 
+/// `INET_ECN_MASK`: the ECN bits of the TOS byte, which TCP manages.
+const INET_ECN_MASK: u8 = 3;
+
+/// Linux's `EINVAL`.
+const EINVAL: i32 = 22;
+
 /// A real socket with the recorded options applied.
 fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {
     let s = if v6 {
@@ -437,7 +583,19 @@ fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {
         tokio::net::TcpSocket::new_v4()?
     };
     s.set_reuseaddr(opts.reuseaddr)?;
+    if opts.reuseport {
+        s.set_reuseport(true)?;
+    }
     s.set_nodelay(opts.nodelay)?;
+    if opts.tos != 0 {
+        s.set_tos_v4(u32::from(opts.tos))?;
+    }
+    if opts.tclass != 0 && v6 {
+        s.set_tclass_v6(u32::from(opts.tclass))?;
+    }
+    if opts.bound_lo {
+        s.bind_device(Some(b"lo"))?;
+    }
     if opts.linger.is_some() {
         socket2::SockRef::from(&s).set_linger(opts.linger)?;
     }

@@ -287,8 +287,10 @@ impl TcpStream {
     /// reset (own `shutdown` alone does not set it on Linux). Every task
     /// waiting here is woken by the next event, and returns even if another
     /// task consumed the readiness first: then with what is left, possibly
-    /// [`Ready::EMPTY`], as tokio does. `Ready::ERROR` and `Ready::PRIORITY`
-    /// are not reported on a connection of the model.
+    /// [`Ready::EMPTY`], as tokio does. `Ready::ERROR` (`EPOLLERR`) is
+    /// reported to an interest with `Interest::ERROR` while a socket error
+    /// is pending (after a reset, until a call or `take_error` takes it);
+    /// `Ready::PRIORITY` is not reported on a connection of the model.
     ///
     /// # Cancel safety
     /// Cancel safe.
@@ -678,11 +680,11 @@ impl Model {
         interest: Interest,
         waiter: &mut Option<Arc<Waiter>>,
     ) -> Poll<io::Result<Ready>> {
-        if !interest.is_readable() && !interest.is_writable() {
+        if !interest.is_readable() && !interest.is_writable() && !interest.is_error() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "lonet: a connection of the model reports only READABLE and WRITABLE readiness \
-                 (with READ_CLOSED and WRITE_CLOSED), not ERROR or PRIORITY",
+                "lonet: a connection of the model reports READABLE, WRITABLE and ERROR readiness \
+                 (with READ_CLOSED and WRITE_CLOSED), not PRIORITY",
             )));
         }
         loop {
@@ -707,6 +709,9 @@ impl Model {
                 registered = false;
             }
             if interest.is_writable() && self.sock.poll_write_ready(&mut wcx)?.is_ready() {
+                registered = false;
+            }
+            if interest.is_error() && self.sock.poll_error_ready(&mut wcx)?.is_ready() {
                 registered = false;
             }
             if registered {
