@@ -34,7 +34,8 @@ pub struct Sysctl {
     pub tcp_rmem: [usize; 3],
     /// `net.ipv4.tcp_wmem` (default `4096 16384 4194304`): min, default, max
     /// send buffer. At establishment the send buffer grows as
-    /// `tcp_sndbuf_expand` does (room for 2 × 10 segments), capped by max.
+    /// `tcp_sndbuf_expand` does (10 segments or more, times 2, or 3 with
+    /// bbr; see `tcp_congestion_control`), capped by max.
     /// Each value must be within `1..=i32::MAX`, in any order.
     pub tcp_wmem: [usize; 3],
     /// `net.ipv4.ip_local_port_range` (default `32768 60999`): ephemeral ports
