@@ -395,9 +395,10 @@ impl Socket {
     /// Registers for writability; ready when [`Readiness::writable`].
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.sk.lock();
-        if s.send_space() > 0 || s.err != 0 || s.shut.snd_shutdown || s.state == TcpState::Close {
+        if s.stream_writeable() || s.err != 0 || s.shut.snd_shutdown || s.state == TcpState::Close {
             return Poll::Ready(Ok(()));
         }
+        s.snd.nospace = true;
         register(&mut s.tx_waiters, cx);
         Poll::Pending
     }
@@ -420,7 +421,7 @@ impl Socket {
         let closed = s.state == TcpState::Close;
         Readiness {
             readable: s.rcv.recvq_bytes > 0 || s.err != 0 || s.shut.rcv_shutdown || closed,
-            writable: s.send_space() > 0 || s.err != 0 || s.shut.snd_shutdown || closed,
+            writable: s.stream_writeable() || s.err != 0 || s.shut.snd_shutdown || closed,
             read_closed: s.shut.rcv_shutdown || closed,
             write_closed: s.shut.snd_shutdown || closed,
             error: s.err != 0,
@@ -527,24 +528,35 @@ impl Socket {
         })
     }
 
-    /// `TCP_QUICKACK`: while on, every data segment is acknowledged at once
-    /// instead of by the delayed-ACK rules. Turning it on sends an owed ACK.
+    /// `TCP_QUICKACK` (`__tcp_sock_set_quickack`, net/ipv4/tcp.c): off
+    /// enters interactive (pingpong) mode, where ACKs wait for a reply to
+    /// ride on; on leaves it and sends an owed ACK now. Not sticky: the
+    /// delayed-ACK engine enters and leaves the mode by itself afterwards, as
+    /// on Linux.
     pub fn set_quickack(&self, on: bool) -> io::Result<()> {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
         let mut s = self.sk.lock();
-        s.opt.quickack = on;
-        if on && s.rcv.ack_pending && s.state != TcpState::Close {
-            s.send_ack(&mut ctx);
+        if !on {
+            s.enter_pingpong();
+        } else {
+            s.rcv.pingpong = 0;
+            if matches!(s.state, TcpState::Established | TcpState::CloseWait) && s.rcv.ack_pending {
+                s.rcv.pushed = true;
+                if crate::tcp::syscalls::tcp_cleanup_rbuf(&s, 1) {
+                    s.send_ack(&mut ctx);
+                }
+            }
         }
         drop(s);
         ctx.local_bh_enable();
         Ok(())
     }
 
-    /// `TCP_QUICKACK`'s value.
+    /// `TCP_QUICKACK`'s value: whether the socket is out of interactive
+    /// (pingpong) mode, true on a fresh socket.
     pub fn quickack(&self) -> io::Result<bool> {
-        Ok(self.sk.lock().opt.quickack)
+        Ok(!self.sk.lock().in_pingpong())
     }
 
     /// `IP_TOS` / `IPV6_TCLASS`: the TOS byte (IPv4) or traffic class
@@ -604,6 +616,63 @@ impl Socket {
     pub fn queues(&self) -> (usize, usize) {
         let s = self.sk.lock();
         (s.rcv.recvq_bytes, s.snd.sendq_bytes)
+    }
+
+    // Buffer sizes and keepalive (`sk_setsockopt`, net/core/sock.c).
+
+    /// `SO_SNDBUF`: the send buffer becomes twice `size` (capped by
+    /// `wmem_max` first), at least `SOCK_MIN_SNDBUF` (4608), and is no longer
+    /// autotuned (`SOCK_SNDBUF_LOCK`), as `sk_setsockopt` does.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        let max = self.sk.ns.sysctl().wmem_max;
+        let mut s = self.sk.lock();
+        let val = (size as usize).min(max).min(i32::MAX as usize / 2);
+        s.opt.sndbuf_lock = true;
+        s.snd.sndbuf = (val * 2).max(crate::tcp::SOCK_MIN_SNDBUF);
+        Ok(())
+    }
+
+    /// `SO_SNDBUF`'s value: the send buffer's size in bytes (`tcp_wmem[1]`
+    /// before the connection is established, then as `tcp_sndbuf_expand`
+    /// grew it, or twice what `SO_SNDBUF` asked).
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        Ok(self.sk.lock().snd.sndbuf.min(u32::MAX as usize) as u32)
+    }
+
+    /// `SO_RCVBUF`: the receive buffer becomes twice `size` (capped by
+    /// `rmem_max` first), at least `SOCK_MIN_RCVBUF` (2304), and is no longer
+    /// autotuned (`__sock_set_rcvbuf`).
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        let max = self.sk.ns.sysctl().rmem_max;
+        let mut s = self.sk.lock();
+        let val = (size as usize).min(max).min(i32::MAX as usize / 2);
+        s.opt.rcvbuf_lock = true;
+        s.rcv.rcvbuf = (val * 2).max(crate::tcp::SOCK_MIN_RCVBUF);
+        Ok(())
+    }
+
+    /// `SO_RCVBUF`'s value: the receive buffer's size in bytes.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        Ok(self.sk.lock().rcv.rcvbuf.min(u32::MAX as usize) as u32)
+    }
+
+    /// `SO_KEEPALIVE`: probe an idle connection after `tcp_keepalive_time`,
+    /// every `tcp_keepalive_intvl`, and reset it with `ETIMEDOUT` after
+    /// `tcp_keepalive_probes` unanswered probes (`tcp_set_keepalive`,
+    /// `tcp_keepalive_timer`).
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        let ns = &*self.sk.ns;
+        let mut ctx = Ctx::process(ns);
+        let mut s = self.sk.lock();
+        s.set_keepalive(&mut ctx, on);
+        drop(s);
+        ctx.local_bh_enable();
+        Ok(())
+    }
+
+    /// `SO_KEEPALIVE`'s value.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self.sk.lock().opt.keepalive)
     }
 }
 

@@ -493,7 +493,7 @@ impl Netns {
                     _ => a,
                 };
                 rows.push(SockInfo {
-                    state: TcpState::TimeWait,
+                    state: tw.state(),
                     recv_q: 0,
                     send_q: 0,
                     local: user(k.0),

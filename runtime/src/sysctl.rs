@@ -34,7 +34,8 @@ pub struct Sysctl {
     pub tcp_rmem: [usize; 3],
     /// `net.ipv4.tcp_wmem` (default `4096 16384 4194304`): min, default, max
     /// send buffer. At establishment the send buffer grows as
-    /// `tcp_sndbuf_expand` does (room for 2 × 10 segments), capped by max.
+    /// `tcp_sndbuf_expand` does (10 segments or more, times 2, or 3 with
+    /// bbr; see `tcp_congestion_control`), capped by max.
     /// Each value must be within `1..=i32::MAX`, in any order.
     pub tcp_wmem: [usize; 3],
     /// `net.ipv4.ip_local_port_range` (default `32768 60999`): ephemeral ports
@@ -71,6 +72,36 @@ pub struct Sysctl {
     /// size, which depends on the machine's memory: 131072 with the
     /// 262144-bucket hash of a machine with a few GiB (the value used here).
     pub tcp_max_tw_buckets: usize,
+    /// `net.ipv4.tcp_congestion_control` (Linux's default `"cubic"`; `"reno"`
+    /// and `"bbr"` are also accepted). The model has no congestion window; the
+    /// name decides the factor `tcp_sndbuf_expand` sizes the send buffer with
+    /// (the module's `sndbuf_expand`: 3 for bbr, 2 otherwise).
+    pub tcp_congestion_control: &'static str,
+    /// `net.ipv4.tcp_syn_linear_timeouts` (Linux 6.5+, default 4): the first
+    /// this many SYN retransmissions keep the initial 1 s RTO instead of
+    /// doubling it, and add to `tcp_syn_retries` (0..=127).
+    pub tcp_syn_linear_timeouts: u32,
+    /// `net.ipv4.tcp_pingpong_thresh` (default 1): replies sent within the ACK
+    /// timeout of received data before the socket counts as interactive and
+    /// delays its ACKs (1..=255).
+    pub tcp_pingpong_thresh: u8,
+    /// `net.ipv4.tcp_orphan_retries` (default 0, meaning 8): retransmissions
+    /// of a closed (orphaned) socket's data or FIN before it is given up.
+    pub tcp_orphan_retries: u8,
+    /// `net.core.wmem_max` (default 212992): the most `SO_SNDBUF` may ask for
+    /// (the socket gets twice the value asked).
+    pub wmem_max: usize,
+    /// `net.core.rmem_max` (default 212992): the most `SO_RCVBUF` may ask for.
+    pub rmem_max: usize,
+    /// `net.ipv4.tcp_keepalive_time` (default 7200 s): idle time before the
+    /// first keepalive probe of a socket with `SO_KEEPALIVE`.
+    pub tcp_keepalive_time_secs: u64,
+    /// `net.ipv4.tcp_keepalive_intvl` (default 75 s): time between
+    /// unanswered keepalive probes.
+    pub tcp_keepalive_intvl_secs: u64,
+    /// `net.ipv4.tcp_keepalive_probes` (default 9): unanswered probes before
+    /// the connection is reset with `ETIMEDOUT`.
+    pub tcp_keepalive_probes: u32,
 }
 
 impl Default for Sysctl {
@@ -91,6 +122,15 @@ impl Default for Sysctl {
             tcp_retries2: 15,
             tcp_tw_reuse: 2,
             tcp_max_tw_buckets: 131_072,
+            tcp_congestion_control: "cubic",
+            tcp_syn_linear_timeouts: 4,
+            tcp_pingpong_thresh: 1,
+            tcp_orphan_retries: 0,
+            wmem_max: 212_992,
+            rmem_max: 212_992,
+            tcp_keepalive_time_secs: 7200,
+            tcp_keepalive_intvl_secs: 75,
+            tcp_keepalive_probes: 9,
         }
     }
 }
@@ -129,6 +169,24 @@ impl Sysctl {
         }
         if self.tcp_tw_reuse > 2 {
             return Err("tcp_tw_reuse must be 0, 1 or 2");
+        }
+        if !matches!(self.tcp_congestion_control, "cubic" | "reno" | "bbr") {
+            return Err("tcp_congestion_control must be \"cubic\", \"reno\" or \"bbr\"");
+        }
+        if self.tcp_syn_linear_timeouts > 127 {
+            return Err("tcp_syn_linear_timeouts must be within 0..=127 (MAX_TCP_SYNCNT)");
+        }
+        if self.tcp_pingpong_thresh == 0 {
+            return Err("tcp_pingpong_thresh must be within 1..=255");
+        }
+        if self.tcp_keepalive_time_secs == 0 || self.tcp_keepalive_intvl_secs == 0 {
+            return Err("tcp_keepalive_time/intvl must be at least 1 s");
+        }
+        if self.tcp_keepalive_probes == 0 || self.tcp_keepalive_probes > 127 {
+            return Err("tcp_keepalive_probes must be within 1..=127 (MAX_TCP_KEEPCNT)");
+        }
+        if self.wmem_max == 0 || self.rmem_max == 0 {
+            return Err("wmem_max/rmem_max must be at least 1");
         }
         // proc_dou8vec_minmax: 1..=MAX_TCP_SYNCNT, and a u8.
         if !(1..=127).contains(&self.tcp_syn_retries) {

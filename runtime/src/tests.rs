@@ -196,12 +196,12 @@ fn test_nagle_holds_a_second_small_segment_until_the_ack() {
     let segs = take_queued(&ns);
     assert_eq!(segs.len(), 1, "the second write waits for the first's ACK");
     inject(&ns, segs);
-    // The receiver delays its ACK (40 ms); a read that empties the queue in
-    // non-interactive mode sends it at once, which releases "b".
+    // The receiver's first data segment starts it in quick-ACK mode
+    // (tcp_event_data_recv → tcp_incr_quickack): "a" is ACKed at once, which
+    // releases "b".
     let mut buf = [0; 8];
-    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1))));
-    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1))));
-    assert_eq!(buf[0], b'b');
+    assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(2))));
+    assert_eq!(&buf[..2], b"ab");
     c.set_nodelay(true).unwrap();
     hold(&ns);
     send(&c, b"c");
@@ -243,8 +243,10 @@ fn test_fin_half_close_then_eof_then_last_ack() {
     let (_l, c, s) = pair(&ns);
     send(&c, b"bye");
     c.shutdown_write().unwrap();
-    assert_eq!(c.state(), TcpState::FinWait2);
+    // tcp_fin: CLOSE_WAIT and pingpong mode, so the FIN's ACK is delayed
+    // (40 ms); the client waits for it in FIN_WAIT1.
     assert_eq!(s.state(), TcpState::CloseWait);
+    eventually("the FIN's delayed ACK", || c.state() == TcpState::FinWait2);
     let mut buf = [0; 8];
     assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(3))));
     assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(0))));
@@ -454,17 +456,21 @@ fn test_reading_in_close_wait_after_a_reset_gives_eof_and_the_write_gets_epipe()
 
 #[test]
 fn test_an_orphan_in_fin_wait2_is_freed_after_tcp_fin_timeout() {
-    // Linux: a closed socket whose peer never sends FIN lingers in FIN_WAIT2
-    // for tcp_fin_timeout, then goes away.
+    // Linux: a closed socket whose peer never sends FIN waits in FIN_WAIT2
+    // for tcp_fin_timeout, as a timewait socket in substate FIN_WAIT2
+    // (tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)): sockstat counts it in tw, not
+    // as an orphan; ss shows FIN-WAIT-2.
     let ns = Netns::new();
     ns.set_sysctl(|s| s.tcp_fin_timeout_secs = 1).unwrap();
     let (_l, c, _s) = pair(&ns);
     c.shutdown_write().unwrap();
-    assert_eq!(c.state(), TcpState::FinWait2);
+    eventually("the FIN's delayed ACK", || c.state() == TcpState::FinWait2);
     drop(c);
-    assert_eq!(ns.sockstat().orphan, 1);
-    eventually("the FIN_WAIT2 orphan was never freed", || {
-        ns.sockstat().orphan == 0
+    let st = ns.sockstat();
+    assert_eq!((st.orphan, st.tw), (0, 1), "{st}");
+    assert!(ns.sockets().in_state(TcpState::FinWait2).next().is_some());
+    eventually("the FIN_WAIT2 entry never expired", || {
+        ns.sockstat().tw == 0
     });
 }
 
@@ -807,6 +813,11 @@ fn test_the_socket_table_shows_states_and_queues_as_ss_does() {
     let mut buf = [0u8; 2000];
     assert!(matches!(recv(&s, &mut buf), Poll::Ready(Ok(1010))));
     assert_eq!(ns.sockets().find(saddr, caddr).unwrap().recv_q, 0);
+    // The FIN's ACK is delayed (tcp_fin enters pingpong mode): FIN-WAIT-1
+    // until it comes, on every client.
+    eventually("the FINs' delayed ACKs", || {
+        ns.sockets().in_state(TcpState::FinWait1).next().is_none()
+    });
     assert_eq!(
         ns.sockets().find(caddr, saddr).unwrap().state,
         TcpState::FinWait2

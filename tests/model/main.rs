@@ -51,3 +51,8 @@ mod pcap;
 
 /// Readiness with tokio's rules: the same over the kernel, the model and the kernel switch.
 mod tokio_readiness;
+
+/// Linux's TCP on loopback as a user observes it, kernel and lonet in the same run: the send
+/// buffer, delayed ACKs, segments per connection, the handshake's windows, keepalive, SYN
+/// retransmissions.
+mod fidelity;

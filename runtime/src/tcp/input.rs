@@ -75,7 +75,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, v6_mapped, reuse) = {
+    let (nodelay, ttl, v6_mapped, reuse, keepalive, bufs) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -96,6 +96,11 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.opt.ttl,
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
             lk.sk_reuse,
+            lk.opt.keepalive,
+            (
+                lk.opt.sndbuf_lock.then_some(lk.snd.sndbuf),
+                lk.opt.rcvbuf_lock.then_some(lk.rcv.rcvbuf),
+            ),
         )
     };
     let Some(ns_arc) = ns.arc() else { return };
@@ -107,6 +112,16 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         c.listen.parent = Some(Arc::downgrade(l));
         c.opt.nodelay = nodelay;
         c.opt.ttl = ttl;
+        c.opt.keepalive = keepalive;
+        // sk_clone_lock: the listener's SO_SNDBUF/SO_RCVBUF and their locks.
+        if let Some(b) = bufs.0 {
+            c.opt.sndbuf_lock = true;
+            c.snd.sndbuf = b;
+        }
+        if let Some(b) = bufs.1 {
+            c.opt.rcvbuf_lock = true;
+            c.rcv.rcvbuf = b;
+        }
         c.sk_reuse = reuse;
         if let Some(isn) = isn {
             c.set_iss(isn);
@@ -117,13 +132,26 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     });
     let mut c = child.lock();
     {
+        // inet_ehash_nolisten → inet_ehash_insert: the child goes in only if
+        // its 4-tuple is still free (another CPU may have made a socket for
+        // the same SYN meanwhile); otherwise it is destroyed unseen.
         let mut t = write(&ns.tables);
-        t.ehash.insert((c.local, c.remote), child.clone());
+        match t.ehash.entry((c.local, c.remote)) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                drop(t);
+                drop(c);
+                let mut lk = l.lock();
+                lk.listen.syn_recv_cnt = lk.listen.syn_recv_cnt.saturating_sub(1);
+                return;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(child.clone());
+            }
+        }
     }
     c.hashed = true;
     ns.socks.inuse.fetch_add(1, Relaxed);
     c.set_state(ns, TcpState::SynRecv);
-    inc(&ns.mib.passive_opens);
     c.send_synack(ctx, false);
 }
 
@@ -247,11 +275,16 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
             return After::Nothing;
         }
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
+        if s.listen.parent.is_some() {
+            // tcp_create_openreq_child: the child exists from the third
+            // ACK on, and is counted then.
+            inc(&ns.mib.passive_opens);
+        }
         s.snd.snd_una = skb.ack_seq;
         s.snd.snd_wnd = skb.window;
         s.snd.snd_wl1 = skb.seq;
         s.snd.max_window = s.snd.max_window.max(skb.window);
-        s.finish_handshake(ns);
+        s.finish_handshake(ctx);
         if s.listen.parent.is_some() {
             result = After::JoinParent;
         } else {
@@ -308,7 +341,7 @@ fn tcp_rcv_synsent_state_process(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuf
     }
     s.init_from_syn(skb);
     s.snd.snd_una = skb.ack_seq;
-    s.finish_handshake(ns);
+    s.finish_handshake(ctx);
     s.send_ack(ctx);
     // connect() completes.
     s.write_space();
@@ -345,6 +378,11 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
         // An old ACK: ignore it, the data may still be good.
         return true;
     }
+    if s.opt.keepalive {
+        // tp->rcv_tstamp; any ACK answers the keepalive probes.
+        s.timers.rcv_tstamp = Some(ctx.now());
+        s.timers.probes_out = 0;
+    }
     if after(ack, s.snd.snd_nxt) {
         // After a go-back-N rewind, the peer had data we are resending.
         s.snd.snd_nxt = ack;
@@ -380,17 +418,23 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
             s.timers.rto_timer = Timer::Off;
             s.arm_rto(ctx);
         }
-        // sk_stream_write_space: wake the writer once a third is free.
-        if !s.tx_waiters.is_empty() && s.send_space() >= s.snd.sendq_bytes / 2 {
-            s.write_space();
+        if s.unsent() > 0 {
+            // tcp_cong_avoid in slow start (tcp_slow_start): the window grows
+            // by the segments acknowledged while data waits. The model keeps
+            // it only for sizing the send buffer.
+            let segs = (data_acked as u32).div_ceil(s.eff_mss().max(1)) as usize;
+            s.snd.snd_cwnd = s.snd.snd_cwnd.saturating_add(segs).min(1 << 16);
         }
+        tcp_check_space(ns, s);
         let fin_acked = s.snd.fin_queued && ack == s.snd.write_seq.wrapping_add(1);
         if fin_acked {
             match s.state {
                 TcpState::FinWait1 => {
                     s.set_state(ns, TcpState::FinWait2);
                     s.timers.rto_timer = Timer::Off;
-                    s.arm_fin_wait2(ctx);
+                    // A FIN in the same segment takes it to TIME_WAIT (tcp_fin);
+                    // data after close aborts it (tcp_data_queue).
+                    s.arm_fin_wait2(ctx, !skb.has(flags::FIN) && skb.payload.is_empty());
                 }
                 TcpState::Closing => s.time_wait(ctx),
                 TcpState::LastAck => s.tcp_done(ns),
@@ -420,6 +464,22 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     true
 }
 
+/// `tcp_check_space` → `tcp_new_space` (net/ipv4/tcp_input.c): when a writer
+/// found the buffer full (`SOCK_NOSPACE`), grow the send buffer
+/// (`tcp_should_expand_sndbuf`: not locked; the model has no memory
+/// pressure) and wake the writer if the queue is down to two thirds
+/// (`sk_stream_write_space`).
+fn tcp_check_space(ns: &crate::netns::NsInner, s: &mut TcpSock) {
+    if !s.snd.nospace {
+        return;
+    }
+    s.sndbuf_expand(&ns.sysctl());
+    if s.stream_writeable() {
+        s.snd.nospace = false;
+        s.write_space();
+    }
+}
+
 /// `tcp_data_queue` + `tcp_fin` + `__tcp_ack_snd_check`.
 ///
 /// In-order data goes to the receive queue; a segment beyond `rcv_nxt` waits
@@ -442,7 +502,9 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         .wrapping_add(payload.len() as u32)
         .wrapping_add(u32::from(fin));
     if !after(end, s.rcv.rcv_nxt) {
-        // Old (a retransmission): tcp_send_dupack.
+        // Old (a retransmission): "force an immediate ACK"
+        // (tcp_enter_quickack_mode, then the ACK).
+        s.enter_quickack_mode(super::TCP_MAX_QUICKACKS);
         s.send_ack(ctx);
         return;
     }
@@ -452,6 +514,10 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         return;
     }
     let allowed_before = s.receive_window();
+    let len = payload.len() as u32;
+    if len > 0 && !s.orphan && !s.shut.rcv_shutdown {
+        tcp_event_data_recv(ctx, s, len, skb.flags);
+    }
     if !tcp_queue_in_order(ctx, s, seq, payload, fin) {
         return;
     }
@@ -474,24 +540,95 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
             return;
         }
     }
-    if s.shut.fin_rcvd || s.state == TcpState::Close {
-        // tcp_fin sent its ACK already.
+    if s.state == TcpState::Close || !s.rcv.ack_pending {
+        // Closed, or tcp_fin sent its ACK already.
         return;
     }
     // __tcp_ack_snd_check: ACK at once when more than one full segment is
-    // unacknowledged, when a hole was just filled, or when the window
+    // unacknowledged and the window would not shrink
+    // (`__tcp_select_window() >= rcv_wnd`; on lo it would while data is
+    // queued, so the reader's tcp_cleanup_rbuf or the timer ACKs), in
+    // quick-ACK mode, when a hole was just filled (ICSK_ACK_NOW) or
+    // out-of-order data waits (the duplicate ACK), or when the window
     // closed; else delay it.
-    if s.opt.quickack
-        || filled_hole
+    if filled_hole
         || !s.rcv.ofo.is_empty()
-        || s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+        || (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
+            && s.free_window() >= s.rcv.rcv_wnd)
+        || s.in_quickack_mode()
         || allowed_before == 0
         || s.free_window() == 0
     {
         s.send_ack(ctx);
     } else {
-        s.schedule_delack(ctx);
+        s.send_delayed_ack(ctx);
     }
+}
+
+/// `tcp_event_data_recv` (net/ipv4/tcp_input.c), for an in-order segment
+/// with `len` bytes of data: an ACK is owed; the peer's segment size is
+/// measured (`tcp_measure_rcv_mss`); the first data segment starts the
+/// delayed-ACK engine with `TCP_MAX_QUICKACKS` quick ACKs; later ones move
+/// the ACK timeout estimate `ato` (arrivals within `TCP_ATO_MIN / 2` pull it
+/// towards 40 ms, slower ones up to the gap, within `rto` and
+/// `TCP_DELACK_MAX`); after a gap longer than the RTO quick ACKs start
+/// again.
+fn tcp_event_data_recv(ctx: &mut Ctx<'_>, s: &mut TcpSock, len: u32, fl: u8) {
+    s.rcv.ack_pending = true;
+    tcp_measure_rcv_mss(s, len, fl);
+    let now = ctx.now();
+    let half = super::TCP_ATO_MIN / 2;
+    match s.rcv.lrcvtime {
+        Some(last) if !s.rcv.ato.is_zero() => {
+            let m = now.saturating_duration_since(last);
+            if m <= half {
+                s.rcv.ato = s.rcv.ato / 2 + half;
+            } else if m < s.rcv.ato {
+                s.rcv.ato = (s.rcv.ato / 2 + m).min(s.rto()).min(super::TCP_DELACK_MAX);
+            } else if m > s.rto() {
+                s.incr_quickack(super::TCP_MAX_QUICKACKS);
+            }
+        }
+        _ => {
+            // The first data segment: initialize the delayed-ACK engine.
+            s.incr_quickack(super::TCP_MAX_QUICKACKS);
+            s.rcv.ato = super::TCP_ATO_MIN;
+        }
+    }
+    s.rcv.lrcvtime = Some(now);
+}
+
+/// `tcp_measure_rcv_mss` (net/ipv4/tcp_input.c): a segment at least
+/// `rcv_mss` long raises the estimate (up to `advmss`) and, pushed, asks for
+/// an ACK on read (`ICSK_ACK_PUSHED`); a shorter one asks for it too
+/// (`PUSHED2` for the second), unless it is the second of two equal-size,
+/// unpushed segments, which then become the estimate.
+fn tcp_measure_rcv_mss(s: &mut TcpSock, len: u32, fl: u8) {
+    /// `tcp_header_len` with timestamps: 20 + `TCPOLEN_TSTAMP_ALIGNED`.
+    const HDR: u32 = 20 + super::TCPOLEN_TSTAMP_ALIGNED;
+    let lss = s.rcv.last_seg_size;
+    s.rcv.last_seg_size = 0;
+    if len >= s.rcv.rcv_mss {
+        s.rcv.rcv_mss = len.min(u32::from(s.advmss()));
+        if fl & flags::PSH != 0 {
+            s.rcv.pushed = true;
+        }
+        return;
+    }
+    let with_hdr = len + HDR;
+    // TCP_REMNANT: FIN, URG, SYN, PSH.
+    let remnant = fl & (flags::FIN | flags::SYN | flags::PSH) != 0;
+    if with_hdr >= super::TCP_MSS_DEFAULT + 20 || (with_hdr >= 88 + 20 && !remnant) {
+        s.rcv.last_seg_size = len;
+        if len == lss {
+            s.rcv.rcv_mss = len;
+            return;
+        }
+    }
+    if s.rcv.pushed {
+        s.rcv.pushed2 = true;
+    }
+    s.rcv.pushed = true;
 }
 
 /// Appends an in-order segment (`seq` at or before `rcv_nxt`) to the receive
@@ -530,21 +667,30 @@ fn tcp_queue_in_order(
     }
     if !payload.is_empty() {
         let len = payload.len();
-        s.rcv.rcv_mss = s.rcv.rcv_mss.max((len as u32).min(s.snd.mss_cache));
         s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(len as u32);
         s.rcv.recvq_bytes += len;
         ns.mem_add(len);
         s.rcv.recvq.push_back(payload);
-        s.rcv.lrcv_data = true;
         s.data_ready();
     }
     if fin {
         s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(1);
         s.shut.rcv_shutdown = true;
         s.shut.fin_rcvd = true;
+        // tcp_fin (net/ipv4/tcp_input.c): an ACK is owed.
+        s.rcv.ack_pending = true;
         match s.state {
-            TcpState::Established => s.set_state(ns, TcpState::CloseWait),
-            TcpState::FinWait1 => s.set_state(ns, TcpState::Closing),
+            TcpState::Established | TcpState::SynRecv => {
+                // The peer closes first: interactive mode, so the ACK is
+                // delayed and usually rides on our own FIN.
+                s.set_state(ns, TcpState::CloseWait);
+                s.enter_pingpong();
+            }
+            TcpState::FinWait1 => {
+                // Simultaneous close: ACK at once.
+                s.send_ack(ctx);
+                s.set_state(ns, TcpState::Closing);
+            }
             TcpState::FinWait2 => {
                 // tcp_fin: ACK the FIN, then TIME_WAIT (the socket itself
                 // is released; an entry keeps the 4-tuple).
@@ -554,7 +700,6 @@ fn tcp_queue_in_order(
             }
             _ => {}
         }
-        s.send_ack(ctx);
         s.data_ready();
     }
     true

@@ -32,8 +32,11 @@
 //!   but old duplicates), and `tcp_tw_reuse` takes effect at once, without
 //!   Linux's `tcp_tw_reuse_delay` (1 s since the entry was created).
 //! - Out-of-window segments are ACKed without `tcp_invalid_ratelimit`.
-//! - An orphan in FIN_WAIT2 stays a full socket until `tcp_fin_timeout`
-//!   (Linux turns it into a timewait socket with substate FIN_WAIT2).
+//!
+//! An orphan (a closed socket) whose FIN was acknowledged becomes an entry
+//! too, in substate FIN_WAIT2, for `tcp_fin_time` (`tcp_fin_timeout`, 60 s):
+//! the peer's FIN turns it into TIME_WAIT proper, new data or a SYN is
+//! answered with RST, as Linux's `tcp_timewait_state_process` does.
 
 use super::output::tcp_v4_timewait_ack;
 use super::TcpSock;
@@ -75,6 +78,9 @@ pub(crate) struct TwSock {
     pub(crate) rcv_wnd: u32,
     /// Show the addresses as `::ffff:a.b.c.d` (`ss`).
     pub(crate) v6_mapped: bool,
+    /// `tw_substate == TCP_FIN_WAIT2`: our FIN is acknowledged, the peer's
+    /// has not come (an orphan's FIN_WAIT2).
+    pub(crate) fin_wait2: bool,
     /// `tw_reuse`: the socket had `SO_REUSEADDR`.
     pub(crate) reuse: bool,
     /// The port was the socket's by `bind()` or its listener's, not picked
@@ -412,11 +418,32 @@ pub(crate) fn tw_isn(tw: &TwSock) -> u32 {
     }
 }
 
+impl TwSock {
+    /// The state `ss` shows: the substate.
+    pub(crate) fn state(&self) -> super::TcpState {
+        if self.fin_wait2 {
+            super::TcpState::FinWait2
+        } else {
+            super::TcpState::TimeWait
+        }
+    }
+}
+
 impl TcpSock {
     /// `tcp_time_wait(sk, TCP_TIME_WAIT, 0)`: the connection is over on our
     /// side; leave a TIME_WAIT entry in its place (unless
     /// `tcp_max_tw_buckets` are in use) and release the socket.
     pub(crate) fn time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        self.tcp_time_wait(ctx, false, TCP_TIMEWAIT_LEN);
+    }
+
+    /// `tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`: an orphan waiting for the
+    /// peer's FIN leaves an entry in substate FIN_WAIT2 for `tmo`.
+    pub(crate) fn fin_wait2_timewait(&mut self, ctx: &mut Ctx<'_>, tmo: Duration) {
+        self.tcp_time_wait(ctx, true, tmo);
+    }
+
+    fn tcp_time_wait(&mut self, ctx: &mut Ctx<'_>, fin_wait2: bool, tmo: Duration) {
         let ns = ctx.ns;
         if self.hashed && !self.listen.listener {
             let now = ns.ms(ctx.now());
@@ -438,7 +465,8 @@ impl TcpSock {
                         .and_then(|v| v.iter().find(|e| e.sock_id == id))
                         .is_none_or(|e| e.kind != BindKind::Connect);
                 let tw = TwSock {
-                    expires: now + TCP_TIMEWAIT_LEN_MS,
+                    expires: now + tmo.as_millis() as u64,
+                    fin_wait2,
                     snd_nxt: self.snd.snd_nxt,
                     rcv_nxt: self.rcv.rcv_nxt,
                     rcv_wnd: self.receive_window(),
@@ -481,10 +509,53 @@ enum TwStatus {
     /// A new SYN: a listener may take it, with this initial sequence number
     /// (`TCP_TW_SYN`).
     Syn(u32),
+    /// Answer with RST and drop the entry (`TCP_TW_RST`).
+    Rst,
+    /// FIN_WAIT2 got the peer's FIN: TIME_WAIT proper, for 60 s, and ACK.
+    Fin,
 }
 
-/// `tcp_timewait_state_process` for TIME_WAIT proper (no PAWS).
+/// `tcp_in_window` (net/ipv4/tcp_minisocks.c).
+fn tcp_in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
+    use super::{after, before};
+    if seq == s_win {
+        return true;
+    }
+    if after(end_seq, s_win) && before(seq, e_win) {
+        return true;
+    }
+    seq == e_win && seq == end_seq
+}
+
+/// `tcp_timewait_state_process` (no PAWS): substate FIN_WAIT2 repeats
+/// `tcp_rcv_state_process`'s checks; TIME_WAIT proper below.
 fn tcp_timewait_state_process(tw: &TwSock, skb: &SkBuff) -> TwStatus {
+    if tw.fin_wait2 {
+        let end_seq = skb.seq.wrapping_add(skb.seq_len());
+        if !tcp_in_window(
+            skb.seq,
+            end_seq,
+            tw.rcv_nxt,
+            tw.rcv_nxt.wrapping_add(tw.rcv_wnd),
+        ) {
+            return TwStatus::Ack { reschedule: false };
+        }
+        if skb.has(flags::RST) {
+            return TwStatus::Kill;
+        }
+        if skb.has(flags::SYN) && !super::before(skb.seq, tw.rcv_nxt) {
+            return TwStatus::Rst;
+        }
+        // A duplicate ACK.
+        if !skb.has(flags::ACK) || !super::after(end_seq, tw.rcv_nxt) || end_seq == skb.seq {
+            return TwStatus::Success;
+        }
+        // New data after the half-duplex close, or a FIN not at rcv_nxt: reset.
+        if !skb.has(flags::FIN) || end_seq != tw.rcv_nxt.wrapping_add(1) {
+            return TwStatus::Rst;
+        }
+        return TwStatus::Fin;
+    }
     let (rst, syn, ack) = (
         skb.has(flags::RST),
         skb.has(flags::SYN),
@@ -537,6 +608,23 @@ pub(crate) fn tcp_timewait_rcv(ctx: &mut Ctx<'_>, tw: TwSock, skb: SkBuff) {
         TwStatus::Ack { reschedule: r } => {
             if r {
                 reschedule(&key);
+            }
+            tcp_v4_timewait_ack(ctx, key, &tw);
+        }
+        TwStatus::Rst => {
+            write(&ns.tables).tw_kill(&key);
+            super::output::tcp_v4_send_reset(ctx, &skb);
+        }
+        TwStatus::Fin => {
+            let mut tw = tw;
+            tw.fin_wait2 = false;
+            tw.rcv_nxt = tw.rcv_nxt.wrapping_add(1);
+            tw.expires = now + TCP_TIMEWAIT_LEN_MS;
+            {
+                let mut t = write(&ns.tables);
+                if let Some(e) = t.tw.get_mut(&key) {
+                    *e = tw;
+                }
             }
             tcp_v4_timewait_ack(ctx, key, &tw);
         }

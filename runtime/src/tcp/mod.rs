@@ -15,7 +15,9 @@
 //!
 //! Deliberate differences from Linux, each written where it happens: no SACK;
 //! no congestion window (loopback never congests except at the backlog,
-//! where TCP recovers by retransmitting); no receive buffer autotuning; the
+//! where TCP recovers by retransmitting; `snd_cwnd` is kept only to size the
+//! send buffer); no receive buffer autotuning, and the window after the
+//! handshake is the free receive space, not half of it; the
 //! SYN queue and the accept queue are one; no timestamps (so no PAWS), and
 //! TIME_WAIT entries expire lazily (`minisocks`); the socket lock is a mutex,
 //! so the softirq waits for an owner instead of using `sk_backlog`.
@@ -91,12 +93,38 @@ impl fmt::Display for TcpState {
 pub(crate) const TCP_TIMEOUT_INIT: Duration = Duration::from_secs(1);
 /// `TCP_RTO_MAX`: 120 s.
 pub(crate) const TCP_RTO_MAX: Duration = Duration::from_secs(120);
-/// `TCP_DELACK_MIN`: 40 ms (HZ/25).
+/// `TCP_DELACK_MIN` (include/net/tcp.h): 40 ms (HZ/25).
 pub(crate) const TCP_DELACK_MIN: Duration = Duration::from_millis(40);
+/// `TCP_ATO_MIN` (include/net/tcp.h): 40 ms (HZ/25).
+pub(crate) const TCP_ATO_MIN: Duration = Duration::from_millis(40);
+/// `TCP_DELACK_MAX` (include/net/tcp.h): 200 ms (HZ/5).
+pub(crate) const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
+/// `TCP_MAX_QUICKACKS` (include/net/tcp.h): 16.
+pub(crate) const TCP_MAX_QUICKACKS: u32 = 16;
 /// `TCP_MSS_DEFAULT`: 536, the initial receive-MSS estimate.
 pub(crate) const TCP_MSS_DEFAULT: u32 = 536;
-/// `TCP_INIT_CWND`: 10 segments, used by `tcp_sndbuf_expand`.
+/// `TCP_INIT_CWND` (include/net/tcp.h): 10 segments, the least
+/// `tcp_sndbuf_expand` sizes the send buffer for.
 pub(crate) const TCP_INIT_CWND: usize = 10;
+/// `MAX_TCP_HEADER` (include/net/tcp.h): `L1_CACHE_ALIGN(128 + MAX_HEADER)`,
+/// 192 on a kernel without tunnels or WLAN (`MAX_HEADER` 32); distribution
+/// kernels have 320. It disappears in `tcp_sndbuf_expand`'s rounding to a
+/// power of two on loopback either way.
+pub(crate) const MAX_TCP_HEADER: usize = 192;
+/// `SKB_DATA_ALIGN(sizeof(struct skb_shared_info))` on x86_64 with
+/// `MAX_SKB_FRAGS` 17 (include/linux/skbuff.h).
+pub(crate) const SKB_SHINFO_SIZE: usize = 320;
+/// `SKB_DATA_ALIGN(sizeof(struct sk_buff))` on x86_64.
+pub(crate) const SKB_STRUCT_SIZE: usize = 256;
+/// `SKB_TRUESIZE(skb_end_offset(skb))` of a send skb's head
+/// (`tcp_stream_alloc_skb`, net/ipv4/tcp.c): what each skb of the send queue
+/// costs beyond its payload in `sk_wmem_queued` (832 with the
+/// `MAX_TCP_HEADER` above, as `ss -m` shows on such a kernel).
+pub(crate) const SKB_HEAD_TRUESIZE: usize = 832;
+/// `SOCK_MIN_SNDBUF` (include/net/sock.h): `2 * TCP_SKB_MIN_TRUESIZE`.
+pub(crate) const SOCK_MIN_SNDBUF: usize = 2 * (2048 + SKB_STRUCT_SIZE);
+/// `SOCK_MIN_RCVBUF` (include/net/sock.h): `TCP_SKB_MIN_TRUESIZE`.
+pub(crate) const SOCK_MIN_RCVBUF: usize = 2048 + SKB_STRUCT_SIZE;
 /// Bytes of timestamp option in every segment (`TCPOLEN_TSTAMP_ALIGNED`).
 pub(crate) const TCPOLEN_TSTAMP_ALIGNED: u32 = 12;
 
@@ -127,12 +155,6 @@ impl WaitQueue {
                 }
             }
         }
-    }
-
-    /// Whether anyone waits.
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
     }
 
     /// Wakes and forgets every waiter.
@@ -294,6 +316,12 @@ pub(crate) struct SendState {
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
     pub(crate) sndbuf: usize,
+    /// The congestion window as far as the model keeps one: only for
+    /// `tcp_sndbuf_expand` (segments; grows by the segments acknowledged
+    /// while data waits, as slow start does).
+    pub(crate) snd_cwnd: usize,
+    /// `SOCK_NOSPACE`: a writer found the send buffer full.
+    pub(crate) nospace: bool,
     /// Buffer that small writes are copied into (see `syscalls::copy_in`).
     pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
@@ -317,12 +345,27 @@ pub(crate) struct RecvState {
     /// `out_of_order_queue`: segments beyond `rcv_nxt`, sorted by sequence.
     pub(crate) ofo: VecDeque<OfoSeg>,
     pub(crate) ofo_bytes: usize,
-    /// An ACK is owed (`inet_csk_ack_scheduled`).
+    /// An ACK is owed (`ICSK_ACK_SCHED`, `inet_csk_ack_scheduled`).
     pub(crate) ack_pending: bool,
-    /// Data arrived since we last sent data (for pingpong detection).
-    pub(crate) lrcv_data: bool,
-    /// Interactive mode: ACKs ride on replies instead of going out on read.
-    pub(crate) pingpong: bool,
+    /// `ICSK_ACK_PUSHED`: a small (or pushed full) segment arrived since the
+    /// last ACK; a read that empties the queue ACKs it.
+    pub(crate) pushed: bool,
+    /// `ICSK_ACK_PUSHED2`: a second one did; ACKed on read even in pingpong.
+    pub(crate) pushed2: bool,
+    /// `icsk_ack.quick`: ACKs still to be sent at once (quick-ACK mode).
+    pub(crate) quick: u32,
+    /// `icsk_ack.pingpong`: replies sent within `ato` of received data; at
+    /// `tcp_pingpong_thresh` the socket is interactive and delays its ACKs.
+    pub(crate) pingpong: u8,
+    /// `tcp_pingpong_thresh`.
+    pub(crate) pingpong_thresh: u8,
+    /// `icsk_ack.ato`: the delayed-ACK timeout estimate (zero until the
+    /// first data segment).
+    pub(crate) ato: Duration,
+    /// `icsk_ack.lrcvtime`: when data last arrived.
+    pub(crate) lrcvtime: Option<Instant>,
+    /// `icsk_ack.last_seg_size`.
+    pub(crate) last_seg_size: u32,
 }
 
 /// Which directions are shut, and how far the peer's FIN got.
@@ -340,10 +383,14 @@ pub(crate) struct Shutdown {
 /// Socket options (`setsockopt`).
 pub(crate) struct SockOpts {
     pub(crate) nodelay: bool,
-    /// `TCP_QUICKACK`: no delayed ACKs.
-    pub(crate) quickack: bool,
     pub(crate) ttl: u8,
     pub(crate) linger: Option<Duration>,
+    /// `SOCK_SNDBUF_LOCK`: `SO_SNDBUF` was set; no autotuning.
+    pub(crate) sndbuf_lock: bool,
+    /// `SOCK_RCVBUF_LOCK`: `SO_RCVBUF` was set; no autotuning.
+    pub(crate) rcvbuf_lock: bool,
+    /// `SO_KEEPALIVE`.
+    pub(crate) keepalive: bool,
 }
 
 /// The timers, their registration with the namespace's timer list
@@ -365,6 +412,18 @@ pub(crate) struct TimerState {
     pub(crate) synack_retries: u32,
     pub(crate) retries2: u32,
     pub(crate) fin_timeout: Duration,
+    /// `tcp_syn_linear_timeouts`: SYN retransmissions that keep the 1 s RTO.
+    pub(crate) syn_linear_timeouts: u32,
+    /// `tp->total_rto`: RTO expiries of this connection (SYN_SENT's linear
+    /// phase counts them).
+    pub(crate) total_rto: u32,
+    /// The keepalive timer (`sk_timer`, `tcp_keepalive_timer`).
+    pub(crate) keepalive_timer: Timer,
+    /// `icsk_probes_out` for keepalive probes.
+    pub(crate) probes_out: u32,
+    /// `tp->rcv_tstamp`: when an ACK was last received (kept only while
+    /// `SO_KEEPALIVE` is on).
+    pub(crate) rcv_tstamp: Option<Instant>,
 }
 
 /// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
@@ -414,6 +473,8 @@ impl TcpSock {
                 sendq: VecDeque::new(),
                 sendq_bytes: 0,
                 sndbuf: sysctl.tcp_wmem[1],
+                snd_cwnd: TCP_INIT_CWND,
+                nospace: false,
                 tx_arena: bytes::BytesMut::new(),
                 fin_queued: false,
                 dupacks: 0,
@@ -430,8 +491,14 @@ impl TcpSock {
                 ofo: VecDeque::new(),
                 ofo_bytes: 0,
                 ack_pending: false,
-                lrcv_data: false,
-                pingpong: false,
+                pushed: false,
+                pushed2: false,
+                quick: 0,
+                pingpong: 0,
+                pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+                ato: Duration::ZERO,
+                lrcvtime: None,
+                last_seg_size: 0,
             },
             shut: Shutdown {
                 rcv_shutdown: false,
@@ -441,9 +508,11 @@ impl TcpSock {
             },
             opt: SockOpts {
                 nodelay: false,
-                quickack: false,
                 ttl: 64,
                 linger: None,
+                sndbuf_lock: false,
+                rcvbuf_lock: false,
+                keepalive: false,
             },
             timers: TimerState {
                 rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
@@ -458,6 +527,11 @@ impl TcpSock {
                 synack_retries: sysctl.tcp_synack_retries,
                 retries2: sysctl.tcp_retries2,
                 fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+                syn_linear_timeouts: sysctl.tcp_syn_linear_timeouts,
+                total_rto: 0,
+                keepalive_timer: Timer::Off,
+                probes_out: 0,
+                rcv_tstamp: None,
             },
             rx_waiters: WaitQueue::default(),
             tx_waiters: WaitQueue::default(),
@@ -497,12 +571,19 @@ impl TcpSock {
 
     /// The handshake is complete (`tcp_finish_connect` /
     /// `tcp_init_transfer`): ESTABLISHED, SYN timer off, send buffer sized.
-    pub(crate) fn finish_handshake(&mut self, ns: &NsInner) {
+    pub(crate) fn finish_handshake(&mut self, ctx: &mut Ctx<'_>) {
+        let ns = ctx.ns;
         self.set_state(ns, TcpState::Established);
         self.timers.rto_timer = Timer::Off;
         self.timers.backoff = 0;
         self.timers.retransmits = 0;
-        self.sndbuf_expand(ns.sysctl().tcp_wmem);
+        self.sndbuf_expand(&ns.sysctl());
+        if self.opt.keepalive {
+            // tcp_finish_connect / tcp_create_openreq_child: SOCK_KEEPOPEN
+            // arms the keepalive timer.
+            self.timers.rcv_tstamp = Some(ctx.now());
+            self.reset_keepalive_timer(ctx, None);
+        }
     }
 
     /// Sets the MSS from the route's MTU (`tcp_sync_mss`): MTU less IP and TCP
@@ -595,12 +676,45 @@ impl TcpSock {
         self.state = new;
     }
 
-    /// `tcp_sndbuf_expand` at establishment: room for 2 × `TCP_INIT_CWND`
-    /// segments with their overhead, within `tcp_wmem`.
-    pub(crate) fn sndbuf_expand(&mut self, tcp_wmem: [usize; 3]) {
-        let per_mss = self.eff_mss() as usize + 320;
-        let sndmem = 2 * TCP_INIT_CWND * per_mss;
-        self.snd.sndbuf = self.snd.sndbuf.max(sndmem.min(tcp_wmem[2]));
+    /// `tcp_sndbuf_expand` (net/ipv4/tcp_input.c): room for
+    /// `max(TCP_INIT_CWND, cwnd)` segments times the congestion control's
+    /// `sndbuf_expand` factor (2; bbr's `bbr_sndbuf_expand` 3), each counted
+    /// as the peer's MSS (`mss_clamp`) with `MAX_TCP_HEADER` and the
+    /// `skb_shared_info` rounded up to a power of two, plus the `sk_buff`.
+    /// Never shrinks; capped by `tcp_wmem[2]`; not at all once `SO_SNDBUF`
+    /// locked the size. Run at establishment (`tcp_init_buffer_space`) and
+    /// when ACKs free space for a blocked writer (`tcp_new_space`).
+    pub(crate) fn sndbuf_expand(&mut self, sysctl: &crate::Sysctl) {
+        if self.opt.sndbuf_lock {
+            return;
+        }
+        let mss_clamp = self.snd.peer_mss.max(self.snd.mss_cache) as usize;
+        let per_mss =
+            (mss_clamp + MAX_TCP_HEADER + SKB_SHINFO_SIZE).next_power_of_two() + SKB_STRUCT_SIZE;
+        // tp->reordering + 1 (tcp_reordering, 3) is below TCP_INIT_CWND.
+        let nr_segs = self.snd.snd_cwnd.max(TCP_INIT_CWND);
+        let factor = if sysctl.tcp_congestion_control == "bbr" {
+            3
+        } else {
+            2
+        };
+        let sndmem = factor * nr_segs * per_mss;
+        if self.snd.sndbuf < sndmem {
+            self.snd.sndbuf = sndmem.min(sysctl.tcp_wmem[2]);
+        }
+    }
+
+    /// `sk_wmem_queued`: the send queue's payload plus, per skb of at most
+    /// one MSS (`size_goal` on loopback), the head's truesize
+    /// (`tcp_stream_alloc_skb`).
+    #[inline]
+    pub(crate) fn wmem_queued(&self) -> usize {
+        let q = self.snd.sendq_bytes;
+        if q == 0 {
+            return 0;
+        }
+        let goal = self.eff_mss().max(1) as usize;
+        q + q.div_ceil(goal) * SKB_HEAD_TRUESIZE
     }
 
     /// Unsent bytes.
@@ -647,10 +761,23 @@ impl TcpSock {
         new
     }
 
-    /// Whether the send queue has room (`sk_stream_memory_free`).
+    /// How many bytes `sendmsg` may still queue: `sk_stream_memory_free`
+    /// (include/net/sock.h) is `sk_wmem_queued < sk_sndbuf`, checked before a
+    /// new skb is started, so the last write may overshoot a little, as on
+    /// Linux.
     #[inline]
     pub(crate) fn send_space(&self) -> usize {
-        self.snd.sndbuf.saturating_sub(self.snd.sendq_bytes)
+        self.snd.sndbuf.saturating_sub(self.wmem_queued())
+    }
+
+    /// `__sk_stream_is_writeable` (include/net/sock.h): free space at least
+    /// half of what is queued, i.e. at most two thirds of `sk_sndbuf` queued.
+    /// What `tcp_poll` reports as writable and when `sk_stream_write_space`
+    /// wakes a writer.
+    #[inline]
+    pub(crate) fn stream_writeable(&self) -> bool {
+        let queued = self.wmem_queued();
+        self.snd.sndbuf.saturating_sub(queued) >= queued / 2 && queued < self.snd.sndbuf
     }
 
     /// Arms a timer of `period`: with a registration that fires within
@@ -677,6 +804,24 @@ impl TcpSock {
         Timer::At(when)
     }
 
+    /// Arms a timer at exactly `now + period`, with a registration of its
+    /// own if it is earlier than the socket's (for the long, rarely re-armed
+    /// keepalive timer).
+    pub(crate) fn arm_exact(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
+        let when = ctx.now() + period;
+        sk_reset_timer(
+            ctx.ns,
+            &self.me,
+            self.id,
+            &mut self.timers.timer_registered,
+            when,
+        );
+        if self.timers.timer_registered == Some(when) {
+            self.timers.registered_for = period;
+        }
+        Timer::At(when)
+    }
+
     /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
     #[inline]
     pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
@@ -685,16 +830,117 @@ impl TcpSock {
         }
     }
 
-    /// An orphan in FIN_WAIT2 waits `tcp_fin_timeout` for the peer's FIN,
-    /// then is freed (the kernel's FIN_WAIT2 timewait socket), on the RTO
-    /// timer, which has nothing else to do once our FIN is acknowledged.
-    pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>) {
+    /// `tcp_fin_time` (include/net/tcp.h): how long an orphan waits in
+    /// FIN_WAIT2, `tcp_fin_timeout` but at least 3.5 RTO.
+    pub(crate) fn fin_time(&self) -> Duration {
+        let rto = self.rto();
+        self.timers.fin_timeout.max(rto * 4 - rto / 2)
+    }
+
+    /// An orphan reached FIN_WAIT2 (`tcp_rcv_state_process`'s FIN_WAIT1 case,
+    /// or `__tcp_close` on a socket already there): with `to_timewait`
+    /// (nothing else in the segment) and a `tcp_fin_time` of at most
+    /// `TCP_TIMEWAIT_LEN`, it becomes a timewait entry in substate FIN_WAIT2
+    /// (`tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`) and the full socket goes;
+    /// otherwise it waits as a full socket, on the RTO timer, which has
+    /// nothing else to do once our FIN is acknowledged.
+    pub(crate) fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>, to_timewait: bool) {
         if self.orphan && self.state == TcpState::FinWait2 {
-            self.timers.rto_timer = self.arm(ctx, self.timers.fin_timeout);
+            let tmo = self.fin_time();
+            if to_timewait && tmo <= minisocks::TCP_TIMEWAIT_LEN {
+                self.fin_wait2_timewait(ctx, tmo);
+                return;
+            }
+            self.timers.rto_timer = self.arm(ctx, tmo);
         }
     }
 
-    /// Schedules a delayed ACK (`inet_csk_schedule_ack` + the delack timer).
+    /// `inet_csk_in_pingpong_mode` (include/net/inet_connection_sock.h).
+    #[inline]
+    pub(crate) fn in_pingpong(&self) -> bool {
+        self.rcv.pingpong >= self.rcv.pingpong_thresh
+    }
+
+    /// `inet_csk_enter_pingpong_mode`.
+    #[inline]
+    pub(crate) fn enter_pingpong(&mut self) {
+        self.rcv.pingpong = self.rcv.pingpong_thresh;
+    }
+
+    /// `tcp_in_quickack_mode` (net/ipv4/tcp_input.c): quick-ACK credits
+    /// left and not interactive.
+    #[inline]
+    pub(crate) fn in_quickack_mode(&self) -> bool {
+        self.rcv.quick != 0 && !self.in_pingpong()
+    }
+
+    /// `tcp_incr_quickack` (net/ipv4/tcp_input.c): up to `max` quick ACKs,
+    /// as many as half the window holds segments of `rcv_mss` (2 if none).
+    pub(crate) fn incr_quickack(&mut self, max: u32) {
+        let mut q = self.rcv.rcv_wnd / (2 * self.rcv.rcv_mss.max(1));
+        if q == 0 {
+            q = 2;
+        }
+        q = q.min(max);
+        if q > self.rcv.quick {
+            self.rcv.quick = q;
+        }
+    }
+
+    /// `tcp_enter_quickack_mode` (net/ipv4/tcp_input.c).
+    pub(crate) fn enter_quickack_mode(&mut self, max: u32) {
+        self.incr_quickack(max);
+        self.rcv.pingpong = 0;
+        self.rcv.ato = TCP_ATO_MIN;
+    }
+
+    /// `tcp_send_delayed_ack` (net/ipv4/tcp_output.c): arm the delayed-ACK
+    /// timer for `ato`, bounded on loopback by `TCP_DELACK_MIN` (the bound
+    /// `max(srtt, TCP_DELACK_MIN)`, srtt being microseconds) and by
+    /// `tcp_delack_max` (`min(TCP_DELACK_MAX, rto_min - 1 jiffy)`); a timer
+    /// already armed is never postponed, and one about to fire (within a
+    /// quarter of `ato`) makes the ACK go now.
+    pub(crate) fn send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let mut ato = self.rcv.ato;
+        if ato > TCP_DELACK_MIN {
+            // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then
+            // at most max(srtt, TCP_DELACK_MIN): TCP_DELACK_MIN on lo.
+            ato = ato.min(TCP_DELACK_MIN);
+        }
+        let delack_max = TCP_DELACK_MAX.min(
+            self.timers
+                .rto_min
+                .saturating_sub(Duration::from_millis(4))
+                .max(Duration::from_millis(1)),
+        );
+        ato = ato.min(delack_max);
+        let now = ctx.now();
+        let mut deadline = now + ato;
+        if let Timer::At(t) = self.timers.delack_timer {
+            if t <= now + ato / 4 {
+                self.send_ack(ctx);
+                return;
+            }
+            deadline = deadline.min(t);
+        }
+        self.rcv.ack_pending = true;
+        if self.timers.delack_timer != Timer::At(deadline) {
+            sk_reset_timer(
+                ctx.ns,
+                &self.me,
+                self.id,
+                &mut self.timers.timer_registered,
+                deadline,
+            );
+            if self.timers.timer_registered == Some(deadline) {
+                self.timers.registered_for = ato;
+            }
+            self.timers.delack_timer = Timer::At(deadline);
+        }
+    }
+
+    /// Schedules an ACK for later without the delayed-ACK estimator (data
+    /// discarded after `SHUT_RD`).
     #[inline]
     pub(crate) fn schedule_delack(&mut self, ctx: &mut Ctx<'_>) {
         self.rcv.ack_pending = true;
@@ -755,6 +1001,7 @@ impl TcpSock {
         }
         self.timers.rto_timer = Timer::Off;
         self.timers.delack_timer = Timer::Off;
+        self.timers.keepalive_timer = Timer::Off;
         sk_stop_timers(ns, self.id, &mut self.timers.timer_registered);
         self.data_ready();
         self.write_space();

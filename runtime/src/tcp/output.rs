@@ -21,8 +21,7 @@ impl TcpSock {
     #[inline]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
-            // Window in a SYN is never scaled: at most 65535.
-            let w = self.free_window().min(65535);
+            let w = self.initial_window(fl & flags::ACK != 0);
             self.rcv.rcv_wnd = w;
             self.rcv.rcv_wup = self.rcv.rcv_nxt;
             w
@@ -30,9 +29,7 @@ impl TcpSock {
             self.select_window()
         };
         if fl & flags::ACK != 0 {
-            // Any ACK we send covers what was owed (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`).
-            self.rcv.ack_pending = false;
-            self.timers.delack_timer = Timer::Off;
+            self.event_ack_sent();
         }
         SkBuff {
             saddr: self.local,
@@ -52,6 +49,66 @@ impl TcpSock {
             },
             ttl: self.opt.ttl,
             payload,
+        }
+    }
+
+    /// The window of a SYN or SYN-ACK (`tcp_select_initial_window`,
+    /// net/ipv4/tcp_output.c, from `tcp_connect_init` /
+    /// `tcp_openreq_init_rwin`): the receive buffer's window
+    /// (`tcp_full_space`: half of `sk_rcvbuf` at the default scaling ratio)
+    /// rounded down to a multiple of the MSS (`advmss` in a SYN, less the
+    /// timestamp option in a SYN-ACK), never scaled, so at most 65535: on lo
+    /// 65495 and 65483.
+    fn initial_window(&self, synack: bool) -> u32 {
+        let space = (self.rcv.rcvbuf / 2).min(u32::MAX as usize) as u32;
+        let advmss = u32::from(self.advmss());
+        let mss = if synack {
+            advmss - super::TCPOLEN_TSTAMP_ALIGNED
+        } else {
+            advmss
+        };
+        let w = if space > mss {
+            space - space % mss
+        } else {
+            space
+        };
+        w.min(65535)
+    }
+
+    /// `tcp_event_ack_sent` (net/ipv4/tcp_output.c): an ACK went out, so
+    /// nothing is owed any more (`inet_csk_clear_xmit_timer(ICSK_TIME_DACK)`
+    /// clears every pending bit), and a quick-ACK credit is spent
+    /// (`tcp_dec_quickack_mode`; the last one resets `ato`).
+    #[inline]
+    fn event_ack_sent(&mut self) {
+        if self.rcv.quick != 0 && self.rcv.ack_pending {
+            if self.rcv.quick <= 1 {
+                self.rcv.quick = 0;
+                self.rcv.ato = super::TCP_ATO_MIN;
+            } else {
+                self.rcv.quick -= 1;
+            }
+        }
+        self.rcv.ack_pending = false;
+        self.rcv.pushed = false;
+        self.rcv.pushed2 = false;
+        self.timers.delack_timer = Timer::Off;
+    }
+
+    /// `tcp_event_data_sent` (net/ipv4/tcp_output.c): data sent within `ato`
+    /// of the last data received is a reply, and counts towards pingpong
+    /// (interactive) mode.
+    #[inline]
+    fn event_data_sent(&mut self, ctx: &mut Ctx<'_>) {
+        if self.in_pingpong() {
+            // Already interactive: counting further changes nothing (the
+            // mode is left by resetting the count), so skip the clock.
+            return;
+        }
+        if let Some(lrcv) = self.rcv.lrcvtime {
+            if ctx.now().saturating_duration_since(lrcv) < self.rcv.ato {
+                self.rcv.pingpong = self.rcv.pingpong.saturating_add(1);
+            }
         }
     }
 
@@ -218,18 +275,31 @@ impl TcpSock {
             let mss = self.eff_mss();
             let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
             let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
-            // The model sends what fits in the window even if less than an
-            // MSS (Linux's TSO path splits at the window too).
-            let mut len = unsent.min(mss).min(usable);
-            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
-            len = self.segment_limit(off, len as usize) as u32;
-            if len == 0 {
+            // tcp_snd_wnd_test: the segment's first MSS must fit in the
+            // window. No sub-MSS segment is cut to fill a partly open window
+            // (the persist timer's tcp_write_wakeup does that).
+            // A window that is open as wide as the peer ever offered but
+            // narrower than a segment (a receive buffer of a few bytes) can
+            // only carry what fits: send that (Linux bounds its MSS by half
+            // the largest window, tcp_bound_to_half_wnd, for the same end).
+            let want = unsent.min(mss).min(if usable >= self.snd.max_window {
+                usable.max(1)
+            } else {
+                u32::MAX
+            });
+            if usable < want {
                 if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
-                    // tcp_check_probe_timer: zero window, nothing in flight.
+                    // tcp_check_probe_timer: nothing in flight to bring an
+                    // ACK; probe the window.
                     self.timers.probing = true;
                     self.timers.rto_timer = Timer::Off;
                     self.arm_rto(ctx);
                 }
+                return;
+            }
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
+            let len = self.segment_limit(off, want as usize) as u32;
+            if len == 0 {
                 return;
             }
             let tail = len == unsent;
@@ -241,41 +311,85 @@ impl TcpSock {
                 && self.snd.snd_nxt != self.snd.snd_una
                 && after(self.snd.snd_sml, self.snd.snd_una)
             {
-                // Nagle: a small segment is out unacknowledged; wait for it.
+                // tcp_nagle_test (Minshall's variant): a small segment is out
+                // unacknowledged; wait for it.
                 return;
             }
-            let seq = self.snd.snd_nxt;
-            let retrans = before(seq, self.snd.snd_max);
-            let payload =
-                self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
-            let mut fl = flags::ACK;
-            if tail {
-                fl |= flags::PSH;
-            }
-            let fin = tail && self.snd.fin_queued;
-            if fin {
-                fl |= flags::FIN;
-            }
-            if self.rcv.lrcv_data {
-                // A reply soon after data came in: interactive (pingpong).
-                self.rcv.pingpong = true;
-                self.rcv.lrcv_data = false;
-            }
-            let skb = self.make_skb(seq, fl, payload);
-            self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
-            if after(self.snd.snd_nxt, self.snd.snd_max) {
-                self.snd.snd_max = self.snd.snd_nxt;
-            }
-            if len < mss {
-                self.snd.snd_sml = self.snd.snd_nxt;
-            }
-            self.timers.probing = false;
-            self.transmit(ctx, skb, retrans);
-            self.arm_rto(ctx);
-            if fin {
+            if self.xmit_data(ctx, len, tail, mss) {
                 return;
             }
         }
+    }
+
+    /// Sends `len` bytes at `snd_nxt` (`tcp_transmit_skb` +
+    /// `tcp_event_new_data_sent`), with PSH and, once all data is out, FIN
+    /// when `tail`. Returns whether the FIN went.
+    fn xmit_data(&mut self, ctx: &mut Ctx<'_>, len: u32, tail: bool, mss: u32) -> bool {
+        let seq = self.snd.snd_nxt;
+        let retrans = before(seq, self.snd.snd_max);
+        let payload = self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
+        let mut fl = flags::ACK;
+        if tail {
+            fl |= flags::PSH;
+        }
+        let fin = tail && self.snd.fin_queued;
+        if fin {
+            fl |= flags::FIN;
+        }
+        // __tcp_transmit_skb: tcp_event_ack_sent (in make_skb), then
+        // tcp_event_data_sent.
+        let skb = self.make_skb(seq, fl, payload);
+        self.event_data_sent(ctx);
+        self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+        if after(self.snd.snd_nxt, self.snd.snd_max) {
+            self.snd.snd_max = self.snd.snd_nxt;
+        }
+        if len < mss {
+            // tcp_minshall_update
+            self.snd.snd_sml = self.snd.snd_nxt;
+        }
+        self.timers.probing = false;
+        self.transmit(ctx, skb, retrans);
+        self.arm_rto(ctx);
+        fin
+    }
+
+    /// `tcp_write_wakeup` (net/ipv4/tcp_output.c), from the persist timer:
+    /// if the window is partly open, send what fits of the next segment
+    /// (even less than an MSS) and return `true`; else send a zero-window
+    /// probe (`tcp_xmit_probe_skb`) and return `false`.
+    pub(crate) fn write_wakeup(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
+        let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
+        let unsent = self.unsent();
+        if unsent > 0 && usable > 0 {
+            let mss = self.eff_mss();
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
+            let len = self.segment_limit(off, unsent.min(mss).min(usable) as usize) as u32;
+            if len > 0 {
+                // The slice carries PSH (tcp_write_wakeup marks it).
+                let tail = len == unsent;
+                let seq = self.snd.snd_nxt;
+                let payload =
+                    self.sendq_slice(seq.wrapping_sub(self.snd.snd_una) as usize, len as usize);
+                let fin = tail && self.snd.fin_queued;
+                let fl = flags::ACK | flags::PSH | if fin { flags::FIN } else { 0 };
+                let retrans = before(seq, self.snd.snd_max);
+                let skb = self.make_skb(seq, fl, payload);
+                self.event_data_sent(ctx);
+                self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
+                if after(self.snd.snd_nxt, self.snd.snd_max) {
+                    self.snd.snd_max = self.snd.snd_nxt;
+                }
+                if len < mss {
+                    self.snd.snd_sml = self.snd.snd_nxt;
+                }
+                self.transmit(ctx, skb, retrans);
+                return true;
+            }
+        }
+        self.send_probe(ctx);
+        false
     }
 }
 

@@ -54,6 +54,8 @@ pub(crate) fn tcp_sendmsg(
     }
     let space = s.send_space();
     if space == 0 {
+        // wait_for_space: SOCK_NOSPACE, then EAGAIN or sleep.
+        s.snd.nospace = true;
         return match cx {
             Some(cx) => {
                 s.tx_waiters.register(cx.waker());
@@ -223,10 +225,12 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
     }
 }
 
-/// `tcp_cleanup_rbuf`: after the application read `copied` bytes, whether
-/// to send the ACK that is owed when the read emptied the queue outside
-/// interactive (pingpong) mode, or a window update when the window grew
-/// enough. The caller sends it.
+/// `__tcp_cleanup_rbuf` (net/ipv4/tcp.c): after the application read
+/// `copied` bytes, whether to send the ACK that is owed: more than one
+/// segment unacknowledged, or the read emptied the queue after small or
+/// pushed segments (`ICSK_ACK_PUSHED` outside interactive mode,
+/// `ICSK_ACK_PUSHED2` in any mode); or a window update when the window
+/// doubled. The caller sends it.
 pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
     if copied == 0 || s.state == TcpState::Close {
         return false;
@@ -234,7 +238,7 @@ pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
     let mut time_to_ack = false;
     if s.rcv.ack_pending
         && (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
-            || (s.rcv.recvq_bytes == 0 && !s.rcv.pingpong))
+            || (s.rcv.recvq_bytes == 0 && (s.rcv.pushed2 || (s.rcv.pushed && !s.in_pingpong()))))
     {
         time_to_ack = true;
     }
@@ -310,7 +314,7 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
                     s.snd.fin_queued = true;
                 }
                 s.write_xmit(&mut ctx, true);
-                s.arm_fin_wait2(&mut ctx);
+                s.arm_fin_wait2(&mut ctx, true);
             }
         }
     }

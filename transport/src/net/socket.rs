@@ -46,7 +46,7 @@ use std::time::Duration;
 ///
 /// `SO_REUSEPORT` groups, the TOS byte / traffic class (shown by captures)
 /// and `SO_BINDTODEVICE` (`lo`, the model's one device) work on model
-/// sockets as on Linux. Not (yet) here: buffer sizes, keepalive.
+/// sockets as on Linux, and so do the buffer sizes and keepalive.
 pub struct TcpSocket {
     // A lock, not a cell: tokio's `bind` and setters take `&self`, and the
     // first `bind` decides between the model and the OS.
@@ -67,6 +67,10 @@ struct Opts {
     reuseaddr: bool,
     nodelay: bool,
     linger: Option<Duration>,
+    /// `SO_SNDBUF` / `SO_RCVBUF` as asked (the socket gets twice as much).
+    send_buffer: Option<u32>,
+    recv_buffer: Option<u32>,
+    keepalive: bool,
     /// `SO_REUSEPORT`.
     reuseport: bool,
     /// `IP_TOS`, ECN bits clear.
@@ -217,6 +221,103 @@ impl TcpSocket {
         self.get(|o| o.linger, |s| socket2::SockRef::from(s).linger())
     }
 
+    /// Sets `SO_SNDBUF`: as on Linux the send buffer becomes twice `size`
+    /// (at most twice `net.core.wmem_max`, at least 4608 bytes) and is no
+    /// longer grown automatically.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        match &mut *self.lock() {
+            Inner::Unbound { opts, .. } => {
+                opts.send_buffer = Some(size);
+                Ok(())
+            }
+            Inner::Model { sock, opts } => {
+                opts.send_buffer = Some(size);
+                sock.set_send_buffer_size(size)
+            }
+            Inner::Os(s) => s.set_send_buffer_size(size),
+        }
+    }
+
+    /// `SO_SNDBUF`'s value: the send buffer's size (`tcp_wmem[1]`, 16384,
+    /// until the connection sizes it, or twice what was set).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        match &*self.lock() {
+            Inner::Unbound { ns, opts, .. } => {
+                let sys = ns.sysctl();
+                Ok(match opts.send_buffer {
+                    Some(v) => doubled(v, sys.wmem_max, 4608),
+                    None => sys.tcp_wmem[1].min(u32::MAX as usize) as u32,
+                })
+            }
+            Inner::Model { sock, .. } => sock.send_buffer_size(),
+            Inner::Os(s) => s.send_buffer_size(),
+        }
+    }
+
+    /// Sets `SO_RCVBUF`: the receive buffer becomes twice `size` (at most
+    /// twice `net.core.rmem_max`, at least 2304 bytes) and is no longer grown
+    /// automatically.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        match &mut *self.lock() {
+            Inner::Unbound { opts, .. } => {
+                opts.recv_buffer = Some(size);
+                Ok(())
+            }
+            Inner::Model { sock, opts } => {
+                opts.recv_buffer = Some(size);
+                sock.set_recv_buffer_size(size)
+            }
+            Inner::Os(s) => s.set_recv_buffer_size(size),
+        }
+    }
+
+    /// `SO_RCVBUF`'s value: the receive buffer's size (`tcp_rmem[1]` by
+    /// default, or twice what was set).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        match &*self.lock() {
+            Inner::Unbound { ns, opts, .. } => {
+                let sys = ns.sysctl();
+                Ok(match opts.recv_buffer {
+                    Some(v) => doubled(v, sys.rmem_max, 2304),
+                    None => sys.tcp_rmem[1].min(u32::MAX as usize) as u32,
+                })
+            }
+            Inner::Model { sock, .. } => sock.recv_buffer_size(),
+            Inner::Os(s) => s.recv_buffer_size(),
+        }
+    }
+
+    /// Sets `SO_KEEPALIVE`, carried over to the connection (and, on a
+    /// listener, to the connections it accepts): an idle connection is probed
+    /// after `net.ipv4.tcp_keepalive_time` and reset with `TimedOut` when
+    /// `tcp_keepalive_probes` probes go unanswered.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.set(|o| o.keepalive = keepalive, |s| s.set_keepalive(keepalive))
+    }
+
+    /// `SO_KEEPALIVE`'s value.
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        self.get(|o| o.keepalive, |s| s.keepalive())
+    }
+
     /// Sets `SO_REUSEPORT`: sockets that all set it may bind the same
     /// address and port; once they listen, connections are spread over the
     /// group by the hash of their 4-tuple, as Linux's
@@ -353,6 +454,7 @@ impl TcpSocket {
                 if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
                     let sock = Socket::new(ns);
                     sock.bind_reuseport(addr, opts.reuseaddr, opts.reuseport)?;
+                    apply_buffers(&sock, opts)?;
                     Inner::Model { sock, opts: *opts }
                 } else {
                     let os = os_socket(addr.is_ipv6(), *opts)?;
@@ -394,7 +496,9 @@ impl TcpSocket {
                     let os = os_socket(v6, opts)?;
                     return Ok(TcpStream::from_os(os.connect(addr).await?));
                 }
-                match Self::connect_model(Socket::new(&ns), opts, addr).await {
+                let sock = Socket::new(&ns);
+                apply_buffers(&sock, &opts)?;
+                match Self::connect_model(sock, opts, addr).await {
                     // Fallthrough, as TcpStream::connect has it: nothing of the namespace
                     // listens there, so a real server on the machine's loopback may. Only
                     // an unbound socket (a bound one has its model address already), and
@@ -423,6 +527,7 @@ impl TcpSocket {
     async fn connect_model(sock: Socket, opts: Opts, addr: SocketAddr) -> io::Result<TcpStream> {
         sock.set_nodelay(opts.nodelay)?;
         sock.set_linger(opts.linger)?;
+        sock.set_keepalive(opts.keepalive)?;
         let v4 = match addr.ip() {
             std::net::IpAddr::V4(_) => true,
             std::net::IpAddr::V6(v) => v.to_ipv4_mapped().is_some(),
@@ -448,18 +553,41 @@ impl TcpSocket {
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let (sock, opts) = match inner {
-            Inner::Unbound { ns, opts, .. } => (Socket::new(&ns), opts),
+            Inner::Unbound { ns, opts, .. } => {
+                let sock = Socket::new(&ns);
+                apply_buffers(&sock, &opts)?;
+                (sock, opts)
+            }
             Inner::Model { sock, opts } => (sock, opts),
             Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
         };
-        // Accepted connections inherit TCP_NODELAY and the TOS byte, as on
-        // Linux.
+        // Accepted connections inherit TCP_NODELAY, the TOS byte,
+        // SO_KEEPALIVE and the buffer sizes, as on Linux.
         sock.set_nodelay(opts.nodelay)?;
+        sock.set_keepalive(opts.keepalive)?;
         let v4 = sock.local_addr()?.is_ipv4();
         sock.set_tos(u32::from(if v4 { opts.tos } else { opts.tclass }))?;
         sock.start_listen(backlog)?;
         Ok(TcpListener::from_parts(Some(sock), None))
     }
+}
+
+/// `SO_SNDBUF`/`SO_RCVBUF` recorded before the socket was made.
+fn apply_buffers(sock: &Socket, opts: &Opts) -> io::Result<()> {
+    if let Some(v) = opts.send_buffer {
+        sock.set_send_buffer_size(v)?;
+    }
+    if let Some(v) = opts.recv_buffer {
+        sock.set_recv_buffer_size(v)?;
+    }
+    Ok(())
+}
+
+/// What `SO_SNDBUF`/`SO_RCVBUF` of `v` gives (`sk_setsockopt`): twice the
+/// value capped by the `*mem_max` sysctl, at least `min`.
+fn doubled(v: u32, max: usize, min: usize) -> u32 {
+    let v = (v as usize).min(max).min(i32::MAX as usize / 2);
+    (v * 2).max(min).min(u32::MAX as usize) as u32
 }
 
 /// `INET_ECN_MASK`: the ECN bits of the TOS byte, which TCP manages.
@@ -491,6 +619,15 @@ fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {
     }
     if opts.linger.is_some() {
         socket2::SockRef::from(&s).set_linger(opts.linger)?;
+    }
+    if let Some(v) = opts.send_buffer {
+        s.set_send_buffer_size(v)?;
+    }
+    if let Some(v) = opts.recv_buffer {
+        s.set_recv_buffer_size(v)?;
+    }
+    if opts.keepalive {
+        s.set_keepalive(true)?;
     }
     Ok(s)
 }
