@@ -510,13 +510,17 @@ impl TcpStream {
         dispatch!(self, s => s.take_error())
     }
 
-    /// `TCP_QUICKACK`.
+    /// `TCP_QUICKACK`, as Linux reads it: `true` unless the connection is in
+    /// interactive ("pingpong") mode, where ACKs are delayed; so `true` on a
+    /// fresh connection.
     pub fn quickack(&self) -> io::Result<bool> {
         dispatch!(self, s => s.quickack())
     }
 
-    /// Sets `TCP_QUICKACK`: acknowledge every segment at once rather than
-    /// delaying ACKs.
+    /// Sets `TCP_QUICKACK`, as Linux does: `true` leaves interactive mode and
+    /// sends a pending delayed ACK now; it is one-shot, since the connection
+    /// may enter interactive mode again when it next replies to data. `false`
+    /// enters interactive mode.
     pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
         dispatch!(self, s => s.set_quickack(quickack))
     }
