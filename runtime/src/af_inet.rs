@@ -20,9 +20,8 @@ use crate::fib::{unmap, RouteType};
 use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
-use crate::pcap::TOS_MARKS;
 use crate::stats::inc;
-use crate::sync::{lock, write};
+use crate::sync::write;
 use crate::tcp::minisocks::tw_isn;
 use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
@@ -178,7 +177,6 @@ impl Socket {
             }
             s.bound = true;
             s.hashed = true;
-            tos_moved(sk, Some(s.local), Some(daddr));
             nsi.socks.inuse.fetch_add(1, Relaxed);
             s.timers.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);
@@ -304,7 +302,6 @@ impl Socket {
         drop(t);
         s.listen.listener = true;
         s.hashed = true;
-        tos_moved(sk, Some(s.local), None);
         s.listen.max_ack_backlog = backlog.min(sysctl.somaxconn);
         s.set_state(nsi, TcpState::Listen);
         nsi.socks.inuse.fetch_add(1, Relaxed);
@@ -568,21 +565,13 @@ impl Socket {
     /// `EINVAL` for a value above 255.
     pub fn set_tos(&self, tos: u32) -> io::Result<()> {
         let tos = u8::try_from(tos).map_err(|_| err(EINVAL))?;
-        let s = self.sk.lock();
-        let local = s.bound.then_some(s.local);
-        let remote = (s.hashed && !s.listen.listener).then_some(s.remote);
-        lock(&self.sk.ns.lo.taps)
-            .tos
-            .set(self.sk.id, tos, local, remote);
+        self.sk.lock().opt.tos = tos;
         Ok(())
     }
 
     /// `IP_TOS` / `IPV6_TCLASS`'s value (0 by default).
     pub fn tos(&self) -> io::Result<u32> {
-        if TOS_MARKS.load(Relaxed) == 0 {
-            return Ok(0);
-        }
-        Ok(u32::from(lock(&self.sk.ns.lo.taps).tos.get(self.sk.id)))
+        Ok(u32::from(self.sk.lock().opt.tos))
     }
 
     /// `SO_BINDTODEVICE`: the model has one device, `lo`, which every
@@ -676,19 +665,9 @@ impl Socket {
     }
 }
 
-/// Re-enters `sk`'s addresses with its TOS mark, if it has one.
-fn tos_moved(sk: &Sock, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
-    if TOS_MARKS.load(Relaxed) != 0 {
-        lock(&sk.ns.lo.taps).tos.moved(sk.id, local, remote);
-    }
-}
-
 impl Drop for Socket {
     /// `close()` (`inet_release` → `tcp_close`).
     fn drop(&mut self) {
-        if TOS_MARKS.load(Relaxed) != 0 {
-            lock(&self.sk.ns.lo.taps).tos.remove(self.sk.id);
-        }
         tcp_close(&self.sk);
     }
 }

@@ -251,7 +251,7 @@ mod tests {
         let mut seen = [0; 2];
         for sport in 1..=64u16 {
             let s = SocketAddr::new(ip, 30000 + sport);
-            let l = t.lookup_listener_from(Some(s), local).unwrap();
+            let l = t.lookup_listener(Some(s), local).unwrap();
             seen[usize::from(Arc::ptr_eq(&l, &sk2))] += 1;
         }
         assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");

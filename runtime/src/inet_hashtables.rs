@@ -75,20 +75,6 @@ impl Default for Tables {
     }
 }
 
-thread_local! {
-    /// The source of the segment being delivered (set by `ip_local_deliver`,
-    /// ip.rs), for `reuseport_select_sock`'s 4-tuple hash in
-    /// [`Tables::lookup_listener`].
-    static RX_SADDR: std::cell::Cell<Option<SocketAddr>> = const { std::cell::Cell::new(None) };
-}
-
-/// Records the source address of the segment this thread is about to hand
-/// to TCP (see [`Tables::lookup_listener`]).
-#[inline]
-pub(crate) fn set_rx_saddr(saddr: SocketAddr) {
-    RX_SADDR.with(|c| c.set(Some(saddr)));
-}
-
 /// Whether two bound addresses overlap: equal, or one is a wildcard that
 /// covers the other (`[::]` is dual-stack, as tokio leaves `IPV6_V6ONLY` off).
 pub(crate) fn addr_overlap(a: IpAddr, b: IpAddr) -> bool {
@@ -106,16 +92,9 @@ impl Tables {
     /// `__inet_lookup_listener`: exact address first, then a wildcard. When
     /// the listener found is in a `SO_REUSEPORT` group (listeners on the same
     /// address and port that all set it), `reuseport_select_sock` picks one
-    /// member by the 4-tuple's hash (`reciprocal_scale(inet_ehashfn(..), n)`),
-    /// from the segment's source recorded by `ip_local_deliver`.
-    pub(crate) fn lookup_listener(&self, daddr: SocketAddr) -> Option<Arc<Sock>> {
-        let saddr = RX_SADDR.with(|c| c.get());
-        self.lookup_listener_from(saddr, daddr)
-    }
-
-    /// [`lookup_listener`](Self::lookup_listener) with the segment's source
-    /// given (`None`: the first member of a group).
-    pub(crate) fn lookup_listener_from(
+    /// member by the 4-tuple's hash (`reciprocal_scale(inet_ehashfn(..), n)`)
+    /// from the segment's source `saddr` (`None`: the group's first member).
+    pub(crate) fn lookup_listener(
         &self,
         saddr: Option<SocketAddr>,
         daddr: SocketAddr,

@@ -5,7 +5,6 @@
 use crate::ctx::Ctx;
 use crate::errno::{err, ENETUNREACH};
 use crate::fib::{DstEntry, LOOPBACK_IFINDEX};
-use crate::inet_hashtables::set_rx_saddr;
 use crate::loopback::dev_queue_xmit;
 use crate::skbuff::SkBuff;
 use crate::tcp::input::tcp_v4_rcv;
@@ -36,8 +35,5 @@ pub(crate) fn ip_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
 
 #[inline]
 fn ip_local_deliver(ctx: &mut Ctx<'_>, skb: SkBuff) {
-    // The source, for `reuseport_select_sock`'s hash if a listener lookup
-    // lands on a SO_REUSEPORT group (inet_hashtables.rs).
-    set_rx_saddr(skb.saddr);
     tcp_v4_rcv(ctx, skb)
 }

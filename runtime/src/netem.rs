@@ -580,6 +580,7 @@ pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std:
         window: 0,
         mss: 0,
         ttl: 64,
+        tos: 0,
         payload: bytes::Bytes::new(),
     };
     let mut ctx = Ctx::process(ns);

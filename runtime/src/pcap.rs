@@ -61,7 +61,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -282,100 +282,6 @@ pub(crate) struct Taps {
     /// first plus the namespace's time since the second, so under a clock of
     /// its own (tokio's, paused) the capture shows modeled time.
     base: Option<(std::time::Duration, Instant)>,
-    /// The TOS byte / traffic class of the sockets that set one.
-    pub(crate) tos: TosMarks,
-}
-
-/// Live entries in every namespace's [`TosMarks`]: with none, a socket call
-/// does not lock the taps to look (one relaxed load).
-pub(crate) static TOS_MARKS: AtomicUsize = AtomicUsize::new(0);
-
-/// The IPv4 TOS byte (`IP_TOS`) or IPv6 traffic class (`IPV6_TCLASS`) of
-/// the sockets that set one, by socket id, with the addresses the socket
-/// sends from and to, so the header a capture writes carries it, as
-/// `__ip_queue_xmit` writes `inet->tos` into `iph->tos` (and
-/// `ip6_xmit` the traffic class into the flow word). A listener's value
-/// also marks its SYN-ACKs and the segments of the connections it accepts
-/// (`inet_csk_clone_lock` copies `inet->tos` to the child).
-#[derive(Default)]
-pub(crate) struct TosMarks {
-    socks: HashMap<u64, TosMark>,
-}
-
-#[derive(Clone, Copy)]
-struct TosMark {
-    tos: u8,
-    local: Option<SocketAddr>,
-    remote: Option<SocketAddr>,
-}
-
-impl TosMarks {
-    /// Sets socket `id`'s value (0 removes it) and where it sends from and to.
-    pub(crate) fn set(
-        &mut self,
-        id: u64,
-        tos: u8,
-        local: Option<SocketAddr>,
-        remote: Option<SocketAddr>,
-    ) {
-        let mark = TosMark { tos, local, remote };
-        let had = if tos == 0 {
-            self.socks.remove(&id).is_some()
-        } else {
-            self.socks.insert(id, mark).is_some()
-        };
-        match (had, tos == 0) {
-            (false, false) => {
-                TOS_MARKS.fetch_add(1, Relaxed);
-            }
-            (true, true) => {
-                TOS_MARKS.fetch_sub(1, Relaxed);
-            }
-            _ => {}
-        }
-    }
-
-    /// Socket `id`'s value (0 if it set none).
-    pub(crate) fn get(&self, id: u64) -> u8 {
-        self.socks.get(&id).map_or(0, |m| m.tos)
-    }
-
-    /// Re-enters socket `id`'s addresses (after `bind`, `listen`, `connect`).
-    pub(crate) fn moved(&mut self, id: u64, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
-        if let Some(m) = self.socks.get_mut(&id) {
-            m.local = local;
-            m.remote = remote;
-        }
-    }
-
-    /// Forgets socket `id` (closed).
-    pub(crate) fn remove(&mut self, id: u64) {
-        if self.socks.remove(&id).is_some() {
-            TOS_MARKS.fetch_sub(1, Relaxed);
-        }
-    }
-
-    /// The value for a packet from `saddr` to `daddr`: the connection's,
-    /// else that of the listener the source address belongs to, else 0.
-    fn lookup(&self, saddr: SocketAddr, daddr: SocketAddr) -> u8 {
-        if self.socks.is_empty() {
-            return 0;
-        }
-        let mut listener = 0;
-        for m in self.socks.values() {
-            let Some(local) = m.local else { continue };
-            match m.remote {
-                Some(r) if local == saddr && r == daddr => return m.tos,
-                None if local.port() == saddr.port()
-                    && (local.ip() == saddr.ip() || local.ip().is_unspecified()) =>
-                {
-                    listener = m.tos;
-                }
-                _ => {}
-            }
-        }
-        listener
-    }
 }
 
 impl fmt::Debug for Taps {
@@ -535,7 +441,7 @@ impl Taps {
             Some((s, d)) => {
                 let h = &mut out[ip..ip + 20];
                 h[0] = 0x45;
-                h[1] = self.tos.lookup(skb.saddr, skb.daddr);
+                h[1] = skb.tos;
                 let total = (20 + seg_len).min(65_535) as u16;
                 h[2..4].copy_from_slice(&total.to_be_bytes());
                 self.ip_id = self.ip_id.wrapping_add(1);
@@ -557,7 +463,7 @@ impl Taps {
             None => {
                 let (s, d) = (v6(src), v6(dst));
                 let h = &mut out[ip..ip + 40];
-                let tclass = self.tos.lookup(skb.saddr, skb.daddr);
+                let tclass = skb.tos;
                 h[0] = 0x60 | (tclass >> 4);
                 h[1] = (tclass & 0x0f) << 4;
                 let plen = seg_len.min(65_535) as u16;
@@ -700,6 +606,7 @@ mod tests {
             window: 131_072,
             mss: 65_495,
             ttl: 64,
+            tos: 0,
             payload: Bytes::from_static(payload),
         }
     }

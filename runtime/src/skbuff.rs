@@ -53,6 +53,9 @@ pub(crate) struct SkBuff {
     pub(crate) mss: u16,
     /// IP TTL / hop limit.
     pub(crate) ttl: u8,
+    /// The IPv4 TOS byte or IPv6 traffic class (`inet->tos`, which
+    /// `__ip_queue_xmit` writes into `iph->tos`; `ip6_xmit` the tclass).
+    pub(crate) tos: u8,
     /// Payload.
     pub(crate) payload: Bytes,
 }

@@ -34,7 +34,7 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
             // __inet_lookup_established's TIME_WAIT half, then listeners.
             None => match t.tw.get(&key) {
                 Some(tw) => Found::Tw(*tw),
-                None => Found::Listener(t.lookup_listener(skb.daddr)),
+                None => Found::Listener(t.lookup_listener(Some(skb.saddr), skb.daddr)),
             },
         }
     };
@@ -75,7 +75,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, v6_mapped, reuse, keepalive, bufs) = {
+    let (nodelay, ttl, tos, v6_mapped, reuse, keepalive, bufs) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -94,6 +94,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         (
             lk.opt.nodelay,
             lk.opt.ttl,
+            lk.opt.tos,
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
             lk.sk_reuse,
             lk.opt.keepalive,
@@ -112,6 +113,9 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         c.listen.parent = Some(Arc::downgrade(l));
         c.opt.nodelay = nodelay;
         c.opt.ttl = ttl;
+        // inet_csk_clone_lock copies inet->tos: the SYN-ACK and the
+        // connection carry the listener's value.
+        c.opt.tos = tos;
         c.opt.keepalive = keepalive;
         // sk_clone_lock: the listener's SO_SNDBUF/SO_RCVBUF and their locks.
         if let Some(b) = bufs.0 {

@@ -631,7 +631,7 @@ pub(crate) fn tcp_timewait_rcv(ctx: &mut Ctx<'_>, tw: TwSock, skb: SkBuff) {
         TwStatus::Syn(isn) => {
             let listener = {
                 let mut t = write(&ns.tables);
-                let l = t.lookup_listener(skb.daddr);
+                let l = t.lookup_listener(Some(skb.saddr), skb.daddr);
                 if l.is_some() {
                     t.tw_kill(&key);
                 }

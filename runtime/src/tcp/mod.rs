@@ -384,6 +384,8 @@ pub(crate) struct Shutdown {
 pub(crate) struct SockOpts {
     pub(crate) nodelay: bool,
     pub(crate) ttl: u8,
+    /// `IP_TOS` / `IPV6_TCLASS` (`inet->tos`).
+    pub(crate) tos: u8,
     pub(crate) linger: Option<Duration>,
     /// `SOCK_SNDBUF_LOCK`: `SO_SNDBUF` was set; no autotuning.
     pub(crate) sndbuf_lock: bool,
@@ -509,6 +511,7 @@ impl TcpSock {
             opt: SockOpts {
                 nodelay: false,
                 ttl: 64,
+                tos: 0,
                 linger: None,
                 sndbuf_lock: false,
                 rcvbuf_lock: false,

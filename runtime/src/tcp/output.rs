@@ -48,6 +48,7 @@ impl TcpSock {
                 0
             },
             ttl: self.opt.ttl,
+            tos: self.opt.tos,
             payload,
         }
     }
@@ -416,6 +417,8 @@ pub(crate) fn tcp_v4_send_reset(ctx: &mut Ctx<'_>, skb: &SkBuff) {
         window: 0,
         mss: 0,
         ttl: 64,
+        // tcp_v4_send_reset: the reply carries the segment's TOS, less ECN.
+        tos: skb.tos & !0x3,
         payload: Bytes::new(),
     };
     inc(&ctx.ns.mib.out_rsts);
@@ -439,6 +442,9 @@ pub(crate) fn tcp_v4_timewait_ack(
         window: tw.rcv_wnd,
         mss: 0,
         ttl: 64,
+        // Linux keeps the socket's TOS in the entry (tw_tos); the model's
+        // 24-byte entry does not, so a TIME_WAIT ACK carries 0.
+        tos: 0,
         payload: Bytes::new(),
     };
     inc(&ctx.ns.mib.out_segs);
