@@ -25,7 +25,9 @@
 //! - `TcpSocket`: `new_v4`, `new_v6`, `reuseaddr`, `nodelay`, `linger` (each
 //!   with its setter), `set_zero_linger`, `reuseport`, `tos_v4` (and the
 //!   deprecated `tos`), `tclass_v6`, `device` (each with its setter;
-//!   `bind_device`), `bind`, `local_addr`, `connect`, `listen`, `Debug`;
+//!   `bind_device`), `send_buffer_size`, `recv_buffer_size`, `keepalive`
+//!   (each with its setter), `bind`, `local_addr`, `connect`, `listen`,
+//!   `Debug`;
 //! - `tcp::ReadHalf` / `tcp::WriteHalf` and `tcp::OwnedReadHalf` /
 //!   `tcp::OwnedWriteHalf`: their methods, `reunite`, `forget`, `Debug`,
 //!   `AsyncRead` / `AsyncWrite`, `AsRef<TcpStream>`;
@@ -44,9 +46,7 @@
 //!
 //! Not checked here: what only one side has. tokio's other sockets
 //! (`UdpSocket`, the Unix ones), its file-descriptor conversions (`AsRawFd`,
-//! `AsFd`), `try_io` / `async_io`, and the `TcpSocket` methods lonet does not
-//! have yet (keepalive, buffer sizes, ...); lonet's own
-//! additions, such as `TcpStream::path` and `TcpListener::paths`, which
+//! `AsFd`), `try_io` / `async_io`; lonet's own additions, such as `TcpStream::path` and `TcpListener::paths`, which
 //! `tests/model`'s routing tests check. The `std` conversions (`from_std`,
 //! `into_std`, `TryFrom`, `TcpSocket::from_std_stream`) are checked against
 //! tokio's signatures in `std_conversions.rs`, beside this file.
@@ -248,6 +248,12 @@ macro_rules! parity {
                 let _: for<'a> fn(&TcpSocket, Option<&'a [u8]>) -> io::Result<()> =
                     TcpSocket::bind_device;
                 let _: fn(&TcpSocket) -> io::Result<Option<Vec<u8>>> = TcpSocket::device;
+                let _: fn(&TcpSocket, u32) -> io::Result<()> = TcpSocket::set_send_buffer_size;
+                let _: fn(&TcpSocket) -> io::Result<u32> = TcpSocket::send_buffer_size;
+                let _: fn(&TcpSocket, u32) -> io::Result<()> = TcpSocket::set_recv_buffer_size;
+                let _: fn(&TcpSocket) -> io::Result<u32> = TcpSocket::recv_buffer_size;
+                let _: fn(&TcpSocket, bool) -> io::Result<()> = TcpSocket::set_keepalive;
+                let _: fn(&TcpSocket) -> io::Result<bool> = TcpSocket::keepalive;
                 let _: fn(&TcpSocket, SocketAddr) -> io::Result<()> = TcpSocket::bind;
                 let _: fn(&TcpSocket) -> io::Result<SocketAddr> = TcpSocket::local_addr;
                 let _: fn(TcpSocket, u32) -> io::Result<TcpListener> = TcpSocket::listen;
