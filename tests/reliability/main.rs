@@ -15,3 +15,9 @@ mod common;
 
 /// Differential fuzzing against the kernel's loopback.
 mod fuzz;
+
+/// Traffic under changing faults.
+mod soak;
+
+/// 8 worker threads, many connections.
+mod stress;
