@@ -21,3 +21,6 @@ mod soak;
 
 /// 8 worker threads, many connections.
 mod stress;
+
+/// Namespaces and runtimes dropped with traffic in flight.
+mod lifetimes;
