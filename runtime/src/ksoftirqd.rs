@@ -207,6 +207,15 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// Runs one piece of the thread's work. A panic in it (a user's waker,
+/// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
+/// panic hook as usual; it must not end the thread, or the namespace would
+/// be left with backlog and timers nobody runs. The locks it poisoned are
+/// taken as they are (sync.rs).
+fn guarded(work: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+}
+
 fn ksoftirqd(weak: Weak<NsInner>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
     let mut idle_since: Option<Instant> = None;
@@ -224,7 +233,12 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             let pending = std::mem::take(&mut st.pending);
             drop(st);
             for cpu in 0..ns.softnet.len().min(64) {
-                if pending & (1 << cpu) != 0 && !crate::dev::net_rx_action(&ns, cpu) {
+                if pending & (1 << cpu) == 0 {
+                    continue;
+                }
+                let mut complete = false;
+                guarded(|| complete = crate::dev::net_rx_action(&ns, cpu));
+                if !complete {
                     // Still more: run again (the kernel's ksoftirqd loop).
                     k.lock().pending |= 1 << cpu;
                 }
@@ -244,7 +258,15 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             st.netem_at = None;
             idle_since = None;
             drop(st);
-            netem_run(&ns, now);
+            let mut ran = false;
+            guarded(|| {
+                netem_run(&ns, now);
+                ran = true;
+            });
+            if !ran {
+                // Look at the queue again for its next deadline.
+                k.lock().netem_at = Some(now);
+            }
             continue;
         }
         if !due.is_empty() {
@@ -252,7 +274,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             drop(st);
             for (fired, w) in due.drain(..) {
                 if let Some(sk) = w.upgrade() {
-                    crate::tcp::timer::tcp_timer_handler(&ns, &sk, fired, now);
+                    guarded(|| crate::tcp::timer::tcp_timer_handler(&ns, &sk, fired, now));
                 }
             }
             continue;
