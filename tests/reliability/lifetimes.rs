@@ -55,8 +55,9 @@ fn namespace_dropped_with_everything_live() {
                 drop(c);
                 // Data in flight and unread, through a fault that holds packets back.
                 let (mut c, s_live) = open.pop().unwrap();
-                let fault =
-                    ns.add_fault(Match::all(), Fault::new().delay(Duration::from_millis(30)));
+                let fault = ns
+                    .add_fault(Match::all(), Fault::new().delay(Duration::from_millis(30)))
+                    .unwrap();
                 c.write_all(&pattern_vec(7, 200_000)).await.unwrap();
                 let held = wait_until("the fault holds packets", Duration::from_secs(10), || {
                     let q = ns.qdisc();
