@@ -481,7 +481,7 @@ mod model {
 }
 
 /// Runs `cases` sequences and compares; proptest shrinks and prints a failing one.
-fn differential(cases: u32, max_len: usize) {
+fn differential(cases: u32, max_len: usize, seed: u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -490,6 +490,8 @@ fn differential(cases: u32, max_len: usize) {
         cases,
         max_shrink_iters: 2000,
         failure_persistence: None,
+        // The same sequences on every run; PROPTEST_RNG_SEED explores others.
+        rng_seed: crate::no_panic::seed(seed),
         ..ProptestConfig::default()
     };
     let ran = std::sync::atomic::AtomicU64::new(0);
@@ -513,12 +515,12 @@ fn differential(cases: u32, max_len: usize) {
 /// A few hundred sequences: the default run.
 #[test]
 fn lonet_agrees_with_the_kernel() {
-    differential(256, 16);
+    differential(256, 16, 0xd1ff);
 }
 
 /// Ten thousand sequences.
 #[test]
 #[ignore = "long: 10,000 differential sequences (a few minutes); run with --ignored"]
 fn lonet_agrees_with_the_kernel_long() {
-    differential(10_000, 24);
+    differential(10_000, 24, 0xd1ff_1000);
 }

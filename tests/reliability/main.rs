@@ -24,3 +24,6 @@ mod stress;
 
 /// Namespaces and runtimes dropped with traffic in flight.
 mod lifetimes;
+
+/// Bad arguments and panicking user code.
+mod no_panic;
