@@ -207,6 +207,10 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// The longest the thread sleeps towards a far deadline before it looks
+/// whether anyone still holds the namespace.
+const RECHECK: Duration = Duration::from_millis(100);
+
 /// Runs one piece of the thread's work. A panic in it (a user's waker,
 /// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
 /// panic hook as usual; it must not end the thread, or the namespace would
@@ -279,6 +283,15 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             continue;
         }
+        // Nothing but this thread holds the namespace: no handle, no socket,
+        // no capture can reach it again, so what its timers would do (send
+        // held packets to nobody) does not matter. Let it go, as Linux
+        // tears a namespace down when its last user leaves; a `WeakNetns`
+        // upgraded meanwhile starts the thread again (`running` is false).
+        if Arc::strong_count(&ns) == 1 {
+            st.running = false;
+            return;
+        }
         // With a clock, the timers are its driver's: only backlog wakes us.
         let next = if clocked { None } else { st.first_deadline() };
         match next {
@@ -297,7 +310,9 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             Some(when) => {
                 idle_since = None;
-                let wait = when.saturating_duration_since(now);
+                // Capped, so that the check above runs soon after the
+                // namespace's last user leaves (nothing wakes us then).
+                let wait = when.saturating_duration_since(now).min(RECHECK);
                 st.wake_at = Some(when);
                 drop(k.cv.wait_timeout(st, wait));
             }

@@ -81,6 +81,51 @@ fn namespace_dropped_with_everything_live() {
     wait_freed(&weak);
 }
 
+/// Packets held for a long time by a fault, and an orphan retransmitting into a partition,
+/// do not keep a namespace nobody can reach any more: once its last handle and socket are
+/// gone it is freed, as Linux tears a network namespace down with its orphans.
+#[test]
+fn namespace_dropped_with_long_timers() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let weak = rt.block_on(async {
+        let ns = Netns::new();
+        let weak = ns.downgrade();
+        ns.clone()
+            .scope(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let (c, s) = tokio::join!(TcpStream::connect(addr), listener.accept());
+                let (mut c, s) = (c.unwrap(), s.unwrap().0);
+                // Data held for 30 s by netem, then the sender closes: an orphan with a
+                // retransmission timer and a netem deadline far away.
+                let slow = ns
+                    .add_fault(Match::all(), Fault::new().delay(Duration::from_secs(30)))
+                    .unwrap();
+                c.write_all(&[1; 1000]).await.unwrap();
+                drop((c, s, listener));
+                wait_until("packets held", Duration::from_secs(10), || {
+                    let q = ns.qdisc();
+                    let held: u64 = q.netem.iter().map(|n| n.stats.backlog_packets).sum();
+                    if held > 0 {
+                        Ok(())
+                    } else {
+                        Err(q.to_string())
+                    }
+                })
+                .await;
+                // The packets stay queued after the rule is lifted.
+                drop(slow);
+            })
+            .await;
+        weak
+    });
+    drop(rt);
+    wait_freed(&weak);
+}
+
 /// What a peer of the dead runtime saw.
 #[derive(Debug)]
 enum Seen {
