@@ -314,3 +314,38 @@ fn namespaces_in_a_loop_keep_memory_flat() {
 fn namespaces_in_a_loop_keep_memory_flat_long() {
     namespace_loop(10_000);
 }
+
+/// What these tests found in code outside this change, ignored until fixed.
+mod found {
+    use super::*;
+
+    /// Orphans retransmitting into a partition keep their namespace alive after its last
+    /// handle and socket are dropped (each orphan holds the namespace), until their timers
+    /// give up: minutes with `tcp_retries2 = 15`. Linux destroys a namespace's orphans when
+    /// its last user leaves.
+    #[test]
+    #[ignore = "fails until orphans stop keeping an otherwise unreachable namespace alive (tcp: Sock holds an Arc of it)"]
+    fn orphans_do_not_keep_a_dropped_namespace() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ns = Netns::new();
+        let weak = ns.downgrade();
+        let cut = rt.block_on(ns.clone().scope(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (c, s) = tokio::join!(
+                TcpStream::connect(listener.local_addr().unwrap()),
+                listener.accept()
+            );
+            let (mut c, s) = (c.unwrap(), s.unwrap().0);
+            let cut = ns.add_fault(Match::all(), Fault::partition()).unwrap();
+            c.write_all(&[1; 1000]).await.unwrap();
+            drop((c, s, listener)); // two orphans, their data and FINs lost
+            cut
+        }));
+        drop(ns);
+        wait_freed(&weak);
+        drop(cut);
+    }
+}
