@@ -87,7 +87,7 @@ async fn main() -> std::io::Result<()> {
     let delay = ns.add_fault(
         Match::port(6000),
         Fault::new().delay(Duration::from_millis(20)),
-    );
+    )?;
     let slow = round_trip(&mut s, b"ping").await?;
     drop(delay);
     println!(

@@ -178,12 +178,12 @@ async fn main() -> io::Result<()> {
             let lossy = ns.add_fault(
                 Match::port(7000),
                 Fault::new().delay(Duration::from_millis(20)).loss(0.05),
-            );
+            )?;
             act(&mut client, 1, 40).await?;
             show(&ns, "after act 1");
 
             println!("act 2: a partition on top, healing after 3 s");
-            let cut = ns.add_fault(Match::port(7000), Fault::partition());
+            let cut = ns.add_fault(Match::port(7000), Fault::partition())?;
             let heal = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 drop(cut);

@@ -150,7 +150,7 @@ async fn drops_retransmissions_and_resets_are_events_too() {
                 tokio::join!(TcpStream::connect("127.0.0.1:7101"), listener.accept());
             let mut client = client?;
             let (mut server, _) = accepted?;
-            let cut = ns.add_fault(Match::port(7101), Fault::partition());
+            let cut = ns.add_fault(Match::port(7101), Fault::partition())?;
             client.write_all(b"lost").await?;
             tokio::time::sleep(std::time::Duration::from_millis(500)).await; // modeled time
             drop(cut);

@@ -63,10 +63,19 @@ impl<'a> Ctx<'a> {
 
     /// `local_bh_enable`: run the softirq raised (and claimed) during the
     /// call, here. Call it after releasing the socket lock.
+    ///
+    /// Not while this thread unwinds from a panic (the context is then being
+    /// dropped on the way out): the softirq wakes other tasks' wakers, and a
+    /// second panic there would abort the process. The claimed backlog goes
+    /// to `ksoftirqd` instead, as a budget overrun sends it.
     #[inline]
     pub(crate) fn local_bh_enable(&mut self) {
         if std::mem::take(&mut self.raised) {
-            crate::dev::do_softirq_claimed(self.ns, self.cpu);
+            if std::thread::panicking() {
+                crate::ksoftirqd::wakeup_ksoftirqd(self.ns, self.cpu);
+            } else {
+                crate::dev::do_softirq_claimed(self.ns, self.cpu);
+            }
         }
     }
 }

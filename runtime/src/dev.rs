@@ -140,7 +140,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
     let budget = ns.hot.netdev_budget.load(Relaxed);
     let weight = ns.hot.dev_weight.load(Relaxed);
     let mut ctx = Ctx::softirq(ns, cpu);
-    let mut pq = {
+    let pq = {
         let mut q = lock(&sd.q);
         let mut pq = std::mem::take(&mut q.process_queue);
         if pq.is_empty() {
@@ -150,10 +150,11 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         }
         pq
     };
+    let mut pq = Unwinding { ns, cpu, pq };
     let mut total = 0usize;
     let mut deadline: Option<Instant> = None;
     let complete = loop {
-        let (work, complete) = process_backlog(&mut ctx, sd, &mut pq, weight);
+        let (work, complete) = process_backlog(&mut ctx, sd, &mut pq.pq, weight);
         total += work;
         if complete {
             break true;
@@ -168,7 +169,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
             sd.time_squeeze.fetch_add(1, Relaxed);
             let mut q = lock(&sd.q);
             debug_assert!(q.process_queue.is_empty());
-            q.process_queue = pq;
+            q.process_queue = std::mem::take(&mut pq.pq);
             q.in_segs += std::mem::take(&mut ctx.in_segs);
             break false;
         }
@@ -181,6 +182,32 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         time_squeeze = !complete
     );
     complete
+}
+
+/// The packets a `net_rx_action` run took off the CPU's queue. Should the
+/// run unwind (a user's waker panicked in `tcp_v4_rcv`), its `Drop` puts the
+/// ones not yet processed back at the head of the queue and hands the CPU,
+/// still marked running, to `ksoftirqd`, so the backlog keeps a drainer and
+/// the namespace keeps going.
+struct Unwinding<'a> {
+    ns: &'a NsInner,
+    cpu: usize,
+    pq: VecDeque<SkBuff>,
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        {
+            let mut q = lock(&self.ns.softnet[self.cpu].q);
+            let mut rest = std::mem::take(&mut self.pq);
+            rest.append(&mut q.process_queue);
+            q.process_queue = rest;
+        }
+        wakeup_ksoftirqd(self.ns, self.cpu);
+    }
 }
 
 /// `process_backlog`: up to `quota` packets; returns (work, completed).

@@ -207,6 +207,19 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// The longest the thread sleeps towards a far deadline before it looks
+/// whether anyone still holds the namespace.
+const RECHECK: Duration = Duration::from_millis(100);
+
+/// Runs one piece of the thread's work. A panic in it (a user's waker,
+/// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
+/// panic hook as usual; it must not end the thread, or the namespace would
+/// be left with backlog and timers nobody runs. The locks it poisoned are
+/// taken as they are (sync.rs).
+fn guarded(work: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+}
+
 fn ksoftirqd(weak: Weak<NsInner>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
     let mut idle_since: Option<Instant> = None;
@@ -224,7 +237,12 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             let pending = std::mem::take(&mut st.pending);
             drop(st);
             for cpu in 0..ns.softnet.len().min(64) {
-                if pending & (1 << cpu) != 0 && !crate::dev::net_rx_action(&ns, cpu) {
+                if pending & (1 << cpu) == 0 {
+                    continue;
+                }
+                let mut complete = false;
+                guarded(|| complete = crate::dev::net_rx_action(&ns, cpu));
+                if !complete {
                     // Still more: run again (the kernel's ksoftirqd loop).
                     k.lock().pending |= 1 << cpu;
                 }
@@ -244,7 +262,15 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             st.netem_at = None;
             idle_since = None;
             drop(st);
-            netem_run(&ns, now);
+            let mut ran = false;
+            guarded(|| {
+                netem_run(&ns, now);
+                ran = true;
+            });
+            if !ran {
+                // Look at the queue again for its next deadline.
+                k.lock().netem_at = Some(now);
+            }
             continue;
         }
         if !due.is_empty() {
@@ -252,10 +278,19 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             drop(st);
             for (fired, w) in due.drain(..) {
                 if let Some(sk) = w.upgrade() {
-                    crate::tcp::timer::tcp_timer_handler(&ns, &sk, fired, now);
+                    guarded(|| crate::tcp::timer::tcp_timer_handler(&ns, &sk, fired, now));
                 }
             }
             continue;
+        }
+        // Nothing but this thread holds the namespace: no handle, no socket,
+        // no capture can reach it again, so what its timers would do (send
+        // held packets to nobody) does not matter. Let it go, as Linux
+        // tears a namespace down when its last user leaves; a `WeakNetns`
+        // upgraded meanwhile starts the thread again (`running` is false).
+        if Arc::strong_count(&ns) == 1 {
+            st.running = false;
+            return;
         }
         // With a clock, the timers are its driver's: only backlog wakes us.
         let next = if clocked { None } else { st.first_deadline() };
@@ -275,7 +310,9 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             Some(when) => {
                 idle_since = None;
-                let wait = when.saturating_duration_since(now);
+                // Capped, so that the check above runs soon after the
+                // namespace's last user leaves (nothing wakes us then).
+                let wait = when.saturating_duration_since(now).min(RECHECK);
                 st.wake_at = Some(when);
                 drop(k.cv.wait_timeout(st, wait));
             }

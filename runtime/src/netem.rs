@@ -35,6 +35,14 @@
 //!
 //! Randomness is a per-rule xorshift generator with a seed (settable), so a
 //! test sees the same losses on every run with the same traffic.
+//!
+//! # Invalid parameters
+//! The builders take any value; [`Netns::add_fault`](crate::Netns::add_fault)
+//! checks the fault ([`Fault::validate`]) and refuses one that `tc` would
+//! refuse, with `InvalidInput`: a probability that is NaN or outside
+//! 0.0..=1.0, a delay or jitter over an hour ([`Fault::MAX_DELAY`]). Nothing
+//! is clamped: a mistyped `loss(5.0)` (meant as 5 %) is an error the test
+//! sees, not a silent 100 % loss.
 
 use crate::ctx::Ctx;
 use crate::ksoftirqd::netem_timer;
@@ -44,6 +52,7 @@ use crate::stats::{NetemQdisc, Qdisc};
 use crate::sync::{lock, read};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, Weak};
@@ -177,14 +186,16 @@ impl Fault {
         }
     }
 
-    /// Adds a fixed one-way delay to each matched packet (netem `delay`).
+    /// Adds a fixed one-way delay to each matched packet (netem `delay`), at
+    /// most [`Fault::MAX_DELAY`].
     pub fn delay(mut self, d: Duration) -> Fault {
         self.delay = d;
         self
     }
 
     /// Varies the delay uniformly by up to `j` either way (netem's jitter).
-    /// As with netem, jitter can reorder packets.
+    /// As with netem, jitter can reorder packets. Delay and jitter together
+    /// are at most [`Fault::MAX_DELAY`].
     pub fn jitter(mut self, j: Duration) -> Fault {
         self.jitter = j;
         self
@@ -192,15 +203,19 @@ impl Fault {
 
     /// Drops each matched packet with probability `p` (0.0 to 1.0; netem
     /// `loss`). TCP retransmits: the application still gets every byte.
+    /// Another value (NaN, negative, above 1) makes
+    /// [`Netns::add_fault`](crate::Netns::add_fault) refuse the fault.
     pub fn loss(mut self, p: f64) -> Fault {
-        self.loss = clamp_prob(p);
+        self.loss = p;
         self
     }
 
     /// Sends each matched packet at once with probability `p`, ahead of
     /// the delayed ones (netem `reorder`; needs a delay to have an effect).
+    /// Another value than 0.0 to 1.0 makes
+    /// [`Netns::add_fault`](crate::Netns::add_fault) refuse the fault.
     pub fn reorder(mut self, p: f64) -> Fault {
-        self.reorder = clamp_prob(p);
+        self.reorder = p;
         self
     }
 
@@ -227,11 +242,42 @@ impl Fault {
     }
 }
 
-fn clamp_prob(p: f64) -> f64 {
-    if p.is_nan() {
-        0.0
-    } else {
-        p.clamp(0.0, 1.0)
+impl Fault {
+    /// The longest delay plus jitter a fault may add: one hour (`tc`'s own
+    /// limit is about 71 minutes, 2³² µs).
+    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+    /// Checks the parameters as `tc` would: probabilities within 0.0..=1.0
+    /// (not NaN), delay plus jitter at most [`Fault::MAX_DELAY`].
+    /// [`Netns::add_fault`](crate::Netns::add_fault) calls it and installs
+    /// nothing on an error.
+    ///
+    /// ```
+    /// use lonet_runtime::fault::Fault;
+    /// assert!(Fault::new().loss(0.05).validate().is_ok());
+    /// let e = Fault::new().loss(5.0).validate().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(Fault::new().reorder(f64::NAN).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> io::Result<()> {
+        let bad = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
+        for (name, p) in [("loss", self.loss), ("reorder", self.reorder)] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(format!(
+                    "fault: {name} probability must be within 0.0..=1.0, got {p}"
+                ));
+            }
+        }
+        let total = self.delay.checked_add(self.jitter);
+        if total.is_none_or(|t| t > Fault::MAX_DELAY) {
+            return bad(format!(
+                "fault: delay {:?} plus jitter {:?} is over the maximum of {:?}",
+                self.delay,
+                self.jitter,
+                Fault::MAX_DELAY
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -394,11 +440,14 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
         crate::trace::kevent_skb!("kfree_skb", ns, skb, reason = "netem_limit");
         return Verdict::Consumed;
     }
-    let mut when = now + f.delay;
+    // `validate` bounds delay and jitter; saturate anyway, the datapath
+    // must not panic on a clock near its end.
+    let later = |t: Instant, d: Duration| t.checked_add(d).unwrap_or(t);
+    let mut when = later(now, f.delay);
     if !f.jitter.is_zero() {
         let j = f.jitter.as_nanos() as f64 * (2.0 * rule.uniform() - 1.0);
         when = if j >= 0.0 {
-            when + Duration::from_nanos(j as u64)
+            later(when, Duration::from_nanos(j as u64))
         } else {
             when.checked_sub(Duration::from_nanos((-j) as u64))
                 .unwrap_or(now)
@@ -411,8 +460,11 @@ pub(crate) fn netem_enqueue(ctx: &mut Ctx<'_>, skb: SkBuff) -> Verdict {
     } else if let Some(rate) = f.rate {
         // netem's rate: serialised after the packets before it.
         let start = rule.link_free.map_or(when, |free| free.max(when));
-        let tx = Duration::from_nanos((len as u128 * 1_000_000_000 / rate as u128) as u64);
-        when = start + tx;
+        let tx = len as u128 * 1_000_000_000 / rate as u128;
+        when = later(
+            start,
+            Duration::from_nanos(u64::try_from(tx).unwrap_or(u64::MAX)),
+        );
         rule.link_free = Some(when);
     }
     let id = rule.id;
@@ -530,7 +582,8 @@ impl Drop for FaultGuard {
 }
 
 /// [`Netns::add_fault`](crate::Netns::add_fault).
-pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
+pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> io::Result<FaultGuard> {
+    fault.validate()?;
     let id = ns.netem.ids.fetch_add(1, Relaxed) + 1;
     let mut st = ns.netem.lock();
     st.rules.push(Rule {
@@ -542,10 +595,10 @@ pub(crate) fn add_fault(ns: &NsInner, on: Match, fault: Fault) -> FaultGuard {
         stats: FaultStats::default(),
     });
     refresh_flag(ns, &st);
-    FaultGuard {
+    Ok(FaultGuard {
         ns: ns.me.clone(),
         id,
-    }
+    })
 }
 
 /// [`Netns::fill_accept_queue`](crate::Netns::fill_accept_queue).
@@ -617,11 +670,13 @@ mod tests {
             q.to_string(),
             "qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0)\n backlog 0b 0p requeues 0\n"
         );
-        let _a = ns.add_fault(
-            Match::port(80),
-            Fault::new().delay(Duration::from_millis(20)),
-        );
-        let _b = ns.add_fault(Match::all(), Fault::partition());
+        let _a = ns
+            .add_fault(
+                Match::port(80),
+                Fault::new().delay(Duration::from_millis(20)),
+            )
+            .unwrap();
+        let _b = ns.add_fault(Match::all(), Fault::partition()).unwrap();
         let q = ns.qdisc();
         assert_eq!(q.netem.len(), 2);
         assert_eq!(q.netem[0].matcher, Match::port(80));

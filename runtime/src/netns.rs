@@ -660,12 +660,20 @@ impl Netns {
     /// use lonet_runtime::Netns;
     /// use std::time::Duration;
     /// let ns = Netns::new();
-    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05));
+    /// let slow = ns.add_fault(Match::port(8080), Fault::new().delay(Duration::from_millis(20)).loss(0.05))?;
     /// assert!(ns.qdisc().to_string().contains("delay 20ms loss 5%"));
     /// drop(slow); // lifted
     /// assert!(ns.qdisc().is_noqueue());
+    /// // A probability outside 0..=1 is refused, not clamped.
+    /// assert!(ns.add_fault(Match::all(), Fault::new().loss(5.0)).is_err());
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn add_fault(&self, on: Match, fault: Fault) -> FaultGuard {
+    ///
+    /// # Errors
+    /// `InvalidInput` for a fault [`Fault::validate`] refuses (a
+    /// probability that is NaN or outside 0.0..=1.0, a delay over
+    /// [`Fault::MAX_DELAY`]); nothing is installed then.
+    pub fn add_fault(&self, on: Match, fault: Fault) -> io::Result<FaultGuard> {
         crate::netem::add_fault(&self.0, on, fault)
     }
 

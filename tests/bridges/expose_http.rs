@@ -54,7 +54,9 @@ async fn reqwest_reaches_an_axum_service_of_the_model() {
         let body = http.get(&url).send().await.unwrap().text().await.unwrap();
         assert_eq!(body, "hello from the model");
 
-        let fault = ns.add_fault(Match::port(8080), Fault::new().delay(DELAY));
+        let fault = ns
+            .add_fault(Match::port(8080), Fault::new().delay(DELAY))
+            .unwrap();
         let t = Instant::now();
         let resp = http.get(&url).send().await.unwrap();
         assert!(resp.status().is_success());
@@ -77,7 +79,9 @@ async fn a_blocking_std_client_reaches_an_axum_service_of_the_model() {
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
         assert!(text.ends_with("hello from the model"), "{text}");
 
-        let _fault = ns.add_fault(Match::port(8080), Fault::new().delay(DELAY));
+        let _fault = ns
+            .add_fault(Match::port(8080), Fault::new().delay(DELAY))
+            .unwrap();
         let t = Instant::now();
         let text = tokio::task::spawn_blocking(move || std_get(addr))
             .await

@@ -73,7 +73,7 @@ async fn a_partition_on_the_model_leg_stalls_the_real_server_and_heals() {
     let mut s = ns.clone().scope(TcpStream::connect(MODEL)).await.unwrap();
     assert_eq!(echo_once(&mut s, b"before").await.unwrap(), b"before");
 
-    let partition = ns.add_fault(Match::port(7000), Fault::partition());
+    let partition = ns.add_fault(Match::port(7000), Fault::partition()).unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut s, b"during")
         .await
         .unwrap();
@@ -97,10 +97,12 @@ async fn a_delay_on_the_model_leg_is_measured() {
     let mut s = ns.clone().scope(TcpStream::connect(MODEL)).await.unwrap();
     s.set_nodelay(true).unwrap();
     echo_once(&mut s, b"warm").await.unwrap();
-    let _delay = ns.add_fault(
-        Match::port(7000),
-        Fault::new().delay(Duration::from_millis(20)),
-    );
+    let _delay = ns
+        .add_fault(
+            Match::port(7000),
+            Fault::new().delay(Duration::from_millis(20)),
+        )
+        .unwrap();
     let t = Instant::now();
     assert_eq!(echo_once(&mut s, b"slow").await.unwrap(), b"slow");
     let rtt = t.elapsed();

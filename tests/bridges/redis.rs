@@ -107,10 +107,12 @@ async fn a_real_redis_through_forward_and_fallthrough() {
         assert_eq!(got, "through the model");
 
         // A delay fault on the model leg, measured on a PING.
-        let delay = ns.add_fault(
-            Match::port(6379),
-            Fault::new().delay(Duration::from_millis(20)),
-        );
+        let delay = ns
+            .add_fault(
+                Match::port(6379),
+                Fault::new().delay(Duration::from_millis(20)),
+            )
+            .unwrap();
         let t = Instant::now();
         assert_eq!(ping(&mut conn).await, "PONG");
         let rtt = t.elapsed();

@@ -91,7 +91,9 @@ async fn a_fixed_delay_adds_exactly_twice_its_value_to_a_round_trip() {
             let (mut c, mut s, _l) = pair("127.0.0.1:7000").await?;
             let before = round_trip(&mut c, &mut s).await?;
             assert_eq!(before, Duration::ZERO, "no modeled time without a fault");
-            let delay = ns.add_fault(Match::all(), Fault::new().delay(20 * MS));
+            let delay = ns
+                .add_fault(Match::all(), Fault::new().delay(20 * MS))
+                .unwrap();
             for _ in 0..3 {
                 assert_eq!(round_trip(&mut c, &mut s).await?, 40 * MS);
             }
@@ -113,7 +115,9 @@ async fn a_delay_on_one_port_leaves_other_connections_alone() {
         ns.clone().scope(async {
             let (mut c1, mut s1, _l1) = pair("127.0.0.1:7001").await?;
             let (mut c2, mut s2, _l2) = pair("127.0.0.1:7002").await?;
-            let _d = ns.add_fault(Match::port(7001), Fault::new().delay(5 * MS));
+            let _d = ns
+                .add_fault(Match::port(7001), Fault::new().delay(5 * MS))
+                .unwrap();
             assert_eq!(round_trip(&mut c1, &mut s1).await?, 10 * MS);
             assert_eq!(round_trip(&mut c2, &mut s2).await?, Duration::ZERO);
             io::Result::Ok(())
@@ -130,7 +134,9 @@ async fn jitter_spreads_round_trips_within_its_bounds_and_repeats_with_the_seed(
         ns.clone()
             .scope(async {
                 let (mut c, mut s, _l) = pair("127.0.0.1:7003").await.unwrap();
-                let _j = ns.add_fault(Match::all(), Fault::new().delay(20 * MS).jitter(5 * MS));
+                let _j = ns
+                    .add_fault(Match::all(), Fault::new().delay(20 * MS).jitter(5 * MS))
+                    .unwrap();
                 let mut rtts = Vec::new();
                 for _ in 0..20 {
                     rtts.push(round_trip(&mut c, &mut s).await.unwrap());
@@ -159,7 +165,9 @@ async fn a_rate_limit_paces_a_bulk_transfer() {
         ns.clone().scope(async {
             let (mut c, mut s, _l) = pair("127.0.0.1:7004").await?;
             // 1 MB/s on the data direction only matters: 256 KiB take ~0.26 s.
-            let _r = ns.add_fault(Match::all(), Fault::new().rate(1_000_000));
+            let _r = ns
+                .add_fault(Match::all(), Fault::new().rate(1_000_000))
+                .unwrap();
             let data = pattern(256 * 1024);
             let t0 = Instant::now();
             let got = transfer(&mut c, &mut s, &data, data.len()).await?;
@@ -184,7 +192,9 @@ async fn loss_costs_retransmissions_but_every_byte_arrives_in_order() {
         "loss",
         ns.clone().scope(async {
             let (mut c, mut s, _l) = pair("127.0.0.1:7005").await?;
-            let lossy = ns.add_fault(Match::all(), Fault::new().loss(0.10).delay(MS));
+            let lossy = ns
+                .add_fault(Match::all(), Fault::new().loss(0.10).delay(MS))
+                .unwrap();
             let len = 2 * 1024 * 1024;
             let data = pattern(len);
             // Writes of 1 KiB: many segments, so 10% loss hits many.
@@ -211,7 +221,9 @@ async fn reordering_is_absorbed_by_the_receiver() {
         "reorder",
         ns.clone().scope(async {
             let (mut c, mut s, _l) = pair("127.0.0.1:7006").await?;
-            let f = ns.add_fault(Match::all(), Fault::new().delay(10 * MS).reorder(0.25));
+            let f = ns
+                .add_fault(Match::all(), Fault::new().delay(10 * MS).reorder(0.25))
+                .unwrap();
             let len = 512 * 1024;
             let data = pattern(len);
             let got = transfer(&mut c, &mut s, &data, 1000).await?;
@@ -232,7 +244,7 @@ async fn a_partition_times_connects_out_stalls_streams_and_heals() {
         ns.clone().scope(async {
             let (mut c, mut s, listener) = pair("127.0.0.1:7007").await?;
             let addr = listener.local_addr()?;
-            let cut = ns.add_fault(Match::port(7007), Fault::partition());
+            let cut = ns.add_fault(Match::port(7007), Fault::partition()).unwrap();
 
             // A connect: its SYNs vanish; the caller's timeout ends it.
             let t0 = Instant::now();
@@ -337,10 +349,12 @@ async fn faults_show_in_the_qdisc_like_tc() {
         "{}",
         ns.qdisc()
     );
-    let g = ns.add_fault(
-        Match::port(80),
-        Fault::new().delay(20 * MS).jitter(5 * MS).loss(0.05),
-    );
+    let g = ns
+        .add_fault(
+            Match::port(80),
+            Fault::new().delay(20 * MS).jitter(5 * MS).loss(0.05),
+        )
+        .unwrap();
     let q = ns.qdisc().to_string();
     assert!(q.starts_with("qdisc netem 8001: root"), "{q}");
     assert!(q.contains("delay 20ms 5ms loss 5%"), "{q}");
@@ -374,7 +388,9 @@ async fn without_tokio_time_faults_run_on_the_wall_clock_and_the_timer_thread() 
         "wall clock",
         ns.clone().scope(async {
             let (mut c, mut s, _l) = pair("127.0.0.1:7010").await?;
-            let _d = ns.add_fault(Match::all(), Fault::new().delay(5 * MS).loss(0.2));
+            let _d = ns
+                .add_fault(Match::all(), Fault::new().delay(5 * MS).loss(0.2))
+                .unwrap();
             for _ in 0..5 {
                 let rtt = round_trip(&mut c, &mut s).await?;
                 assert!(rtt >= 10 * MS, "a 5 ms delay each way, yet {rtt:?}");

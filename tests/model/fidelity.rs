@@ -433,7 +433,9 @@ async fn keepalive_detects_a_dead_peer() {
             let (c, a) = tokio::join!(sock.connect(l.local_addr()?), l.accept());
             let mut c = c?;
             let _s = a?;
-            let _cut = ns.add_fault(lonet::fault::Match::all(), lonet::fault::Fault::partition());
+            let _cut = ns
+                .add_fault(lonet::fault::Match::all(), lonet::fault::Fault::partition())
+                .unwrap();
             let t0 = tokio::time::Instant::now();
             let mut buf = [0u8; 8];
             let e = c.read(&mut buf).await.expect_err("keepalive gives up");
@@ -458,7 +460,9 @@ async fn syn_retransmissions_follow_linuxs_linear_then_exponential_schedule() {
         Duration::from_secs(200),
         ns.clone().scope(async {
             let l = lonet::net::TcpListener::bind("127.0.0.1:0").await?;
-            let _cut = ns.add_fault(lonet::fault::Match::all(), lonet::fault::Fault::partition());
+            let _cut = ns
+                .add_fault(lonet::fault::Match::all(), lonet::fault::Fault::partition())
+                .unwrap();
             let t0 = tokio::time::Instant::now();
             let e = lonet::net::TcpStream::connect(l.local_addr()?)
                 .await

@@ -83,7 +83,7 @@ impl Drop for TokioClock {
 /// lonet_transport::time::use_tokio_time(&ns)?;
 /// ns.clone().scope(async {
 ///     let listener = TcpListener::bind("127.0.0.1:80").await?;
-///     let _partition = ns.add_fault(Match::port(80), Fault::partition());
+///     let _partition = ns.add_fault(Match::port(80), Fault::partition())?;
 ///     let t0 = tokio::time::Instant::now();
 ///     // SYNs vanish: the caller's timeout fires, after 10 s of tokio time.
 ///     let r = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect("127.0.0.1:80")).await;
