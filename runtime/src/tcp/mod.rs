@@ -243,7 +243,7 @@ impl Drop for Sock {
         let s = crate::sync::get_mut(&mut self.inner);
         // Whatever is still queued goes with the socket.
         self.ns
-            .mem_sub(s.snd.sendq_bytes + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
+            .mem_sub(s.wmem_queued() + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
     }
 }
 
@@ -312,9 +312,17 @@ pub(crate) struct SendState {
     pub(crate) mss_cache: u32,
     /// The MSS the peer announced.
     pub(crate) peer_mss: u32,
-    /// Bytes from `snd_una` to `write_seq`, chunked as written.
+    /// Bytes from `snd_una` to `write_seq`, chunked as written (small
+    /// writes joined to an unsent tail chunk, as `tcp_sendmsg` fills the
+    /// last skb).
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
+    /// Per chunk of `sendq`, how many skbs it stands for: its length in
+    /// `size_goal` pieces when it was queued (one for a joined tail).
+    pub(crate) sendq_skbs: VecDeque<u32>,
+    /// The sum of `sendq_skbs`: the skbs whose heads `sk_wmem_queued`
+    /// charges.
+    pub(crate) skbs: usize,
     pub(crate) sndbuf: usize,
     /// The congestion window as far as the model keeps one: only for
     /// `tcp_sndbuf_expand` (segments; grows by the segments acknowledged
@@ -474,6 +482,8 @@ impl TcpSock {
                 peer_mss: TCP_MSS_DEFAULT,
                 sendq: VecDeque::new(),
                 sendq_bytes: 0,
+                sendq_skbs: VecDeque::new(),
+                skbs: 0,
                 sndbuf: sysctl.tcp_wmem[1],
                 snd_cwnd: TCP_INIT_CWND,
                 nospace: false,
@@ -707,17 +717,18 @@ impl TcpSock {
         }
     }
 
-    /// `sk_wmem_queued`: the send queue's payload plus, per skb of at most
-    /// one MSS (`size_goal` on loopback), the head's truesize
-    /// (`tcp_stream_alloc_skb`).
+    /// `sk_wmem_queued`: each skb's truesize, its payload plus its head's
+    /// (`tcp_stream_alloc_skb` charges the head, `skb_copy_to_page_nocache`
+    /// each copy, net/ipv4/tcp.c). An skb is a queued chunk, or each
+    /// `size_goal` piece of a large one; a partly acknowledged skb keeps its
+    /// head until it is gone (`tcp_trim_head` returns only the payload).
     #[inline]
     pub(crate) fn wmem_queued(&self) -> usize {
         let q = self.snd.sendq_bytes;
         if q == 0 {
             return 0;
         }
-        let goal = self.eff_mss().max(1) as usize;
-        q + q.div_ceil(goal) * SKB_HEAD_TRUESIZE
+        q + self.snd.skbs * SKB_HEAD_TRUESIZE
     }
 
     /// Unsent bytes.
@@ -964,9 +975,10 @@ impl TcpSock {
         self.tx_waiters.wake_all();
     }
 
-    /// Drops `n` acknowledged bytes from the front of the send queue.
+    /// Drops `n` acknowledged bytes from the front of the send queue, and
+    /// their charge from the namespace's memory (`sk_wmem_free_skb`).
     pub(crate) fn sendq_consume(&mut self, ns: &NsInner, mut n: usize) {
-        ns.mem_sub(n);
+        let before = self.wmem_queued();
         self.snd.sendq_bytes -= n;
         while n > 0 {
             let Some(front) = self.snd.sendq.front_mut() else {
@@ -975,11 +987,14 @@ impl TcpSock {
             if front.len() <= n {
                 n -= front.len();
                 self.snd.sendq.pop_front();
+                let skbs = self.snd.sendq_skbs.pop_front().unwrap_or(0) as usize;
+                self.snd.skbs = self.snd.skbs.saturating_sub(skbs);
             } else {
                 let _ = front.split_to(n);
                 n = 0;
             }
         }
+        ns.mem_sub(before - self.wmem_queued());
     }
 
     /// `tcp_done`: the connection is over. Unhash, release the port, purge
