@@ -514,3 +514,78 @@ async fn buffer_sizes_read_back_as_linux_gives_them() {
     .await
     .unwrap();
 }
+
+/// A writer of 1-byte writes facing a peer that never reads (the peer's receive buffer
+/// small, `SO_RCVBUF` 4096, so the send buffer dominates): bytes accepted until the writer has
+/// been held back for 200 ms, with the writer's `SO_SNDBUF` at 64 KiB (131072 read back).
+/// Linux fills the tail skb with each tiny write (`tcp_sendmsg`, up to `size_goal`), so the
+/// writer gets about its send buffer accepted, not one skb per byte.
+macro_rules! tiny_writes {
+    ($socket:ty, $ns:expr) => {{
+        let ls = <$socket>::new_v4()?;
+        ls.set_recv_buffer_size(4096)?;
+        ls.bind("127.0.0.1:0".parse().unwrap())?;
+        let l = ls.listen(16)?;
+        let addr = l.local_addr()?;
+        let cs = <$socket>::new_v4()?;
+        cs.set_send_buffer_size(65536)?;
+        let sndbuf = cs.send_buffer_size()? as usize;
+        let (c, a) = tokio::join!(cs.connect(addr), l.accept());
+        let c = c?;
+        let (_server, _) = a?;
+        let mut total = 0usize;
+        let mut mem_peak = 0u64;
+        let ns: Option<&Netns> = $ns;
+        loop {
+            match c.try_write(&[7u8]) {
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(ns) = ns {
+                        mem_peak = mem_peak.max(ns.sockstat().mem);
+                    }
+                    match tokio::time::timeout(Duration::from_millis(200), c.writable()).await {
+                        Ok(r) => r?,
+                        Err(_) => break,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            assert!(total < 16 << 20, "the writer must be held back");
+        }
+        if let Some(ns) = ns {
+            mem_peak = mem_peak.max(ns.sockstat().mem);
+        }
+        io::Result::Ok((total, sndbuf, mem_peak))
+    }};
+}
+
+#[tokio::test]
+async fn tiny_writes_fill_the_send_buffer_as_on_linux_in_bounded_memory() {
+    bounded("tiny writes", async {
+        let (kernel, ksndbuf, _) = tiny_writes!(tokio::net::TcpSocket, None)?;
+        let ns = like_kernel();
+        let (lonet, sndbuf, mem_peak) = ns
+            .clone()
+            .scope(async { tiny_writes!(lonet::net::TcpSocket, Some(&ns)) })
+            .await?;
+        eprintln!(
+            "1-byte writes: lonet {lonet} B accepted (SO_SNDBUF {sndbuf}, sockstat mem peak \
+             {mem_peak}), kernel {kernel} B (SO_SNDBUF {ksndbuf})"
+        );
+        assert_eq!(sndbuf, ksndbuf, "SO_SNDBUF read back");
+        assert!(
+            within(lonet as f64, kernel as f64, 0.25),
+            "bytes accepted before the writer is held back: lonet {lonet}, kernel {kernel}"
+        );
+        // The send queue is charged by skb truesize (payload + head per skb): one head per
+        // byte would have held the writer to a few hundred bytes.
+        assert!(lonet >= sndbuf / 2, "accepted {lonet} of {sndbuf}");
+        assert!(
+            mem_peak as usize <= 2 * sndbuf,
+            "sockstat mem {mem_peak} above twice the send buffer {sndbuf}"
+        );
+        io::Result::Ok(())
+    })
+    .await
+    .unwrap();
+}
