@@ -21,9 +21,18 @@ impl TcpSock {
     #[inline]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
+            // tcp_connect_init / tcp_openreq_init_rwin: the clamp from the
+            // scale (or the locked buffer), the initial window, and
+            // rcv_ssthresh = rcv_wnd.
+            self.rcv.window_clamp = if self.opt.rcvbuf_lock {
+                self.full_space().clamp(0, i64::from(u32::MAX)) as u32
+            } else {
+                65535 << self.rcv.rcv_wscale
+            };
             let w = self.initial_window(fl & flags::ACK != 0);
             self.rcv.rcv_wnd = w;
             self.rcv.rcv_wup = self.rcv.rcv_nxt;
+            self.rcv.rcv_ssthresh = w;
             w
         } else {
             self.select_window()
@@ -57,11 +66,12 @@ impl TcpSock {
     /// net/ipv4/tcp_output.c, from `tcp_connect_init` /
     /// `tcp_openreq_init_rwin`): the receive buffer's window
     /// (`tcp_full_space`: half of `sk_rcvbuf` at the default scaling ratio)
-    /// rounded down to a multiple of the MSS (`advmss` in a SYN, less the
-    /// timestamp option in a SYN-ACK), never scaled, so at most 65535: on lo
-    /// 65495 and 65483.
+    /// within the clamp, rounded down to a multiple of the MSS (`advmss` in
+    /// a SYN, less the timestamp option in a SYN-ACK), never scaled, so at
+    /// most 65535: on lo 65495 and 65483.
     fn initial_window(&self, synack: bool) -> u32 {
-        let space = (self.rcv.rcvbuf / 2).min(u32::MAX as usize) as u32;
+        let space =
+            (self.full_space().clamp(0, i64::from(u32::MAX)) as u32).min(self.rcv.window_clamp);
         let advmss = u32::from(self.advmss());
         let mss = if synack {
             advmss - super::TCPOLEN_TSTAMP_ALIGNED

@@ -120,6 +120,10 @@ pub(crate) fn tcp_recvmsg(
         }
         s.rcv.recvq_bytes -= copied;
         ns.mem_sub(copied);
+        s.rcv.copied = s.rcv.copied.wrapping_add(copied as u32);
+        if !s.opt.rcvbuf_lock {
+            s.rcv_space_adjust(ns);
+        }
         if s.rcv.recvq_bytes == 0 && s.shut.fin_rcvd && copied < len {
             // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
             s.shut.fin_copied = true;
@@ -290,7 +294,7 @@ pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
     }
     if !time_to_ack && !s.shut.rcv_shutdown {
         let now = s.receive_window();
-        if 2 * u64::from(now) <= s.rcv.rcvbuf as u64 {
+        if 2 * u64::from(now) <= u64::from(s.rcv.window_clamp) {
             let new = s.free_window();
             if new != 0 && u64::from(new) >= 2 * u64::from(now) {
                 time_to_ack = true;
