@@ -645,7 +645,7 @@ async fn the_third_ack_and_the_first_segment_are_linuxs() {
         let unit = 1u32 << wscale;
         assert_eq!(
             u32::from(third.2),
-            65_495u32.div_ceil(unit) * unit >> wscale
+            (65_495u32.div_ceil(unit) * unit) >> wscale
         );
         // The server's first window: 65483 (its SYN-ACK's) rounded up the same way.
         let server_first = segs
@@ -654,7 +654,7 @@ async fn the_third_ack_and_the_first_segment_are_linuxs() {
             .expect("the server's first ACK");
         assert_eq!(
             u32::from(server_first.2),
-            65_483u32.div_ceil(unit) * unit >> wscale
+            (65_483u32.div_ceil(unit) * unit) >> wscale
         );
         // The bulk write's segments: the MSS bounded by half the SYN-ACK's window when the
         // handshake completed (tcp_sync_mss, tcp_bound_to_half_wnd: 65483 / 2 = 32741, as
