@@ -16,8 +16,9 @@
 //! Deliberate differences from Linux, each written where it happens: no SACK;
 //! no congestion window (loopback never congests except at the backlog,
 //! where TCP recovers by retransmitting; `snd_cwnd` is kept only to size the
-//! send buffer); no receive buffer autotuning, and the window after the
-//! handshake is the free receive space, not half of it; the
+//! send buffer); the receiver's RTT (for autotuning) is the time a window
+//! takes to arrive, and a queued segment costs its payload plus one skb
+//! head, nothing more; the
 //! SYN queue and the accept queue are one; no timestamps (so no PAWS), and
 //! TIME_WAIT entries expire lazily (`minisocks`); the socket lock is a mutex,
 //! so the softirq waits for an owner instead of using `sk_backlog`.
