@@ -214,3 +214,75 @@ pub async fn stall<T: Transport>() -> io::Result<Stall> {
         blocked,
     })
 }
+
+/// The send buffer of [`tiny_stall`]: its namespace's `tcp_wmem[2]`, which
+/// the send buffer's autotuning reaches on loopback (it would grow to about
+/// 2.6 MiB with the default cap of 4 MiB).
+pub const TINY_SNDBUF: usize = 1 << 20;
+
+/// What [`tiny_stall`] measured.
+pub struct TinyStall {
+    /// Peak bytes held, counted by the allocator.
+    pub alloc_peak: f64,
+    /// Peak of lonet's sockstat `mem`.
+    pub sockstat_peak: f64,
+    /// The writer's send buffer ([`TINY_SNDBUF`]).
+    pub sndbuf: usize,
+    /// Bytes the writer got accepted.
+    pub accepted: u64,
+}
+
+impl TinyStall {
+    /// Peak bytes held per byte of send buffer.
+    pub fn ratio(&self) -> f64 {
+        self.alloc_peak / self.sndbuf as f64
+    }
+}
+
+/// A writer of 1-byte writes facing a reader that never reads (lonet only):
+/// writes until `WouldBlock` and no write space for 100 ms. On Linux each
+/// tiny write joins the send queue's last skb, so the queue holds about one
+/// byte per byte written, bounded by the send buffer.
+pub async fn tiny_stall() -> io::Result<TinyStall> {
+    let ns = Netns::new();
+    ns.set_sysctl(|s| s.tcp_wmem[2] = TINY_SNDBUF)?;
+    ns.clone()
+        .scope(async move {
+            let l = lonet::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = l.local_addr()?;
+            let (c, a) = tokio::join!(lonet::net::TcpStream::connect(addr), l.accept());
+            let c = c?;
+            let (r, _) = a?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            count_start();
+            let mut accepted = 0u64;
+            let mut sock_peak = 0u64;
+            let out = loop {
+                match c.try_write(&[0xa5]) {
+                    Ok(n) => accepted += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        sock_peak = sock_peak.max(ns.sockstat().mem);
+                        match tokio::time::timeout(Duration::from_millis(100), c.writable()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break Err(e),
+                            Err(_) => break Ok(()),
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+                if accepted >= STALL_CAP {
+                    break Err(io::Error::other("the writer was never held back"));
+                }
+            };
+            let (_, peak) = count_stop();
+            out?;
+            drop((c, r));
+            Ok(TinyStall {
+                alloc_peak: peak as f64,
+                sockstat_peak: sock_peak as f64,
+                sndbuf: TINY_SNDBUF,
+                accepted,
+            })
+        })
+        .await
+}

@@ -262,7 +262,9 @@ pub struct Sockstat {
     /// `alloc`: TCP sockets allocated.
     pub alloc: u64,
     /// `mem`: bytes held in socket send and receive queues (the kernel counts
-    /// pages; the model counts payload bytes).
+    /// pages; the model counts bytes: each send queue as `sk_wmem_queued`
+    /// charges it, payload plus one 832-byte head per skb, and the receive
+    /// queues' payload).
     pub mem: u64,
 }
 

@@ -28,8 +28,9 @@ pub struct Sysctl {
     pub somaxconn: u32,
     /// `net.ipv4.tcp_rmem` (default `4096 131072 33554432`, the 32 MiB
     /// maximum of Linux 6.16 and later): min, default, max receive buffer.
-    /// The model uses the default as the receive buffer (no autotuning); the
-    /// maximum sets the window scale a capture announces. Each value must be
+    /// The default is a new socket's receive buffer; autotuning
+    /// (`tcp_rcv_space_adjust`) grows it for a fast reader up to the maximum,
+    /// which also sets the window scale. Each value must be
     /// within `1..=i32::MAX`, in any order, as the kernel accepts them.
     pub tcp_rmem: [usize; 3],
     /// `net.ipv4.tcp_wmem` (default `4096 16384 4194304`): min, default, max

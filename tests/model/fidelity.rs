@@ -518,3 +518,160 @@ async fn buffer_sizes_read_back_as_linux_gives_them() {
     .await
     .unwrap();
 }
+
+/// A writer of 1-byte writes facing a peer that never reads (the peer's receive buffer
+/// small, `SO_RCVBUF` 4096, so the send buffer dominates): bytes accepted until the writer has
+/// been held back for 200 ms, with the writer's `SO_SNDBUF` at 64 KiB (131072 read back).
+/// Linux fills the tail skb with each tiny write (`tcp_sendmsg`, up to `size_goal`), so the
+/// writer gets about its send buffer accepted, not one skb per byte.
+macro_rules! tiny_writes {
+    ($socket:ty, $ns:expr) => {{
+        let ls = <$socket>::new_v4()?;
+        ls.set_recv_buffer_size(4096)?;
+        ls.bind("127.0.0.1:0".parse().unwrap())?;
+        let l = ls.listen(16)?;
+        let addr = l.local_addr()?;
+        let cs = <$socket>::new_v4()?;
+        cs.set_send_buffer_size(65536)?;
+        let sndbuf = cs.send_buffer_size()? as usize;
+        let (c, a) = tokio::join!(cs.connect(addr), l.accept());
+        let c = c?;
+        let (_server, _) = a?;
+        let mut total = 0usize;
+        let mut mem_peak = 0u64;
+        let ns: Option<&Netns> = $ns;
+        loop {
+            match c.try_write(&[7u8]) {
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(ns) = ns {
+                        mem_peak = mem_peak.max(ns.sockstat().mem);
+                    }
+                    match tokio::time::timeout(Duration::from_millis(200), c.writable()).await {
+                        Ok(r) => r?,
+                        Err(_) => break,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            assert!(total < 16 << 20, "the writer must be held back");
+        }
+        if let Some(ns) = ns {
+            mem_peak = mem_peak.max(ns.sockstat().mem);
+        }
+        io::Result::Ok((total, sndbuf, mem_peak))
+    }};
+}
+
+#[tokio::test]
+async fn tiny_writes_fill_the_send_buffer_as_on_linux_in_bounded_memory() {
+    bounded("tiny writes", async {
+        let (kernel, ksndbuf, _) = tiny_writes!(tokio::net::TcpSocket, None)?;
+        let ns = like_kernel();
+        let (lonet, sndbuf, mem_peak) = ns
+            .clone()
+            .scope(async { tiny_writes!(lonet::net::TcpSocket, Some(&ns)) })
+            .await?;
+        eprintln!(
+            "1-byte writes: lonet {lonet} B accepted (SO_SNDBUF {sndbuf}, sockstat mem peak \
+             {mem_peak}), kernel {kernel} B (SO_SNDBUF {ksndbuf})"
+        );
+        assert_eq!(sndbuf, ksndbuf, "SO_SNDBUF read back");
+        assert!(
+            within(lonet as f64, kernel as f64, 0.25),
+            "bytes accepted before the writer is held back: lonet {lonet}, kernel {kernel}"
+        );
+        // The send queue is charged by skb truesize (payload + head per skb): one head per
+        // byte would have held the writer to a few hundred bytes.
+        assert!(lonet >= sndbuf / 2, "accepted {lonet} of {sndbuf}");
+        assert!(
+            mem_peak as usize <= 2 * sndbuf,
+            "sockstat mem {mem_peak} above twice the send buffer {sndbuf}"
+        );
+        io::Result::Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Every segment of a capture: (source port, SYN, window field, payload length).
+fn segments(pcap: &[u8]) -> Vec<(u16, bool, u16, usize)> {
+    use etherparse::{Ethernet2Header, Ipv4Header, TcpHeader};
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &pcap[at + 16..at + 16 + incl];
+        at += 16 + incl;
+        let (_, ip) = Ethernet2Header::from_slice(frame).expect("ethernet");
+        let (iph, rest) = Ipv4Header::from_slice(ip).expect("ipv4");
+        let (tcp, _) = TcpHeader::from_slice(rest).expect("tcp");
+        let len = usize::from(iph.total_len) - iph.header_len() - tcp.header_len();
+        out.push((tcp.source_port, tcp.syn, tcp.window_size, len));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_third_ack_and_the_first_segment_are_linuxs() {
+    bounded("third ACK and first segment", async {
+        let ns = like_kernel();
+        let rmem2 = ns.sysctl().tcp_rmem[2];
+        let cap = ns.capture_to_memory(lonet::capture::CaptureOptions::new());
+        let client_port = ns
+            .scope(async {
+                let l = lonet::net::TcpListener::bind("127.0.0.1:0").await?;
+                let mut c = lonet::net::TcpStream::connect(l.local_addr()?).await?;
+                let (mut s, _) = l.accept().await?;
+                let port = c.local_addr()?.port();
+                // A request first: the server's first ACK carries its window before any
+                // full segment moved its scaling ratio.
+                let mut req = [0u8; 100];
+                c.write_all(&[4u8; 100]).await?;
+                s.read_exact(&mut req).await?;
+                let data = vec![5u8; 100_000];
+                let mut got = vec![0u8; data.len()];
+                let (w, r) = tokio::join!(c.write_all(&data), s.read_exact(&mut got));
+                w?;
+                r?;
+                io::Result::Ok(port)
+            })
+            .await?;
+        let segs = segments(&cap.stop()?);
+        let wscale = ((usize::BITS - 1 - rmem2.leading_zeros()) as i32 - 15).clamp(0, 14) as u32;
+        // The third ACK (__tcp_select_window): the free space, bounded by rcv_ssthresh
+        // (65495, the SYN's window), rounded up to the scale: 65536, field 64 with wscale 10
+        // as measured on 6.18.
+        let third = segs
+            .iter()
+            .find(|s| s.0 == client_port && !s.1)
+            .expect("the third ACK");
+        let unit = 1u32 << wscale;
+        assert_eq!(
+            u32::from(third.2),
+            (65_495u32.div_ceil(unit) * unit) >> wscale
+        );
+        // The server's first window: 65483 (its SYN-ACK's) rounded up the same way.
+        let server_first = segs
+            .iter()
+            .find(|s| s.0 != client_port && !s.1)
+            .expect("the server's first ACK");
+        assert_eq!(
+            u32::from(server_first.2),
+            (65_483u32.div_ceil(unit) * unit) >> wscale
+        );
+        // The bulk write's segments: the MSS bounded by half the SYN-ACK's window when the
+        // handshake completed (tcp_sync_mss, tcp_bound_to_half_wnd: 65483 / 2 = 32741, as
+        // measured on 6.18), though the server's windows have grown since.
+        let bulk: Vec<usize> = segs
+            .iter()
+            .filter(|s| s.0 == client_port && s.3 > 100)
+            .map(|s| s.3)
+            .collect();
+        assert_eq!(bulk[..3], [32_741, 32_741, 32_741], "{bulk:?}");
+        assert!(bulk.iter().all(|&n| n <= 32_741), "{bulk:?}");
+        io::Result::Ok(())
+    })
+    .await
+    .unwrap();
+}

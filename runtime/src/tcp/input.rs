@@ -519,11 +519,17 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     }
     let allowed_before = s.receive_window();
     let len = payload.len() as u32;
-    if len > 0 && !s.orphan && !s.shut.rcv_shutdown {
+    let data = len > 0 && !s.orphan && !s.shut.rcv_shutdown;
+    if data {
         tcp_event_data_recv(ctx, s, len, skb.flags);
     }
     if !tcp_queue_in_order(ctx, s, seq, payload, fin) {
         return;
+    }
+    if data && len >= 128 {
+        // tcp_event_data_recv's tcp_grow_window, on the queue with the
+        // segment in it.
+        s.grow_window(len);
     }
     let mut filled_hole = false;
     while let Some(front) = s.rcv.ofo.front() {
@@ -581,6 +587,7 @@ fn tcp_event_data_recv(ctx: &mut Ctx<'_>, s: &mut TcpSock, len: u32, fl: u8) {
     s.rcv.ack_pending = true;
     tcp_measure_rcv_mss(s, len, fl);
     let now = ctx.now();
+    s.rcv_rtt_measure(now);
     let half = super::TCP_ATO_MIN / 2;
     match s.rcv.lrcvtime {
         Some(last) if !s.rcv.ato.is_zero() => {
@@ -613,6 +620,20 @@ fn tcp_measure_rcv_mss(s: &mut TcpSock, len: u32, fl: u8) {
     let lss = s.rcv.last_seg_size;
     s.rcv.last_seg_size = 0;
     if len >= s.rcv.rcv_mss {
+        if len != s.rcv.rcv_mss {
+            // The scaling ratio from this segment's truesize (on lo the
+            // sender's skb: its payload plus the head).
+            let truesize = u64::from(len) + super::SKB_HEAD_TRUESIZE as u64;
+            let ratio = ((u64::from(len) << 8) / truesize).max(1) as u32;
+            if ratio != s.rcv.scaling_ratio {
+                s.rcv.scaling_ratio = ratio;
+                let clamp = s
+                    .win_from_space(s.rcv.rcvbuf as i64)
+                    .clamp(0, i64::from(u32::MAX)) as u32;
+                s.set_window_clamp(clamp);
+                s.rcv.rcvq_space = s.rcv.rcvq_space.min(s.rcv.window_clamp);
+            }
+        }
         s.rcv.rcv_mss = len.min(u32::from(s.advmss()));
         if fl & flags::PSH != 0 {
             s.rcv.pushed = true;
@@ -669,6 +690,13 @@ fn tcp_queue_in_order(
         payload.truncate(allowed);
         fin = false;
     }
+    if !payload.is_empty() && s.rmem_alloc() > s.rcvbuf_eff() {
+        // tcp_try_rmem_schedule failed (TCPRcvQDrop): the queue already
+        // holds more than sk_rcvbuf (the window's right edge, never moved
+        // left and rounded up to the scale, can creep past the buffer under
+        // tiny segments). Dropped, FIN included; the sender retransmits.
+        return true;
+    }
     if !payload.is_empty() {
         let len = payload.len();
         s.rcv.rcv_nxt = s.rcv.rcv_nxt.wrapping_add(len as u32);
@@ -721,7 +749,7 @@ fn tcp_data_queue_ofo(
 ) {
     let end = seq.wrapping_add(payload.len() as u32);
     let wnd_end = s.rcv.rcv_nxt.wrapping_add(s.receive_window());
-    if after(end, wnd_end) || s.shut.rcv_shutdown {
+    if after(end, wnd_end) || s.shut.rcv_shutdown || s.rmem_alloc() > s.rcvbuf_eff() {
         return;
     }
     let pos = s

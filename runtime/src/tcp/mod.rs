@@ -16,8 +16,9 @@
 //! Deliberate differences from Linux, each written where it happens: no SACK;
 //! no congestion window (loopback never congests except at the backlog,
 //! where TCP recovers by retransmitting; `snd_cwnd` is kept only to size the
-//! send buffer); no receive buffer autotuning, and the window after the
-//! handshake is the free receive space, not half of it; the
+//! send buffer); the receiver's RTT (for autotuning) is the time a window
+//! takes to arrive, and a queued segment costs its payload plus one skb
+//! head, nothing more; the
 //! SYN queue and the accept queue are one; no timestamps (so no PAWS), and
 //! TIME_WAIT entries expire lazily (`minisocks`); the socket lock is a mutex,
 //! so the softirq waits for an owner instead of using `sk_backlog`.
@@ -103,6 +104,20 @@ pub(crate) const TCP_DELACK_MAX: Duration = Duration::from_millis(200);
 pub(crate) const TCP_MAX_QUICKACKS: u32 = 16;
 /// `TCP_MSS_DEFAULT`: 536, the initial receive-MSS estimate.
 pub(crate) const TCP_MSS_DEFAULT: u32 = 536;
+/// `TCP_DEFAULT_SCALING_RATIO` (include/net/tcp.h): half of the receive
+/// buffer is window until a segment's truesize is measured.
+pub(crate) const TCP_DEFAULT_SCALING_RATIO: u32 = 1 << (8 - 1);
+/// `TCP_MAX_WSCALE`.
+pub(crate) const TCP_MAX_WSCALE: u32 = 14;
+
+/// The window-scale shift `tcp_select_initial_window` picks for a receive
+/// space of `space` bytes (the larger of `tcp_rmem[1]` and `tcp_rmem[2]`
+/// here, as the capture's SYN options show it): `ilog2(space) - 15`, within
+/// 0..=14.
+pub(crate) fn rcv_wscale_for(space: usize) -> u8 {
+    let log = (usize::BITS - 1).saturating_sub(space.max(1).leading_zeros()) as i64;
+    (log - 15).clamp(0, i64::from(TCP_MAX_WSCALE)) as u8
+}
 /// `TCP_INIT_CWND` (include/net/tcp.h): 10 segments, the least
 /// `tcp_sndbuf_expand` sizes the send buffer for.
 pub(crate) const TCP_INIT_CWND: usize = 10;
@@ -243,7 +258,7 @@ impl Drop for Sock {
         let s = crate::sync::get_mut(&mut self.inner);
         // Whatever is still queued goes with the socket.
         self.ns
-            .mem_sub(s.snd.sendq_bytes + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
+            .mem_sub(s.wmem_queued() + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
     }
 }
 
@@ -312,9 +327,21 @@ pub(crate) struct SendState {
     pub(crate) mss_cache: u32,
     /// The MSS the peer announced.
     pub(crate) peer_mss: u32,
-    /// Bytes from `snd_una` to `write_seq`, chunked as written.
+    /// Half the peer's largest window when the handshake completed
+    /// (`tcp_sync_mss` bounds `mss_cache` by it, `tcp_bound_to_half_wnd`,
+    /// and runs again only when the path MTU changes): 0 before.
+    pub(crate) mss_bound: u32,
+    /// Bytes from `snd_una` to `write_seq`, chunked as written (small
+    /// writes joined to an unsent tail chunk, as `tcp_sendmsg` fills the
+    /// last skb).
     pub(crate) sendq: VecDeque<Bytes>,
     pub(crate) sendq_bytes: usize,
+    /// Per chunk of `sendq`, how many skbs it stands for: its length in
+    /// `size_goal` pieces when it was queued (one for a joined tail).
+    pub(crate) sendq_skbs: VecDeque<u32>,
+    /// The sum of `sendq_skbs`: the skbs whose heads `sk_wmem_queued`
+    /// charges.
+    pub(crate) skbs: usize,
     pub(crate) sndbuf: usize,
     /// The congestion window as far as the model keeps one: only for
     /// `tcp_sndbuf_expand` (segments; grows by the segments acknowledged
@@ -366,6 +393,31 @@ pub(crate) struct RecvState {
     pub(crate) lrcvtime: Option<Instant>,
     /// `icsk_ack.last_seg_size`.
     pub(crate) last_seg_size: u32,
+    /// `tp->rcv_ssthresh`: the window may open up to this (grown by
+    /// `tcp_grow_window` as data arrives).
+    pub(crate) rcv_ssthresh: u32,
+    /// `tp->window_clamp`: the largest window to advertise.
+    pub(crate) window_clamp: u32,
+    /// `tp->scaling_ratio`: payload per 256 bytes of buffer charge
+    /// (`TCP_DEFAULT_SCALING_RATIO` until a full segment is measured).
+    pub(crate) scaling_ratio: u32,
+    /// `rx_opt.rcv_wscale`: our window-scale shift.
+    pub(crate) rcv_wscale: u8,
+    /// `tcp_rmem[2]`, the autotuning cap (read at socket creation).
+    pub(crate) rmem_cap: usize,
+    /// Bytes the application has read (`copied_seq`, counted from 0).
+    pub(crate) copied: u32,
+    /// `rcvq_space`: bytes read in the last measured RTT, the read count at
+    /// its start, and its start.
+    pub(crate) rcvq_space: u32,
+    pub(crate) rcvq_seq: u32,
+    pub(crate) rcvq_time: Option<Instant>,
+    /// `rcv_rtt_est`: the receiver's RTT estimate (the time a window takes
+    /// to arrive, `tcp_rcv_rtt_measure`), the sequence that ends the current
+    /// sample and when it started.
+    pub(crate) rtt_est: Option<Duration>,
+    pub(crate) rtt_seq: u32,
+    pub(crate) rtt_time: Option<Instant>,
 }
 
 /// Which directions are shut, and how far the peer's FIN got.
@@ -472,8 +524,11 @@ impl TcpSock {
                 snd_sml: iss,
                 mss_cache: TCP_MSS_DEFAULT,
                 peer_mss: TCP_MSS_DEFAULT,
+                mss_bound: 0,
                 sendq: VecDeque::new(),
                 sendq_bytes: 0,
+                sendq_skbs: VecDeque::new(),
+                skbs: 0,
                 sndbuf: sysctl.tcp_wmem[1],
                 snd_cwnd: TCP_INIT_CWND,
                 nospace: false,
@@ -501,6 +556,18 @@ impl TcpSock {
                 ato: Duration::ZERO,
                 lrcvtime: None,
                 last_seg_size: 0,
+                rcv_ssthresh: 0,
+                window_clamp: 0,
+                scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
+                rcv_wscale: rcv_wscale_for(sysctl.tcp_rmem[1].max(sysctl.tcp_rmem[2])),
+                rmem_cap: sysctl.tcp_rmem[2],
+                copied: 0,
+                rcvq_space: 0,
+                rcvq_seq: 0,
+                rcvq_time: None,
+                rtt_est: None,
+                rtt_seq: 0,
+                rtt_time: None,
             },
             shut: Shutdown {
                 rcv_shutdown: false,
@@ -581,6 +648,11 @@ impl TcpSock {
         self.timers.backoff = 0;
         self.timers.retransmits = 0;
         self.sndbuf_expand(&ns.sysctl());
+        self.init_buffer_space(ctx.now());
+        // tcp_sync_mss at the end of the handshake: on lo half the SYN-ACK's
+        // window (32741) for a client, of the third ACK's (32768) for a
+        // server, kept while the windows grow.
+        self.snd.mss_bound = Self::bound_to_half_wnd(self.snd.max_window, u32::MAX);
         if self.opt.keepalive {
             // tcp_finish_connect / tcp_create_openreq_child: SOCK_KEEPOPEN
             // arms the keepalive timer.
@@ -613,15 +685,27 @@ impl TcpSock {
                 .saturating_sub(TCPOLEN_TSTAMP_ALIGNED)
                 .max(1),
         );
-        let cutoff = if self.snd.max_window > TCP_MSS_DEFAULT {
-            self.snd.max_window >> 1
-        } else {
-            self.snd.max_window
-        };
-        if cutoff != 0 && mss > cutoff {
-            cutoff.max(68 - 32)
+        let mss = if self.snd.mss_bound != 0 {
+            mss.min(self.snd.mss_bound)
         } else {
             mss
+        };
+        Self::bound_to_half_wnd(self.snd.max_window, mss)
+    }
+
+    /// `tcp_bound_to_half_wnd` (net/ipv4/tcp_output.c): `size` within half
+    /// of `max_window` (all of it when that is at most 536), at least 36.
+    #[inline]
+    pub(crate) fn bound_to_half_wnd(max_window: u32, size: u32) -> u32 {
+        let cutoff = if max_window > TCP_MSS_DEFAULT {
+            max_window >> 1
+        } else {
+            max_window
+        };
+        if cutoff != 0 && size > cutoff {
+            cutoff.max(68 - 32)
+        } else {
+            size
         }
     }
 
@@ -707,17 +791,18 @@ impl TcpSock {
         }
     }
 
-    /// `sk_wmem_queued`: the send queue's payload plus, per skb of at most
-    /// one MSS (`size_goal` on loopback), the head's truesize
-    /// (`tcp_stream_alloc_skb`).
+    /// `sk_wmem_queued`: each skb's truesize, its payload plus its head's
+    /// (`tcp_stream_alloc_skb` charges the head, `skb_copy_to_page_nocache`
+    /// each copy, net/ipv4/tcp.c). An skb is a queued chunk, or each
+    /// `size_goal` piece of a large one; a partly acknowledged skb keeps its
+    /// head until it is gone (`tcp_trim_head` returns only the payload).
     #[inline]
     pub(crate) fn wmem_queued(&self) -> usize {
         let q = self.snd.sendq_bytes;
         if q == 0 {
             return 0;
         }
-        let goal = self.eff_mss().max(1) as usize;
-        q + q.div_ceil(goal) * SKB_HEAD_TRUESIZE
+        q + self.snd.skbs * SKB_HEAD_TRUESIZE
     }
 
     /// Unsent bytes.
@@ -738,30 +823,243 @@ impl TcpSock {
         w.max(0) as u32
     }
 
-    /// `__tcp_select_window`: the free receive space, with the receiver's
-    /// silly-window avoidance (no window below one MSS while the buffer is
-    /// more than half full).
+    /// `tcp_win_from_space`: the window `space` bytes of buffer make, at
+    /// the measured `scaling_ratio`.
+    #[inline]
+    pub(crate) fn win_from_space(&self, space: i64) -> i64 {
+        (space * i64::from(self.rcv.scaling_ratio)) >> 8
+    }
+
+    /// `tcp_space_from_win`: the buffer a window of `win` bytes needs.
+    #[inline]
+    pub(crate) fn space_from_win(&self, win: u64) -> u64 {
+        (win << 8) / u64::from(self.rcv.scaling_ratio.max(1))
+    }
+
+    /// `sk_rcvbuf` as the window sees it: at least `SOCK_MIN_RCVBUF`, so a
+    /// `tcp_rmem` below what `SO_RCVBUF` may set (the sysctl accepts 1)
+    /// still leaves a window that moves data.
+    #[inline]
+    pub(crate) fn rcvbuf_eff(&self) -> usize {
+        self.rcv.rcvbuf.max(SOCK_MIN_RCVBUF)
+    }
+
+    /// `tcp_space`: the window the free receive buffer makes (negative when
+    /// the queues hold more than `sk_rcvbuf`).
+    #[inline]
+    pub(crate) fn tcp_space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf_eff() as i64 - self.rmem_alloc() as i64)
+    }
+
+    /// `sk_rmem_alloc`: the truesize of the queued segments, each its
+    /// payload plus the sender's skb head (on lo the receiver queues the
+    /// sender's skb).
+    #[inline]
+    pub(crate) fn rmem_alloc(&self) -> usize {
+        let r = &self.rcv;
+        r.recvq_bytes + r.ofo_bytes + (r.recvq.len() + r.ofo.len()) * SKB_HEAD_TRUESIZE
+    }
+
+    /// `tcp_full_space`: the window the whole receive buffer makes.
+    #[inline]
+    pub(crate) fn full_space(&self) -> i64 {
+        self.win_from_space(self.rcvbuf_eff() as i64)
+    }
+
+    /// `__tcp_select_window` (net/ipv4/tcp_output.c, `tcp_shrink_window`
+    /// 0): the free space, bounded by `rcv_ssthresh`, rounded up to the
+    /// window scale; zero (receiver silly-window avoidance) when less than
+    /// half the buffer is free and the free space is under a sixteenth of
+    /// it or under one segment. The second value says whether less than
+    /// half is free (which ends quick-ACK mode).
+    pub(crate) fn raw_select_window(&self) -> (u32, bool) {
+        let mut mss = i64::from(self.rcv.rcv_mss);
+        let mut free = self.tcp_space();
+        let allowed = self.full_space();
+        let full = i64::from(self.rcv.window_clamp).min(allowed);
+        if mss > full {
+            mss = full;
+            if mss <= 0 {
+                return (0, true);
+            }
+        }
+        let unit = 1i64 << self.rcv.rcv_wscale;
+        let low = free < full >> 1;
+        if low {
+            free &= !(unit - 1);
+            if free < allowed >> 4 || free < mss {
+                return (0, true);
+            }
+        }
+        free = free.min(i64::from(self.rcv.rcv_ssthresh));
+        let window = if self.rcv.rcv_wscale != 0 {
+            (free + unit - 1) & !(unit - 1)
+        } else {
+            let cur = i64::from(self.rcv.rcv_wnd);
+            if cur <= free - mss || cur > free {
+                free - free % mss.max(1)
+            } else if mss == full && free > cur + (full >> 1) {
+                free
+            } else {
+                cur
+            }
+        };
+        (window.clamp(0, i64::from(u32::MAX)) as u32, low)
+    }
+
+    /// The window `__tcp_select_window` would offer now (no side effect).
     #[inline]
     pub(crate) fn free_window(&self) -> u32 {
-        let full = self.rcv.rcvbuf;
-        let free = full.saturating_sub(self.rcv.recvq_bytes + self.rcv.ofo_bytes);
-        let mss = self.snd.mss_cache as usize;
-        if free < full / 2 && (free < full / 16 || free < mss) {
-            0
-        } else {
-            free.min(u32::MAX as usize) as u32
-        }
+        self.raw_select_window().0
     }
 
     /// `tcp_select_window`: the window to put in an outgoing segment; never
-    /// shrinks what was already offered. Records it as advertised.
+    /// moves the right edge left (a smaller window re-offers what is left,
+    /// rounded up to the scale), at most 65535 scaled. Records it as
+    /// advertised; a buffer less than half free ends quick-ACK mode.
     #[inline]
     pub(crate) fn select_window(&mut self) -> u32 {
         let cur = self.receive_window();
-        let new = self.free_window().max(cur);
+        let (mut new, low) = self.raw_select_window();
+        if low {
+            self.rcv.quick = 0;
+        }
+        let unit = 1u32 << self.rcv.rcv_wscale;
+        if new < cur {
+            new = cur.div_ceil(unit).saturating_mul(unit);
+        }
         self.rcv.rcv_wnd = new;
         self.rcv.rcv_wup = self.rcv.rcv_nxt;
-        new
+        new.min(65535 << self.rcv.rcv_wscale)
+    }
+
+    /// `tcp_init_buffer_space` (net/ipv4/tcp_input.c), on entering
+    /// ESTABLISHED: the window clamp to the buffer's window (less one
+    /// segment when that is close, `tcp_app_win`), `rcv_ssthresh` within
+    /// it, and the first autotuning measure (`rcvq_space`).
+    pub(crate) fn init_buffer_space(&mut self, now: Instant) {
+        let maxwin = self.full_space().clamp(0, i64::from(u32::MAX)) as u32;
+        let advmss = u32::from(self.advmss());
+        let r = &mut self.rcv;
+        if r.window_clamp >= maxwin {
+            r.window_clamp = maxwin;
+            // tcp_app_win 31: maxwin - (maxwin >> 31) is maxwin.
+            if maxwin > 4 * advmss {
+                r.window_clamp = maxwin.max(4 * advmss);
+            }
+        }
+        if r.window_clamp > 2 * advmss && r.window_clamp.saturating_add(advmss) > maxwin {
+            r.window_clamp = (2 * advmss).max(maxwin.saturating_sub(advmss));
+        }
+        r.rcv_ssthresh = r.rcv_ssthresh.min(r.window_clamp);
+        r.rcvq_space = r.rcv_ssthresh.min(r.rcv_wnd).min(10 * advmss);
+        r.rcvq_seq = r.copied;
+        r.rcvq_time = Some(now);
+    }
+
+    /// `tcp_set_window_clamp`: a new clamp; a smaller one pulls
+    /// `rcv_ssthresh` down, a larger one lets it up to the window offered.
+    pub(crate) fn set_window_clamp(&mut self, val: u32) {
+        let new = val.max((SOCK_MIN_RCVBUF / 2) as u32);
+        let r = &mut self.rcv;
+        if new == r.window_clamp {
+            return;
+        }
+        if new < r.window_clamp {
+            r.rcv_ssthresh = r.rcv_ssthresh.min(new);
+        } else {
+            r.rcv_ssthresh = r.rcv_ssthresh.max(r.rcv_wnd.min(new));
+        }
+        r.window_clamp = new;
+    }
+
+    /// `tcp_grow_window` (net/ipv4/tcp_input.c), for an in-order segment of
+    /// `len` bytes (at least 128): `rcv_ssthresh` opens by twice the MSS (or
+    /// twice the segment) within the clamp and the free space, and the next
+    /// ACK is quick. On loopback a segment's payload is all in page frags,
+    /// so its truesize less the head (`truesize_adjust`) is its length, and
+    /// the window always grows by `2 * advmss` (`__tcp_grow_window` is not
+    /// reached).
+    pub(crate) fn grow_window(&mut self, len: u32) {
+        let room = i64::from(self.rcv.window_clamp).min(self.tcp_space())
+            - i64::from(self.rcv.rcv_ssthresh);
+        if room <= 0 {
+            return;
+        }
+        let incr = (2 * u32::from(self.advmss())).max(2 * len);
+        self.rcv.rcv_ssthresh += (room.min(i64::from(u32::MAX)) as u32).min(incr);
+        self.rcv.quick |= 1;
+    }
+
+    /// `tcp_rcv_rtt_measure` (no timestamps): the time a window of data
+    /// takes to arrive, the smallest seen (`win_dep`).
+    pub(crate) fn rcv_rtt_measure(&mut self, now: Instant) {
+        let r = &mut self.rcv;
+        if let Some(t) = r.rtt_time {
+            if before(r.rcv_nxt, r.rtt_seq) {
+                return;
+            }
+            let m = now
+                .saturating_duration_since(t)
+                .max(Duration::from_micros(1));
+            r.rtt_est = Some(r.rtt_est.map_or(m, |e| e.min(m)));
+        }
+        r.rtt_seq = r.rcv_nxt.wrapping_add(r.rcv_wnd);
+        r.rtt_time = Some(now);
+    }
+
+    /// `tcp_rcv_space_adjust` with 6.16's `tcp_rcvbuf_grow`
+    /// (net/ipv4/tcp_input.c), after a read: once per receiver RTT, the
+    /// bytes read in it (less what is still queued); when more than last
+    /// time, the receive buffer grows to carry twice that (plus the
+    /// out-of-order span), up to `tcp_rmem[2]`, and the clamp with it;
+    /// never with `SO_RCVBUF`. The model reads the clock only when the
+    /// reads since the last measure exceed the last RTT's, and takes the
+    /// average per RTT since then as the last RTT's reads.
+    pub(crate) fn rcv_space_adjust(&mut self, ns: &NsInner) {
+        let r = &self.rcv;
+        let since = r.copied.wrapping_sub(r.rcvq_seq);
+        if since <= r.rcvq_space {
+            return;
+        }
+        let (Some(rtt), Some(t0)) = (r.rtt_est, r.rcvq_time) else {
+            return;
+        };
+        let now = ns.clock_now();
+        let time = now.saturating_duration_since(t0);
+        if time < rtt {
+            return;
+        }
+        let inq = self.rcv.recvq_bytes as u64;
+        let per_rtt = (u128::from(since) * rtt.as_nanos() / time.as_nanos().max(1)) as u64;
+        let copied = per_rtt.saturating_sub(inq).min(u64::from(u32::MAX)) as u32;
+        if copied > self.rcv.rcvq_space {
+            self.rcv.rcvq_space = copied;
+            self.rcvbuf_grow();
+        }
+        self.rcv.rcvq_seq = self.rcv.copied;
+        self.rcv.rcvq_time = Some(now);
+    }
+
+    /// `tcp_rcvbuf_grow` (6.16+): room for twice the last RTT's reads plus
+    /// the out-of-order span, up to `tcp_rmem[2]`.
+    fn rcvbuf_grow(&mut self) {
+        if self.opt.rcvbuf_lock {
+            return;
+        }
+        let mut rcvwin = u64::from(self.rcv.rcvq_space) << 1;
+        if let Some(last) = self.rcv.ofo.back() {
+            let end = last.seq.wrapping_add(last.payload.len() as u32);
+            rcvwin += u64::from(end.wrapping_sub(self.rcv.rcv_nxt));
+        }
+        let rcvbuf = (self.space_from_win(rcvwin) as usize).min(self.rcv.rmem_cap);
+        if rcvbuf > self.rcv.rcvbuf {
+            self.rcv.rcvbuf = rcvbuf;
+            let clamp = self
+                .win_from_space(rcvbuf as i64)
+                .clamp(0, i64::from(u32::MAX)) as u32;
+            self.set_window_clamp(clamp);
+        }
     }
 
     /// How many bytes `sendmsg` may still queue: `sk_stream_memory_free`
@@ -964,9 +1262,10 @@ impl TcpSock {
         self.tx_waiters.wake_all();
     }
 
-    /// Drops `n` acknowledged bytes from the front of the send queue.
+    /// Drops `n` acknowledged bytes from the front of the send queue, and
+    /// their charge from the namespace's memory (`sk_wmem_free_skb`).
     pub(crate) fn sendq_consume(&mut self, ns: &NsInner, mut n: usize) {
-        ns.mem_sub(n);
+        let before = self.wmem_queued();
         self.snd.sendq_bytes -= n;
         while n > 0 {
             let Some(front) = self.snd.sendq.front_mut() else {
@@ -975,11 +1274,14 @@ impl TcpSock {
             if front.len() <= n {
                 n -= front.len();
                 self.snd.sendq.pop_front();
+                let skbs = self.snd.sendq_skbs.pop_front().unwrap_or(0) as usize;
+                self.snd.skbs = self.snd.skbs.saturating_sub(skbs);
             } else {
                 let _ = front.split_to(n);
                 n = 0;
             }
         }
+        ns.mem_sub(before - self.wmem_queued());
     }
 
     /// `tcp_done`: the connection is over. Unhash, release the port, purge

@@ -1,8 +1,9 @@
 //! TCP output (net/ipv4/tcp_output.c): `tcp_write_xmit` cuts the send queue
-//! into segments at the MSS, within the peer's window, holding a small tail
-//! back while an earlier small segment is unacknowledged (Nagle, Minshall's
-//! variant) unless `TCP_NODELAY`; every segment carries the current ACK and
-//! window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
+//! into segments at the MSS and tests each against the peer's window
+//! (`tcp_snd_wnd_test`) and Nagle (`tcp_nagle_test`, Minshall's variant: a
+//! small segment ending the queue waits while an earlier small segment is
+//! unacknowledged, unless `TCP_NODELAY`); every segment carries the current
+//! ACK and window. Also the control segments: SYN, SYN-ACK, pure ACK, FIN, RST.
 
 use super::{after, before, TcpSock, TcpState, Timer};
 use crate::ctx::Ctx;
@@ -21,9 +22,18 @@ impl TcpSock {
     #[inline]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
+            // tcp_connect_init / tcp_openreq_init_rwin: the clamp from the
+            // scale (or the locked buffer), the initial window, and
+            // rcv_ssthresh = rcv_wnd.
+            self.rcv.window_clamp = if self.opt.rcvbuf_lock {
+                self.full_space().clamp(0, i64::from(u32::MAX)) as u32
+            } else {
+                65535 << self.rcv.rcv_wscale
+            };
             let w = self.initial_window(fl & flags::ACK != 0);
             self.rcv.rcv_wnd = w;
             self.rcv.rcv_wup = self.rcv.rcv_nxt;
+            self.rcv.rcv_ssthresh = w;
             w
         } else {
             self.select_window()
@@ -57,11 +67,12 @@ impl TcpSock {
     /// net/ipv4/tcp_output.c, from `tcp_connect_init` /
     /// `tcp_openreq_init_rwin`): the receive buffer's window
     /// (`tcp_full_space`: half of `sk_rcvbuf` at the default scaling ratio)
-    /// rounded down to a multiple of the MSS (`advmss` in a SYN, less the
-    /// timestamp option in a SYN-ACK), never scaled, so at most 65535: on lo
-    /// 65495 and 65483.
+    /// within the clamp, rounded down to a multiple of the MSS (`advmss` in
+    /// a SYN, less the timestamp option in a SYN-ACK), never scaled, so at
+    /// most 65535: on lo 65495 and 65483.
     fn initial_window(&self, synack: bool) -> u32 {
-        let space = (self.rcv.rcvbuf / 2).min(u32::MAX as usize) as u32;
+        let space =
+            (self.full_space().clamp(0, i64::from(u32::MAX)) as u32).min(self.rcv.window_clamp);
         let advmss = u32::from(self.advmss());
         let mss = if synack {
             advmss - super::TCPOLEN_TSTAMP_ALIGNED
@@ -276,19 +287,26 @@ impl TcpSock {
             let mss = self.eff_mss();
             let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
             let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
-            // tcp_snd_wnd_test: the segment's first MSS must fit in the
-            // window. No sub-MSS segment is cut to fill a partly open window
-            // (the persist timer's tcp_write_wakeup does that).
-            // A window that is open as wide as the peer ever offered but
-            // narrower than a segment (a receive buffer of a few bytes) can
-            // only carry what fits: send that (Linux bounds its MSS by half
-            // the largest window, tcp_bound_to_half_wnd, for the same end).
+            // The next segment ("skb"): at most one MSS, ending where its
+            // chunk ends when that chunk is large. A window that is open as
+            // wide as the peer ever offered but narrower than a segment (a
+            // receive buffer of a few bytes) can only carry what fits: send
+            // that (Linux bounds its MSS by half the largest window,
+            // tcp_bound_to_half_wnd, for the same end).
             let want = unsent.min(mss).min(if usable >= self.snd.max_window {
                 usable.max(1)
             } else {
                 u32::MAX
             });
-            if usable < want {
+            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
+            let len = self.segment_limit(off, want as usize) as u32;
+            if len == 0 {
+                return;
+            }
+            // tcp_snd_wnd_test, for every segment: this one (its first MSS)
+            // must fit in the window. No segment is cut to fill a partly
+            // open window (the persist timer's tcp_write_wakeup does that).
+            if usable < len {
                 if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
                     // tcp_check_probe_timer: nothing in flight to bring an
                     // ACK; probe the window.
@@ -298,11 +316,12 @@ impl TcpSock {
                 }
                 return;
             }
-            let off = self.snd.snd_nxt.wrapping_sub(self.snd.snd_una) as usize;
-            let len = self.segment_limit(off, want as usize) as u32;
-            if len == 0 {
-                return;
-            }
+            // tcp_nagle_test, for every segment: tcp_write_xmit passes the
+            // socket's nonagle for the last skb of the queue and
+            // TCP_NAGLE_PUSH for every earlier one, so only a partial
+            // (sub-MSS) segment that ends the queue is held: while a small
+            // segment is out unacknowledged (tcp_minshall_check: snd_una <
+            // snd_sml <= snd_nxt), unless TCP_NODELAY, a push, or a FIN.
             let tail = len == unsent;
             if len < mss
                 && tail
@@ -311,9 +330,8 @@ impl TcpSock {
                 && !self.snd.fin_queued
                 && self.snd.snd_nxt != self.snd.snd_una
                 && after(self.snd.snd_sml, self.snd.snd_una)
+                && !after(self.snd.snd_sml, self.snd.snd_nxt)
             {
-                // tcp_nagle_test (Minshall's variant): a small segment is out
-                // unacknowledged; wait for it.
                 return;
             }
             if self.xmit_data(ctx, len, tail, mss) {

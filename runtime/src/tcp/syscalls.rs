@@ -21,7 +21,7 @@ use crate::ctx::Ctx;
 use crate::errno::{err, ENOTCONN, EPIPE};
 use crate::page_frag::{BufPool, PooledBuf, POOL_BUF};
 use crate::stats::inc;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -65,10 +65,13 @@ pub(crate) fn tcp_sendmsg(
         };
     }
     let n = total.min(space);
-    copy_in(&mut s, &ns.buf_pool, bufs, n);
+    let before = s.wmem_queued();
+    // tcp_send_mss: on loopback size_goal is one MSS (tcp_xmit_size_goal).
+    let goal = s.eff_mss().max(1) as usize;
+    copy_in(&mut s, &ns.buf_pool, bufs, n, goal);
     s.snd.sendq_bytes += n;
     s.snd.write_seq = s.snd.write_seq.wrapping_add(n as u32);
-    ns.mem_add(n);
+    ns.mem_add(s.wmem_queued() - before);
     s.write_xmit(&mut ctx, false);
     drop(s);
     ctx.local_bh_enable();
@@ -117,6 +120,10 @@ pub(crate) fn tcp_recvmsg(
         }
         s.rcv.recvq_bytes -= copied;
         ns.mem_sub(copied);
+        s.rcv.copied = s.rcv.copied.wrapping_add(copied as u32);
+        if !s.opt.rcvbuf_lock {
+            s.rcv_space_adjust(ns);
+        }
         if s.rcv.recvq_bytes == 0 && s.shut.fin_rcvd && copied < len {
             // The read went on to the FIN (tcp_recvmsg's found_fin_ok).
             s.shut.fin_copied = true;
@@ -162,26 +169,28 @@ const SMALL_WRITE: usize = 512;
 /// once every earlier chunk was acknowledged and read).
 const ARENA: usize = 2048;
 
+/// Writes up to this size join the send queue's unsent tail chunk.
+const JOIN_MAX: usize = 2048;
+
 /// `tcp_sendmsg`'s copy from user memory: `n` bytes of `bufs` onto the send
-/// queue, as refcounted chunks. Small writes share the socket's arena (no
-/// allocation in steady state); large ones are cut into buffers of at most
-/// [`POOL_BUF`] from the namespace's pool, so a bulk writer reuses the same
-/// memory instead of having the allocator return it to the OS and fault it
-/// back in on every write.
-pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>], n: usize) {
-    if n <= SMALL_WRITE {
-        if let Some(first) = bufs.first().filter(|b| b.len() >= n) {
-            // The usual small write, one buffer: straight into the arena.
-            let arena = &mut s.snd.tx_arena;
-            if arena.capacity() < n {
-                arena.reserve(ARENA);
-            }
-            arena.extend_from_slice(&first[..n]);
-            let chunk = arena.split().freeze();
-            s.snd.sendq.push_back(chunk);
-            return;
-        }
-    }
+/// queue, as refcounted chunks. A small write joins the queue's last chunk
+/// while that is unsent and stays within `goal` (`size_goal`), as
+/// `tcp_sendmsg` fills the tail skb before it allocates another, so a
+/// writer of many tiny writes holds about one byte per byte queued. Other
+/// small writes share the socket's arena (no allocation in steady state);
+/// large ones are cut into buffers of at most [`POOL_BUF`] from the
+/// namespace's pool, so a bulk writer reuses the same memory instead of
+/// having the allocator return it to the OS and fault it back in on every
+/// write. Each new chunk is counted as the skbs of at most `goal` bytes it
+/// stands for (`sendq_skbs`).
+pub(crate) fn copy_in(
+    s: &mut TcpSock,
+    pool: &Arc<BufPool>,
+    bufs: &[IoSlice<'_>],
+    n: usize,
+    goal: usize,
+) {
+    let goal = goal.max(1);
     let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
     let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
         while want > 0 {
@@ -195,6 +204,24 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
             want -= k;
         }
     };
+    if n <= JOIN_MAX {
+        if let Some(mut tail) = take_unsent_tail(s, n, goal) {
+            fill(&mut |p| tail.extend_from_slice(p), n);
+            s.snd.sendq.push_back(tail.freeze());
+            // Still one skb.
+            s.snd.sendq_skbs.push_back(1);
+            s.snd.skbs += 1;
+            return;
+        }
+    }
+    let push = |s: &mut TcpSock, chunk: Bytes| {
+        let skbs = chunk.len().div_ceil(goal).max(1);
+        s.snd.sendq.push_back(chunk);
+        s.snd
+            .sendq_skbs
+            .push_back(skbs.min(u32::MAX as usize) as u32);
+        s.snd.skbs += skbs;
+    };
     if n <= SMALL_WRITE {
         let arena = &mut s.snd.tx_arena;
         if arena.capacity() < n {
@@ -202,7 +229,7 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
         }
         fill(&mut |p| arena.extend_from_slice(p), n);
         let chunk = arena.split().freeze();
-        s.snd.sendq.push_back(chunk);
+        push(s, chunk);
         return;
     }
     let mut left = n;
@@ -213,16 +240,39 @@ pub(crate) fn copy_in(s: &mut TcpSock, pool: &Arc<BufPool>, bufs: &[IoSlice<'_>]
             // of medium writes does not pin 64 KiB each.
             let mut buf = Vec::with_capacity(k);
             fill(&mut |p| buf.extend_from_slice(p), k);
-            s.snd.sendq.push_back(Bytes::from(buf));
+            push(s, Bytes::from(buf));
         } else {
             let mut buf = pool.get();
             fill(&mut |p| buf.extend_from_slice(p), k);
-            s.snd
-                .sendq
-                .push_back(Bytes::from_owner(PooledBuf::new(buf, pool.clone())));
+            push(s, Bytes::from_owner(PooledBuf::new(buf, pool.clone())));
         }
         left -= k;
     }
+}
+
+/// The send queue's last chunk, taken off the queue as a growable buffer,
+/// when `n` more bytes may join it: nothing of it was sent (so no segment
+/// refers to it) and it stays within `goal`. Its skb count leaves with it.
+/// The buffer is the chunk's own when nothing else holds it (a tail that
+/// already took joins); else the chunk is copied once into a buffer with
+/// room to grow.
+fn take_unsent_tail(s: &mut TcpSock, n: usize, goal: usize) -> Option<BytesMut> {
+    let last = s.snd.sendq.back()?;
+    let in_flight = s.snd.snd_nxt.wrapping_sub(s.snd.snd_una) as usize;
+    if last.len() + n > goal || s.snd.sendq_bytes.saturating_sub(last.len()) < in_flight {
+        return None;
+    }
+    let last = s.snd.sendq.pop_back()?;
+    let skbs = s.snd.sendq_skbs.pop_back().unwrap_or(0) as usize;
+    s.snd.skbs = s.snd.skbs.saturating_sub(skbs);
+    Some(match last.try_into_mut() {
+        Ok(m) => m,
+        Err(b) => {
+            let mut m = BytesMut::with_capacity((2 * (b.len() + n)).clamp(64, goal.max(64)));
+            m.extend_from_slice(&b);
+            m
+        }
+    })
 }
 
 /// `__tcp_cleanup_rbuf` (net/ipv4/tcp.c): after the application read
@@ -244,7 +294,7 @@ pub(crate) fn tcp_cleanup_rbuf(s: &TcpSock, copied: usize) -> bool {
     }
     if !time_to_ack && !s.shut.rcv_shutdown {
         let now = s.receive_window();
-        if 2 * u64::from(now) <= s.rcv.rcvbuf as u64 {
+        if 2 * u64::from(now) <= u64::from(s.rcv.window_clamp) {
             let new = s.free_window();
             if new != 0 && u64::from(new) >= 2 * u64::from(now) {
                 time_to_ack = true;
@@ -333,44 +383,88 @@ mod tests {
         s.snd.sendq.iter().map(|c| c.len()).collect()
     }
 
+    /// The loopback MSS of a client (half the SYN-ACK's window).
+    const GOAL: usize = 32741;
+
     #[test]
-    fn test_copy_in_puts_small_writes_in_the_arena_and_large_ones_in_pooled_buffers() {
+    fn test_copy_in_joins_small_writes_to_the_tail_and_puts_large_ones_in_pooled_buffers() {
         let ns = Netns::new();
         let sk = Sock::new(&ns.0, |_| {});
         let pool = Arc::new(BufPool::default());
         let mut s = sk.lock();
-        // Small writes, one or several slices: one chunk each, in the arena.
-        copy_in(&mut s, &pool, &[IoSlice::new(b"hello")], 5);
+        // A small write goes into the arena; the next small one, from
+        // several slices, joins it (the tail is unsent): one chunk, one skb.
+        copy_in(&mut s, &pool, &[IoSlice::new(b"hello")], 5, GOAL);
+        assert!(
+            s.snd.tx_arena.capacity() >= ARENA - 8,
+            "the arena was reserved once"
+        );
         copy_in(
             &mut s,
             &pool,
             &[IoSlice::new(b"ab"), IoSlice::new(b"cd")],
             3,
+            GOAL,
         );
-        assert_eq!(chunks(&s), [5, 3]);
-        assert_eq!(&s.snd.sendq[1][..], b"abc");
-        assert!(
-            s.snd.tx_arena.capacity() >= ARENA - 8,
-            "the arena was reserved once"
-        );
-        // A large write: full 64 KiB buffers, then a remainder of its own size.
+        assert_eq!(chunks(&s), [8]);
+        assert_eq!(&s.snd.sendq[0][..], b"helloabc");
+        assert_eq!(s.snd.skbs, 1);
+        // A large write: full 64 KiB buffers (two skbs each at this goal),
+        // then a remainder of its own size.
         let big = vec![7u8; 2 * POOL_BUF + 1000];
-        copy_in(&mut s, &pool, &[IoSlice::new(&big)], big.len());
-        assert_eq!(chunks(&s)[2..], [POOL_BUF, POOL_BUF, 1000]);
+        copy_in(&mut s, &pool, &[IoSlice::new(&big)], big.len(), GOAL);
+        assert_eq!(chunks(&s)[1..], [POOL_BUF, POOL_BUF, 1000]);
+        assert_eq!(s.snd.skbs, 1 + 3 + 3 + 1);
         assert!(s
             .snd
             .sendq
             .iter()
-            .skip(2)
+            .skip(1)
             .all(|c| c.iter().all(|&b| b == 7)));
-        // Only part of the caller's bytes when the send buffer is short.
-        copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600);
-        assert_eq!(chunks(&s).last(), Some(&600));
+        // A small write joins the remainder.
+        copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600, GOAL);
+        assert_eq!(chunks(&s).last(), Some(&1600));
+        assert_eq!(s.snd.skbs, 8);
+        // Not beyond the goal: a new chunk then.
+        copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600, 2000);
+        assert_eq!(chunks(&s)[3..], [1600, 600]);
+        assert_eq!(s.snd.skbs, 9);
         // The pooled buffers go back to the pool when their chunks drop.
         s.snd.sendq.clear();
+        s.snd.sendq_skbs.clear();
+        s.snd.skbs = 0;
         drop(s);
         let again = pool.get();
         assert_eq!(again.capacity(), POOL_BUF, "a recycled buffer");
+    }
+
+    #[test]
+    fn test_tiny_writes_fill_skbs_up_to_the_goal() {
+        let ns = Netns::new();
+        let sk = Sock::new(&ns.0, |_| {});
+        let pool = Arc::new(BufPool::default());
+        let mut s = sk.lock();
+        for i in 0..10_000u32 {
+            copy_in(&mut s, &pool, &[IoSlice::new(&[i as u8])], 1, 4096);
+            s.snd.sendq_bytes += 1;
+        }
+        assert_eq!(chunks(&s), [4096, 4096, 1808]);
+        assert_eq!(s.snd.skbs, 3);
+        assert_eq!(
+            s.wmem_queued(),
+            10_000 + 3 * super::super::SKB_HEAD_TRUESIZE
+        );
+        let all: Vec<u8> = s.snd.sendq.iter().flat_map(|c| c.iter().copied()).collect();
+        assert!(all.iter().enumerate().all(|(i, &b)| b == i as u8));
+        // Each joined chunk holds at most twice its bytes.
+        let held: usize = std::mem::take(&mut s.snd.sendq)
+            .into_iter()
+            .map(|c| c.try_into_mut().map_or(1 << 20, |m| m.capacity()))
+            .sum();
+        assert!(held <= 2 * 10_000, "held {held}");
+        s.snd.sendq_bytes = 0;
+        s.snd.sendq_skbs.clear();
+        s.snd.skbs = 0;
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::measure::LIMIT;
 use crate::plan::thousands;
 use crate::row::Unit;
+use lonet_bench::memory::TinyStall;
 use lonet_bench::*;
 use std::io;
 use tokio::runtime::Runtime;
@@ -59,6 +60,42 @@ pub fn run_stall<T: Transport>(rt: &Runtime, notes: &mut Vec<String>) -> Option<
             notes.push(format!(
                 "FAILED: stalled reader, {}: did not finish within {} s",
                 T::NAME,
+                LIMIT.as_secs()
+            ));
+            None
+        }
+    }
+}
+
+/// The stalled reader under 1-byte writes (lonet only), within [`LIMIT`]; a
+/// note with what it saw, or why it failed (then `None`).
+pub fn run_tiny_stall(rt: &Runtime, notes: &mut Vec<String>) -> Option<TinyStall> {
+    eprint!("  lonet ... ");
+    let out =
+        rt.block_on(async { tokio::time::timeout(LIMIT, lonet_bench::memory::tiny_stall()).await });
+    match out {
+        Ok(Ok(st)) => {
+            eprintln!("done");
+            notes.push(format!(
+                "stalled reader, 1-byte writes, lonet: {} accepted with a {} send buffer; \
+                 allocator peak {} ({:.2}× the send buffer), sockstat mem peak {}",
+                Unit::Bytes.fmt(st.accepted as f64),
+                Unit::Bytes.fmt(st.sndbuf as f64),
+                Unit::Bytes.fmt(st.alloc_peak),
+                st.ratio(),
+                Unit::Bytes.fmt(st.sockstat_peak),
+            ));
+            Some(st)
+        }
+        Ok(Err(e)) => {
+            eprintln!("FAILED: {e}");
+            notes.push(format!("FAILED: stalled reader, 1-byte writes, lonet: {e}"));
+            None
+        }
+        Err(_) => {
+            eprintln!("FAILED: timeout");
+            notes.push(format!(
+                "FAILED: stalled reader, 1-byte writes, lonet: did not finish within {} s",
                 LIMIT.as_secs()
             ));
             None

@@ -95,7 +95,10 @@ fn legend() -> String {
      - memory: user-space bytes counted by a counting global allocator around the system one. Kernel TCP and \
      Unix sockets keep their buffers in the kernel, which it cannot see: n/a. duplex is shown for reference.\n\
      - stalled reader: the reader never reads while a writer writes 64 KiB chunks; peak until the writer has \
-     been held back for 100 ms. Bound: tcp_rmem max + tcp_wmem max, the most Linux lets one connection's buffers grow to."
+     been held back for 100 ms. Bound: tcp_rmem max + tcp_wmem max, the most Linux lets one connection's buffers grow to.\n\
+     - stalled reader, 1-byte writes: the same with one byte per write (try_write until WouldBlock and no write space \
+     for 100 ms), tcp_wmem max set to the send buffer shown, which autotuning reaches on lo. Linux joins tiny writes \
+     into the tail skb, so its queue holds about the send buffer: lonet must hold at most twice that."
         .into()
 }
 

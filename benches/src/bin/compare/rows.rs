@@ -2,7 +2,7 @@
 //! transport that has it and states lonet's target on it.
 
 use crate::measure::{self, bounded, memcpy_gbps, Client};
-use crate::memory::{idle_per_conn, run_stall};
+use crate::memory::{idle_per_conn, run_stall, run_tiny_stall};
 use crate::plan::{size, thousands, Plan, Sizes};
 use crate::row::{Cell, Row, Target, Unit, COLS};
 use lonet_bench::{Duplex, Exposed, Lonet, Stall, Tcp, Unix, CHUNK, H2_STREAMS};
@@ -23,6 +23,7 @@ pub fn all(s: &Sizes, ct: &Runtime, mt: &Runtime, notes: &mut Vec<String>) -> Ve
     rows.push(many(s.many_conns, s.many_chunks, &one_stream, ct, notes));
     rows.push(idle(s.idle, ct, notes));
     rows.extend(stalled_reader(ct, notes));
+    rows.push(tiny_writes(ct, notes));
     rows
 }
 
@@ -372,4 +373,29 @@ fn stalled_reader(ct: &Runtime, notes: &mut Vec<String>) -> [Row; 2] {
             ],
         ),
     ]
+}
+
+/// The stalled reader under 1-byte writes: lonet's peak bytes held, at most
+/// twice its send buffer (Linux's queue holds each skb's payload and one
+/// head per `size_goal` bytes, about the send buffer).
+fn tiny_writes(ct: &Runtime, notes: &mut Vec<String>) -> Row {
+    eprintln!("memory: a stalled reader under 1-byte writes");
+    let st = run_tiny_stall(ct, notes);
+    let bound = 2.0 * lonet_bench::memory::TINY_SNDBUF as f64;
+    Row {
+        name: format!(
+            "stalled reader, 1-byte writes until WouldBlock: peak bytes held (allocator, send buffer {})",
+            Unit::Bytes.fmt(lonet_bench::memory::TINY_SNDBUF as f64)
+        ),
+        unit: Unit::Bytes,
+        cells: [
+            st.map_or(Cell::Failed("failed".into()), |s| Cell::Val(s.alloc_peak)),
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a (kernel)"),
+            Cell::NotApplicable("n/a"),
+        ],
+        target: Target::AtMost(bound),
+        target_text: format!("≤ 2× the send buffer ({})", Unit::Bytes.fmt(bound)),
+        informational: false,
+    }
 }
