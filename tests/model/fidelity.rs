@@ -194,8 +194,25 @@ macro_rules! short_connection {
         a?;
         b?;
         drop(l);
-        io::Result::Ok(())
+        io::Result::Ok(addr.port())
     }};
+}
+
+/// Whether the kernel holds a TIME_WAIT socket on local port `port` (`/proc/net/tcp{,6}`,
+/// state 06): the server of a short connection enters it when it sends the last ACK.
+fn kernel_time_wait_on(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                let local_port = cols.get(1).and_then(|a| a.rsplit(':').next());
+                local_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                    && cols.get(3) == Some(&"06")
+            })
+    })
 }
 
 #[tokio::test]
@@ -204,9 +221,17 @@ async fn a_short_connection_takes_as_many_segments_as_on_linux() {
         let mut kernel = u64::MAX;
         for _ in 0..5 {
             let before = kernel_out_segs();
-            short_connection!(tokio::net::TcpListener, tokio::net::TcpStream)?;
-            // The last ACK follows the client's FIN at once; give it time to be counted.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let port = short_connection!(tokio::net::TcpListener, tokio::net::TcpStream)?;
+            // The last ACK answers the client's FIN; the server sends it as it enters
+            // TIME_WAIT, so wait for that state before reading the counter.
+            wait_until("the kernel's last ACK", Duration::from_secs(10), || {
+                if kernel_time_wait_on(port) {
+                    Ok(())
+                } else {
+                    Err(format!("no TIME_WAIT on port {port} yet"))
+                }
+            })
+            .await;
             kernel = kernel.min(kernel_out_segs() - before);
         }
         let ns = like_kernel();
