@@ -295,3 +295,16 @@ pub async fn wait_all_freed(ns: &lonet::Netns) {
     )
     .await
 }
+
+/// Waits (bounded) until nothing holds the namespace any more: its memory is returned and its
+/// ksoftirqd thread, which holds it only while it works, is gone from it.
+pub fn wait_freed(weak: &lonet::WeakNetns) {
+    wait_until_blocking(
+        "the namespace is freed",
+        Duration::from_secs(10),
+        || match weak.upgrade() {
+            None => Ok(()),
+            Some(ns) => Err(format!("still alive: {} {}", ns.sockstat(), ns.sockets())),
+        },
+    );
+}
