@@ -170,7 +170,8 @@ pub fn soak(
                 let mut step = 0u64;
                 while !done.load(Relaxed) {
                     let guard = faults(step).map(|f| ns.add_fault(Match::all(), f).expect("a valid fault"));
-                    // Partitions stay short; the other faults a little longer.
+                    // The faults' schedule on the wall clock (not a synchronisation):
+                    // partitions stay short, the other faults a little longer.
                     let hold = if step % 8 == 5 { 15 } else { 40 };
                     tokio::time::sleep(Duration::from_millis(hold)).await;
                     drop(guard);
