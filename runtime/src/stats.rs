@@ -191,6 +191,25 @@ pub struct TcpStats {
     /// `TcpExt.TCPTimeWaitOverflow`: connections closed without TIME_WAIT
     /// because `tcp_max_tw_buckets` entries existed.
     pub tcp_time_wait_overflow: u64,
+    /// `TcpExt.PruneCalled`: a segment found its socket's receive queues
+    /// over `sk_rcvbuf` (`tcp_prune_queue`); usually the buffer then grows
+    /// to what they hold (`tcp_clamp_window`).
+    pub prune_called: u64,
+    /// `TcpExt.RcvPruned`: pruning freed too little, so the segment was
+    /// not queued.
+    pub rcv_pruned: u64,
+    /// `TcpExt.OfoPruned`: times the out-of-order queue was dropped to make
+    /// room.
+    pub ofo_pruned: u64,
+    /// `TcpExt.TCPRcvCollapsed`: segments of the receive queue copied into
+    /// fewer, fuller ones to make room (`tcp_collapse`).
+    pub tcp_rcv_collapsed: u64,
+    /// `TcpExt.TCPRcvQDrop`: in-order segments dropped for want of receive
+    /// buffer (the sender retransmits them).
+    pub tcp_rcvq_drop: u64,
+    /// `TcpExt.TCPOFODrop`: out-of-order segments dropped for want of
+    /// receive buffer.
+    pub tcp_ofo_drop: u64,
 }
 
 impl fmt::Display for TcpStats {
@@ -238,11 +257,25 @@ impl fmt::Display for TcpStats {
             "    {} connections reset due to early user close",
             self.tcp_abort_on_close
         )?;
-        write!(
+        writeln!(
+            f,
+            "    {} packets pruned from receive queue because of socket buffer overrun",
+            self.rcv_pruned
+        )?;
+        writeln!(
+            f,
+            "    {} packets collapsed in receive queue due to low socket buffer",
+            self.tcp_rcv_collapsed
+        )?;
+        writeln!(
             f,
             "    TCPTimeWaitOverflow: {}",
             self.tcp_time_wait_overflow
-        )
+        )?;
+        writeln!(f, "    PruneCalled: {}", self.prune_called)?;
+        writeln!(f, "    OfoPruned: {}", self.ofo_pruned)?;
+        writeln!(f, "    TCPOFODrop: {}", self.tcp_ofo_drop)?;
+        write!(f, "    TCPRcvQDrop: {}", self.tcp_rcvq_drop)
     }
 }
 
@@ -299,6 +332,12 @@ pub(crate) struct TcpMib {
     pub(crate) tw: AtomicU64,
     pub(crate) tw_recycled: AtomicU64,
     pub(crate) tcp_time_wait_overflow: AtomicU64,
+    pub(crate) prune_called: AtomicU64,
+    pub(crate) rcv_pruned: AtomicU64,
+    pub(crate) ofo_pruned: AtomicU64,
+    pub(crate) tcp_rcv_collapsed: AtomicU64,
+    pub(crate) tcp_rcvq_drop: AtomicU64,
+    pub(crate) tcp_ofo_drop: AtomicU64,
 }
 
 /// `NET_INC_STATS`.
@@ -333,6 +372,12 @@ impl TcpMib {
             tw: g(&self.tw),
             tw_recycled: g(&self.tw_recycled),
             tcp_time_wait_overflow: g(&self.tcp_time_wait_overflow),
+            prune_called: g(&self.prune_called),
+            rcv_pruned: g(&self.rcv_pruned),
+            ofo_pruned: g(&self.ofo_pruned),
+            tcp_rcv_collapsed: g(&self.tcp_rcv_collapsed),
+            tcp_rcvq_drop: g(&self.tcp_rcvq_drop),
+            tcp_ofo_drop: g(&self.tcp_ofo_drop),
         }
     }
 }

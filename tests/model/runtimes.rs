@@ -307,3 +307,68 @@ async fn dropping_every_socket_frees_every_buffer_and_the_helper_thread_ends() {
     )
     .await;
 }
+
+/// Found by the comparison's multi-thread bulk row, which hung in CI: with reader and writer on
+/// two workers, a large write's short tail segment could land in a receive queue already a
+/// little over its buffer (the window counts payload at the measured ratio, each segment's head
+/// comes on top). The model dropped it, and every retransmission met the same full queue, so
+/// the transfer crawled at the retransmission timer's pace. Linux's `tcp_prune_queue` grows the
+/// buffer to what the queue holds instead (`tcp_clamp_window`): on lo nothing is dropped and
+/// nothing retransmitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_on_two_workers_drops_and_retransmits_nothing() {
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 1024; // 64 MiB
+    let ns = Netns::new();
+    let listener = ns
+        .clone()
+        .scope(TcpListener::bind("127.0.0.1:0"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let (c, a) = ns
+        .clone()
+        .scope(async { tokio::join!(TcpStream::connect(addr), listener.accept()) })
+        .await;
+    let (mut w, (mut r, _)) = (c.expect("connect"), a.expect("accept"));
+    // The writer reuses one pattern chunk: every 64 KiB of the stream is alike, and the reader
+    // checks each byte against its offset within the chunk.
+    let chunk = pattern_vec(7, CHUNK);
+    let expect = chunk.clone();
+    let writer = tokio::spawn(async move {
+        for _ in 0..CHUNKS {
+            w.write_all(&chunk).await.expect("write_all");
+        }
+        w.shutdown().await.expect("shutdown");
+    });
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0usize;
+        loop {
+            let n = r.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return got;
+            }
+            let mut piece = &buf[..n];
+            while !piece.is_empty() {
+                let at = got % CHUNK;
+                let k = piece.len().min(CHUNK - at);
+                assert!(piece[..k] == expect[at..at + k], "bytes {got}..{}", got + k);
+                piece = &piece[k..];
+                got += k;
+            }
+        }
+    });
+    let got = bounded("64 MiB on two workers", async {
+        writer.await.expect("writer task");
+        reader.await.expect("reader task")
+    })
+    .await;
+    assert_eq!(got, CHUNK * CHUNKS);
+    let t = ns.tcp_stats();
+    assert_eq!(
+        (t.retrans_segs, t.tcp_rcvq_drop, t.rcv_pruned),
+        (0, 0, 0),
+        "{t}"
+    );
+}

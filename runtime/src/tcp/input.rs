@@ -690,12 +690,21 @@ fn tcp_queue_in_order(
         payload.truncate(allowed);
         fin = false;
     }
-    if !payload.is_empty() && s.rmem_alloc() > s.rcvbuf_eff() {
-        // tcp_try_rmem_schedule failed (TCPRcvQDrop): the queue already
-        // holds more than sk_rcvbuf (the window's right edge, never moved
-        // left and rounded up to the scale, can creep past the buffer under
-        // tiny segments). Dropped, FIN included; the sender retransmits.
-        return true;
+    // tcp_data_queue's queue_and_out: the queues may already hold more
+    // than sk_rcvbuf (the window offered counts payload at the measured
+    // ratio; a short segment's head costs more). Pruning makes room, or the
+    // reader is woken and an ACK goes now; the segment is dropped, FIN
+    // included (TCPRcvQDrop; the sender retransmits), unless the receive
+    // queue is empty, which takes it anyway (sk_forced_mem_schedule).
+    let mut ack_now = false;
+    if !payload.is_empty() && !s.try_rmem_schedule(ns, seq) {
+        s.data_ready();
+        if !s.rcv.recvq.is_empty() {
+            inc(&ns.mib.tcp_rcvq_drop);
+            s.send_ack(ctx);
+            return true;
+        }
+        ack_now = true;
     }
     if !payload.is_empty() {
         let len = payload.len();
@@ -734,6 +743,9 @@ fn tcp_queue_in_order(
         }
         s.data_ready();
     }
+    if ack_now {
+        s.send_ack(ctx);
+    }
     true
 }
 
@@ -749,7 +761,12 @@ fn tcp_data_queue_ofo(
 ) {
     let end = seq.wrapping_add(payload.len() as u32);
     let wnd_end = s.rcv.rcv_nxt.wrapping_add(s.receive_window());
-    if after(end, wnd_end) || s.shut.rcv_shutdown || s.rmem_alloc() > s.rcvbuf_eff() {
+    if after(end, wnd_end) || s.shut.rcv_shutdown {
+        return;
+    }
+    if !s.try_rmem_schedule(ctx.ns, seq) {
+        inc(&ctx.ns.mib.tcp_ofo_drop);
+        s.data_ready();
         return;
     }
     let pos = s

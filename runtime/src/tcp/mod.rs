@@ -33,7 +33,7 @@ use crate::ctx::Ctx;
 use crate::fib::DstEntry;
 use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
 use crate::netns::NsInner;
-use crate::stats::{SockInfo, SockTimer, TimerKind};
+use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
 use crate::sync::{lock, write};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -1059,6 +1059,107 @@ impl TcpSock {
                 .win_from_space(rcvbuf as i64)
                 .clamp(0, i64::from(u32::MAX)) as u32;
             self.set_window_clamp(clamp);
+        }
+    }
+
+    /// `tcp_try_rmem_schedule` with `tcp_prune_queue` (net/ipv4/tcp_input.c):
+    /// whether a segment starting at `seq` may be queued. Queues already
+    /// over `sk_rcvbuf` first let the buffer grow to what they hold
+    /// (`tcp_clamp_window`: up to `tcp_rmem[2]`, never with `SO_RCVBUF`),
+    /// then have the receive queue's small segments copied into fuller ones
+    /// (`tcp_collapse`), then lose out-of-order segments after `seq`
+    /// (`tcp_prune_ofo_queue`). `false`: still over (`RcvPruned`).
+    pub(crate) fn try_rmem_schedule(&mut self, ns: &NsInner, seq: u32) -> bool {
+        if self.rmem_alloc() <= self.rcvbuf_eff() {
+            return true;
+        }
+        inc(&ns.mib.prune_called);
+        // tcp_clamp_window: quick-ACK mode ends; the buffer follows what the
+        // queues hold when autotuning may grow it.
+        self.rcv.quick = 0;
+        if self.rcv.rcvbuf < self.rcv.rmem_cap && !self.opt.rcvbuf_lock {
+            self.rcv.rcvbuf = self.rmem_alloc().min(self.rcv.rmem_cap);
+        }
+        if self.rmem_alloc() > self.rcvbuf_eff() {
+            self.rcv.rcv_ssthresh = self.rcv.window_clamp.min(2 * u32::from(self.advmss()));
+        }
+        if self.rmem_alloc() <= self.rcvbuf_eff() {
+            return true;
+        }
+        self.collapse_recvq(ns);
+        if self.rmem_alloc() <= self.rcvbuf_eff() {
+            return true;
+        }
+        self.prune_ofo_queue(ns, seq);
+        if self.rmem_alloc() <= self.rcvbuf_eff() {
+            return true;
+        }
+        inc(&ns.mib.rcv_pruned);
+        false
+    }
+
+    /// `tcp_collapse` on the receive queue: each run of segments whose head
+    /// costs more buffer than the window their data fills
+    /// (`tcp_win_from_space(truesize) > len`) is copied into segments of up
+    /// to `SKB_MAX_ORDER(0, 0)` bytes, one head each (`TCPRcvCollapsed`
+    /// counts the segments copied).
+    fn collapse_recvq(&mut self, ns: &NsInner) {
+        /// `SKB_MAX_ORDER(0, 0)`: a page less the shared info.
+        const COLLAPSE_MAX: usize = 4096 - SKB_SHINFO_SIZE;
+        let wasteful =
+            |s: &Self, len: usize| s.win_from_space((len + SKB_HEAD_TRUESIZE) as i64) > len as i64;
+        let q = std::mem::take(&mut self.rcv.recvq);
+        let mut out = VecDeque::with_capacity(q.len());
+        let mut run: Option<bytes::BytesMut> = None;
+        let mut copied = 0u64;
+        for seg in q {
+            if !wasteful(self, seg.len()) {
+                if let Some(r) = run.take() {
+                    out.push_back(r.freeze());
+                }
+                out.push_back(seg);
+                continue;
+            }
+            copied += 1;
+            let mut rest = &seg[..];
+            while !rest.is_empty() {
+                let cur = run.get_or_insert_with(|| bytes::BytesMut::with_capacity(COLLAPSE_MAX));
+                let take = rest.len().min(COLLAPSE_MAX - cur.len());
+                cur.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if cur.len() == COLLAPSE_MAX {
+                    if let Some(full) = run.take() {
+                        out.push_back(full.freeze());
+                    }
+                }
+            }
+        }
+        if let Some(r) = run.take() {
+            out.push_back(r.freeze());
+        }
+        self.rcv.recvq = out;
+        ns.mib.tcp_rcv_collapsed.fetch_add(copied, Relaxed);
+    }
+
+    /// `tcp_prune_ofo_queue`: drops out-of-order segments from the last
+    /// back to the first after `seq`, until the queues fit the buffer
+    /// (`OfoPruned` counts the calls that dropped any).
+    fn prune_ofo_queue(&mut self, ns: &NsInner, seq: u32) {
+        let mut pruned = false;
+        while self.rmem_alloc() > self.rcvbuf_eff() {
+            match self.rcv.ofo.back() {
+                Some(last) if !after(seq, last.seq) => {}
+                _ => break,
+            }
+            let Some(seg) = self.rcv.ofo.pop_back() else {
+                break;
+            };
+            self.rcv.ofo_bytes -= seg.payload.len();
+            ns.mem_sub(seg.payload.len());
+            pruned = true;
+        }
+        if pruned {
+            inc(&ns.mib.ofo_pruned);
         }
     }
 
