@@ -286,7 +286,8 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // Nothing but this thread holds the namespace: no handle, no socket,
         // no capture can reach it again, so what its timers would do (send
         // held packets to nobody) does not matter. Let it go, as Linux
-        // tears a namespace down when its last user leaves; a `WeakNetns`
+        // frees a namespace once nothing holds it (every socket, orphans
+        // included, holds it until freed); a `WeakNetns`
         // upgraded meanwhile starts the thread again (`running` is false).
         if Arc::strong_count(&ns) == 1 {
             st.running = false;

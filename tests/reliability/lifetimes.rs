@@ -69,9 +69,10 @@ fn namespace_dropped_with_everything_live() {
     wait_freed(&weak);
 }
 
-/// Packets held for a long time by a fault, and an orphan retransmitting into a partition,
-/// do not keep a namespace nobody can reach any more: once its last handle and socket are
-/// gone it is freed, as Linux tears a network namespace down with its orphans.
+/// Packets held for a long time by a fault do not keep a namespace nobody can reach any
+/// more: once the rule is lifted, the orphans' retransmissions get through and finish their
+/// close, and with its last handle and socket gone the namespace is freed with the packets
+/// still held (as Linux frees a network namespace once nothing holds it).
 #[test]
 fn namespace_dropped_with_long_timers() {
     let rt = tokio::runtime::Builder::new_current_thread()
