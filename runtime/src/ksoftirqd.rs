@@ -34,10 +34,10 @@
 
 use crate::netns::NsInner;
 use crate::sync::lock;
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use crate::tcp::minisocks::tw_tick;
 use crate::tcp::Sock;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The helper thread's shared state.
@@ -197,7 +197,7 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     }
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
-    let spawned = std::thread::Builder::new()
+    let spawned = crate::sync::thread::Builder::new()
         .name(format!("lonet-ksoftirqd/{}", ns.id))
         .spawn(move || ksoftirqd(weak));
     st.running = spawned.is_ok();

@@ -29,7 +29,9 @@ use crate::stats::{
     LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
     TcpMib, TcpStats, TimerKind,
 };
+use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::sync::{lock, read, write};
+use crate::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use crate::sysctl::Sysctl;
 use crate::tcp::minisocks::tw_purge;
 use crate::tcp::{Sock, TcpState};
@@ -39,8 +41,6 @@ use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A handle to a network namespace. Cheap to clone; the namespace lives while
@@ -151,7 +151,7 @@ pub(crate) struct SockCounters {
     pub(crate) mem: AtomicI64,
 }
 
-static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_NS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 static INIT_NET: OnceLock<Netns> = OnceLock::new();
 
 impl Netns {

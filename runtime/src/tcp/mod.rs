@@ -34,13 +34,13 @@ use crate::fib::DstEntry;
 use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
 use crate::netns::NsInner;
 use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, write};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 

@@ -12,8 +12,8 @@ use crate::errno::ETIMEDOUT;
 use crate::ksoftirqd::sk_reset_timer;
 use crate::netns::NsInner;
 use crate::stats::inc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Called when a registration of `sk` fires at `fired`: run whichever of its
