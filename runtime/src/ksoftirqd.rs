@@ -10,10 +10,28 @@
 //! The thread is started when work is handed to it and exits by itself once
 //! it has had no backlog and no timer armed for 20 ms (`LINGER`: under a
 //! stream of short connections, each of which arms and clears a timer, it
-//! would otherwise exit and be started again every few connections). A
-//! waiting thread is woken only by a backlog handed over or by a timer due
-//! before it would look anyway. While it runs it also sweeps expired
-//! TIME_WAIT entries (which arm no timer of their own).
+//! would otherwise exit and be started again every few connections). While
+//! it runs it also sweeps expired TIME_WAIT entries (which arm no timer of
+//! their own).
+//!
+//! Waking the thread is the expensive part (a futex call from the socket
+//! call, and a second core taking the timer lock), so a waiting thread is
+//! woken only by a backlog handed over or by a deadline it would otherwise
+//! miss by more than a tick, as Linux's timer wheel allows:
+//!
+//! - **A tick of slack.** The thread records when it will look again
+//!   (`wake_at`). A new deadline needs a wakeup only if that is later than
+//!   both the deadline and one `TICK` (4 ms, a jiffy at HZ=250) from now. So
+//!   a timer never fires early, a timer of a tick or more fires at its exact
+//!   time, and a shorter one (the FIN's delayed ACK on a connection that
+//!   received no data has `ato` 0, as on Linux) fires within a tick, as
+//!   `jiffies + ato` fires on Linux at the next tick.
+//! - **Ticking while busy.** A deadline added while the thread waits
+//!   (`armed`) keeps it on a periodic tick: until a whole tick passes without
+//!   one, it looks at least once a tick, so the deadlines that a stream of
+//!   connections arms (and mostly cancels within microseconds) never wake it.
+//!   Idle, it sleeps towards its first deadline (at most `RECHECK`) or
+//!   lingers, and the first deadline armed then may wake it once.
 //!
 //! With a [`Clock`](crate::Clock) installed (clock.rs) the timers are the
 //! clock's driver's to run (`run_timers`): the thread then only takes
@@ -55,8 +73,12 @@ struct KState {
     /// (deadline, socket id) → socket.
     timers: BTreeMap<(Instant, u64), Weak<Sock>>,
     /// When the thread, waiting, will look again (`None` while it runs): a
-    /// new timer due earlier wakes it, a later one does not need to.
+    /// new timer due earlier (by more than the slack, `timer_added`) wakes
+    /// it, a later one does not need to.
     wake_at: Option<Instant>,
+    /// A deadline was added while the thread waited: timers are being armed,
+    /// so its next wait is at most a `TICK`.
+    armed: bool,
     /// When netem's queue has a packet to send (netem.rs).
     netem_at: Option<Instant>,
 }
@@ -91,13 +113,15 @@ pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
 }
 
 /// Registers `sk` to be looked at no later than `when`. `registered` is the
-/// socket's current registration, updated here.
+/// socket's current registration, updated here. `now` is the caller's time
+/// (`Ctx::now`, from which it computed `when`), for the slack.
 pub(crate) fn sk_reset_timer(
     ns: &NsInner,
     sk: &Weak<Sock>,
     id: u64,
     registered: &mut Option<Instant>,
     when: Instant,
+    now: Instant,
 ) {
     if let Some(r) = *registered {
         if r <= when {
@@ -110,7 +134,7 @@ pub(crate) fn sk_reset_timer(
     }
     *registered = Some(when);
     st.timers.insert((when, id), sk.clone());
-    timer_added(ns, &mut st, when);
+    timer_added(ns, &mut st, when, now);
 }
 
 /// netem's queue has a packet due at `when` (netem.rs).
@@ -119,18 +143,29 @@ pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
     if st.netem_at.is_none_or(|a| when < a) {
         st.netem_at = Some(when);
     }
-    timer_added(ns, &mut st, when);
+    timer_added(ns, &mut st, when, Instant::now());
 }
 
-/// A deadline `when` was added: make sure someone looks then.
-fn timer_added(ns: &NsInner, st: &mut KState, when: Instant) {
+/// A deadline `when` was added at `now`: make sure someone looks then, or
+/// within a `TICK` from now if that is later (the slack: see the module's
+/// doc).
+fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     if let Some(clock) = ns.clock.get() {
         if st.first_deadline() == Some(when) {
             clock.schedule(when);
         }
         return;
     }
-    if !ensure_thread(ns, st) && st.wake_at.is_some_and(|w| when < w) {
+    if ensure_thread(ns, st) {
+        // A new thread looks at its timers first.
+        return;
+    }
+    // Running (`None`), the thread looks at the list before it waits again.
+    let Some(w) = st.wake_at else { return };
+    st.armed = true;
+    // `now` may be a little old (read once per context): the thread is then
+    // woken a little more eagerly, never later.
+    if when < w && w > now + TICK {
         ns.kthread.cv.notify_one();
     }
 }
@@ -210,6 +245,11 @@ const LINGER: Duration = Duration::from_millis(20);
 /// The longest the thread sleeps towards a far deadline before it looks
 /// whether anyone still holds the namespace.
 const RECHECK: Duration = Duration::from_millis(100);
+
+/// The timers' slack, and the thread's period while timers are being armed:
+/// one jiffy at HZ=250. A deadline closer than this to the moment it is
+/// armed may fire up to this much after the arming, never before its time.
+const TICK: Duration = Duration::from_millis(4);
 
 /// Runs one piece of the thread's work. A panic in it (a user's waker,
 /// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
@@ -292,9 +332,14 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             st.running = false;
             return;
         }
+        // Timers were armed while we waited: keep ticking (module doc).
+        let busy = std::mem::take(&mut st.armed);
+        if busy {
+            idle_since = None;
+        }
         // With a clock, the timers are its driver's: only backlog wakes us.
         let next = if clocked { None } else { st.first_deadline() };
-        match next {
+        let mut wait = match next {
             None => {
                 // Idle: linger a little before exiting, since the next
                 // connection usually arms a timer within microseconds and
@@ -305,17 +350,21 @@ fn ksoftirqd(weak: Weak<NsInner>) {
                     st.running = false;
                     return;
                 }
-                st.wake_at = Some(now + left);
-                drop(k.cv.wait_timeout(st, left));
+                left
             }
             Some(when) => {
                 idle_since = None;
                 // Capped, so that the check above runs soon after the
                 // namespace's last user leaves (nothing wakes us then).
-                let wait = when.saturating_duration_since(now).min(RECHECK);
-                st.wake_at = Some(when);
-                drop(k.cv.wait_timeout(st, wait));
+                when.saturating_duration_since(now).min(RECHECK)
             }
+        };
+        if busy {
+            wait = wait.min(TICK);
         }
+        // What `timer_added` compares a new deadline with: when we will
+        // really look (the capped wait, not the deadline).
+        st.wake_at = Some(now + wait);
+        drop(k.cv.wait_timeout(st, wait));
     }
 }
