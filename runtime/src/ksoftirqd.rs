@@ -166,11 +166,18 @@ fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     // Running (`None`), the thread looks at the list before it waits again.
     let Some(w) = st.wake_at else { return };
     st.armed = true;
-    // `now` may be a little old (read once per context): the thread is then
-    // woken a little more eagerly, never later.
-    if when < w && w > now + TICK {
+    if needs_wakeup(w, when, now) {
         ns.kthread.cv.notify_one();
     }
+}
+
+/// Whether a thread that will look again at `wake_at` must be woken for a
+/// deadline `when` armed at `now`: only if it would look later than both the
+/// deadline and one `TICK` after the arming. (`now` may be a little old, read
+/// once per context: the thread is then woken a little more eagerly, never
+/// later.)
+fn needs_wakeup(wake_at: Instant, when: Instant, now: Instant) -> bool {
+    when < wake_at && wake_at > now + TICK
 }
 
 /// Runs every timer due at `now` (the sockets' and netem's) and returns
@@ -369,5 +376,60 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // really look (the capped wait, not the deadline).
         st.wake_at = Some(now + wait);
         drop(k.cv.wait_timeout(st, wait));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{needs_wakeup, TICK};
+    use crate::netns::Netns;
+    use crate::tcp::TcpState;
+    use crate::tests::pair;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn test_a_deadline_wakes_the_thread_only_if_it_would_look_over_a_tick_late() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Asleep towards 100 ms: a 40 ms delayed ACK or a timer due at once wakes it.
+        assert!(needs_wakeup(now + ms(100), now + ms(40), now));
+        assert!(needs_wakeup(now + ms(100), now, now));
+        // A deadline at or after its wake-up never does.
+        assert!(!needs_wakeup(now + ms(100), now + ms(100), now));
+        assert!(!needs_wakeup(now + ms(100), now + ms(200), now));
+        // Ticking (it looks within a tick): a deadline due at once waits for the
+        // tick, as `jiffies + 0` waits for the next jiffy on Linux.
+        assert!(!needs_wakeup(now + TICK, now, now));
+        assert!(!needs_wakeup(now + ms(1), now, now));
+        // A timer of a tick or more is never late: earlier than the wake-up
+        // means a wakeup, whatever the wake-up is.
+        for wake in [TICK + ms(1), ms(10), ms(100)] {
+            for period in [TICK, ms(5), ms(40)] {
+                assert_eq!(
+                    needs_wakeup(now + wake, now + period, now),
+                    period < wake,
+                    "wake-up in {wake:?}, period {period:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn test_the_delayed_ack_of_a_fin_on_a_connection_without_data_is_sent_by_the_thread() {
+        // tcp_fin with ato 0 (no data was received): the delayed ACK is due at
+        // once, and the thread sends it (no one else runs a timer here).
+        let ns = Netns::new();
+        let (_l, c, s) = pair(&ns);
+        c.shutdown_write().unwrap();
+        assert_eq!(s.state(), TcpState::CloseWait);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.state() != TcpState::FinWait2 {
+            assert!(
+                Instant::now() < deadline,
+                "the FIN's delayed ACK never came"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(ns.tcp_stats().delayed_acks, 1);
     }
 }
