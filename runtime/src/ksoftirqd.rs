@@ -72,9 +72,9 @@ struct KState {
     pending: u64,
     /// (deadline, socket id) → socket.
     timers: BTreeMap<(Instant, u64), Weak<Sock>>,
-    /// When the thread, waiting, will look again (`None` while it runs): a
-    /// new timer due earlier (by more than the slack, `timer_added`) wakes
-    /// it, a later one does not need to.
+    /// When the thread, waiting, will look again (`None` while it runs or
+    /// once notified): a new timer due earlier (by more than the slack,
+    /// `timer_added`) wakes it, a later one does not need to.
     wake_at: Option<Instant>,
     /// A deadline was added while the thread waited: timers are being armed,
     /// so its next wait is at most a `TICK`.
@@ -110,6 +110,7 @@ pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
     st.pending |= 1u64 << (cpu % 64);
     ensure_thread(ns, &mut st);
     ns.kthread.cv.notify_one();
+    st.wake_at = None;
 }
 
 /// Registers `sk` to be looked at no later than `when`. `registered` is the
@@ -168,6 +169,10 @@ fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     st.armed = true;
     if needs_wakeup(w, when, now) {
         ns.kthread.cv.notify_one();
+        // Woken, it looks at the whole list before it waits again: the
+        // deadlines armed until it runs (on a busy machine, maybe
+        // milliseconds later) need no notify of their own.
+        st.wake_at = None;
     }
 }
 
