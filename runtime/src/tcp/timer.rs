@@ -88,7 +88,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         .flatten()
         .min();
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
-            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when);
+            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when, now);
             if s.timers.timer_registered == Some(when) {
                 s.timers.registered_for = when.saturating_duration_since(now);
             }
