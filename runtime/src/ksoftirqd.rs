@@ -7,8 +7,9 @@
 //! a plain OS thread, not a task of some tokio runtime, so a runtime shutting
 //! down never strands another runtime's connections.
 //!
-//! The thread is started when work is handed to it and exits by itself once
-//! it has had no backlog and no timer armed for 20 ms (`LINGER`: under a
+//! The thread is started when work is handed to it and exits when its
+//! namespace is freed, or by itself once it has had no backlog and no timer
+//! armed for 20 ms (`LINGER`: under a
 //! stream of short connections, each of which arms and clears a timer, it
 //! would otherwise exit and be started again every few connections). A
 //! waiting thread is woken only by a backlog handed over or by a timer due
@@ -50,6 +51,8 @@ pub(crate) struct Kthread {
 #[derive(Default)]
 struct KState {
     running: bool,
+    /// The namespace is gone (its last holder dropped it): the thread exits.
+    gone: bool,
     /// CPUs whose backlog was handed over (bit per CPU).
     pending: u64,
     /// (deadline, socket id) → socket.
@@ -75,6 +78,13 @@ impl KState {
 impl Kthread {
     fn lock(&self) -> MutexGuard<'_, KState> {
         lock(&self.state)
+    }
+
+    /// The namespace is being freed: wake the thread so that it exits now
+    /// instead of at its next deadline.
+    pub(crate) fn namespace_gone(&self) {
+        self.lock().gone = true;
+        self.cv.notify_all();
     }
 
     pub(crate) fn running(&self) -> bool {
@@ -197,19 +207,16 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     }
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
+    let k = ns.kthread.clone();
     let spawned = crate::sync::thread::Builder::new()
         .name(format!("lonet-ksoftirqd/{}", ns.id))
-        .spawn(move || ksoftirqd(weak));
+        .spawn(move || ksoftirqd(weak, k));
     st.running = spawned.is_ok();
     st.running
 }
 
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
-
-/// The longest the thread sleeps towards a far deadline before it looks
-/// whether anyone still holds the namespace.
-const RECHECK: Duration = Duration::from_millis(100);
 
 /// Runs one piece of the thread's work. A panic in it (a user's waker,
 /// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
@@ -220,7 +227,13 @@ fn guarded(work: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
 }
 
-fn ksoftirqd(weak: Weak<NsInner>) {
+/// The thread. It holds the namespace only while it works: asleep, it
+/// holds its own state (`k`) and a weak handle, so the namespace is freed
+/// when its last user leaves, and `NsInner`'s drop wakes the thread to exit
+/// (`namespace_gone`), as Linux frees a namespace once nothing holds it
+/// (every socket, orphans included, holds it until freed). A `WeakNetns`
+/// cannot bring it back then.
+fn ksoftirqd(weak: Weak<NsInner>, k: Arc<Kthread>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -230,7 +243,6 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // thread while it runs for other work; the entries never keep it
         // alive (they are also swept lazily: tcp/minisocks.rs).
         tw_tick(&ns, ns.ms(now));
-        let k = &ns.kthread;
         let mut st = k.lock();
         st.wake_at = None;
         if st.pending != 0 {
@@ -283,19 +295,9 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             continue;
         }
-        // Nothing but this thread holds the namespace: no handle, no socket,
-        // no capture can reach it again, so what its timers would do (send
-        // held packets to nobody) does not matter. Let it go, as Linux
-        // frees a namespace once nothing holds it (every socket, orphans
-        // included, holds it until freed); a `WeakNetns`
-        // upgraded meanwhile starts the thread again (`running` is false).
-        if Arc::strong_count(&ns) == 1 {
-            st.running = false;
-            return;
-        }
         // With a clock, the timers are its driver's: only backlog wakes us.
         let next = if clocked { None } else { st.first_deadline() };
-        match next {
+        let wait = match next {
             None => {
                 // Idle: linger a little before exiting, since the next
                 // connection usually arms a timer within microseconds and
@@ -307,16 +309,28 @@ fn ksoftirqd(weak: Weak<NsInner>) {
                     return;
                 }
                 st.wake_at = Some(now + left);
-                drop(k.cv.wait_timeout(st, left));
+                left
             }
             Some(when) => {
                 idle_since = None;
-                // Capped, so that the check above runs soon after the
-                // namespace's last user leaves (nothing wakes us then).
-                let wait = when.saturating_duration_since(now).min(RECHECK);
                 st.wake_at = Some(when);
-                drop(k.cv.wait_timeout(st, wait));
+                when.saturating_duration_since(now)
             }
+        };
+        // Let go of the namespace before sleeping (its drop, should this be
+        // the last hold, takes this lock), then look again at what would
+        // have woken a sleeper meanwhile.
+        drop(st);
+        drop(ns);
+        let st = k.lock();
+        let woken = st.gone
+            || st.pending != 0
+            || (!clocked
+                && st
+                    .first_deadline()
+                    .is_some_and(|d| st.wake_at.is_some_and(|w| d < w)));
+        if !woken {
+            drop(k.cv.wait_timeout(st, wait));
         }
     }
 }
