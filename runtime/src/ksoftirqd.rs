@@ -7,8 +7,9 @@
 //! a plain OS thread, not a task of some tokio runtime, so a runtime shutting
 //! down never strands another runtime's connections.
 //!
-//! The thread is started when work is handed to it and exits by itself once
-//! it has had no backlog and no timer armed for 20 ms (`LINGER`: under a
+//! The thread is started when work is handed to it and exits when its
+//! namespace is freed, or by itself once it has had no backlog and no timer
+//! armed for 20 ms (`LINGER`: under a
 //! stream of short connections, each of which arms and clears a timer, it
 //! would otherwise exit and be started again every few connections). While
 //! it runs it also sweeps expired TIME_WAIT entries (which arm no timer of
@@ -30,7 +31,7 @@
 //!   (`armed`) keeps it on a periodic tick: until a whole tick passes without
 //!   one, it looks at least once a tick, so the deadlines that a stream of
 //!   connections arms (and mostly cancels within microseconds) never wake it.
-//!   Idle, it sleeps towards its first deadline (at most `RECHECK`) or
+//!   Idle, it sleeps towards its first deadline or
 //!   lingers, and the first deadline armed then may wake it once.
 //!
 //! With a [`Clock`](crate::Clock) installed (clock.rs) the timers are the
@@ -68,6 +69,8 @@ pub(crate) struct Kthread {
 #[derive(Default)]
 struct KState {
     running: bool,
+    /// The namespace is gone (its last holder dropped it): the thread exits.
+    gone: bool,
     /// CPUs whose backlog was handed over (bit per CPU).
     pending: u64,
     /// (deadline, socket id) → socket.
@@ -97,6 +100,13 @@ impl KState {
 impl Kthread {
     fn lock(&self) -> MutexGuard<'_, KState> {
         lock(&self.state)
+    }
+
+    /// The namespace is being freed: wake the thread so that it exits now
+    /// instead of at its next deadline.
+    pub(crate) fn namespace_gone(&self) {
+        self.lock().gone = true;
+        self.cv.notify_all();
     }
 
     pub(crate) fn running(&self) -> bool {
@@ -247,19 +257,16 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     }
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
+    let k = ns.kthread.clone();
     let spawned = crate::sync::thread::Builder::new()
         .name(format!("lonet-ksoftirqd/{}", ns.id))
-        .spawn(move || ksoftirqd(weak));
+        .spawn(move || ksoftirqd(weak, k));
     st.running = spawned.is_ok();
     st.running
 }
 
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
-
-/// The longest the thread sleeps towards a far deadline before it looks
-/// whether anyone still holds the namespace.
-const RECHECK: Duration = Duration::from_millis(100);
 
 /// The timers' slack, and the thread's period while timers are being armed:
 /// one jiffy at HZ=250. A deadline closer than this to the moment it is
@@ -275,7 +282,13 @@ fn guarded(work: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
 }
 
-fn ksoftirqd(weak: Weak<NsInner>) {
+/// The thread. It holds the namespace only while it works: asleep, it
+/// holds its own state (`k`) and a weak handle, so the namespace is freed
+/// when its last user leaves, and `NsInner`'s drop wakes the thread to exit
+/// (`namespace_gone`), as Linux frees a namespace once nothing holds it
+/// (every socket, orphans included, holds it until freed). A `WeakNetns`
+/// cannot bring it back then.
+fn ksoftirqd(weak: Weak<NsInner>, k: Arc<Kthread>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -285,7 +298,6 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // thread while it runs for other work; the entries never keep it
         // alive (they are also swept lazily: tcp/minisocks.rs).
         tw_tick(&ns, ns.ms(now));
-        let k = &ns.kthread;
         let mut st = k.lock();
         st.wake_at = None;
         if st.pending != 0 {
@@ -338,16 +350,6 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             continue;
         }
-        // Nothing but this thread holds the namespace: no handle, no socket,
-        // no capture can reach it again, so what its timers would do (send
-        // held packets to nobody) does not matter. Let it go, as Linux
-        // frees a namespace once nothing holds it (every socket, orphans
-        // included, holds it until freed); a `WeakNetns`
-        // upgraded meanwhile starts the thread again (`running` is false).
-        if Arc::strong_count(&ns) == 1 {
-            st.running = false;
-            return;
-        }
         // Timers were armed while we waited: keep ticking (module doc).
         let busy = std::mem::take(&mut st.armed);
         if busy {
@@ -370,9 +372,7 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             Some(when) => {
                 idle_since = None;
-                // Capped, so that the check above runs soon after the
-                // namespace's last user leaves (nothing wakes us then).
-                when.saturating_duration_since(now).min(RECHECK)
+                when.saturating_duration_since(now)
             }
         };
         if busy {
@@ -381,7 +381,16 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // What `timer_added` compares a new deadline with: when we will
         // really look (the capped wait, not the deadline).
         st.wake_at = Some(now + wait);
-        drop(k.cv.wait_timeout(st, wait));
+        // Let go of the namespace before sleeping (its drop, should this be
+        // the last hold, takes this lock), then look again: a notify meanwhile
+        // (backlog handed over, a deadline that needs us) cleared `wake_at`,
+        // the namespace's drop set `gone`.
+        drop(st);
+        drop(ns);
+        let st = k.lock();
+        if !st.gone && st.wake_at.is_some() {
+            drop(k.cv.wait_timeout(st, wait));
+        }
     }
 }
 

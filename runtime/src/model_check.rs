@@ -1,7 +1,9 @@
 //! The model check: the hand-offs between the threads that drive a
 //! namespace (a writer's `sendmsg` running the softirq it raised, the
 //! per-CPU backlogs and their `running` claim, the socket lock, the
-//! reader's waker), explored by shuttle's scheduler instead of hoped for.
+//! reader's waker, the backlog and timers handed to `ksoftirqd`, the
+//! thread's exit when the namespace is freed), explored by shuttle's
+//! scheduler instead of hoped for.
 //!
 //! Run with `RUSTFLAGS="--cfg shuttle" cargo test -p lonet-runtime --lib
 //! model_check` (`.ci/run` does, in a target directory of its own): under
@@ -272,6 +274,44 @@ fn model_check_close_races_accept() {
             drop(l);
             let st = ns.sockstat();
             assert_eq!((st.inuse, st.orphan, st.alloc), (0, 0, 0), "{st}");
+        },
+        SCHEDULES,
+        3,
+    );
+}
+
+/// The softirq cut short after every packet (`netdev_budget` 1), so each
+/// writer's run hands the rest of its backlog to `ksoftirqd`, and the timers
+/// are the thread's too (no clock): backlog handed over while the thread
+/// runs, sleeps or starts, a reader woken from the thread. At the end the
+/// namespace is dropped with timers armed, and the thread must exit (a
+/// thread left asleep fails the execution).
+#[test]
+fn model_check_backlog_handed_to_ksoftirqd() {
+    shuttle::check_pct(
+        || {
+            let ns = Netns::new();
+            ns.set_sysctl(|s| {
+                s.netdev_budget = 1;
+                s.dev_weight = 1;
+            })
+            .expect("sysctl");
+            let addr: SocketAddr = "127.0.0.1:7002".parse().expect("address");
+            let l = Socket::listen(&ns, addr, 16).expect("listen");
+            let c = Socket::connect(&ns, addr).expect("connect");
+            wait_for(|cx| c.poll_connect(cx)).expect("connected");
+            let (s, _) = wait_for(|cx| l.poll_accept(cx)).expect("accepted");
+            const LEN: usize = 2000;
+            let w = thread::spawn(move || write_all(&c, LEN, 250));
+            let r = thread::spawn(move || read_all(&s, LEN));
+            w.join().expect("writer");
+            r.join().expect("reader");
+            assert!(
+                ns.softnet_stat().cpus.iter().any(|c| c.time_squeeze > 0),
+                "the softirq was cut short"
+            );
+            drop(l);
+            drop(ns);
         },
         SCHEDULES,
         3,

@@ -94,7 +94,7 @@ pub(crate) struct NsInner {
     /// Faults on `lo` (netem.rs).
     pub(crate) netem: crate::netem::Netem,
     /// The helper thread and the timer list (ksoftirqd.rs).
-    pub(crate) kthread: Kthread,
+    pub(crate) kthread: Arc<Kthread>,
 
     // Sockets.
     pub(crate) tables: RwLock<Tables>,
@@ -107,6 +107,14 @@ pub(crate) struct NsInner {
     // Counters.
     pub(crate) mib: TcpMib,
     pub(crate) socks: SockCounters,
+}
+
+impl Drop for NsInner {
+    /// The last holder let go: the helper thread, asleep without a hold of
+    /// its own, exits now.
+    fn drop(&mut self) {
+        self.kthread.namespace_gone();
+    }
 }
 
 /// Hot copies of the sysctls read per packet or per connection, so the
@@ -176,7 +184,7 @@ impl Netns {
             tables: RwLock::new(Tables::default()),
             acceptq_full: AcceptqFull::default(),
             mib: TcpMib::default(),
-            kthread: Kthread::default(),
+            kthread: Arc::default(),
             kernel_loopback: AtomicBool::new(false),
             fallthrough: AtomicBool::new(true),
             socks: SockCounters::default(),
