@@ -40,9 +40,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Handle;
 use tokio::task::{AbortHandle, JoinSet};
 
-/// The size of each direction's relay buffer: what a relay holds in flight
-/// per direction beyond the two sockets' own buffers.
+/// The size each direction's relay buffer starts at.
 const RELAY_BUF: usize = 64 * 1024;
+
+/// The most a direction's relay buffer grows to: what a relay holds in
+/// flight per direction beyond the two sockets' own buffers. A buffer
+/// doubles, from [`RELAY_BUF`], each time one read filled it (the leg had
+/// at least that much queued), so only a connection that moves data in bulk
+/// gets the larger buffer. Draining a kernel socket in reads this large
+/// keeps its receive window open: with 64 KiB reads a bulk sender on the
+/// machine's loopback keeps meeting a zero window, and the kernel spends
+/// more on window probes, updates and pure ACKs than on the data.
+const RELAY_MAX: usize = 1024 * 1024;
 
 /// How long an accept loop pauses after an accept error (EMFILE, ...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -333,9 +342,13 @@ impl Drop for Legs {
 
 /// One direction of a relay: a bounded buffer between a reader and a writer.
 struct Dir {
+    /// `buf[pos..cap]` is read and not yet written.
     buf: Box<[u8]>,
     pos: usize,
     cap: usize,
+    /// The last read filled `buf`: the next one gets a buffer twice as
+    /// large, up to [`RELAY_MAX`].
+    grow: bool,
     eof: bool,
     done: bool,
 }
@@ -346,6 +359,7 @@ impl Dir {
             buf: vec![0; RELAY_BUF].into_boxed_slice(),
             pos: 0,
             cap: 0,
+            grow: false,
             eof: false,
             done: false,
         }
@@ -365,6 +379,12 @@ impl Dir {
                 return Poll::Ready(Ok(()));
             }
             if self.pos == self.cap && !self.eof {
+                if self.grow {
+                    // Empty, so nothing to carry over.
+                    let len = (self.buf.len() * 2).min(RELAY_MAX);
+                    self.buf = vec![0; len].into_boxed_slice();
+                    self.grow = false;
+                }
                 let mut rb = ReadBuf::new(&mut self.buf);
                 ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
                 let n = rb.filled().len();
@@ -373,6 +393,7 @@ impl Dir {
                 } else {
                     self.pos = 0;
                     self.cap = n;
+                    self.grow = n == self.buf.len() && n < RELAY_MAX;
                 }
             }
             while self.pos < self.cap {
