@@ -651,11 +651,12 @@ impl UdpSocket {
         Poll::Pending
     }
 
-    /// Ready once a datagram or an error is waiting; else registers the
-    /// waker.
+    /// Ready once a datagram is waiting (`EPOLLIN`; a pending error alone
+    /// is `EPOLLERR`, see [`poll_error_ready`](UdpSocket::poll_error_ready));
+    /// else registers the waker.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = self.sk.lock();
-        if !s.rcvq.is_empty() || s.err != 0 {
+        if !s.rcvq.is_empty() {
             return Poll::Ready(Ok(()));
         }
         s.rx_waiters.register(cx.waker());
@@ -678,11 +679,13 @@ impl UdpSocket {
         Poll::Pending
     }
 
-    /// The socket's readiness now (`udp_poll`).
+    /// The socket's readiness now (`udp_poll` → `datagram_poll`: `EPOLLIN`
+    /// for a queued datagram, `EPOLLOUT` always on `lo`, `EPOLLERR` for a
+    /// pending error, which does not make the socket readable).
     pub fn readiness(&self) -> crate::af_inet::Readiness {
         let s = self.sk.lock();
         crate::af_inet::Readiness {
-            readable: !s.rcvq.is_empty() || s.err != 0,
+            readable: !s.rcvq.is_empty(),
             writable: true,
             read_closed: false,
             write_closed: false,
