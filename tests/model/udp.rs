@@ -433,3 +433,305 @@ async fn addresses_and_options() {
         ("leave not joined", err(AddrNotAvailable, EADDRNOTAVAIL)),
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What only the model shows
+
+mod observed {
+    use crate::common::*;
+    use etherparse::{
+        icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, NetSlice, SlicedPacket, TransportSlice,
+    };
+    use lonet::capture::CaptureOptions;
+    use lonet::fault::{Fault, Match};
+    use lonet::net::UdpSocket;
+    use lonet::Netns;
+    use std::time::Duration;
+
+    /// `netstat -s`: Udp and Icmp after known datagrams, and `lo`'s packets.
+    #[tokio::test]
+    async fn counters_after_known_datagrams() {
+        let ns = Netns::new();
+        bounded(
+            "udp counters",
+            ns.clone().scope(async {
+                let r = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let to = r.local_addr().unwrap();
+                for _ in 0..3 {
+                    s.send_to(&[0u8; 100], to).await.unwrap();
+                }
+                let mut buf = [0u8; 200];
+                r.recv(&mut buf).await.unwrap();
+                r.peek(&mut buf).await.unwrap();
+                r.recv(&mut buf).await.unwrap();
+                // Nobody on port 9: NoPorts, and an ICMP port unreachable back.
+                s.send_to(b"discard", "127.0.0.1:9").await.unwrap();
+            }),
+        )
+        .await;
+        let st = ns.udp_stats();
+        assert_eq!(
+            (st.out_datagrams, st.in_datagrams, st.no_ports, st.in_errors),
+            (4, 2, 1, 0)
+        );
+        assert_eq!((st.icmp_out_msgs, st.icmp_out_dest_unreachs), (1, 1));
+        assert_eq!((st.icmp_in_msgs, st.icmp_in_dest_unreachs), (1, 1));
+        let lo = ns.lo_stats();
+        assert_eq!(lo.rx_packets, 5, "four datagrams and one ICMP");
+        // 3 × (20 + 8 + 100) + (20 + 8 + 7) + ICMP (20 + 8 + 20 + 8 + 7)
+        assert_eq!(lo.rx_bytes, 3 * 128 + 35 + 63);
+        let text = st.to_string();
+        assert!(
+            text.contains("Udp:\n    2 packets received\n    1 packets to unknown port received"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ICMP output histogram:\n        destination unreachable: 1"),
+            "{text}"
+        );
+    }
+
+    /// `ss -uan`: UNCONN and ESTAB rows, Recv-Q the truesize charged.
+    #[tokio::test]
+    async fn ss_shows_udp_sockets() {
+        let ns = Netns::new();
+        let _keep = bounded(
+            "ss -uan",
+            ns.clone().scope(async {
+                let r = UdpSocket::bind("127.0.0.1:5353").await.unwrap();
+                let c = UdpSocket::bind("127.0.0.1:40000").await.unwrap();
+                c.connect("127.0.0.1:5353").await.unwrap();
+                c.send(&[0u8; 64]).await.unwrap();
+                (r, c)
+            }),
+        )
+        .await;
+        let table = ns.udp_sockets();
+        assert_eq!(
+            table.to_string(),
+            "State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess\n\
+             UNCONN 832    0          127.0.0.1:5353       0.0.0.0:*          \n\
+             ESTAB  0      0          127.0.0.1:40000    127.0.0.1:5353"
+                .replace("          \n", "\n")
+        );
+    }
+
+    /// A total loss on the port: UDP has no retransmission, so nothing arrives; the fault
+    /// counts what it dropped.
+    #[tokio::test]
+    async fn faults_apply_to_udp() {
+        let ns = Netns::new();
+        bounded(
+            "udp loss",
+            ns.clone().scope(async {
+                let r = UdpSocket::bind("127.0.0.1:6000").await.unwrap();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let lossy = Netns::current()
+                    .add_fault(Match::port(6000), Fault::new().loss(0.5).seed(7))
+                    .unwrap();
+                for i in 0..200u32 {
+                    s.send_to(&i.to_be_bytes(), "127.0.0.1:6000").await.unwrap();
+                }
+                let mut got = 0u64;
+                let mut buf = [0u8; 4];
+                while r.try_recv(&mut buf).is_ok() {
+                    got += 1;
+                }
+                let st = lossy.stats();
+                assert_eq!(st.matched, 200);
+                assert_eq!(got + st.dropped, 200, "lost is lost: {got} arrived");
+                assert!(50 < got && got < 150, "{got} of 200 with 50% loss");
+                drop(lossy);
+                s.send_to(b"ok", "127.0.0.1:6000").await.unwrap();
+                assert_eq!(r.recv(&mut buf).await.unwrap(), 2);
+            }),
+        )
+        .await;
+    }
+
+    /// The frames of a capture: UDP over IPv4 and IPv6 with valid checksums, and the ICMP and
+    /// ICMPv6 port unreachables quoting the datagram, decoded by etherparse; then tshark.
+    #[tokio::test]
+    async fn captured_udp_and_icmp_frames() {
+        let ns = Netns::new();
+        let cap = ns.capture_to_memory(CaptureOptions::new());
+        bounded(
+            "udp capture",
+            ns.clone().scope(async {
+                let r = UdpSocket::bind("127.0.0.1:7000").await.unwrap();
+                let s = UdpSocket::bind("127.0.0.1:7001").await.unwrap();
+                s.send_to(b"hello udp", "127.0.0.1:7000").await.unwrap();
+                s.send_to(b"odd", "127.0.0.1:7000").await.unwrap();
+                s.send_to(b"nobody", "127.0.0.1:7009").await.unwrap();
+                let r6 = UdpSocket::bind("[::1]:7000").await.unwrap();
+                let s6 = UdpSocket::bind("[::1]:7001").await.unwrap();
+                s6.send_to(b"hello v6", "[::1]:7000").await.unwrap();
+                s6.send_to(b"nobody6", "[::1]:7009").await.unwrap();
+                drop((r, r6));
+            }),
+        )
+        .await;
+        let bytes = cap.stop().unwrap();
+        // The file framing: 24-byte header, then 16 bytes per record.
+        let mut frames = Vec::new();
+        let mut at = 24;
+        while at < bytes.len() {
+            let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            frames.push(bytes[at + 16..at + 16 + caplen].to_vec());
+            at += 16 + caplen;
+        }
+        assert_eq!(frames.len(), 7, "five datagrams, two port unreachables");
+        let mut seen = Vec::new();
+        for f in &frames {
+            let p = SlicedPacket::from_ethernet(f).expect("etherparse decodes the frame");
+            match (
+                p.net.expect("an IP header"),
+                p.transport.expect("a transport header"),
+            ) {
+                (NetSlice::Ipv4(ip), TransportSlice::Udp(u)) => {
+                    let h = ip.header();
+                    let sum = u
+                        .to_header()
+                        .calc_checksum_ipv4_raw(h.source(), h.destination(), u.payload())
+                        .unwrap();
+                    assert_eq!(u.checksum(), sum, "UDP checksum");
+                    assert_eq!(h.ttl(), 64);
+                    seen.push(format!(
+                        "udp4 {}>{} {:?}",
+                        u.source_port(),
+                        u.destination_port(),
+                        String::from_utf8_lossy(u.payload())
+                    ));
+                }
+                (NetSlice::Ipv6(ip), TransportSlice::Udp(u)) => {
+                    let h = ip.header();
+                    let sum = u
+                        .to_header()
+                        .calc_checksum_ipv6_raw(h.source(), h.destination(), u.payload())
+                        .unwrap();
+                    assert_eq!(u.checksum(), sum, "UDP checksum over IPv6");
+                    seen.push(format!(
+                        "udp6 {}>{} {:?}",
+                        u.source_port(),
+                        u.destination_port(),
+                        String::from_utf8_lossy(u.payload())
+                    ));
+                }
+                (NetSlice::Ipv4(ip), TransportSlice::Icmpv4(i)) => {
+                    assert_eq!(
+                        i.icmp_type(),
+                        Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port)
+                    );
+                    assert_eq!(
+                        ip.header().dcp().value(),
+                        0xc0 >> 2,
+                        "IPTOS_PREC_INTERNETCONTROL"
+                    );
+                    // The quote: the datagram's IP header, UDP header, payload.
+                    let q = SlicedPacket::from_ip(i.payload()).expect("the quoted datagram");
+                    let Some(TransportSlice::Udp(u)) = q.transport else {
+                        panic!("quoted UDP")
+                    };
+                    seen.push(format!(
+                        "icmp4 unreach port {}>{} {:?}",
+                        u.source_port(),
+                        u.destination_port(),
+                        String::from_utf8_lossy(u.payload())
+                    ));
+                }
+                (NetSlice::Ipv6(_), TransportSlice::Icmpv6(i)) => {
+                    assert_eq!(
+                        i.icmp_type(),
+                        Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port)
+                    );
+                    let q = SlicedPacket::from_ip(i.payload()).expect("the quoted datagram");
+                    let Some(TransportSlice::Udp(u)) = q.transport else {
+                        panic!("quoted UDP")
+                    };
+                    seen.push(format!(
+                        "icmp6 unreach port {}>{} {:?}",
+                        u.source_port(),
+                        u.destination_port(),
+                        String::from_utf8_lossy(u.payload())
+                    ));
+                }
+                other => panic!("unexpected frame: {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "udp4 7001>7000 \"hello udp\"",
+                "udp4 7001>7000 \"odd\"",
+                "udp4 7001>7009 \"nobody\"",
+                "icmp4 unreach port 7001>7009 \"nobody\"",
+                "udp6 7001>7000 \"hello v6\"",
+                "udp6 7001>7009 \"nobody6\"",
+                "icmp6 unreach port 7001>7009 \"nobody6\"",
+            ]
+        );
+
+        // tshark, with checksum validation on.
+        let path = std::env::temp_dir().join(format!("lonet-udp-{}.pcap", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let out = tokio::process::Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&path)
+            .args([
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-T",
+                "fields",
+                "-e",
+                "frame.protocols",
+                "-e",
+                "udp.checksum.status",
+                "-e",
+                "icmp.checksum.status",
+                "-e",
+                "icmpv6.checksum.status",
+                "-e",
+                "_ws.expert.message",
+            ])
+            .kill_on_drop(true)
+            .output();
+        let out = bounded_for("tshark", Duration::from_secs(120), out).await;
+        let _ = std::fs::remove_file(&path);
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::env::var("LONET_REQUIRE_TSHARK").as_deref() == Ok("1") {
+                    panic!("tshark not found on PATH, and LONET_REQUIRE_TSHARK=1");
+                }
+                eprintln!("SKIPPED: tshark not found on PATH; the capture was checked with etherparse only");
+                return;
+            }
+            Err(e) => panic!("running tshark: {e}"),
+        };
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        for l in &lines {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(
+                !l.contains("Bad") && !l.contains("bad") && !l.contains("malformed"),
+                "tshark finds fault: {l}"
+            );
+            if f[0].ends_with(":udp:data") {
+                // Wireshark's checksum status: 0 bad, 1 good, 2 unverified.
+                assert_eq!(f[1], "1", "UDP checksum good: {l}");
+            } else {
+                assert!(f[0].contains(":icmp"), "{l}");
+                assert!(f[2] == "1" || f[3] == "1", "ICMP checksum good: {l}");
+            }
+        }
+    }
+}
