@@ -151,6 +151,15 @@ pub mod hyper {
     pub use lonet_transport::hyper::*;
 }
 
+/// QUIC over lonet's UDP (feature `quinn`): quinn's `Runtime` and
+/// `AsyncUdpSocket` over [`net::UdpSocket`], and `client`/`server`
+/// endpoints, so a quinn client and server talk through the model.
+#[cfg(feature = "quinn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quinn")))]
+pub mod quinn {
+    pub use lonet_transport::quinn::*;
+}
+
 pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};
 
 // The README's and the guide's Rust examples, compiled and run as doctests
