@@ -60,11 +60,11 @@ struct Timer(Pin<Box<tokio::time::Sleep>>);
 
 impl AsyncTimer for Timer {
     fn reset(mut self: Pin<&mut Self>, i: Instant) {
-        self.0.as_mut().reset(i.into())
+        tokio::time::Sleep::reset(self.0.as_mut(), i.into())
     }
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
+        Future::poll(self.0.as_mut(), cx)
     }
 }
 
@@ -88,9 +88,9 @@ impl Runtime for LonetRuntime {
     }
 }
 
-/// lonet's [`net::UdpSocket`] as quinn's [`AsyncUdpSocket`]: one datagram
-/// per call each way (no GSO/GRO, which `lo` in the model does not need),
-/// no ECN.
+/// lonet's [`net::UdpSocket`] as quinn's [`AsyncUdpSocket`]: a transmit of
+/// several segments is sent as one datagram per segment; a receive fills
+/// as many of quinn's buffers as datagrams are queued; no ECN.
 pub struct QuinnSocket(pub net::UdpSocket);
 
 impl fmt::Debug for QuinnSocket {
@@ -114,10 +114,21 @@ impl AsyncUdpSocket for QuinnSocket {
         Box::pin(Poller(self))
     }
 
+    /// A transmit of several segments (quinn's GSO batch) goes as one
+    /// datagram per segment, as the kernel's UDP GSO cuts it.
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        self.0
-            .try_send_to(transmit.contents, transmit.destination)
-            .map(|_| ())
+        match transmit.segment_size {
+            Some(size) if size > 0 && size < transmit.contents.len() => {
+                for seg in transmit.contents.chunks(size) {
+                    self.0.try_send_to(seg, transmit.destination)?;
+                }
+                Ok(())
+            }
+            _ => self
+                .0
+                .try_send_to(transmit.contents, transmit.destination)
+                .map(|_| ()),
+        }
     }
 
     fn poll_recv(
@@ -126,18 +137,31 @@ impl AsyncUdpSocket for QuinnSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
-            return Poll::Ready(Ok(0));
-        };
-        let mut rb = ReadBuf::new(buf);
-        let addr = ready!(self.0.poll_recv_from(cx, &mut rb))?;
-        let len = rb.filled().len();
-        m.addr = addr;
-        m.len = len;
-        m.stride = len;
-        m.ecn = None;
-        m.dst_ip = None;
-        Poll::Ready(Ok(1))
+        // The first datagram waits; the ones already queued behind it fill
+        // the rest of the batch (recvmmsg), without waiting.
+        let mut n = 0;
+        for (buf, m) in bufs.iter_mut().zip(meta.iter_mut()) {
+            let mut rb = ReadBuf::new(buf);
+            let addr = if n == 0 {
+                ready!(self.0.poll_recv_from(cx, &mut rb))?
+            } else {
+                let filled = match self.0.try_recv_from(rb.initialize_unfilled()) {
+                    Ok((len, addr)) => (len, addr),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                rb.advance(filled.0);
+                filled.1
+            };
+            let len = rb.filled().len();
+            m.addr = addr;
+            m.len = len;
+            m.stride = len;
+            m.ecn = None;
+            m.dst_ip = None;
+            n += 1;
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -146,6 +170,12 @@ impl AsyncUdpSocket for QuinnSocket {
 
     fn may_fragment(&self) -> bool {
         false
+    }
+
+    /// Segments per transmit: as many as Linux's UDP GSO takes in a batch
+    /// quinn makes (`UDP_MAX_SEGMENTS` is 64; quinn asks for at most this).
+    fn max_transmit_segments(&self) -> usize {
+        64
     }
 }
 
