@@ -116,6 +116,20 @@ pub(crate) struct UdpInner {
     groups: Vec<IpAddr>,
     rx_waiters: WaitQueue,
     dst: Option<DstEntry>,
+    /// The last destination's route (`ip_route_output`'s result), valid
+    /// while the FIB generation holds: a socket sending to one peer looks
+    /// its route up once.
+    rt_cache: Option<RtCache>,
+}
+
+/// A route looked up for one destination, and the FIB generation it holds
+/// for.
+#[derive(Clone, Copy)]
+struct RtCache {
+    daddr: IpAddr,
+    genid: u32,
+    kind: Dest,
+    prefsrc: IpAddr,
 }
 
 /// A UDP socket of the model (`struct sock`).
@@ -377,6 +391,7 @@ impl UdpSocket {
                     groups: Vec::new(),
                     rx_waiters: WaitQueue::default(),
                     dst: None,
+                    rt_cache: None,
                 }),
             }),
         };
@@ -532,7 +547,20 @@ impl UdpSocket {
         if buf.len() > max {
             return Err(err(libc::EMSGSIZE));
         }
-        let (kind, prefsrc) = route(ns, daddr.ip())?;
+        let genid = ns.fib.genid();
+        let (kind, prefsrc) = match s.rt_cache {
+            Some(c) if c.daddr == daddr.ip() && c.genid == genid => (c.kind, c.prefsrc),
+            _ => {
+                let (kind, prefsrc) = route(ns, daddr.ip())?;
+                s.rt_cache = Some(RtCache {
+                    daddr: daddr.ip(),
+                    genid,
+                    kind,
+                    prefsrc,
+                });
+                (kind, prefsrc)
+            }
+        };
         if kind == Dest::Broadcast && !s.broadcast {
             return Err(err(libc::EACCES));
         }
@@ -945,8 +973,15 @@ pub(crate) fn udp_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     crate::trace::kevent_skb!("udp_rcv", ns, skb);
     let d = skb.daddr.ip();
-    let bcast = is_limited_bcast(d)
-        || matches!(ns.fib.fib_lookup(d), Some(r) if r.rtype == RouteType::Broadcast);
+    // The local table's broadcast routes are x.y.z.255 (127.255.255.255):
+    // look only those up.
+    let bcast = match d {
+        IpAddr::V4(v) if v.octets()[3] == 255 => {
+            is_limited_bcast(d)
+                || matches!(ns.fib.fib_lookup(d), Some(r) if r.rtype == RouteType::Broadcast)
+        }
+        _ => false,
+    };
     if is_mcast(d) || bcast {
         return udp_mcast_deliver(ns, skb);
     }
