@@ -455,11 +455,14 @@ impl UdpSocket {
         self.ready(Interest::WRITABLE).await.map(|_| ())
     }
 
-    /// Polls for write readiness.
+    /// Polls for write readiness. The model's half is always writable (on
+    /// `lo` a datagram's buffer is released as it is handed on), so a
+    /// socket with an OS half, unless connected through the model, reports
+    /// the OS half's: that is the one a send can find full.
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match (&self.model, &self.os) {
-            (Some(m), _) => m.sock.poll_write_ready(cx),
-            (None, Some(o)) => o.poll_send_ready(cx),
+        match (self.connected.load(Relaxed), &self.model, &self.os) {
+            (CONN_MODEL, Some(m), _) | (_, Some(m), None) => m.sock.poll_write_ready(cx),
+            (_, _, Some(o)) => o.poll_send_ready(cx),
             _ => Poll::Ready(Err(not_bound())),
         }
     }
