@@ -21,14 +21,14 @@ use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
 use crate::stats::inc;
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::write;
+use crate::sync::Arc;
 use crate::tcp::minisocks::tw_isn;
 use crate::tcp::syscalls::{tcp_close, tcp_recvmsg, tcp_sendmsg};
 use crate::tcp::{Sock, TcpState, WaitQueue};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -11,9 +11,9 @@
 //! of minutes of modeled time runs in milliseconds.
 
 use crate::netns::{Netns, NsInner};
+use crate::sync::{Arc, Weak};
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 /// A handle to a namespace that does not keep it alive ([`Netns::downgrade`]):

@@ -71,7 +71,7 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub(crate) fn local_bh_enable(&mut self) {
         if std::mem::take(&mut self.raised) {
-            if std::thread::panicking() {
+            if crate::sync::thread::panicking() {
                 crate::ksoftirqd::wakeup_ksoftirqd(self.ns, self.cpu);
             } else {
                 crate::dev::do_softirq_claimed(self.ns, self.cpu);

@@ -27,10 +27,10 @@ use crate::ip::ip_rcv;
 use crate::ksoftirqd::wakeup_ksoftirqd;
 use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::lock;
+use crate::sync::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// `struct softnet_data`: one per modeled CPU, cache-line aligned.
@@ -197,7 +197,7 @@ struct Unwinding<'a> {
 
 impl Drop for Unwinding<'_> {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !crate::sync::thread::panicking() {
             return;
         }
         {

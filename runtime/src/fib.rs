@@ -14,9 +14,9 @@
 //! host. A hit of type `RTN_LOCAL` sends the packet out through `lo` with the
 //! route's preferred source; anything else is not reachable through the model.
 
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::{read, write};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Route types, as `rtm_type` (`RTN_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub(crate) struct DstEntry {
 /// The local table of one namespace.
 #[derive(Debug)]
 pub(crate) struct Fib {
-    entries: std::sync::RwLock<Vec<FibEntry>>,
+    entries: crate::sync::RwLock<Vec<FibEntry>>,
     genid: AtomicU32,
 }
 
@@ -108,7 +108,7 @@ impl Fib {
             },
         ];
         Fib {
-            entries: std::sync::RwLock::new(entries),
+            entries: crate::sync::RwLock::new(entries),
             genid: AtomicU32::new(0),
         }
     }

@@ -13,12 +13,12 @@
 
 use crate::errno::{err, EADDRINUSE};
 use crate::inet_hashtables::{BindEntry, BindKind, Tables};
+use crate::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use crate::sync::lock;
+use crate::sync::{Arc, Mutex};
 use crate::tcp::Sock;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 
 /// Listeners whose accept queue is made to look full, by address (an
 /// unspecified address covers every listener on the port), each entry under

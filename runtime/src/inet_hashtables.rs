@@ -13,12 +13,12 @@
 //! ARCHITECTURE.md).
 
 use crate::errno::{err, EADDRNOTAVAIL};
+use crate::sync::Arc;
 use crate::tcp::minisocks::{tw_reuse_allowed, TwSock, TwTables};
 use crate::tcp::Sock;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 /// The hasher of the socket tables: FxHash (rustc-hash). The keys are
 /// addresses the model builds itself, so SipHash's DoS resistance buys
@@ -263,9 +263,9 @@ impl PortSecret {
     /// random secret (std's per-process random SipHash keys, mixed with a
     /// counter so two namespaces differ).
     pub(crate) fn random() -> PortSecret {
+        use crate::sync::atomic::Ordering::Relaxed;
         use std::hash::{BuildHasher, Hasher};
-        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-        static N: AtomicU64 = AtomicU64::new(0);
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, Relaxed);
         let mut a = std::collections::hash_map::RandomState::new().build_hasher();
         a.write_u64(n);

@@ -7,13 +7,32 @@
 //! a plain OS thread, not a task of some tokio runtime, so a runtime shutting
 //! down never strands another runtime's connections.
 //!
-//! The thread is started when work is handed to it and exits by itself once
-//! it has had no backlog and no timer armed for 20 ms (`LINGER`: under a
+//! The thread is started when work is handed to it and exits when its
+//! namespace is freed, or by itself once it has had no backlog and no timer
+//! armed for 20 ms (`LINGER`: under a
 //! stream of short connections, each of which arms and clears a timer, it
-//! would otherwise exit and be started again every few connections). A
-//! waiting thread is woken only by a backlog handed over or by a timer due
-//! before it would look anyway. While it runs it also sweeps expired
-//! TIME_WAIT entries (which arm no timer of their own).
+//! would otherwise exit and be started again every few connections). While
+//! it runs it also sweeps expired TIME_WAIT entries (which arm no timer of
+//! their own).
+//!
+//! Waking the thread is the expensive part (a futex call from the socket
+//! call, and a second core taking the timer lock), so a waiting thread is
+//! woken only by a backlog handed over or by a deadline it would otherwise
+//! miss by more than a tick, as Linux's timer wheel allows:
+//!
+//! - **A tick of slack.** The thread records when it will look again
+//!   (`wake_at`). A new deadline needs a wakeup only if that is later than
+//!   both the deadline and one `TICK` (4 ms, a jiffy at HZ=250) from now. So
+//!   a timer never fires early, a timer of a tick or more fires at its exact
+//!   time, and a shorter one (the FIN's delayed ACK on a connection that
+//!   received no data has `ato` 0, as on Linux) fires within a tick, as
+//!   `jiffies + ato` fires on Linux at the next tick.
+//! - **Ticking while busy.** A deadline added while the thread waits
+//!   (`armed`) keeps it on a periodic tick: until a whole tick passes without
+//!   one, it looks at least once a tick, so the deadlines that a stream of
+//!   connections arms (and mostly cancels within microseconds) never wake it.
+//!   Idle, it sleeps towards its first deadline or
+//!   lingers, and the first deadline armed then may wake it once.
 //!
 //! With a [`Clock`](crate::Clock) installed (clock.rs) the timers are the
 //! clock's driver's to run (`run_timers`): the thread then only takes
@@ -34,10 +53,10 @@
 
 use crate::netns::NsInner;
 use crate::sync::lock;
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use crate::tcp::minisocks::tw_tick;
 use crate::tcp::Sock;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The helper thread's shared state.
@@ -50,13 +69,19 @@ pub(crate) struct Kthread {
 #[derive(Default)]
 struct KState {
     running: bool,
+    /// The namespace is gone (its last holder dropped it): the thread exits.
+    gone: bool,
     /// CPUs whose backlog was handed over (bit per CPU).
     pending: u64,
     /// (deadline, socket id) → socket.
     timers: BTreeMap<(Instant, u64), Weak<Sock>>,
-    /// When the thread, waiting, will look again (`None` while it runs): a
-    /// new timer due earlier wakes it, a later one does not need to.
+    /// When the thread, waiting, will look again (`None` while it runs or
+    /// once notified): a new timer due earlier (by more than the slack,
+    /// `timer_added`) wakes it, a later one does not need to.
     wake_at: Option<Instant>,
+    /// A deadline was added while the thread waited: timers are being armed,
+    /// so its next wait is at most a `TICK`.
+    armed: bool,
     /// When netem's queue has a packet to send (netem.rs).
     netem_at: Option<Instant>,
 }
@@ -77,6 +102,13 @@ impl Kthread {
         lock(&self.state)
     }
 
+    /// The namespace is being freed: wake the thread so that it exits now
+    /// instead of at its next deadline.
+    pub(crate) fn namespace_gone(&self) {
+        self.lock().gone = true;
+        self.cv.notify_all();
+    }
+
     pub(crate) fn running(&self) -> bool {
         self.lock().running
     }
@@ -88,16 +120,19 @@ pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
     st.pending |= 1u64 << (cpu % 64);
     ensure_thread(ns, &mut st);
     ns.kthread.cv.notify_one();
+    st.wake_at = None;
 }
 
 /// Registers `sk` to be looked at no later than `when`. `registered` is the
-/// socket's current registration, updated here.
+/// socket's current registration, updated here. `now` is the caller's time
+/// (`Ctx::now`, from which it computed `when`), for the slack.
 pub(crate) fn sk_reset_timer(
     ns: &NsInner,
     sk: &Weak<Sock>,
     id: u64,
     registered: &mut Option<Instant>,
     when: Instant,
+    now: Instant,
 ) {
     if let Some(r) = *registered {
         if r <= when {
@@ -105,12 +140,15 @@ pub(crate) fn sk_reset_timer(
         }
     }
     let mut st = ns.kthread.lock();
-    if let Some(r) = registered.take() {
-        st.timers.remove(&(r, id));
-    }
+    // A registration moved earlier keeps its `Weak` (no reference count
+    // touched: two atomic operations fewer on every connection's FIN).
+    let entry = match registered.take().and_then(|r| st.timers.remove(&(r, id))) {
+        Some(w) => w,
+        None => sk.clone(),
+    };
     *registered = Some(when);
-    st.timers.insert((when, id), sk.clone());
-    timer_added(ns, &mut st, when);
+    st.timers.insert((when, id), entry);
+    timer_added(ns, &mut st, when, now);
 }
 
 /// netem's queue has a packet due at `when` (netem.rs).
@@ -119,20 +157,42 @@ pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
     if st.netem_at.is_none_or(|a| when < a) {
         st.netem_at = Some(when);
     }
-    timer_added(ns, &mut st, when);
+    timer_added(ns, &mut st, when, Instant::now());
 }
 
-/// A deadline `when` was added: make sure someone looks then.
-fn timer_added(ns: &NsInner, st: &mut KState, when: Instant) {
+/// A deadline `when` was added at `now`: make sure someone looks then, or
+/// within a `TICK` from now if that is later (the slack: see the module's
+/// doc).
+fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     if let Some(clock) = ns.clock.get() {
         if st.first_deadline() == Some(when) {
             clock.schedule(when);
         }
         return;
     }
-    if !ensure_thread(ns, st) && st.wake_at.is_some_and(|w| when < w) {
-        ns.kthread.cv.notify_one();
+    if ensure_thread(ns, st) {
+        // A new thread looks at its timers first.
+        return;
     }
+    // Running (`None`), the thread looks at the list before it waits again.
+    let Some(w) = st.wake_at else { return };
+    st.armed = true;
+    if needs_wakeup(w, when, now) {
+        ns.kthread.cv.notify_one();
+        // Woken, it looks at the whole list before it waits again: the
+        // deadlines armed until it runs (on a busy machine, maybe
+        // milliseconds later) need no notify of their own.
+        st.wake_at = None;
+    }
+}
+
+/// Whether a thread that will look again at `wake_at` must be woken for a
+/// deadline `when` armed at `now`: only if it would look later than both the
+/// deadline and one `TICK` after the arming. (`now` may be a little old, read
+/// once per context: the thread is then woken a little more eagerly, never
+/// later.)
+fn needs_wakeup(wake_at: Instant, when: Instant, now: Instant) -> bool {
+    when < wake_at && wake_at > now + TICK
 }
 
 /// Runs every timer due at `now` (the sockets' and netem's) and returns
@@ -197,9 +257,10 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     }
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
-    let spawned = std::thread::Builder::new()
+    let k = ns.kthread.clone();
+    let spawned = crate::sync::thread::Builder::new()
         .name(format!("lonet-ksoftirqd/{}", ns.id))
-        .spawn(move || ksoftirqd(weak));
+        .spawn(move || ksoftirqd(weak, k));
     st.running = spawned.is_ok();
     st.running
 }
@@ -207,9 +268,10 @@ fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
 /// How long the thread stays, idle, before it exits.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// The longest the thread sleeps towards a far deadline before it looks
-/// whether anyone still holds the namespace.
-const RECHECK: Duration = Duration::from_millis(100);
+/// The timers' slack, and the thread's period while timers are being armed:
+/// one jiffy at HZ=250. A deadline closer than this to the moment it is
+/// armed may fire up to this much after the arming, never before its time.
+const TICK: Duration = Duration::from_millis(4);
 
 /// Runs one piece of the thread's work. A panic in it (a user's waker,
 /// woken from `tcp_v4_rcv` or a timer) is the user's bug, reported by the
@@ -220,7 +282,13 @@ fn guarded(work: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
 }
 
-fn ksoftirqd(weak: Weak<NsInner>) {
+/// The thread. It holds the namespace only while it works: asleep, it
+/// holds its own state (`k`) and a weak handle, so the namespace is freed
+/// when its last user leaves, and `NsInner`'s drop wakes the thread to exit
+/// (`namespace_gone`), as Linux frees a namespace once nothing holds it
+/// (every socket, orphans included, holds it until freed). A `WeakNetns`
+/// cannot bring it back then.
+fn ksoftirqd(weak: Weak<NsInner>, k: Arc<Kthread>) {
     let mut due: Vec<(Instant, Weak<Sock>)> = Vec::new();
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -230,7 +298,6 @@ fn ksoftirqd(weak: Weak<NsInner>) {
         // thread while it runs for other work; the entries never keep it
         // alive (they are also swept lazily: tcp/minisocks.rs).
         tw_tick(&ns, ns.ms(now));
-        let k = &ns.kthread;
         let mut st = k.lock();
         st.wake_at = None;
         if st.pending != 0 {
@@ -283,18 +350,14 @@ fn ksoftirqd(weak: Weak<NsInner>) {
             }
             continue;
         }
-        // Nothing but this thread holds the namespace: no handle, no socket,
-        // no capture can reach it again, so what its timers would do (send
-        // held packets to nobody) does not matter. Let it go, as Linux
-        // tears a namespace down when its last user leaves; a `WeakNetns`
-        // upgraded meanwhile starts the thread again (`running` is false).
-        if Arc::strong_count(&ns) == 1 {
-            st.running = false;
-            return;
+        // Timers were armed while we waited: keep ticking (module doc).
+        let busy = std::mem::take(&mut st.armed);
+        if busy {
+            idle_since = None;
         }
         // With a clock, the timers are its driver's: only backlog wakes us.
         let next = if clocked { None } else { st.first_deadline() };
-        match next {
+        let mut wait = match next {
             None => {
                 // Idle: linger a little before exiting, since the next
                 // connection usually arms a timer within microseconds and
@@ -305,17 +368,83 @@ fn ksoftirqd(weak: Weak<NsInner>) {
                     st.running = false;
                     return;
                 }
-                st.wake_at = Some(now + left);
-                drop(k.cv.wait_timeout(st, left));
+                left
             }
             Some(when) => {
                 idle_since = None;
-                // Capped, so that the check above runs soon after the
-                // namespace's last user leaves (nothing wakes us then).
-                let wait = when.saturating_duration_since(now).min(RECHECK);
-                st.wake_at = Some(when);
-                drop(k.cv.wait_timeout(st, wait));
+                when.saturating_duration_since(now)
+            }
+        };
+        if busy {
+            wait = wait.min(TICK);
+        }
+        // What `timer_added` compares a new deadline with: when we will
+        // really look (the capped wait, not the deadline).
+        st.wake_at = Some(now + wait);
+        // Let go of the namespace before sleeping (its drop, should this be
+        // the last hold, takes this lock), then look again: a notify meanwhile
+        // (backlog handed over, a deadline that needs us) cleared `wake_at`,
+        // the namespace's drop set `gone`.
+        drop(st);
+        drop(ns);
+        let st = k.lock();
+        if !st.gone && st.wake_at.is_some() {
+            drop(k.cv.wait_timeout(st, wait));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{needs_wakeup, TICK};
+    use crate::netns::Netns;
+    use crate::tcp::TcpState;
+    use crate::tests::pair;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn test_a_deadline_wakes_the_thread_only_if_it_would_look_over_a_tick_late() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Asleep towards 100 ms: a 40 ms delayed ACK or a timer due at once wakes it.
+        assert!(needs_wakeup(now + ms(100), now + ms(40), now));
+        assert!(needs_wakeup(now + ms(100), now, now));
+        // A deadline at or after its wake-up never does.
+        assert!(!needs_wakeup(now + ms(100), now + ms(100), now));
+        assert!(!needs_wakeup(now + ms(100), now + ms(200), now));
+        // Ticking (it looks within a tick): a deadline due at once waits for the
+        // tick, as `jiffies + 0` waits for the next jiffy on Linux.
+        assert!(!needs_wakeup(now + TICK, now, now));
+        assert!(!needs_wakeup(now + ms(1), now, now));
+        // A timer of a tick or more is never late: earlier than the wake-up
+        // means a wakeup, whatever the wake-up is.
+        for wake in [TICK + ms(1), ms(10), ms(100)] {
+            for period in [TICK, ms(5), ms(40)] {
+                assert_eq!(
+                    needs_wakeup(now + wake, now + period, now),
+                    period < wake,
+                    "wake-up in {wake:?}, period {period:?}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn test_the_delayed_ack_of_a_fin_on_a_connection_without_data_is_sent_by_the_thread() {
+        // tcp_fin with ato 0 (no data was received): the delayed ACK is due at
+        // once, and the thread sends it (no one else runs a timer here).
+        let ns = Netns::new();
+        let (_l, c, s) = pair(&ns);
+        c.shutdown_write().unwrap();
+        assert_eq!(s.state(), TcpState::CloseWait);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.state() != TcpState::FinWait2 {
+            assert!(
+                Instant::now() < deadline,
+                "the FIN's delayed ACK never came"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(ns.tcp_stats().delayed_acks, 1);
     }
 }

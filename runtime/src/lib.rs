@@ -79,6 +79,8 @@ mod sysctl;
 mod tcp;
 #[macro_use]
 mod trace;
+#[cfg(all(test, shuttle))]
+mod model_check;
 #[cfg(test)]
 mod tests;
 mod udp;

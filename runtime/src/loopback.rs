@@ -17,9 +17,9 @@ use crate::dev::netif_rx;
 use crate::errno::{err, ENETUNREACH};
 use crate::pcap::{dev_queue_xmit_nit, Taps};
 use crate::skbuff::SkBuff;
+use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use crate::sync::Mutex;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// The loopback device's state and the counters not kept per CPU.

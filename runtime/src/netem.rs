@@ -49,13 +49,13 @@ use crate::ksoftirqd::netem_timer;
 use crate::netns::NsInner;
 use crate::skbuff::SkBuff;
 use crate::stats::{NetemQdisc, Qdisc};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{lock, read};
+use crate::sync::{Mutex, MutexGuard, Weak};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// netem's default queue limit, in packets.

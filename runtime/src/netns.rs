@@ -29,7 +29,9 @@ use crate::stats::{
     LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
     TcpMib, TcpStats, TimerKind,
 };
+use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::sync::{lock, read, write};
+use crate::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use crate::sysctl::Sysctl;
 use crate::tcp::minisocks::tw_purge;
 use crate::tcp::{Sock, TcpState};
@@ -39,8 +41,6 @@ use std::future::Future;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A handle to a network namespace. Cheap to clone; the namespace lives while
@@ -94,7 +94,7 @@ pub(crate) struct NsInner {
     /// Faults on `lo` (netem.rs).
     pub(crate) netem: crate::netem::Netem,
     /// The helper thread and the timer list (ksoftirqd.rs).
-    pub(crate) kthread: Kthread,
+    pub(crate) kthread: Arc<Kthread>,
 
     // Sockets.
     pub(crate) tables: RwLock<Tables>,
@@ -112,6 +112,14 @@ pub(crate) struct NsInner {
     /// UDP and ICMP counters.
     pub(crate) udp_mib: crate::stats::UdpMib,
     pub(crate) socks: SockCounters,
+}
+
+impl Drop for NsInner {
+    /// The last holder let go: the helper thread, asleep without a hold of
+    /// its own, exits now.
+    fn drop(&mut self) {
+        self.kthread.namespace_gone();
+    }
 }
 
 /// Hot copies of the sysctls read per packet or per connection, so the
@@ -156,7 +164,7 @@ pub(crate) struct SockCounters {
     pub(crate) mem: AtomicI64,
 }
 
-static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_NS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 static INIT_NET: OnceLock<Netns> = OnceLock::new();
 
 impl Netns {
@@ -183,7 +191,7 @@ impl Netns {
             mib: TcpMib::default(),
             udp: RwLock::default(),
             udp_mib: Default::default(),
-            kthread: Kthread::default(),
+            kthread: Arc::default(),
             kernel_loopback: AtomicBool::new(false),
             fallthrough: AtomicBool::new(true),
             socks: SockCounters::default(),

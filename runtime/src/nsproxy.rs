@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-thread_local! {
+crate::sync::thread_local! {
     /// Set while a `Scope` polls its future.
     static CURRENT: Cell<Option<Netns>> = const { Cell::new(None) };
     /// Set by `Netns::enter` for the thread.

@@ -7,7 +7,7 @@
 //! queue) is dropped.
 
 use crate::sync::lock;
-use std::sync::Arc;
+use crate::sync::Arc;
 
 /// Size of a pooled payload buffer: a 64 KiB write is one buffer.
 pub(crate) const POOL_BUF: usize = 64 * 1024;
@@ -18,7 +18,7 @@ pub(crate) const POOL_MAX: usize = 64;
 /// fragments play this part).
 #[derive(Default)]
 pub(crate) struct BufPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    free: crate::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 impl BufPool {

@@ -53,7 +53,9 @@
 use crate::loopback::LoopbackDev;
 use crate::netns::Netns;
 use crate::skbuff::{flags, proto, SkBuff, TCP_HDR_LEN, TCP_SYN_HDR_LEN};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::lock;
+use crate::sync::Arc;
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
@@ -61,8 +63,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The pcap magic number for microsecond timestamps.

@@ -4,12 +4,12 @@
 //! call is the worker thread that makes it.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
-thread_local! {
+crate::sync::thread_local! {
     static THREAD_CPU: Cell<usize> = const { Cell::new(usize::MAX) };
 }
-static NEXT_THREAD_CPU: AtomicUsize = AtomicUsize::new(0);
+static NEXT_THREAD_CPU: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The modeled CPU of this thread: threads are numbered as they first touch
 /// the datapath and folded onto the namespace's CPUs (without RPS a packet is

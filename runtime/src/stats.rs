@@ -12,9 +12,9 @@ pub use crate::fib::{FibEntry, RouteType};
 use crate::netem::{Fault, FaultStats, Match};
 pub use crate::tcp::TcpState;
 
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// `ip -s link show lo`: the loopback device's counters.

@@ -7,7 +7,44 @@
 //! poisoned lock is taken as it is, as the kernel's spinlocks know no
 //! poisoning.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+//!
+//! The model's locks, condition variable, atomics, thread-locals and its one
+//! thread come from here, not from `std` directly: the model check
+//! (`RUSTFLAGS="--cfg shuttle" cargo test -p lonet-runtime --lib shuttle`)
+//! swaps them for shuttle's, whose scheduler then explores how the sending
+//! thread, the softirq, the reader and `ksoftirqd` interleave.
+
+#[cfg(all(test, shuttle))]
+pub(crate) use shuttle::sync::{
+    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+pub(crate) use std::sync::{Arc, OnceLock, PoisonError, Weak};
+#[cfg(not(all(test, shuttle)))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Atomics: `std`'s, or shuttle's under the model check.
+pub(crate) mod atomic {
+    #[cfg(all(test, shuttle))]
+    pub(crate) use shuttle::sync::atomic::*;
+    #[cfg(not(all(test, shuttle)))]
+    pub(crate) use std::sync::atomic::*;
+}
+
+/// Threads: `std`'s, or shuttle's under the model check.
+pub(crate) mod thread {
+    #[cfg(all(test, shuttle))]
+    pub(crate) use shuttle::thread::Builder;
+    pub(crate) use std::thread::panicking;
+    #[cfg(not(all(test, shuttle)))]
+    pub(crate) use std::thread::Builder;
+}
+
+#[cfg(all(test, shuttle))]
+pub(crate) use shuttle::thread_local;
+/// `thread_local!`: `std`'s, or shuttle's under the model check (shuttle's
+/// threads share one OS thread).
+#[cfg(not(all(test, shuttle)))]
+pub(crate) use std::thread_local;
 
 /// Locks `m`, poisoned or not.
 #[inline]

@@ -31,13 +31,13 @@ use crate::netns::{Netns, NsInner};
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::{inc, SockInfo};
 use crate::sync::{lock, read, write};
+use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::tcp::{TcpState, WaitQueue};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 /// `net.core.rmem_default`: a new socket's receive buffer (`sk_rcvbuf`).

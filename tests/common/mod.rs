@@ -6,9 +6,11 @@
 //!   between the kernel's loopback and lonet and against the expected Linux value.
 //! - [`fill_pattern`] / [`PatternCheck`]: position-dependent byte patterns, so a lost, duplicated
 //!   or reordered byte is found and reported with its offset.
+//! - [`three_stacks!`] / [`differential!`]: one scenario over the kernel's loopback, over
+//!   lonet's model and over lonet's kernel switch, each checked against Linux's value.
 //! - [`wait_until`]: bounded polling for state another thread (lonet's ksoftirqd) moves
 //!   forward; it yields, it never sleeps.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -308,3 +310,113 @@ pub fn wait_freed(weak: &lonet::WeakNetns) {
         },
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// One scenario over three stacks
+
+/// `tokio::spawn` that keeps the current namespace (spawned tasks do not inherit it).
+pub fn spawn_here<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(lonet::Netns::current().scope(f))
+}
+
+/// Declares the three stacks a differential test runs its scenarios over, as modules: `os`
+/// (`tokio::net` on the kernel's loopback), `lo` (`lonet::net`, a fresh namespace per
+/// scenario) and `kswitch` (`lonet::net` with the namespace's kernel switch on: every socket a
+/// real one). Each module has the common helpers, its stack's `TcpListener`, `TcpSocket` and
+/// `TcpStream`, `STACK` (its name in messages), `within` (runs a scenario where it must run)
+/// and `spawn` (a task that keeps the scenario's namespace), then the tokens given: the
+/// scenario functions, usually one macro call that defines them.
+macro_rules! three_stacks {
+    ($($body:tt)*) => {
+        /// The kernel's loopback through `tokio::net`.
+        #[allow(dead_code, unused_imports)]
+        mod os {
+            pub use crate::common::*;
+            pub use std::future::Future;
+            pub use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+            pub const STACK: &str = "kernel";
+
+            /// Runs a scenario (nothing to set up: the process's own network namespace).
+            pub async fn within<F: Future>(f: F) -> F::Output {
+                f.await
+            }
+
+            pub use tokio::spawn;
+
+            $($body)*
+        }
+
+        /// lonet's model through `lonet::net`, each scenario in a fresh namespace.
+        #[allow(dead_code, unused_imports)]
+        mod lo {
+            pub use crate::common::*;
+            pub use lonet::net::{TcpListener, TcpSocket, TcpStream};
+            pub use std::future::Future;
+
+            pub const STACK: &str = "lonet";
+
+            /// Runs a scenario in a fresh namespace, so parallel tests share no ports or state.
+            pub async fn within<F: Future>(f: F) -> F::Output {
+                lonet::Netns::new().scope(f).await
+            }
+
+            pub use crate::common::spawn_here as spawn;
+
+            $($body)*
+        }
+
+        /// `lonet::net` with the namespace's kernel switch on: the same program, every socket a
+        /// real OS socket (how users measure lonet against the kernel without changing code).
+        #[allow(dead_code, unused_imports)]
+        mod kswitch {
+            pub use crate::common::*;
+            pub use lonet::net::{TcpListener, TcpSocket, TcpStream};
+            pub use std::future::Future;
+
+            pub const STACK: &str = "lonet (kernel switch)";
+
+            pub async fn within<F: Future>(f: F) -> F::Output {
+                let ns = lonet::Netns::new();
+                ns.set_kernel_loopback(true);
+                ns.scope(f).await
+            }
+
+            pub use crate::common::spawn_here as spawn;
+
+            $($body)*
+        }
+    };
+}
+pub(crate) use three_stacks;
+
+/// Runs the scenario `path::to::function(args)` of [`three_stacks!`]'s modules over the three
+/// stacks, and checks the kernel's observations against `linux` and lonet's two against both.
+macro_rules! differential {
+    ($($path:ident)::+ ( $($arg:expr),* ) => $linux:expr) => {{
+        let name = stringify!($($path)::+);
+        let linux = $linux;
+        let kernel = $crate::common::bounded(
+            &format!("kernel: {name}"),
+            os::within(os::$($path)::+($($arg),*)),
+        )
+        .await;
+        let lonet = $crate::common::bounded(
+            &format!("lonet: {name}"),
+            lo::within(lo::$($path)::+($($arg),*)),
+        )
+        .await;
+        $crate::common::check_same(name, &linux, &kernel, &lonet);
+        let switched = $crate::common::bounded(
+            &format!("lonet (kernel switch): {name}"),
+            kswitch::within(kswitch::$($path)::+($($arg),*)),
+        )
+        .await;
+        $crate::common::check_same(name, &linux, &kernel, &switched);
+    }};
+}
+pub(crate) use differential;

@@ -46,117 +46,12 @@ macro_rules! scenarios {
     };
 }
 
-/// The kernel's loopback through tokio::net.
-#[allow(dead_code, unused_imports)]
-mod os {
-    pub use crate::common::*;
-    pub use std::future::Future;
-    pub use std::io;
-    pub use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-    pub use tokio::net::{TcpListener, TcpStream};
-
-    pub const STACK: &str = "kernel";
-
-    /// Runs a scenario (nothing to set up: the process's own network namespace).
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        f.await
-    }
-
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(f)
-    }
-
-    include!("../scenarios/helpers.rs");
-    scenarios!();
-}
-
-/// lonet through lonet::net, each scenario in a fresh namespace.
-#[allow(dead_code, unused_imports)]
-mod lo {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpStream};
-    pub use std::future::Future;
+three_stacks! {
     pub use std::io;
     pub use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 
-    pub const STACK: &str = "lonet";
-
-    /// Runs a scenario in a fresh namespace, so parallel tests do not share ports or state.
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        lonet::Netns::new().scope(f).await
-    }
-
-    /// tokio::spawn that keeps the current namespace (spawned tasks do not inherit it).
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(lonet::Netns::current().scope(f))
-    }
-
     include!("../scenarios/helpers.rs");
     scenarios!();
-}
-
-/// lonet::net with the namespace's kernel switch on: the same program, every
-/// socket a real OS socket (how users benchmark lonet against the kernel
-/// without changing code).
-#[allow(dead_code, unused_imports)]
-mod kswitch {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpStream};
-    pub use std::future::Future;
-    pub use std::io;
-    pub use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-
-    pub const STACK: &str = "lonet (kernel switch)";
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        let ns = lonet::Netns::new();
-        ns.set_kernel_loopback(true);
-        ns.scope(f).await
-    }
-
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(lonet::Netns::current().scope(f))
-    }
-
-    include!("../scenarios/helpers.rs");
-    scenarios!();
-}
-
-/// Runs `module::function(args)` over both stacks and checks both against `linux`.
-macro_rules! differential {
-    ($module:ident :: $function:ident ( $($arg:expr),* ) => $linux:expr) => {{
-        let name = concat!(stringify!($module), "::", stringify!($function));
-        let linux = $linux;
-        let kernel = bounded(
-            &format!("kernel: {name}"),
-            os::within(os::$module::$function($($arg),*)),
-        )
-        .await;
-        let lonet = bounded(
-            &format!("lonet: {name}"),
-            lo::within(lo::$module::$function($($arg),*)),
-        )
-        .await;
-        check_same(name, &linux, &kernel, &lonet);
-        let switched = bounded(
-            &format!("lonet (kernel switch): {name}"),
-            kswitch::within(kswitch::$module::$function($($arg),*)),
-        )
-        .await;
-        check_same(name, &linux, &kernel, &switched);
-    }};
 }
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

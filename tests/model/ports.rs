@@ -191,65 +191,8 @@ macro_rules! scenarios {
     };
 }
 
-/// The kernel's loopback through tokio::net.
-#[allow(dead_code, unused_imports)]
-mod os {
-    pub use crate::common::*;
-    pub use std::future::Future;
-    pub use tokio::net::{TcpListener, TcpSocket, TcpStream};
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        f.await
-    }
-
+three_stacks! {
     scenarios!();
-}
-
-/// lonet's model, each scenario in a fresh namespace.
-#[allow(dead_code, unused_imports)]
-mod lo {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpSocket, TcpStream};
-    pub use std::future::Future;
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        lonet::Netns::new().scope(f).await
-    }
-
-    scenarios!();
-}
-
-/// lonet with the namespace's kernel switch: every socket a real one.
-#[allow(dead_code, unused_imports)]
-mod kswitch {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpSocket, TcpStream};
-    pub use std::future::Future;
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        let ns = lonet::Netns::new();
-        ns.set_kernel_loopback(true);
-        ns.scope(f).await
-    }
-
-    scenarios!();
-}
-
-/// Runs `function(args)` over the three stacks and checks each against `linux`.
-macro_rules! differential {
-    ($function:ident ( $($arg:expr),* ) => $linux:expr) => {{
-        let name = stringify!($function);
-        let linux = $linux;
-        let kernel = bounded(&format!("kernel: {name}"), os::within(os::$function($($arg),*))).await;
-        let lonet = bounded(&format!("lonet: {name}"), lo::within(lo::$function($($arg),*))).await;
-        check_same(name, &linux, &kernel, &lonet);
-        let switched = bounded(
-            &format!("lonet (kernel switch): {name}"),
-            kswitch::within(kswitch::$function($($arg),*)),
-        )
-        .await;
-        check_same(name, &linux, &kernel, &switched);
-    }};
 }
 
 // ---------------------------------------------------------------------------------------------

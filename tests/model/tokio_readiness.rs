@@ -420,96 +420,15 @@ macro_rules! scenarios {
     };
 }
 
-/// The kernel's loopback through tokio::net.
-#[allow(dead_code, unused_imports)]
-mod os {
-    pub use crate::common::*;
-    pub use std::future::Future;
-    pub use tokio::net::{TcpListener, TcpStream};
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        f.await
-    }
-
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(f)
-    }
-
+three_stacks! {
     scenarios!();
-}
-
-/// lonet through lonet::net, each scenario in a fresh namespace.
-#[allow(dead_code, unused_imports)]
-mod lo {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpStream};
-    pub use std::future::Future;
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        lonet::Netns::new().scope(f).await
-    }
-
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(lonet::Netns::current().scope(f))
-    }
-
-    scenarios!();
-}
-
-/// lonet::net with the namespace's kernel switch on: every socket a real one.
-#[allow(dead_code, unused_imports)]
-mod kswitch {
-    pub use crate::common::*;
-    pub use lonet::net::{TcpListener, TcpStream};
-    pub use std::future::Future;
-
-    pub async fn within<F: Future>(f: F) -> F::Output {
-        let ns = lonet::Netns::new();
-        ns.set_kernel_loopback(true);
-        ns.scope(f).await
-    }
-
-    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(lonet::Netns::current().scope(f))
-    }
-
-    scenarios!();
-}
-
-/// Runs `function()` over the three stacks and checks each against `linux`.
-macro_rules! differential {
-    ($function:ident => $linux:expr) => {{
-        let name = stringify!($function);
-        let linux = $linux;
-        let kernel = bounded(&format!("kernel: {name}"), os::within(os::$function())).await;
-        let lonet = bounded(&format!("lonet: {name}"), lo::within(lo::$function())).await;
-        check_same(name, &linux, &kernel, &lonet);
-        let switched = bounded(
-            &format!("lonet (kernel switch): {name}"),
-            kswitch::within(kswitch::$function()),
-        )
-        .await;
-        check_same(name, &linux, &kernel, &switched);
-    }};
 }
 
 #[tokio::test]
 async fn readable_then_try_read_until_would_block_the_tokio_way() {
     // tokio: readiness stays set after a successful try_read and is cleared by WouldBlock;
     // the peer's next write sets it again.
-    differential!(try_read_until_would_block => vec![
+    differential!(try_read_until_would_block() => vec![
         ("readable", ok_done()),
         ("try_read", ok(5usize)),
         ("readable at once after a read", ok("ready")),
@@ -526,7 +445,7 @@ async fn readiness_after_a_read_that_emptied_the_queue_returns_at_once() {
     // tokio on Linux: a read that filled its buffer, or any try_read, keeps readiness (the
     // next readable() returns at once, the next try_read says WouldBlock); a poll_read shorter
     // than its buffer clears it.
-    differential!(readiness_after_reads_without_would_block => vec![
+    differential!(readiness_after_reads_without_would_block() => vec![
         ("readable", ok_done()),
         ("read 8 into 8", ok(8usize)),
         ("readable at once", ok("ready")),
@@ -546,7 +465,7 @@ async fn readiness_after_a_read_that_emptied_the_queue_returns_at_once() {
 #[tokio::test]
 async fn readiness_is_held_across_a_partial_read() {
     // Linux: bytes left in the queue keep the socket readable; tokio's cache agrees.
-    differential!(readiness_held_across_a_partial_read => vec![
+    differential!(readiness_held_across_a_partial_read() => vec![
         ("read 3", ok(3usize)),
         ("readable at once", ok("ready")),
         ("try_read 3", ok(3usize)),
@@ -563,7 +482,7 @@ async fn readiness_is_held_across_a_partial_read() {
 async fn the_peers_fin_sets_read_closed_and_both_shut_sets_write_closed() {
     // Linux tcp_poll: RCV_SHUTDOWN gives EPOLLIN | EPOLLRDHUP (READABLE, READ_CLOSED), which
     // no read clears; both directions shut gives EPOLLHUP (READ_CLOSED and WRITE_CLOSED).
-    differential!(read_closed_after_fin => vec![
+    differential!(read_closed_after_fin() => vec![
         ("drain", err_kind(WouldBlock)),
         ("ready(READABLE) at once", ok("pending")),
         ("ready(READABLE)", ok("READABLE | READ_CLOSED")),
@@ -581,7 +500,7 @@ async fn own_shutdown_alone_is_not_write_closed_on_linux() {
     // Linux tcp_poll: SEND_SHUTDOWN alone gives EPOLLOUT and no EPOLLHUP, so tokio reports
     // WRITABLE without WRITE_CLOSED (a write then fails with EPIPE); the peer's FIN completes
     // SHUTDOWN_MASK: EPOLLHUP.
-    differential!(write_closed_after_own_shutdown => vec![
+    differential!(write_closed_after_own_shutdown() => vec![
         ("ready(WRITABLE) after own shutdown", ok("WRITABLE")),
         ("ready(READABLE) at once", ok("pending")),
         ("try_write", err(BrokenPipe, crate::common::errno::EPIPE)),
@@ -595,7 +514,7 @@ async fn own_shutdown_alone_is_not_write_closed_on_linux() {
 async fn a_reset_sets_read_closed_and_write_closed() {
     // Linux: tcp_reset + tcp_done: sk_err, SHUTDOWN_MASK and TCP_CLOSE give EPOLLIN, EPOLLOUT,
     // EPOLLRDHUP, EPOLLHUP and EPOLLERR; the first read reports ECONNRESET, later ones 0.
-    differential!(read_and_write_closed_after_rst => vec![
+    differential!(read_and_write_closed_after_rst() => vec![
         ("ready(READABLE)", ok("READABLE | READ_CLOSED")),
         ("ready(WRITABLE)", ok("WRITABLE | WRITE_CLOSED")),
         ("read", err(ConnectionReset, crate::common::errno::ECONNRESET)),
@@ -608,7 +527,7 @@ async fn a_reset_sets_read_closed_and_write_closed() {
 async fn two_tasks_waiting_for_readable_are_both_woken_and_both_return() {
     // tokio: an event marks every matching waiter ready; each returns even if another task
     // cleared the readiness before it ran. The halves share the socket's readiness.
-    differential!(two_waiters_are_both_woken => vec![
+    differential!(two_waiters_are_both_woken() => vec![
         ("one handle: both returned, bytes read between them", ok(4usize)),
         ("halves: both returned, bytes read", ok(6usize)),
         ("write half ready(READABLE) at once after the read half's WouldBlock", ok("pending")),
@@ -621,7 +540,7 @@ async fn two_tasks_waiting_for_readable_are_both_woken_and_both_return() {
 async fn listener_poll_accept_and_the_readiness_of_fresh_streams() {
     // tokio: poll_accept tries accept() when the listener is readable; an accepted stream
     // starts assumed readable and writable; connect() returns once the socket is writable.
-    differential!(listener_and_fresh_streams => vec![
+    differential!(listener_and_fresh_streams() => vec![
         ("poll_accept at once, nothing queued", ok("pending")),
         ("poll_accept", ok_done()),
         ("accepted: readable at once", ok("ready")),

@@ -13,9 +13,9 @@ use crate::ctx::Ctx;
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::Arc;
 use crate::sync::{read, write};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
 /// `tcp_v4_rcv` (and `tcp_v6_rcv`: the model's demux is the same).
 pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {

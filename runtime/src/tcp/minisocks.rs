@@ -45,11 +45,11 @@ use crate::inet_hashtables::{addr_overlap, BindKind, FxBuild, Tables};
 use crate::netns::NsInner;
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{read, write};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// `TCP_TIMEWAIT_LEN`: how long an entry stays, 60 s (a constant in

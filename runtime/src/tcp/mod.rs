@@ -34,13 +34,13 @@ use crate::fib::DstEntry;
 use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
 use crate::netns::NsInner;
 use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, write};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -1192,13 +1192,15 @@ impl TcpSock {
         if self.timers.timer_registered.is_some() && period >= self.timers.registered_for {
             return Timer::Pending;
         }
-        let when = ctx.now() + period;
+        let now = ctx.now();
+        let when = now + period;
         sk_reset_timer(
             ctx.ns,
             &self.me,
             self.id,
             &mut self.timers.timer_registered,
             when,
+            now,
         );
         if self.timers.timer_registered == Some(when) {
             self.timers.registered_for = period;
@@ -1210,13 +1212,15 @@ impl TcpSock {
     /// own if it is earlier than the socket's (for the long, rarely re-armed
     /// keepalive timer).
     pub(crate) fn arm_exact(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
-        let when = ctx.now() + period;
+        let now = ctx.now();
+        let when = now + period;
         sk_reset_timer(
             ctx.ns,
             &self.me,
             self.id,
             &mut self.timers.timer_registered,
             when,
+            now,
         );
         if self.timers.timer_registered == Some(when) {
             self.timers.registered_for = period;
@@ -1333,6 +1337,7 @@ impl TcpSock {
                 self.id,
                 &mut self.timers.timer_registered,
                 deadline,
+                now,
             );
             if self.timers.timer_registered == Some(deadline) {
                 self.timers.registered_for = ato;

@@ -21,10 +21,10 @@ use crate::ctx::Ctx;
 use crate::errno::{err, ENOTCONN, EPIPE};
 use crate::page_frag::{BufPool, PooledBuf, POOL_BUF};
 use crate::stats::inc;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use std::io::{self, IoSlice};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -12,8 +12,8 @@ use crate::errno::ETIMEDOUT;
 use crate::ksoftirqd::sk_reset_timer;
 use crate::netns::NsInner;
 use crate::stats::inc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Called when a registration of `sk` fires at `fired`: run whichever of its
@@ -88,7 +88,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         .flatten()
         .min();
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
-            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when);
+            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when, now);
             if s.timers.timer_registered == Some(when) {
                 s.timers.registered_for = when.saturating_duration_since(now);
             }
