@@ -90,7 +90,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// TCP sockets with `tokio::net`'s API, over the modeled loopback.
+/// TCP and UDP sockets with `tokio::net`'s API, over the modeled loopback.
 pub mod net {
     pub use lonet_transport::net::*;
 }
@@ -112,14 +112,14 @@ pub mod bridge {
 /// What the namespace shows, as the kernel's tools print it: `ip -s link`
 /// ([`LinkStats`](stats::LinkStats)), `/proc/net/softnet_stat`
 /// ([`SoftnetStats`](stats::SoftnetStats)), `netstat -s`
-/// ([`TcpStats`](stats::TcpStats)), `/proc/net/sockstat`
+/// ([`TcpStats`](stats::TcpStats), [`UdpStats`](stats::UdpStats)), `/proc/net/sockstat`
 /// ([`Sockstat`](stats::Sockstat)), `ss -tan` ([`SocketTable`](stats::SocketTable))
 /// `ip route show table local` ([`FibEntry`](stats::FibEntry)) and
 /// `tc -s qdisc show dev lo` ([`Qdisc`](stats::Qdisc)).
 pub mod stats {
     pub use lonet_runtime::stats::{
         FibEntry, LinkStats, NetemQdisc, Qdisc, RouteType, SockInfo, SockTimer, SocketTable,
-        Sockstat, SoftnetStat, SoftnetStats, TcpState, TcpStats, TimerKind,
+        Sockstat, SoftnetStat, SoftnetStats, TcpState, TcpStats, TimerKind, UdpStats,
     };
 }
 
@@ -149,6 +149,15 @@ pub mod time {
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper {
     pub use lonet_transport::hyper::*;
+}
+
+/// QUIC over lonet's UDP (feature `quinn`): quinn's `Runtime` and
+/// `AsyncUdpSocket` over [`net::UdpSocket`], and `client`/`server`
+/// endpoints, so a quinn client and server talk through the model.
+#[cfg(feature = "quinn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quinn")))]
+pub mod quinn {
+    pub use lonet_transport::quinn::*;
 }
 
 pub use lonet_runtime::{EnterGuard, Netns, Scope, Sysctl, WeakNetns};

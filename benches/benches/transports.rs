@@ -1,5 +1,6 @@
 //! lonet against kernel loopback TCP, a Unix socket pair and
-//! `tokio::io::duplex`, workload by workload (`cargo bench -p lonet-bench`;
+//! `tokio::io::duplex`, workload by workload (and lonet's UDP and QUIC
+//! against the kernel's UDP) (`cargo bench -p lonet-bench`;
 //! `cargo bench -p lonet-bench -- pingpong` for one group).
 //!
 //! Each criterion group is one workload on one runtime flavor; its bench ids
@@ -247,6 +248,72 @@ fn bench_many(c: &mut Criterion) {
     g.finish();
 }
 
+fn udp_pingpong<T: DgramTransport>(g: &mut Group<'_>, rt: &Runtime) {
+    let mut w = rt
+        .block_on(UdpPingPong::<T>::new())
+        .unwrap_or_else(|e| fail("UDP ping-pong", T::NAME, e));
+    g.bench_function(T::ID, |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("UDP ping-pong", T::NAME, e))
+        })
+    });
+    rt.block_on(async move { drop(w) });
+}
+
+fn udp_stream<T: DgramTransport>(g: &mut Group<'_>, rt: &Runtime) {
+    let mut w = rt
+        .block_on(UdpStream::<T>::new())
+        .unwrap_or_else(|e| fail("UDP datagrams", T::NAME, e));
+    g.bench_function(T::ID, |b| {
+        // One iteration: one burst of 16 datagrams (n is rounded up to whole
+        // bursts, which the throughput per iteration counts).
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n * lonet_bench::udp::BURST))
+                .unwrap_or_else(|e| fail("UDP datagrams", T::NAME, e))
+                .0
+        })
+    });
+    rt.block_on(async move { drop(w) });
+}
+
+fn quic_bulk(g: &mut Group<'_>, rt: &Runtime, over: QuicOver) {
+    let mut w = rt
+        .block_on(QuicBulk::new(over))
+        .unwrap_or_else(|e| fail("QUIC bulk", over.name(), e));
+    g.bench_function(over.id(), |b| {
+        b.iter_custom(|n| {
+            rt.block_on(w.run(n))
+                .unwrap_or_else(|e| fail("QUIC bulk", over.name(), e))
+        })
+    });
+    rt.block_on(async move { drop(w) });
+}
+
+/// UDP beside the kernel's (and a Unix datagram pair), and QUIC (quinn) over
+/// lonet's UDP beside quinn over the kernel's.
+fn bench_udp(c: &mut Criterion) {
+    let rt = runtime(current_thread());
+    let mut g = group(c, "udp_pingpong_64B_current_thread");
+    udp_pingpong::<LonetUdp>(&mut g, &rt);
+    udp_pingpong::<KernelUdp>(&mut g, &rt);
+    udp_pingpong::<UnixDgram>(&mut g, &rt);
+    g.finish();
+
+    let mut g = group(c, "udp_datagrams_1200B_current_thread");
+    g.throughput(Throughput::Bytes(lonet_bench::udp::BURST * DGRAM as u64));
+    udp_stream::<LonetUdp>(&mut g, &rt);
+    udp_stream::<KernelUdp>(&mut g, &rt);
+    udp_stream::<UnixDgram>(&mut g, &rt);
+    g.finish();
+
+    let mut g = group(c, "quic_bulk_64KiB_writes_current_thread");
+    g.throughput(Throughput::Bytes(QUIC_CHUNK as u64));
+    quic_bulk(&mut g, &rt, QuicOver::Lonet);
+    quic_bulk(&mut g, &rt, QuicOver::Kernel);
+    g.finish();
+}
+
 /// Fewer bootstrap resamples than criterion's 100,000: the analysis of each
 /// bench then takes a fraction of a second instead of seconds on 2 cores,
 /// and 10 samples do not support finer confidence intervals anyway.
@@ -257,6 +324,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_pingpong, bench_bulk, bench_connect, bench_http, bench_many
+    targets = bench_pingpong, bench_bulk, bench_connect, bench_http, bench_many, bench_udp
 }
 criterion_main!(benches);

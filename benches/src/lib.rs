@@ -26,6 +26,10 @@
 //! - [`http`]: hyper HTTP/1.1 keep-alive and HTTP/2 with concurrent streams
 //!   ([`Http1`], [`Http2`]);
 //! - [`many`]: 1,000 connections moving data at once ([`Many`]);
+//! - [`udp`]: UDP 64-byte ping-pong, 1,200-byte datagram throughput and
+//!   QUIC bulk over quinn ([`UdpPingPong`], [`UdpStream`], [`QuicBulk`]),
+//!   over lonet's UDP and the kernel's ([`LonetUdp`], [`KernelUdp`],
+//!   [`UnixDgram`]);
 //! - [`memory`]: bytes held by idle connections and under a stalled reader
 //!   ([`idle`], [`stall`]), counted by [`memory::Counting`], a global
 //!   allocator the `compare` binary installs.
@@ -48,6 +52,7 @@ pub mod many;
 pub mod memory;
 pub mod pingpong;
 pub mod transport;
+pub mod udp;
 
 pub use bridge::Exposed;
 pub use bulk::{Bulk, CHUNK};
@@ -57,6 +62,10 @@ pub use many::Many;
 pub use memory::{idle, stall, Idle, Stall, STALL_CAP};
 pub use pingpong::{PingPong, PING};
 pub use transport::{spawn_in, Duplex, Listening, Lonet, Tcp, Transport, Unix, DUPLEX_BUF};
+pub use udp::{
+    DgramTransport, KernelUdp, LonetUdp, QuicBulk, QuicOver, UdpPingPong, UdpStream, UnixDgram,
+    DGRAM, QUIC_CHUNK, UDP_PING,
+};
 
 use std::io;
 

@@ -27,6 +27,11 @@
 //!          → receive queue → the reader's waker
 //! ```
 //!
+//! UDP takes the same path from `ip_queue_xmit` on: `udp_sendmsg` builds the
+//! datagram, and `ip_local_deliver` hands it to `udp_rcv` (udp.rs), which
+//! queues it on the socket the lookup finds, or answers with an ICMP port
+//! unreachable.
+//!
 //! # The public API
 //! - At the root: [`Netns`] (`struct net`: a namespace and every call on
 //!   it), [`Scope`] and [`EnterGuard`] (which namespace is current),
@@ -78,6 +83,7 @@ mod trace;
 mod model_check;
 #[cfg(test)]
 mod tests;
+mod udp;
 
 pub use clock::{Clock, WeakNetns};
 pub use netns::Netns;
@@ -107,4 +113,5 @@ pub mod capture {
 /// `lonet::net`'s `TcpListener`/`TcpStream` instead.
 pub mod unstable {
     pub use crate::af_inet::{is_local, Readiness, Socket};
+    pub use crate::udp::UdpSocket;
 }

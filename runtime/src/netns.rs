@@ -104,8 +104,13 @@ pub(crate) struct NsInner {
     pub(crate) buf_pool: Arc<crate::page_frag::BufPool>,
     next_sock_id: AtomicU64,
 
+    /// UDP sockets by local port (udp.rs).
+    pub(crate) udp: RwLock<crate::udp::UdpTable>,
+
     // Counters.
     pub(crate) mib: TcpMib,
+    /// UDP and ICMP counters.
+    pub(crate) udp_mib: crate::stats::UdpMib,
     pub(crate) socks: SockCounters,
 }
 
@@ -184,6 +189,8 @@ impl Netns {
             tables: RwLock::new(Tables::default()),
             acceptq_full: AcceptqFull::default(),
             mib: TcpMib::default(),
+            udp: RwLock::default(),
+            udp_mib: Default::default(),
             kthread: Arc::default(),
             kernel_loopback: AtomicBool::new(false),
             fallthrough: AtomicBool::new(true),
@@ -441,6 +448,43 @@ impl Netns {
             .map(|sd| lock(&sd.q).in_segs)
             .sum::<u64>();
         stats
+    }
+
+    /// `netstat -s`, the `Icmp:` and `Udp:` sections.
+    ///
+    /// # Examples
+    /// ```
+    /// use lonet_runtime::{unstable::UdpSocket, Netns};
+    /// let ns = Netns::new();
+    /// let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+    /// s.send_to(b"dns?", Some("127.0.0.1:53".parse().unwrap())).unwrap();
+    /// let st = ns.udp_stats();
+    /// assert_eq!((st.out_datagrams, st.no_ports, st.icmp_out_dest_unreachs), (1, 1, 1));
+    /// ```
+    pub fn udp_stats(&self) -> crate::stats::UdpStats {
+        self.0.udp_mib.snapshot()
+    }
+
+    /// `ss -uan`: every UDP socket of the namespace that is bound, ordered
+    /// by local then peer address: `UNCONN` (shown as the state
+    /// [`TcpState::Close`]) or `ESTAB` once connected; Recv-Q is the memory
+    /// the queued datagrams are charged (`sk_rmem_alloc`), as ss shows it
+    /// for UDP.
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// let _s = lonet_runtime::unstable::UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
+    /// assert_eq!(
+    ///     ns.udp_sockets().to_string(),
+    ///     "State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\
+    ///      UNCONN 0      0          127.0.0.1:5353      0.0.0.0:*"
+    /// );
+    /// ```
+    pub fn udp_sockets(&self) -> SocketTable {
+        SocketTable {
+            sockets: crate::udp::udp_sock_infos(&self.0),
+        }
     }
 
     /// `/proc/net/sockstat`, the TCP line. (Removes expired TIME_WAIT

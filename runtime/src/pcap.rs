@@ -52,7 +52,7 @@
 
 use crate::loopback::LoopbackDev;
 use crate::netns::Netns;
-use crate::skbuff::{flags, SkBuff, TCP_HDR_LEN, TCP_SYN_HDR_LEN};
+use crate::skbuff::{flags, proto, SkBuff, TCP_HDR_LEN, TCP_SYN_HDR_LEN};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::lock;
 use crate::sync::Arc;
@@ -73,8 +73,9 @@ const ETH_HDR_LEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_TCP: u8 = 6;
-/// Ethernet + IPv6 + a SYN's TCP header: the largest frame header.
-const MAX_HDR: usize = ETH_HDR_LEN + 40 + TCP_SYN_HDR_LEN;
+/// The largest frame header: Ethernet + IPv6 + ICMPv6 quoting an IPv6 and
+/// a UDP header (a SYN's, Ethernet + IPv6 + 40, is smaller).
+const MAX_HDR: usize = ETH_HDR_LEN + 40 + 8 + 40 + 8;
 /// Connections whose last `TSval` is remembered for `TSecr`; past this the
 /// memory is forgotten (later segments echo 0 until the peer speaks again).
 const TS_RECENT_MAX: usize = 65_536;
@@ -400,6 +401,9 @@ impl Taps {
     /// Writes the Ethernet, IP and TCP headers of `skb` into `out`; returns
     /// their length.
     fn build_header(&mut self, skb: &SkBuff, tsval: u32, out: &mut [u8; MAX_HDR]) -> usize {
+        if skb.protocol() != proto::TCP {
+            return self.build_dgram_header(skb, out);
+        }
         let syn = skb.has(flags::SYN);
         let tcp_len = if syn { TCP_SYN_HDR_LEN } else { TCP_HDR_LEN };
         let seg_len = tcp_len + skb.payload.len();
@@ -524,6 +528,149 @@ impl Taps {
         h[16..18].copy_from_slice(&csum.to_be_bytes());
         tcp + tcp_len
     }
+}
+
+impl Taps {
+    /// Writes the Ethernet, IP and UDP headers of a datagram, or the
+    /// Ethernet, IP and ICMP headers of a port unreachable followed by the
+    /// quoted datagram's IP and UDP headers (its payload follows as the
+    /// skb's payload); returns their length.
+    fn build_dgram_header(&mut self, skb: &SkBuff, out: &mut [u8; MAX_HDR]) -> usize {
+        let v4 = skb.saddr.is_ipv4() && skb.daddr.is_ipv4();
+        let protocol = skb.protocol();
+        let iph = if v4 { 20 } else { 40 };
+        let ethertype = if v4 { ETH_P_IP } else { ETH_P_IPV6 };
+        out[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        let ip = ETH_HDR_LEN;
+        let l4 = ip + iph;
+        let plen = skb.payload.len();
+        // The transport part: UDP (8 + payload), or ICMP (8 + the quote).
+        let (l4_len, hdr_end) = if protocol == proto::UDP {
+            (8 + plen, l4 + 8)
+        } else {
+            (8 + iph + 8 + plen, l4 + 8 + iph + 8)
+        };
+        self.ip_header(
+            &mut out[ip..l4],
+            skb.saddr.ip(),
+            skb.daddr.ip(),
+            protocol,
+            l4_len,
+            skb.tos,
+            skb.ttl,
+        );
+        if protocol == proto::UDP {
+            udp_header(&mut out[l4..l4 + 8], skb.saddr, skb.daddr, &skb.payload);
+        } else {
+            // The quoted datagram went the other way.
+            let q = l4 + 8;
+            self.ip_header(
+                &mut out[q..q + iph],
+                skb.daddr.ip(),
+                skb.saddr.ip(),
+                proto::UDP,
+                8 + plen,
+                0,
+                64,
+            );
+            udp_header(
+                &mut out[q + iph..q + iph + 8],
+                skb.daddr,
+                skb.saddr,
+                &skb.payload,
+            );
+            // Type 3 code 3 (ICMPv6: type 1 code 4); checksum; unused.
+            out[l4..l4 + 4].copy_from_slice(&if v4 { [3, 3, 0, 0] } else { [1, 4, 0, 0] });
+            out[l4 + 4..l4 + 8].copy_from_slice(&[0; 4]);
+            let start = if v4 {
+                0
+            } else {
+                pseudo6(skb.saddr.ip(), skb.daddr.ip(), proto::ICMPV6, l4_len)
+            };
+            // Over the ICMP header, the quoted headers, then the payload.
+            let csum = checksum(sum(&skb.payload, sum(&out[l4..hdr_end], start)));
+            out[l4 + 2..l4 + 4].copy_from_slice(&csum.to_be_bytes());
+        }
+        hdr_end
+    }
+
+    /// An IPv4 (DF set, checksummed) or IPv6 header for `len` bytes of
+    /// `protocol`.
+    #[allow(clippy::too_many_arguments)]
+    fn ip_header(
+        &mut self,
+        h: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+        len: usize,
+        tos: u8,
+        ttl: u8,
+    ) {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                h[0] = 0x45;
+                h[1] = tos;
+                h[2..4].copy_from_slice(&((20 + len).min(65_535) as u16).to_be_bytes());
+                self.ip_id = self.ip_id.wrapping_add(1);
+                h[4..6].copy_from_slice(&self.ip_id.to_be_bytes());
+                h[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+                h[8] = ttl;
+                h[9] = protocol;
+                h[10..12].copy_from_slice(&[0, 0]);
+                h[12..16].copy_from_slice(&s.octets());
+                h[16..20].copy_from_slice(&d.octets());
+                let csum = checksum(sum(&h[..20], 0));
+                h[10..12].copy_from_slice(&csum.to_be_bytes());
+            }
+            _ => {
+                h[0] = 0x60 | (tos >> 4);
+                h[1] = (tos & 0x0f) << 4;
+                h[2..4].copy_from_slice(&[0, 0]);
+                h[4..6].copy_from_slice(&(len.min(65_535) as u16).to_be_bytes());
+                h[6] = protocol;
+                h[7] = ttl;
+                h[8..24].copy_from_slice(&v6(src).octets());
+                h[24..40].copy_from_slice(&v6(dst).octets());
+            }
+        }
+    }
+}
+
+/// The IPv6 pseudo-header's sum.
+fn pseudo6(src: IpAddr, dst: IpAddr, protocol: u8, len: usize) -> u64 {
+    let mut p = [0u8; 40];
+    p[0..16].copy_from_slice(&v6(src).octets());
+    p[16..32].copy_from_slice(&v6(dst).octets());
+    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
+    p[39] = protocol;
+    sum(&p, 0)
+}
+
+/// A UDP header from `src` to `dst` over `payload`, with its checksum
+/// (0 computed is sent as 0xffff, RFC 768).
+fn udp_header(h: &mut [u8], src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+    let len = 8 + payload.len();
+    h[0..2].copy_from_slice(&src.port().to_be_bytes());
+    h[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    h[4..6].copy_from_slice(&(len.min(65_535) as u16).to_be_bytes());
+    h[6..8].copy_from_slice(&[0, 0]);
+    let pseudo = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut p = [0u8; 12];
+            p[0..4].copy_from_slice(&s.octets());
+            p[4..8].copy_from_slice(&d.octets());
+            p[9] = proto::UDP;
+            p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
+            sum(&p, 0)
+        }
+        (s, d) => pseudo6(s, d, proto::UDP, len),
+    };
+    let csum = match checksum(sum(payload, sum(&h[..8], pseudo))) {
+        0 => 0xffff,
+        c => c,
+    };
+    h[6..8].copy_from_slice(&csum.to_be_bytes());
 }
 
 fn v6(ip: IpAddr) -> Ipv6Addr {

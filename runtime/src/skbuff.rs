@@ -1,6 +1,12 @@
 //! `struct sk_buff`, reduced to what the loopback path reads: addresses, the
 //! TCP header fields and the payload.
 //!
+//! A UDP datagram or an ICMP error travels in the same struct: its protocol
+//! (the IP header's `protocol` field) is marked by one of the two top bits of
+//! `flags` ([`flags::UDP`], [`flags::ICMP`]), which TCP's header flags in the
+//! model never use (no ECN: CWR and ECE are never sent). `seq`, `ack_seq`,
+//! `window` and `mss` are then unused.
+//!
 //! An skb is a plain value moved through the queues (`VecDeque<SkBuff>`), so
 //! queueing it allocates nothing; the payload is a [`Bytes`] slice of the
 //! sender's write queue, so the transmitted segment, the copy kept for
@@ -22,6 +28,26 @@ pub(crate) mod flags {
     pub(crate) const PSH: u8 = 0x08;
     /// `TCPHDR_ACK`
     pub(crate) const ACK: u8 = 0x10;
+    /// Not a TCP flag: the skb is a UDP datagram (`IPPROTO_UDP`).
+    pub(crate) const UDP: u8 = 0x40;
+    /// Not a TCP flag: the skb is an ICMP (ICMPv6 for IPv6) destination
+    /// unreachable, port unreachable (`ICMP_DEST_UNREACH`/`ICMP_PORT_UNREACH`,
+    /// `ICMPV6_DEST_UNREACH`/`ICMPV6_PORT_UNREACH`). Its addresses are the
+    /// reverse of the datagram it answers (ports included: they are those of
+    /// the quoted UDP header), its payload the quoted datagram's payload.
+    pub(crate) const ICMP: u8 = 0x80;
+}
+
+/// The IP protocol numbers the model carries.
+pub(crate) mod proto {
+    /// `IPPROTO_TCP`
+    pub(crate) const TCP: u8 = 6;
+    /// `IPPROTO_UDP`
+    pub(crate) const UDP: u8 = 17;
+    /// `IPPROTO_ICMP`
+    pub(crate) const ICMP: u8 = 1;
+    /// `IPPROTO_ICMPV6`
+    pub(crate) const ICMPV6: u8 = 58;
 }
 
 /// IPv4 header length (no options).
@@ -30,6 +56,10 @@ pub(crate) const IPV4_HDR_LEN: usize = 20;
 pub(crate) const IPV6_HDR_LEN: usize = 40;
 /// TCP header length with the timestamp option, as Linux sends on loopback.
 pub(crate) const TCP_HDR_LEN: usize = 32;
+/// UDP header length.
+pub(crate) const UDP_HDR_LEN: usize = 8;
+/// ICMP (and ICMPv6) header length of a destination unreachable.
+pub(crate) const ICMP_HDR_LEN: usize = 8;
 /// TCP header length of a SYN with MSS, SACK-permitted, timestamps and window
 /// scale options.
 pub(crate) const TCP_SYN_HDR_LEN: usize = 40;
@@ -70,12 +100,35 @@ impl SkBuff {
         } else {
             IPV6_HDR_LEN
         };
+        if self.flags & flags::UDP != 0 {
+            return ip + UDP_HDR_LEN + self.payload.len();
+        }
+        if self.flags & flags::ICMP != 0 {
+            // The quoted datagram: its IP and UDP headers, then its payload.
+            return ip + ICMP_HDR_LEN + ip + UDP_HDR_LEN + self.payload.len();
+        }
         let tcp = if self.flags & flags::SYN != 0 {
             TCP_SYN_HDR_LEN
         } else {
             TCP_HDR_LEN
         };
         ip + tcp + self.payload.len()
+    }
+
+    /// The IP header's `protocol` (IPv6: `nexthdr`).
+    #[inline]
+    pub(crate) fn protocol(&self) -> u8 {
+        if self.flags & flags::UDP != 0 {
+            proto::UDP
+        } else if self.flags & flags::ICMP != 0 {
+            if self.saddr.is_ipv4() {
+                proto::ICMP
+            } else {
+                proto::ICMPV6
+            }
+        } else {
+            proto::TCP
+        }
     }
 
     /// Sequence space the segment occupies (`end_seq - seq`): payload plus one

@@ -1,6 +1,7 @@
 //! What a namespace shows, with the kernel's names and meaning, and the
 //! tools' output as `Display`: `ip -s link` ([`LinkStats`]),
-//! `/proc/net/softnet_stat` ([`SoftnetStats`]), `netstat -s` ([`TcpStats`]),
+//! `/proc/net/softnet_stat` ([`SoftnetStats`]), `netstat -s` ([`TcpStats`],
+//! [`UdpStats`]),
 //! `/proc/net/sockstat` ([`Sockstat`]), `ss -tan` ([`SocketTable`]),
 //! `ip route show table local` ([`FibEntry`]) and `tc -s qdisc` ([`Qdisc`]).
 //!
@@ -486,6 +487,28 @@ pub struct SockInfo {
     pub timer: Option<SockTimer>,
 }
 
+impl SockInfo {
+    /// A UDP socket's row (`ss -uan`): `UNCONN` ([`TcpState::Close`]) or
+    /// `ESTAB` when connected, no timer.
+    pub(crate) fn udp(
+        state: TcpState,
+        recv_q: u64,
+        local: SocketAddr,
+        peer: SocketAddr,
+        inode: u64,
+    ) -> SockInfo {
+        SockInfo {
+            state,
+            recv_q,
+            send_q: 0,
+            local,
+            peer,
+            inode,
+            timer: None,
+        }
+    }
+}
+
 /// Every TCP socket of a namespace (`ss -tan`), from
 /// [`Netns::sockets`](crate::Netns::sockets): listeners first, then
 /// connections and TIME_WAIT entries, each ordered by local then peer
@@ -688,5 +711,106 @@ impl fmt::Display for Qdisc {
             )?;
         }
         Ok(())
+    }
+}
+
+/// UDP and ICMP counters, as `netstat -s` prints its `Udp:` and `Icmp:`
+/// sections (`/proc/net/snmp`), from
+/// [`Netns::udp_stats`](crate::Netns::udp_stats). The model counts IPv4 and
+/// IPv6 together (Linux keeps the IPv6 ones apart, in `/proc/net/snmp6`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UdpStats {
+    /// `InDatagrams`: datagrams delivered to the application (counted when
+    /// `recvmsg` takes one, as Linux counts it; a peek does not count).
+    pub in_datagrams: u64,
+    /// `NoPorts`: datagrams to a port no socket holds (each answered with
+    /// an ICMP port unreachable).
+    pub no_ports: u64,
+    /// `InErrors`: datagrams received and dropped (a full receive buffer
+    /// among them).
+    pub in_errors: u64,
+    /// `OutDatagrams`: datagrams sent.
+    pub out_datagrams: u64,
+    /// `RcvbufErrors`: datagrams dropped because the socket's receive
+    /// buffer (`SO_RCVBUF`, default `net.core.rmem_default`) was full.
+    pub rcvbuf_errors: u64,
+    /// `SndbufErrors`: sends refused for want of send buffer. On `lo` the
+    /// buffer is released as the datagram is handed on, so this stays 0.
+    pub sndbuf_errors: u64,
+    /// `IgnoredMulti`: broadcast or multicast datagrams no socket took.
+    pub ignored_multi: u64,
+    /// `Icmp: InMsgs`: ICMP messages received.
+    pub icmp_in_msgs: u64,
+    /// `Icmp: InDestUnreachs`: destination unreachable messages received.
+    pub icmp_in_dest_unreachs: u64,
+    /// `Icmp: OutMsgs`: ICMP messages sent.
+    pub icmp_out_msgs: u64,
+    /// `Icmp: OutDestUnreachs`: destination unreachable messages sent.
+    pub icmp_out_dest_unreachs: u64,
+}
+
+impl fmt::Display for UdpStats {
+    /// The `Icmp:` and `Udp:` sections of `netstat -s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Icmp:")?;
+        writeln!(f, "    {} ICMP messages received", self.icmp_in_msgs)?;
+        writeln!(f, "    0 input ICMP message failed")?;
+        writeln!(f, "    ICMP input histogram:")?;
+        writeln!(
+            f,
+            "        destination unreachable: {}",
+            self.icmp_in_dest_unreachs
+        )?;
+        writeln!(f, "    {} ICMP messages sent", self.icmp_out_msgs)?;
+        writeln!(f, "    0 ICMP messages failed")?;
+        writeln!(f, "    ICMP output histogram:")?;
+        writeln!(
+            f,
+            "        destination unreachable: {}",
+            self.icmp_out_dest_unreachs
+        )?;
+        writeln!(f, "Udp:")?;
+        writeln!(f, "    {} packets received", self.in_datagrams)?;
+        writeln!(f, "    {} packets to unknown port received", self.no_ports)?;
+        writeln!(f, "    {} packet receive errors", self.in_errors)?;
+        writeln!(f, "    {} packets sent", self.out_datagrams)?;
+        writeln!(f, "    {} receive buffer errors", self.rcvbuf_errors)?;
+        writeln!(f, "    {} send buffer errors", self.sndbuf_errors)?;
+        write!(f, "    IgnoredMulti: {}", self.ignored_multi)
+    }
+}
+
+/// The namespace's UDP and ICMP MIBs, updated with relaxed atomics.
+#[derive(Debug, Default)]
+pub(crate) struct UdpMib {
+    pub(crate) in_datagrams: AtomicU64,
+    pub(crate) no_ports: AtomicU64,
+    pub(crate) in_errors: AtomicU64,
+    pub(crate) out_datagrams: AtomicU64,
+    pub(crate) rcvbuf_errors: AtomicU64,
+    pub(crate) ignored_multi: AtomicU64,
+    pub(crate) icmp_in_msgs: AtomicU64,
+    pub(crate) icmp_in_dest_unreachs: AtomicU64,
+    pub(crate) icmp_out_msgs: AtomicU64,
+    pub(crate) icmp_out_dest_unreachs: AtomicU64,
+}
+
+impl UdpMib {
+    pub(crate) fn snapshot(&self) -> UdpStats {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        UdpStats {
+            in_datagrams: g(&self.in_datagrams),
+            no_ports: g(&self.no_ports),
+            in_errors: g(&self.in_errors),
+            out_datagrams: g(&self.out_datagrams),
+            rcvbuf_errors: g(&self.rcvbuf_errors),
+            sndbuf_errors: 0,
+            ignored_multi: g(&self.ignored_multi),
+            icmp_in_msgs: g(&self.icmp_in_msgs),
+            icmp_in_dest_unreachs: g(&self.icmp_in_dest_unreachs),
+            icmp_out_msgs: g(&self.icmp_out_msgs),
+            icmp_out_dest_unreachs: g(&self.icmp_out_dest_unreachs),
+        }
     }
 }

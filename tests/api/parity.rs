@@ -44,8 +44,11 @@
 //! readiness and reunite behaving alike; `TcpListenerStream`, `poll_accept`
 //! and `lookup_host`; and a `TcpSocket` that binds, then listens or connects.
 //!
+//! - `UdpSocket`: every method of tokio's but `try_io`/`async_io`, `Debug`,
+//!   `TryFrom<std::net::UdpSocket>`, and an exchange behaving alike.
+//!
 //! Not checked here: what only one side has. tokio's other sockets
-//! (`UdpSocket`, the Unix ones), its file-descriptor conversions (`AsRawFd`,
+//! (the Unix ones), its file-descriptor conversions (`AsRawFd`,
 //! `AsFd`), `try_io` / `async_io`; lonet's own additions, such as `TcpStream::path` and `TcpListener::paths`, which
 //! `tests/model`'s routing tests check. The `std` conversions (`from_std`,
 //! `into_std`, `TryFrom`, `TcpSocket::from_std_stream`) are checked against
@@ -116,7 +119,7 @@ macro_rules! parity {
         mod $m {
             use super::*;
             use $($net)::+::tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
-            use $($net)::+::{lookup_host, TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+            use $($net)::+::{lookup_host, TcpListener, TcpSocket, TcpStream, ToSocketAddrs, UdpSocket};
             use $($stream)::+::TcpListenerStream;
 
             // ===== ToSocketAddrs =====
@@ -617,6 +620,114 @@ macro_rules! parity {
                     let c6 = TcpStream::connect(a6).await.unwrap();
                     let (_, p6) = l6.accept().await.unwrap();
                     assert_eq!(p6, c6.local_addr().unwrap());
+                })
+                .await;
+            }
+
+            // ===== UdpSocket =====
+
+            fn udp_sync() {
+                let _: fn(std::net::UdpSocket) -> io::Result<UdpSocket> = UdpSocket::from_std;
+                let _: fn(UdpSocket) -> io::Result<std::net::UdpSocket> = UdpSocket::into_std;
+                let _: fn(&UdpSocket) -> io::Result<SocketAddr> = UdpSocket::local_addr;
+                let _: fn(&UdpSocket) -> io::Result<SocketAddr> = UdpSocket::peer_addr;
+                let _: fn(&UdpSocket, &mut Context<'_>) -> Poll<io::Result<()>> = UdpSocket::poll_send_ready;
+                let _: fn(&UdpSocket, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>> = UdpSocket::poll_send;
+                let _: fn(&UdpSocket, &[u8]) -> io::Result<usize> = UdpSocket::try_send;
+                let _: fn(&UdpSocket, &mut Context<'_>) -> Poll<io::Result<()>> = UdpSocket::poll_recv_ready;
+                let _: fn(&UdpSocket, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<()>> = UdpSocket::poll_recv;
+                let _: fn(&UdpSocket, &mut [u8]) -> io::Result<usize> = UdpSocket::try_recv;
+                let _: fn(&UdpSocket, &mut Vec<u8>) -> io::Result<usize> = UdpSocket::try_recv_buf::<Vec<u8>>;
+                let _: fn(&UdpSocket, &mut BytesMut) -> io::Result<(usize, SocketAddr)> =
+                    UdpSocket::try_recv_buf_from::<BytesMut>;
+                let _: fn(&UdpSocket, &mut Context<'_>, &[u8], SocketAddr) -> Poll<io::Result<usize>> =
+                    UdpSocket::poll_send_to;
+                let _: fn(&UdpSocket, &[u8], SocketAddr) -> io::Result<usize> = UdpSocket::try_send_to;
+                let _: fn(&UdpSocket, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> =
+                    UdpSocket::poll_recv_from;
+                let _: fn(&UdpSocket, &mut [u8]) -> io::Result<(usize, SocketAddr)> = UdpSocket::try_recv_from;
+                let _: fn(&UdpSocket, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<()>> = UdpSocket::poll_peek;
+                let _: fn(&UdpSocket, &mut [u8]) -> io::Result<usize> = UdpSocket::try_peek;
+                let _: fn(&UdpSocket, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> =
+                    UdpSocket::poll_peek_from;
+                let _: fn(&UdpSocket, &mut [u8]) -> io::Result<(usize, SocketAddr)> = UdpSocket::try_peek_from;
+                let _: fn(&UdpSocket, &mut Context<'_>) -> Poll<io::Result<SocketAddr>> = UdpSocket::poll_peek_sender;
+                let _: fn(&UdpSocket) -> io::Result<SocketAddr> = UdpSocket::try_peek_sender;
+                let _: fn(&UdpSocket) -> io::Result<bool> = UdpSocket::broadcast;
+                let _: fn(&UdpSocket, bool) -> io::Result<()> = UdpSocket::set_broadcast;
+                let _: fn(&UdpSocket) -> io::Result<bool> = UdpSocket::multicast_loop_v4;
+                let _: fn(&UdpSocket, bool) -> io::Result<()> = UdpSocket::set_multicast_loop_v4;
+                let _: fn(&UdpSocket) -> io::Result<u32> = UdpSocket::multicast_ttl_v4;
+                let _: fn(&UdpSocket, u32) -> io::Result<()> = UdpSocket::set_multicast_ttl_v4;
+                let _: fn(&UdpSocket) -> io::Result<bool> = UdpSocket::multicast_loop_v6;
+                let _: fn(&UdpSocket, bool) -> io::Result<()> = UdpSocket::set_multicast_loop_v6;
+                let _: fn(&UdpSocket) -> io::Result<u32> = UdpSocket::tclass_v6;
+                let _: fn(&UdpSocket, u32) -> io::Result<()> = UdpSocket::set_tclass_v6;
+                let _: fn(&UdpSocket) -> io::Result<u32> = UdpSocket::ttl;
+                let _: fn(&UdpSocket, u32) -> io::Result<()> = UdpSocket::set_ttl;
+                let _: fn(&UdpSocket) -> io::Result<u32> = UdpSocket::tos_v4;
+                let _: fn(&UdpSocket, u32) -> io::Result<()> = UdpSocket::set_tos_v4;
+                #[allow(deprecated)]
+                let _: fn(&UdpSocket) -> io::Result<u32> = UdpSocket::tos;
+                #[allow(deprecated)]
+                let _: fn(&UdpSocket, u32) -> io::Result<()> = UdpSocket::set_tos;
+                let _: fn(&UdpSocket) -> io::Result<Option<Vec<u8>>> = UdpSocket::device;
+                let _: fn(&UdpSocket, Option<&[u8]>) -> io::Result<()> = UdpSocket::bind_device;
+                let _: fn(&UdpSocket, Ipv4Addr, Ipv4Addr) -> io::Result<()> = UdpSocket::join_multicast_v4;
+                let _: fn(&UdpSocket, &Ipv6Addr, u32) -> io::Result<()> = UdpSocket::join_multicast_v6;
+                let _: fn(&UdpSocket, Ipv4Addr, Ipv4Addr) -> io::Result<()> = UdpSocket::leave_multicast_v4;
+                let _: fn(&UdpSocket, &Ipv6Addr, u32) -> io::Result<()> = UdpSocket::leave_multicast_v6;
+                let _: fn(&UdpSocket) -> io::Result<Option<io::Error>> = UdpSocket::take_error;
+                debug::<UdpSocket>();
+                fn try_from<T: TryFrom<std::net::UdpSocket, Error = io::Error>>() {}
+                try_from::<UdpSocket>();
+            }
+
+            /// Compiled, never run: the async methods' arguments and outputs.
+            async fn udp_async<A: ToSocketAddrs + Clone>(s: &UdpSocket, a: A, buf: &mut [u8], v: &mut Vec<u8>) {
+                let _: io::Result<UdpSocket> = UdpSocket::bind(a.clone()).await;
+                let _: io::Result<UdpSocket> = UdpSocket::bind("127.0.0.1:0").await;
+                let _: io::Result<()> = s.connect(a.clone()).await;
+                let _: io::Result<Ready> = s.ready(Interest::READABLE).await;
+                let _: io::Result<()> = s.writable().await;
+                let _: io::Result<()> = s.readable().await;
+                let _: io::Result<usize> = s.send(b"x").await;
+                let _: io::Result<usize> = s.recv(buf).await;
+                let _: io::Result<usize> = s.recv_buf(v).await;
+                let _: io::Result<(usize, SocketAddr)> = s.recv_buf_from(v).await;
+                let _: io::Result<usize> = s.send_to(b"x", a).await;
+                let _: io::Result<(usize, SocketAddr)> = s.recv_from(buf).await;
+                let _: io::Result<usize> = s.peek(buf).await;
+                let _: io::Result<(usize, SocketAddr)> = s.peek_from(buf).await;
+                let _: io::Result<SocketAddr> = s.peek_sender().await;
+            }
+
+            #[tokio::test]
+            async fn udp_exchange_behaves_alike() {
+                bounded(async {
+                    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+                    a.connect(ba).await.unwrap();
+                    assert_eq!(a.peer_addr().unwrap(), ba);
+                    assert_eq!(a.send(b"hello").await.unwrap(), 5);
+                    b.readable().await.unwrap();
+                    assert_eq!(b.try_peek_sender().unwrap(), aa);
+                    let mut buf = [0u8; 16];
+                    assert_eq!(b.try_peek(&mut buf).unwrap(), 5);
+                    assert_eq!(b.try_recv_from(&mut buf).unwrap(), (5, aa));
+                    assert_eq!(b.try_recv(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+                    assert_eq!(b.try_send_to(b"back", aa).unwrap(), 4);
+                    let mut rb = ReadBuf::new(&mut buf);
+                    let from = poll_fn(|cx| a.poll_recv_from(cx, &mut rb)).await.unwrap();
+                    assert_eq!((rb.filled(), from), (&b"back"[..], ba));
+                    assert_eq!(a.ttl().unwrap(), 64);
+                    a.set_ttl(7).unwrap();
+                    assert_eq!(a.ttl().unwrap(), 7);
+                    assert!(!a.broadcast().unwrap());
+                    assert!(a.take_error().unwrap().is_none());
+                    let ready = a.ready(Interest::WRITABLE).await.unwrap();
+                    assert!(ready.is_writable());
                 })
                 .await;
             }

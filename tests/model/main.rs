@@ -56,3 +56,8 @@ mod tokio_readiness;
 /// buffer, delayed ACKs, segments per connection, the handshake's windows, keepalive, SYN
 /// retransmissions.
 mod fidelity;
+
+/// UDP over the kernel, the model and the kernel switch (ICMP refusals, truncation, EMSGSIZE,
+/// broadcast, the connected-socket filter, the receive buffer), then its counters, `ss -uan`,
+/// captures and faults.
+mod udp;

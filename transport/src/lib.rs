@@ -1,6 +1,6 @@
 //! # lonet-transport: tokio-facing sockets over the modeled loopback
 //!
-//! [`net::TcpListener`] and [`net::TcpStream`] have `tokio::net`'s method
+//! [`net::TcpListener`], [`net::TcpStream`] and [`net::UdpSocket`] have `tokio::net`'s method
 //! names and signatures, implement `AsyncRead`/`AsyncWrite`, and run every
 //! connection to a local address through `lonet-runtime`'s model of the Linux
 //! loopback path instead of the kernel.
@@ -24,7 +24,10 @@
 //!   [`stream::TcpListenerStream`] and handlers see `Request::remote_addr()`.
 //! - `axum` (implies `hyper`): `axum::serve::Listener` for
 //!   [`net::TcpListener`], so `axum::serve(listener, router)` works.
-//! - `full`: all of the above.
+//! - `quinn`: the `quinn` module — quinn's `Runtime` and `AsyncUdpSocket`
+//!   over [`net::UdpSocket`], and `client`/`server` endpoints, so QUIC runs
+//!   through the model.
+//! - `full`: hyper, tonic and axum.
 //!
 //! # Cancel safety
 //! `accept`, `readable`, `writable`, `ready` and `peek` are cancel safe, as in
@@ -41,6 +44,10 @@ pub mod stream;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
+
+#[cfg(feature = "quinn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quinn")))]
+pub mod quinn;
 
 #[cfg(feature = "axum")]
 mod axum;

@@ -1,4 +1,4 @@
-//! TCP sockets with `tokio::net`'s API.
+//! TCP and UDP sockets with `tokio::net`'s API.
 //!
 //! | type | tokio's | what it is |
 //! |---|---|---|
@@ -7,6 +7,7 @@
 //! | [`TcpSocket`] | `tokio::net::TcpSocket` | a socket to bind, then connect or listen |
 //! | [`tcp::ReadHalf`], [`tcp::WriteHalf`] | same | borrowed halves ([`TcpStream::split`]) |
 //! | [`tcp::OwnedReadHalf`], [`tcp::OwnedWriteHalf`] | same | owned halves ([`TcpStream::into_split`]) |
+//! | [`UdpSocket`] | `tokio::net::UdpSocket` | a UDP socket |
 //! | [`ToSocketAddrs`] | `tokio::net::ToSocketAddrs` | what `bind`/`connect` accept |
 //!
 //! Sockets live in the current namespace ([`Netns::current`](crate::Netns)):
@@ -25,8 +26,10 @@ mod readiness;
 mod socket;
 mod stream;
 pub mod tcp;
+mod udp;
 
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use listener::TcpListener;
 pub use socket::TcpSocket;
 pub use stream::{Path, TcpStream};
+pub use udp::UdpSocket;

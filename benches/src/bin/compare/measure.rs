@@ -228,3 +228,56 @@ pub async fn many<T: Transport>(conns: usize, plan: Plan) -> io::Result<f64> {
     let bytes = conns as u64 * plan.per_run * CHUNK as u64;
     Ok(bytes as f64 / d.as_secs_f64() / 1e9)
 }
+
+fn lonet_udp_counters(ns: Option<&lonet::Netns>, what: &str) {
+    let Some(ns) = ns else { return };
+    let udp = ns.udp_stats();
+    let sn = ns.softnet_stat().total();
+    let mut odd = Vec::new();
+    for (v, name) in [
+        (sn.dropped, "softnet dropped"),
+        (udp.rcvbuf_errors, "Udp RcvbufErrors"),
+        (udp.no_ports, "Udp NoPorts"),
+    ] {
+        if v > 0 {
+            odd.push(format!("{name} {v}"));
+        }
+    }
+    if !odd.is_empty() {
+        note(format!(
+            "lonet counters after {what}: {} (out of {} datagrams sent)",
+            odd.join(", "),
+            udp.out_datagrams
+        ));
+    }
+}
+
+/// 64 B UDP ping-pong on `T`: µs per round trip.
+pub async fn udp_pingpong<T: DgramTransport>(plan: Plan) -> io::Result<f64> {
+    let mut w = UdpPingPong::<T>::new().await?;
+    let d = timed!(w, plan);
+    lonet_udp_counters(w.ns.as_ref(), "UDP ping-pong");
+    Ok(d.as_secs_f64() * 1e6 / plan.per_run as f64)
+}
+
+/// 1,200-byte datagrams on `T`: delivered GB/s.
+pub async fn udp_stream<T: DgramTransport>(plan: Plan) -> io::Result<f64> {
+    let mut w = UdpStream::<T>::new().await?;
+    w.run(plan.per_run).await?;
+    let mut v = Vec::with_capacity(plan.runs as usize);
+    for _ in 0..plan.runs {
+        let (d, sent) = w.run(plan.per_run).await?;
+        v.push((sent * DGRAM as u64) as f64 / d.as_secs_f64() / 1e9);
+    }
+    lonet_udp_counters(w.ns.as_ref(), "UDP datagrams");
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+/// QUIC bulk over `over`: GB/s of stream data.
+pub async fn quic_bulk(over: QuicOver, plan: Plan) -> io::Result<f64> {
+    let mut w = QuicBulk::new(over).await?;
+    let d = timed!(w, plan);
+    lonet_udp_counters(w.ns.as_ref(), "QUIC bulk");
+    Ok((plan.per_run * QUIC_CHUNK as u64) as f64 / d.as_secs_f64() / 1e9)
+}

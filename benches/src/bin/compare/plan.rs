@@ -47,6 +47,12 @@ pub struct Sizes {
     pub many_chunks: Plan,
     /// Idle connections held.
     pub idle: usize,
+    /// UDP ping-pong round trips.
+    pub udp_pings: Plan,
+    /// 1,200-byte datagrams.
+    pub udp_dgrams: Plan,
+    /// QUIC bulk: 64 KiB chunks.
+    pub quic_chunks: Plan,
 }
 
 impl Sizes {
@@ -62,6 +68,9 @@ impl Sizes {
             many_conns: 1_000,
             many_chunks: p(3, 16), // 1 MiB a connection, 1,000 MiB a run
             idle: 10_000,
+            udp_pings: p(10, 2_000),
+            udp_dgrams: p(10, 20_000), // 24 MB a run
+            quic_chunks: p(5, 256),    // 16 MiB a run
         }
     }
 
@@ -77,6 +86,9 @@ impl Sizes {
             many_conns: 1_000,
             many_chunks: p(3, 2),
             idle: 10_000,
+            udp_pings: p(5, 400),
+            udp_dgrams: p(5, 2_000),
+            quic_chunks: p(3, 32),
         }
     }
 }

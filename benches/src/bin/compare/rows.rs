@@ -24,7 +24,67 @@ pub fn all(s: &Sizes, ct: &Runtime, mt: &Runtime, notes: &mut Vec<String>) -> Ve
     rows.push(idle(s.idle, ct, notes));
     rows.extend(stalled_reader(ct, notes));
     rows.push(tiny_writes(ct, notes));
+    rows.extend(udp(s, ct));
     rows
+}
+
+/// UDP and QUIC, on the current-thread runtime. The "kernel TCP" column
+/// holds the kernel's UDP here, and "Unix" a Unix datagram pair.
+fn udp(s: &Sizes, ct: &Runtime) -> Vec<Row> {
+    use lonet_bench::{KernelUdp, LonetUdp, QuicOver, UnixDgram};
+    eprintln!("UDP 64 B ping-pong");
+    let pingpong = Row {
+        name: format!(
+            "UDP 64 B ping-pong RTT, client in a spawned task; kernel column: kernel UDP, Unix: a datagram pair ({})",
+            s.udp_pings.describe("round trips")
+        ),
+        unit: Unit::Micros,
+        cells: [
+            bounded(ct, "lonet", measure::udp_pingpong::<LonetUdp>(s.udp_pings)),
+            bounded(ct, "kernel UDP", measure::udp_pingpong::<KernelUdp>(s.udp_pings)),
+            bounded(ct, "Unix datagram", measure::udp_pingpong::<UnixDgram>(s.udp_pings)),
+            na(),
+        ],
+        target: ratios(Some(0.1), None),
+        target_text: "≤ 1/10 kernel UDP".into(),
+        informational: false,
+    };
+    eprintln!("UDP 1,200 B datagrams");
+    let stream = Row {
+        name: format!(
+            "UDP 1,200 B datagrams, acknowledged every 16, 64 in flight; kernel column: kernel UDP ({})",
+            s.udp_dgrams.describe("datagrams")
+        ),
+        unit: Unit::GBps,
+        cells: [
+            bounded(ct, "lonet", measure::udp_stream::<LonetUdp>(s.udp_dgrams)),
+            bounded(ct, "kernel UDP", measure::udp_stream::<KernelUdp>(s.udp_dgrams)),
+            bounded(ct, "Unix datagram", measure::udp_stream::<UnixDgram>(s.udp_dgrams)),
+            na(),
+        ],
+        target: ratios(Some(4.0), None),
+        target_text: "≥ 4× kernel UDP".into(),
+        informational: false,
+    };
+    eprintln!("QUIC bulk");
+    let quic = Row {
+        name: format!(
+            "QUIC bulk (quinn), 64 KiB writes on one stream; kernel column: quinn on kernel UDP ({} in runs of {})",
+            size(s.quic_chunks.total() * lonet_bench::QUIC_CHUNK as u64),
+            size(s.quic_chunks.per_run * lonet_bench::QUIC_CHUNK as u64)
+        ),
+        unit: Unit::GBps,
+        cells: [
+            bounded(ct, "lonet", measure::quic_bulk(QuicOver::Lonet, s.quic_chunks)),
+            bounded(ct, "kernel UDP", measure::quic_bulk(QuicOver::Kernel, s.quic_chunks)),
+            na(),
+            na(),
+        ],
+        target: ratios(Some(1.5), None),
+        target_text: "≥ 1.5× quinn on kernel UDP".into(),
+        informational: false,
+    };
+    vec![pingpong, stream, quic]
 }
 
 fn ratios(tcp: Option<f64>, duplex: Option<f64>) -> Target {
