@@ -166,10 +166,14 @@ impl NetnsBridgeExt for Netns {
                 };
                 let ns = ns.clone();
                 relays.spawn(async move {
-                    let os = TcpStream::from_os(os);
-                    match TcpStream::connect_model(&ns, model_addr).await {
-                        Ok(model) => relay(os, model).await,
-                        Err(_) => reset(&os),
+                    // Reset, not closed, if the connect fails or the guard
+                    // goes first (an abort between the connect and the
+                    // relay must not look like a clean close).
+                    let mut os = Waiting(Some(TcpStream::from_os(os)));
+                    if let Ok(model) = TcpStream::connect_model(&ns, model_addr).await {
+                        if let Some(os) = os.0.take() {
+                            relay(os, model).await;
+                        }
                     }
                 });
             }
@@ -203,9 +207,13 @@ impl NetnsBridgeExt for Netns {
                     }
                 };
                 relays.spawn(async move {
-                    match tokio::net::TcpStream::connect(os_target).await {
-                        Ok(os) => relay(TcpStream::from_os(os), model).await,
-                        Err(_) => reset(&model),
+                    // As in expose: reset if the connect fails or the guard
+                    // goes before the relay starts.
+                    let mut model = Waiting(Some(model));
+                    if let Ok(os) = tokio::net::TcpStream::connect(os_target).await {
+                        if let Some(model) = model.0.take() {
+                            relay(TcpStream::from_os(os), model).await;
+                        }
                     }
                 });
             }
@@ -322,6 +330,19 @@ impl Drop for Forward {
 fn reset(s: &TcpStream) {
     // Best effort: a socket already reset has nothing more to send.
     let _ = s.set_zero_linger();
+}
+
+/// The accepted leg of a relay while its other leg connects: dropped still
+/// holding it (the connect failed, or the task was aborted with its guard),
+/// it resets it, as the relay would have.
+struct Waiting(Option<TcpStream>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            reset(s);
+        }
+    }
 }
 
 /// The two legs of a relay. Dropped before both directions finished (an
