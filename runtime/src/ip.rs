@@ -7,7 +7,7 @@ use crate::ctx::Ctx;
 use crate::errno::{err, ENETUNREACH};
 use crate::fib::{DstEntry, LOOPBACK_IFINDEX};
 use crate::loopback::dev_queue_xmit;
-use crate::skbuff::{flags, SkBuff};
+use crate::skbuff::{proto, SkBuff};
 use crate::tcp::input::tcp_v4_rcv;
 use crate::udp::{icmp_rcv, udp_rcv};
 use std::io;
@@ -39,12 +39,10 @@ pub(crate) fn ip_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// `protocol` (`inet_protos[]`): TCP, UDP or ICMP.
 #[inline]
 fn ip_local_deliver(ctx: &mut Ctx<'_>, skb: SkBuff) {
-    if skb.flags & (flags::UDP | flags::ICMP) == 0 {
-        tcp_v4_rcv(ctx, skb)
-    } else if skb.flags & flags::UDP != 0 {
-        udp_rcv(ctx, skb)
-    } else {
-        icmp_rcv(ctx, skb)
+    match skb.protocol {
+        proto::UDP => udp_rcv(ctx, skb),
+        proto::ICMP => icmp_rcv(ctx, skb),
+        _ => tcp_v4_rcv(ctx, skb),
     }
 }
 

@@ -47,7 +47,7 @@
 use crate::ctx::Ctx;
 use crate::ksoftirqd::netem_timer;
 use crate::netns::NsInner;
-use crate::skbuff::SkBuff;
+use crate::skbuff::{proto, SkBuff};
 use crate::stats::{NetemQdisc, Qdisc};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::{lock, read};
@@ -625,6 +625,7 @@ pub(crate) fn inject_rst(ns: &NsInner, from: SocketAddr, to: SocketAddr) -> std:
         })?;
     let seq = sk.lock().rcv.rcv_nxt;
     let rst = SkBuff {
+        protocol: proto::TCP,
         saddr: from,
         daddr: to,
         seq,

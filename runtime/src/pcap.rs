@@ -401,7 +401,7 @@ impl Taps {
     /// Writes the Ethernet, IP and TCP headers of `skb` into `out`; returns
     /// their length.
     fn build_header(&mut self, skb: &SkBuff, tsval: u32, out: &mut [u8; MAX_HDR]) -> usize {
-        if skb.protocol() != proto::TCP {
+        if skb.protocol != proto::TCP {
             return self.build_dgram_header(skb, out);
         }
         let syn = skb.has(flags::SYN);
@@ -537,7 +537,7 @@ impl Taps {
     /// skb's payload); returns their length.
     fn build_dgram_header(&mut self, skb: &SkBuff, out: &mut [u8; MAX_HDR]) -> usize {
         let v4 = skb.saddr.is_ipv4() && skb.daddr.is_ipv4();
-        let protocol = skb.protocol();
+        let protocol = skb.ip_protocol();
         let iph = if v4 { 20 } else { 40 };
         let ethertype = if v4 { ETH_P_IP } else { ETH_P_IPV6 };
         out[12..14].copy_from_slice(&ethertype.to_be_bytes());
@@ -745,6 +745,7 @@ mod tests {
 
     fn skb(fl: u8, payload: &'static [u8]) -> SkBuff {
         SkBuff {
+            protocol: proto::TCP,
             saddr: "127.0.0.1:40000".parse().unwrap(),
             daddr: "127.0.0.1:80".parse().unwrap(),
             seq: 1000,

@@ -1,11 +1,12 @@
 //! `struct sk_buff`, reduced to what the loopback path reads: addresses, the
 //! TCP header fields and the payload.
 //!
-//! A UDP datagram or an ICMP error travels in the same struct: its protocol
-//! (the IP header's `protocol` field) is marked by one of the two top bits of
-//! `flags` ([`flags::UDP`], [`flags::ICMP`]), which TCP's header flags in the
-//! model never use (no ECN: CWR and ECE are never sent). `seq`, `ack_seq`,
-//! `window` and `mss` are then unused.
+//! A UDP datagram or an ICMP error travels in the same struct, its `protocol`
+//! (the IP header's field) saying which; `seq`, `ack_seq`, `flags`, `window`
+//! and `mss` are then unused. An ICMP destination unreachable, port
+//! unreachable (`ICMP_DEST_UNREACH`/`ICMP_PORT_UNREACH`, ICMPv6's for IPv6)
+//! has the reverse addresses of the datagram it answers (ports included: they
+//! are those of the quoted UDP header), and the quoted datagram's payload.
 //!
 //! An skb is a plain value moved through the queues (`VecDeque<SkBuff>`), so
 //! queueing it allocates nothing; the payload is a [`Bytes`] slice of the
@@ -28,14 +29,6 @@ pub(crate) mod flags {
     pub(crate) const PSH: u8 = 0x08;
     /// `TCPHDR_ACK`
     pub(crate) const ACK: u8 = 0x10;
-    /// Not a TCP flag: the skb is a UDP datagram (`IPPROTO_UDP`).
-    pub(crate) const UDP: u8 = 0x40;
-    /// Not a TCP flag: the skb is an ICMP (ICMPv6 for IPv6) destination
-    /// unreachable, port unreachable (`ICMP_DEST_UNREACH`/`ICMP_PORT_UNREACH`,
-    /// `ICMPV6_DEST_UNREACH`/`ICMPV6_PORT_UNREACH`). Its addresses are the
-    /// reverse of the datagram it answers (ports included: they are those of
-    /// the quoted UDP header), its payload the quoted datagram's payload.
-    pub(crate) const ICMP: u8 = 0x80;
 }
 
 /// The IP protocol numbers the model carries.
@@ -67,6 +60,8 @@ pub(crate) const TCP_SYN_HDR_LEN: usize = 40;
 /// One segment on its way through the modeled path.
 #[derive(Debug, Clone)]
 pub(crate) struct SkBuff {
+    /// The IP header's `protocol` (`proto::*`; ICMP stands for ICMPv6 too).
+    pub(crate) protocol: u8,
     /// Source address and port.
     pub(crate) saddr: SocketAddr,
     /// Destination address and port.
@@ -100,10 +95,10 @@ impl SkBuff {
         } else {
             IPV6_HDR_LEN
         };
-        if self.flags & flags::UDP != 0 {
+        if self.protocol == proto::UDP {
             return ip + UDP_HDR_LEN + self.payload.len();
         }
-        if self.flags & flags::ICMP != 0 {
+        if self.protocol == proto::ICMP {
             // The quoted datagram: its IP and UDP headers, then its payload.
             return ip + ICMP_HDR_LEN + ip + UDP_HDR_LEN + self.payload.len();
         }
@@ -115,19 +110,14 @@ impl SkBuff {
         ip + tcp + self.payload.len()
     }
 
-    /// The IP header's `protocol` (IPv6: `nexthdr`).
+    /// The IP header's `protocol` as a capture writes it (IPv6: `nexthdr`,
+    /// where ICMP is ICMPv6).
     #[inline]
-    pub(crate) fn protocol(&self) -> u8 {
-        if self.flags & flags::UDP != 0 {
-            proto::UDP
-        } else if self.flags & flags::ICMP != 0 {
-            if self.saddr.is_ipv4() {
-                proto::ICMP
-            } else {
-                proto::ICMPV6
-            }
+    pub(crate) fn ip_protocol(&self) -> u8 {
+        if self.protocol == proto::ICMP && !self.saddr.is_ipv4() {
+            proto::ICMPV6
         } else {
-            proto::TCP
+            self.protocol
         }
     }
 

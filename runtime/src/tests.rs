@@ -5,7 +5,7 @@
 
 use crate::af_inet::Socket;
 use crate::netns::Netns;
-use crate::skbuff::{flags, SkBuff};
+use crate::skbuff::{flags, proto, SkBuff};
 use crate::sync::{lock, write};
 use crate::tcp::TcpState;
 use std::io::IoSlice;
@@ -582,6 +582,7 @@ fn test_a_retransmitted_fin_is_acked_again_from_time_wait() {
     assert_eq!(ns.sockstat().tw, 1, "the entry stays");
     // An RST in the window ends it (TIME_WAIT assassination, tcp_rfc1337=0).
     let rst = SkBuff {
+        protocol: proto::TCP,
         seq: fin.seq.wrapping_add(1),
         flags: flags::RST,
         payload: bytes::Bytes::new(),

@@ -28,7 +28,7 @@ use crate::fib::{unmap, DstEntry, RouteType};
 use crate::inet_hashtables::FxBuild;
 use crate::ip::{ip_mc_output, ip_queue_xmit};
 use crate::netns::{Netns, NsInner};
-use crate::skbuff::{flags, SkBuff};
+use crate::skbuff::{proto, SkBuff};
 use crate::stats::{inc, SockInfo};
 use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -588,7 +588,8 @@ impl UdpSocket {
             daddr,
             seq: 0,
             ack_seq: 0,
-            flags: flags::UDP,
+            protocol: proto::UDP,
+            flags: 0,
             window: 0,
             mss: 0,
             ttl: if kind == Dest::Multicast {
@@ -1077,7 +1078,8 @@ fn icmp_send(ctx: &mut Ctx<'_>, skb: SkBuff) {
         daddr: skb.saddr,
         seq: 0,
         ack_seq: 0,
-        flags: flags::ICMP,
+        protocol: proto::ICMP,
+        flags: 0,
         window: 0,
         mss: 0,
         ttl: 64,

@@ -8,7 +8,7 @@
 use super::{after, before, TcpSock, TcpState, Timer};
 use crate::ctx::Ctx;
 use crate::ip::ip_queue_xmit;
-use crate::skbuff::{flags, SkBuff};
+use crate::skbuff::{flags, proto, SkBuff};
 use crate::stats::inc;
 use bytes::{Bytes, BytesMut};
 
@@ -42,6 +42,7 @@ impl TcpSock {
             self.event_ack_sent();
         }
         SkBuff {
+            protocol: proto::TCP,
             saddr: self.local,
             daddr: self.remote,
             seq,
@@ -427,6 +428,7 @@ pub(crate) fn tcp_v4_send_reset(ctx: &mut Ctx<'_>, skb: &SkBuff) {
         )
     };
     let rst = SkBuff {
+        protocol: proto::TCP,
         saddr: skb.daddr,
         daddr: skb.saddr,
         seq,
@@ -452,6 +454,7 @@ pub(crate) fn tcp_v4_timewait_ack(
     tw: &super::minisocks::TwSock,
 ) {
     let ack = SkBuff {
+        protocol: proto::TCP,
         saddr: key.0,
         daddr: key.1,
         seq: tw.snd_nxt,
