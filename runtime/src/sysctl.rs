@@ -94,6 +94,14 @@ pub struct Sysctl {
     pub wmem_max: usize,
     /// `net.core.rmem_max` (default 212992): the most `SO_RCVBUF` may ask for.
     pub rmem_max: usize,
+    /// `net.core.rmem_default` (default 212992): a new UDP socket's receive
+    /// buffer (`sk_rcvbuf`; TCP's comes from `tcp_rmem[1]`). At least 2304
+    /// (`SOCK_MIN_RCVBUF`), as the kernel requires.
+    pub rmem_default: usize,
+    /// `net.core.wmem_default` (default 212992): a new UDP socket's send
+    /// buffer (`sk_sndbuf`; TCP's comes from `tcp_wmem[1]`). At least 4608
+    /// (`SOCK_MIN_SNDBUF`).
+    pub wmem_default: usize,
     /// `net.ipv4.tcp_keepalive_time` (default 7200 s): idle time before the
     /// first keepalive probe of a socket with `SO_KEEPALIVE`.
     pub tcp_keepalive_time_secs: u64,
@@ -129,6 +137,8 @@ impl Default for Sysctl {
             tcp_orphan_retries: 0,
             wmem_max: 212_992,
             rmem_max: 212_992,
+            rmem_default: 212_992,
+            wmem_default: 212_992,
             tcp_keepalive_time_secs: 7200,
             tcp_keepalive_intvl_secs: 75,
             tcp_keepalive_probes: 9,
@@ -188,6 +198,13 @@ impl Sysctl {
         }
         if self.wmem_max == 0 || self.rmem_max == 0 {
             return Err("wmem_max/rmem_max must be at least 1");
+        }
+        // sysctl_net_core.c: min_rcvbuf / min_sndbuf, and an int.
+        if !(2304..=INT_MAX as usize).contains(&self.rmem_default) {
+            return Err("rmem_default must be within 2304..=INT_MAX");
+        }
+        if !(4608..=INT_MAX as usize).contains(&self.wmem_default) {
+            return Err("wmem_default must be within 4608..=INT_MAX");
         }
         // proc_dou8vec_minmax: 1..=MAX_TCP_SYNCNT, and a u8.
         if !(1..=127).contains(&self.tcp_syn_retries) {

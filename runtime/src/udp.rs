@@ -33,6 +33,7 @@ use crate::stats::{inc, SockInfo};
 use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::tcp::{TcpState, WaitQueue};
+use crate::tcp::{SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -40,12 +41,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll};
 
-/// `net.core.rmem_default`: a new socket's receive buffer (`sk_rcvbuf`).
-pub(crate) const RMEM_DEFAULT: usize = 212_992;
-/// `net.core.wmem_default`: a new socket's send buffer (`sk_sndbuf`).
-pub(crate) const WMEM_DEFAULT: usize = 212_992;
-/// `SOCK_MIN_RCVBUF` / `SOCK_MIN_SNDBUF`: `2 * (2048 + sizeof(sk_buff))`.
-const SOCK_MIN_BUF: usize = 4608;
 /// The largest UDP payload over IPv4: 65535 - 20 - 8.
 pub(crate) const UDP4_MAX_PAYLOAD: usize = 65_507;
 /// The largest UDP payload over IPv6: 65535 - 8 (the payload length field
@@ -366,6 +361,7 @@ impl UdpSocket {
         reuseport: bool,
     ) -> io::Result<UdpSocket> {
         let nsi = &ns.0;
+        let sysctl = nsi.sysctl();
         let sock = UdpSocket {
             sk: Arc::new(UdpSock {
                 ns: nsi.clone(),
@@ -376,8 +372,8 @@ impl UdpSocket {
                     remote: None,
                     rcvq: VecDeque::new(),
                     rmem_alloc: 0,
-                    rcvbuf: RMEM_DEFAULT,
-                    sndbuf: WMEM_DEFAULT,
+                    rcvbuf: sysctl.rmem_default,
+                    sndbuf: sysctl.wmem_default,
                     drops: 0,
                     err: 0,
                     broadcast: false,
@@ -918,7 +914,7 @@ impl UdpSocket {
     /// None in the model; the `Result` is the API's.
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
         let max = self.sk.ns.sysctl().rmem_max;
-        self.sk.lock().rcvbuf = ((size as usize).min(max) * 2).max(SOCK_MIN_BUF);
+        self.sk.lock().rcvbuf = ((size as usize).min(max) * 2).max(SOCK_MIN_RCVBUF);
         Ok(())
     }
 
@@ -937,7 +933,7 @@ impl UdpSocket {
     /// None in the model; the `Result` is the API's.
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
         let max = self.sk.ns.sysctl().wmem_max;
-        self.sk.lock().sndbuf = ((size as usize).min(max) * 2).max(SOCK_MIN_BUF);
+        self.sk.lock().sndbuf = ((size as usize).min(max) * 2).max(SOCK_MIN_SNDBUF);
         Ok(())
     }
 
@@ -1295,11 +1291,39 @@ mod tests {
         assert_eq!((st.rcvbuf_errors, st.in_errors), (44, 44));
         // A datagram larger than the buffer still fits an empty queue.
         r.set_recv_buffer_size(1).unwrap();
-        assert_eq!(r.recv_buffer_size().unwrap(), 4608);
+        assert_eq!(
+            r.recv_buffer_size().unwrap(),
+            2304,
+            "SOCK_MIN_RCVBUF, as Linux"
+        );
+        s.set_send_buffer_size(1).unwrap();
+        assert_eq!(
+            s.send_buffer_size().unwrap(),
+            4608,
+            "SOCK_MIN_SNDBUF, as Linux"
+        );
         while recv(&r).is_ok() {}
         s.send_to(&[0; 9000], to).unwrap();
         s.send_to(&[0; 1], to).unwrap();
         assert_eq!(r.queued().0, 1);
+    }
+
+    #[test]
+    fn new_sockets_take_their_buffers_from_rmem_and_wmem_default() {
+        let ns = ns();
+        ns.set_sysctl(|s| {
+            s.rmem_default = 4096;
+            s.wmem_default = 8192;
+        })
+        .unwrap();
+        let u = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(u.recv_buffer_size().unwrap(), 4096);
+        assert_eq!(u.send_buffer_size().unwrap(), 8192);
+        // The kernel's minimums: SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF.
+        let e = ns.set_sysctl(|s| s.rmem_default = 2303).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let e = ns.set_sysctl(|s| s.wmem_default = 4607).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
