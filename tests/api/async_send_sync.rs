@@ -157,7 +157,7 @@ assert_value!(AsyncBlock<YN>: Send & !Sync & !Unpin);
 assert_value!(AsyncBlock<NN>: !Send & !Sync & !Unpin);
 
 /// The `tokio::net` lines of tokio's `tests/async_send_sync.rs` (tokio
-/// 1.54.1), plus the same expectations for the halves' async methods and
+/// 1.54.1; TCP and UDP), plus the same expectations for the halves' async methods and
 /// for `&str` arguments, over `$krate::net`.
 macro_rules! net_assertions {
     ($krate:ident, $($stream:ident)::+) => {
@@ -193,6 +193,18 @@ macro_rules! net_assertions {
         async_assert_fn!($krate::net::tcp::OwnedReadHalf::ready(_, tokio::io::Interest): Send & Sync & !Unpin);
         async_assert_fn!($krate::net::tcp::OwnedWriteHalf::writable(_): Send & Sync & !Unpin);
         async_assert_fn!($krate::net::tcp::OwnedWriteHalf::ready(_, tokio::io::Interest): Send & Sync & !Unpin);
+
+        assert_value!($krate::net::UdpSocket: Send & Sync & Unpin);
+        async_assert_fn!($krate::net::UdpSocket::bind(SocketAddr): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::connect(_, SocketAddr): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::peek_from(_, &mut [u8]): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::readable(_): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::ready(_, tokio::io::Interest): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::recv(_, &mut [u8]): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::recv_from(_, &mut [u8]): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::send(_, &[u8]): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::send_to(_, &[u8], SocketAddr): Send & Sync & !Unpin);
+        async_assert_fn!($krate::net::UdpSocket::writable(_): Send & Sync & !Unpin);
 
         // `io::split` of the stream, as tokio asserts for its own.
         assert_value!(tokio::io::ReadHalf<$krate::net::TcpStream>: Send & Sync & Unpin);
