@@ -36,11 +36,12 @@
 //! `Interest::ERROR`, as tokio masks it; it stays until a call takes the
 //! error.
 
-use lonet_runtime::unstable::Readiness;
+use lonet_runtime::unstable::{Readiness, Socket, UdpSocket};
+use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::{Interest, Ready};
 
 /// What tokio's cache would still hold beyond the model's state: per
@@ -249,5 +250,92 @@ mod tests {
         s.set_read(true);
         assert_eq!(s.ready(idle, Interest::READABLE), Ready::READABLE);
         assert_eq!(s.ready(idle, Interest::WRITABLE), Ready::EMPTY);
+    }
+}
+
+/// A socket of the model, as [`poll_ready`] sees it: its state now, and its
+/// wait queues (the model checks and registers under the socket's lock).
+pub(crate) trait ModelPoll {
+    /// `tcp_poll` / `udp_poll`: the state now.
+    fn readiness(&self) -> Readiness;
+    /// Ready to read, or registered on the read wait queue.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready to write, or registered on the write wait queue.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// An error pending, or registered for one.
+    fn poll_error_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+macro_rules! model_poll {
+    ($t:ty) => {
+        impl ModelPoll for $t {
+            fn readiness(&self) -> Readiness {
+                <$t>::readiness(self)
+            }
+            fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$t>::poll_read_ready(self, cx)
+            }
+            fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$t>::poll_write_ready(self, cx)
+            }
+            fn poll_error_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$t>::poll_error_ready(self, cx)
+            }
+        }
+    };
+}
+model_poll!(Socket);
+model_poll!(UdpSocket);
+
+/// `ready(interest)` on a socket of the model, for `TcpStream` and
+/// `UdpSocket` alike: what is ready now (the model's state and the sticky
+/// bits); else, once `waiter` was woken by an event, what is left (possibly
+/// nothing, as a woken tokio waiter returns); else register `waiter` on the
+/// wait queues of `interest` and wait. `what` names the socket in the error
+/// for an interest the model does not report (`PRIORITY`).
+pub(crate) fn poll_ready(
+    sock: &impl ModelPoll,
+    sticky: &Sticky,
+    cx: &mut Context<'_>,
+    interest: Interest,
+    waiter: &mut Option<Arc<Waiter>>,
+    what: &str,
+) -> Poll<io::Result<Ready>> {
+    if !interest.is_readable() && !interest.is_writable() && !interest.is_error() {
+        return Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("lonet: {what} of the model reports READABLE, WRITABLE and ERROR readiness, not PRIORITY"),
+        )));
+    }
+    loop {
+        let ready = sticky.ready(sock.readiness(), interest);
+        if !ready.is_empty() {
+            return Poll::Ready(Ok(ready));
+        }
+        let w = match waiter {
+            Some(w) if w.fired() => return Poll::Ready(Ok(ready)),
+            Some(w) => {
+                w.update(cx.waker());
+                w
+            }
+            None => waiter.insert(Waiter::new(cx.waker())),
+        };
+        let waker = Waker::from(w.clone());
+        let mut wcx = Context::from_waker(&waker);
+        // The model checks and registers under the socket's lock: if it
+        // became ready since `readiness()`, look again.
+        let mut registered = true;
+        if interest.is_readable() && sock.poll_read_ready(&mut wcx)?.is_ready() {
+            registered = false;
+        }
+        if interest.is_writable() && sock.poll_write_ready(&mut wcx)?.is_ready() {
+            registered = false;
+        }
+        if interest.is_error() && sock.poll_error_ready(&mut wcx)?.is_ready() {
+            registered = false;
+        }
+        if registered {
+            return Poll::Pending;
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 
@@ -710,44 +710,14 @@ impl Model {
         interest: Interest,
         waiter: &mut Option<Arc<Waiter>>,
     ) -> Poll<io::Result<Ready>> {
-        if !interest.is_readable() && !interest.is_writable() && !interest.is_error() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "lonet: a connection of the model reports READABLE, WRITABLE and ERROR readiness \
-                 (with READ_CLOSED and WRITE_CLOSED), not PRIORITY",
-            )));
-        }
-        loop {
-            let ready = self.sticky.ready(self.sock.readiness(), interest);
-            if !ready.is_empty() {
-                return Poll::Ready(Ok(ready));
-            }
-            let w = match waiter {
-                Some(w) if w.fired() => return Poll::Ready(Ok(ready)),
-                Some(w) => {
-                    w.update(cx.waker());
-                    w
-                }
-                None => waiter.insert(Waiter::new(cx.waker())),
-            };
-            let waker = Waker::from(w.clone());
-            let mut wcx = Context::from_waker(&waker);
-            // The model checks and registers under the socket's lock: if it
-            // became ready since `readiness()`, look again.
-            let mut registered = true;
-            if interest.is_readable() && self.sock.poll_read_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if interest.is_writable() && self.sock.poll_write_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if interest.is_error() && self.sock.poll_error_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if registered {
-                return Poll::Pending;
-            }
-        }
+        super::readiness::poll_ready(
+            &self.sock,
+            &self.sticky,
+            cx,
+            interest,
+            waiter,
+            "a connection",
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use tokio::io::{Interest, ReadBuf, Ready};
 
 /// How many times a wildcard bind to port 0 looks for a port free in both
@@ -174,41 +174,14 @@ impl Model {
         interest: Interest,
         waiter: &mut Option<Arc<Waiter>>,
     ) -> Poll<io::Result<Ready>> {
-        if !interest.is_readable() && !interest.is_writable() && !interest.is_error() {
-            return Poll::Ready(Err(unsupported(
-                "lonet: a UDP socket of the model reports READABLE, WRITABLE and ERROR readiness, \
-                 not PRIORITY",
-            )));
-        }
-        loop {
-            let ready = self.sticky.ready(self.sock.readiness(), interest);
-            if !ready.is_empty() {
-                return Poll::Ready(Ok(ready));
-            }
-            let w = match waiter {
-                Some(w) if w.fired() => return Poll::Ready(Ok(ready)),
-                Some(w) => {
-                    w.update(cx.waker());
-                    w
-                }
-                None => waiter.insert(Waiter::new(cx.waker())),
-            };
-            let waker = Waker::from(w.clone());
-            let mut wcx = Context::from_waker(&waker);
-            let mut registered = true;
-            if interest.is_readable() && self.sock.poll_read_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if interest.is_writable() && self.sock.poll_write_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if interest.is_error() && self.sock.poll_error_ready(&mut wcx)?.is_ready() {
-                registered = false;
-            }
-            if registered {
-                return Poll::Pending;
-            }
-        }
+        super::readiness::poll_ready(
+            &self.sock,
+            &self.sticky,
+            cx,
+            interest,
+            waiter,
+            "a UDP socket",
+        )
     }
 }
 
