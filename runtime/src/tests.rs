@@ -223,7 +223,12 @@ fn test_writer_is_held_by_the_window_and_the_send_buffer() {
     let (_, sq) = c.queues();
     assert!(rq <= 131_072, "receive queue within rcvbuf: {rq}");
     assert!(sq > 0, "the rest waits in the send queue");
-    assert_eq!(sent, rq + sq);
+    // Send-Q counts what is not yet acknowledged: the last segments queued at
+    // the receiver may still wait for their (delayed) ACK, as on Linux.
+    assert!(
+        sent <= rq + sq && rq + sq - sent <= 2 * 65536,
+        "{sent} {rq} {sq}"
+    );
     assert!((ns.sockstat().mem as usize) < 4 << 20);
     // Reading opens the window; everything arrives in order.
     let mut buf = vec![0; 65536];

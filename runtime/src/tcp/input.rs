@@ -517,7 +517,6 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
         s.send_ack(ctx);
         return;
     }
-    let allowed_before = s.receive_window();
     let len = payload.len() as u32;
     let data = len > 0 && !s.orphan && !s.shut.rcv_shutdown;
     if data {
@@ -559,15 +558,15 @@ fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
     // (`__tcp_select_window() >= rcv_wnd`; on lo it would while data is
     // queued, so the reader's tcp_cleanup_rbuf or the timer ACKs), in
     // quick-ACK mode, when a hole was just filled (ICSK_ACK_NOW) or
-    // out-of-order data waits (the duplicate ACK), or when the window
-    // closed; else delay it.
+    // out-of-order data waits (the duplicate ACK); else delay it, also
+    // when the window closed, as Linux does (an ACK per tiny segment into a
+    // full buffer would let the window's right edge, rounded up to the
+    // scale at every ACK, creep on without bound).
     if filled_hole
         || !s.rcv.ofo.is_empty()
         || (s.rcv.rcv_nxt.wrapping_sub(s.rcv.rcv_wup) > s.rcv.rcv_mss
             && s.free_window() >= s.rcv.rcv_wnd)
         || s.in_quickack_mode()
-        || allowed_before == 0
-        || s.free_window() == 0
     {
         s.send_ack(ctx);
     } else {
