@@ -51,6 +51,24 @@ pub(crate) async fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketA
     }
 }
 
+/// Tries `f` on each address `addr` resolves to, in order: the first success,
+/// or the last error, as tokio's `bind` and `connect` do.
+pub(crate) async fn each_addr<A, T, F, Fut>(addr: A, mut f: F) -> io::Result<T>
+where
+    A: ToSocketAddrs,
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let mut last_err = None;
+    for addr in resolve(addr).await? {
+        match f(addr).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| invalid("could not resolve to any address")))
+}
+
 async fn lookup(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
     if is_localhost(&host) {
         return Ok(vec![

@@ -1,6 +1,6 @@
 //! [`TcpListener`]: a listening socket in the modeled namespace.
 
-use super::addr::{resolve, ToSocketAddrs};
+use super::addr::{each_addr, ToSocketAddrs};
 use super::TcpStream;
 use lonet_runtime::unstable::{is_local, Socket};
 use lonet_runtime::Netns;
@@ -83,20 +83,7 @@ impl TcpListener {
     /// address.
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let ns = Netns::current();
-        let addrs = resolve(addr).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            match Self::bind_addr(&ns, addr).await {
-                Ok(l) => return Ok(l),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        each_addr(addr, |a| Self::bind_addr(&ns, a)).await
     }
 
     async fn bind_addr(ns: &Netns, addr: SocketAddr) -> io::Result<TcpListener> {

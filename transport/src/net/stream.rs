@@ -1,6 +1,6 @@
 //! [`TcpStream`]: a connection over the modeled loopback.
 
-use super::addr::{resolve, ToSocketAddrs};
+use super::addr::{each_addr, ToSocketAddrs};
 use super::readiness::{Sticky, Waiter};
 use super::tcp::{split, split_owned, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use lonet_runtime::unstable::{is_local, Socket};
@@ -113,20 +113,7 @@ impl TcpStream {
     /// Not cancel safe: dropping the future closes the connecting socket.
     pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         let ns = Netns::current();
-        let addrs = resolve(addr).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            match Self::connect_addr(&ns, addr).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        each_addr(addr, |a| Self::connect_addr(&ns, a)).await
     }
 
     async fn connect_addr(ns: &Netns, addr: SocketAddr) -> io::Result<TcpStream> {

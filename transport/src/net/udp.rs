@@ -1,7 +1,7 @@
 //! [`UdpSocket`]: a UDP socket with `tokio::net::UdpSocket`'s API, in the
 //! model or on the OS.
 
-use super::addr::{resolve, ToSocketAddrs};
+use super::addr::{each_addr, resolve, ToSocketAddrs};
 use super::readiness::{Sticky, Waiter};
 use bytes::BufMut;
 use lonet_runtime::unstable::{is_local, UdpSocket as ModelSocket};
@@ -220,20 +220,7 @@ impl UdpSocket {
     /// is not an address.
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         let ns = Netns::current();
-        let addrs = resolve(addr).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            match Self::bind_addr(&ns, addr).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        each_addr(addr, |a| Self::bind_addr(&ns, a)).await
     }
 
     fn from_parts(model: Option<ModelSocket>, os: Option<tokio::net::UdpSocket>) -> UdpSocket {
@@ -367,31 +354,22 @@ impl UdpSocket {
     /// `ENETUNREACH` for an address the socket cannot reach; `EACCES` for a
     /// broadcast address without `SO_BROADCAST`.
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        let addrs = resolve(addr).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            let r = if self.via_model(addr.ip()) {
+        each_addr(addr, |addr| async move {
+            let half = if self.via_model(addr.ip()) {
                 match &self.model {
-                    Some(m) => m.sock.connect(addr).map(|()| CONN_MODEL),
-                    None => Err(not_bound()),
+                    Some(m) => m.sock.connect(addr).map(|()| CONN_MODEL)?,
+                    None => return Err(not_bound()),
                 }
             } else {
                 match &self.os {
-                    Some(o) => o.connect(addr).await.map(|()| CONN_OS),
-                    None => Err(not_bound()),
+                    Some(o) => o.connect(addr).await.map(|()| CONN_OS)?,
+                    None => return Err(not_bound()),
                 }
             };
-            match r {
-                Ok(half) => {
-                    self.connected.store(half, Relaxed);
-                    return Ok(());
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")
-        }))
+            self.connected.store(half, Relaxed);
+            Ok(())
+        })
+        .await
     }
 
     /// Waits for any of the requested readiness, with tokio's rules
