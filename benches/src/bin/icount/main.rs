@@ -17,12 +17,21 @@
 //! `n` is, so `.ci/icount` takes the difference of two runs with different
 //! `n` and divides by the difference of `n`: what is left is the cost of
 //! one operation.
+//!
+//! `icount stages DIR [--write FILE]` reads the profiles `.ci/icount --stages`
+//! (or `--update`) left in `DIR` (`cg.<workload>.<transport>.<n>`), prints
+//! where lonet's instructions per operation go, stage by stage ([`stages`]),
+//! and with `--write` writes them to `FILE` (`benches/icount-stages.txt`),
+//! with the commit, rustc and valgrind they come from.
+
+mod stages;
 
 use lonet_bench::{current_thread, Bulk, Duplex, Http1, Lonet, PingPong, Transport};
 use std::io;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: icount <pingpong|bulk|connect|http1> <lonet|duplex> <n>";
+const USAGE: &str = "usage: icount <pingpong|bulk|connect|http1> <lonet|duplex> <n>
+       icount stages DIR [--write FILE]";
 
 async fn pingpong<T: Transport>(n: u64) -> io::Result<()> {
     let t = T::setup().await?;
@@ -76,8 +85,44 @@ async fn connect_duplex(n: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// `icount stages DIR [--write FILE]`: the stage table from the profiles in
+/// `DIR`.
+fn stages_main(args: &[String]) -> ExitCode {
+    let (dir, write) = match args {
+        [dir] => (dir, None),
+        [dir, flag, file] if flag == "--write" => (dir, Some(file)),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let all: Vec<&stages::Workload> = stages::WORKLOADS.iter().collect();
+    let rows = match stages::from_dir(std::path::Path::new(dir), &all) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("icount stages: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("\nWhere lonet's instructions per operation go, stage by stage:\n");
+    print!("{}", stages::text(&rows));
+    println!("\n{}", stages::wrap(stages::LEGEND, 100));
+    if let Some(file) = write {
+        let text = stages::to_file(&stages::this_meta(), &rows);
+        if let Err(e) = std::fs::write(file, text) {
+            eprintln!("icount stages: {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("icount: wrote {file} (commit it)");
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("stages") {
+        return stages_main(&args[1..]);
+    }
     let (workload, transport, n) = match args.as_slice() {
         [w, t, n] => match n.parse::<u64>() {
             Ok(n) => (w.as_str(), t.as_str(), n),
