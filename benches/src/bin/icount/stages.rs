@@ -702,6 +702,8 @@ pub fn analyse(text: &str) -> Result<Breakdown, String> {
     // the roots do not cover (recursion) is charged outside lonet.
     let covered: f64 = stages.iter().sum();
     stages[0] += total as f64 - covered;
+    // Outside lonet is always there: it has no function of its own.
+    seen[0] = Seen::Symbol;
     Ok(Breakdown {
         stages,
         total,
