@@ -10,11 +10,17 @@ pub struct Args {
     pub svg: Option<String>,
     /// A tenth of the sizes: a smoke run.
     pub quick: bool,
+    /// Count the instructions per operation in this run (valgrind), instead
+    /// of printing the committed counts.
+    pub icount: bool,
 }
 
 const USAGE: &str = "\
-usage: cargo run --release -p lonet-bench --bin compare [-- [--quick] [--csv PATH] [--markdown PATH] [--svg PATH]]
+usage: cargo run --release -p lonet-bench --bin compare [-- [--quick] [--icount] [--csv PATH] [--markdown PATH] [--svg PATH]]
 --quick          a tenth of the sizes (a smoke run; figures are noisier)
+--icount         count the instructions per operation in this run, under valgrind's callgrind
+                 (needs valgrind and the icount binary: cargo build --release -p lonet-bench --bins);
+                 without it, the committed counts (benches/icount-stages.txt) are printed
 --csv PATH       also write the table as CSV
 --markdown PATH  also write the header, table and legend as Markdown
 --svg PATH       also draw the figures as a bar chart (SVG)";
@@ -42,6 +48,7 @@ fn parse_from(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         markdown: None,
         svg: None,
         quick: false,
+        icount: false,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -51,6 +58,10 @@ fn parse_from(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--svg" => &mut a.svg,
             "--quick" => {
                 a.quick = true;
+                continue;
+            }
+            "--icount" => {
+                a.icount = true;
                 continue;
             }
             "-h" | "--help" => return Ok(None),
@@ -75,6 +86,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(a.quick);
+        assert!(!a.icount);
+        assert!(parse(&["--icount"]).unwrap().unwrap().icount);
         assert_eq!(a.svg.as_deref(), Some("c.svg"));
         assert_eq!(a.csv.as_deref(), Some("t.csv"));
         assert_eq!(a.markdown, None);

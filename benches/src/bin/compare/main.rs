@@ -7,6 +7,7 @@
 //! cargo run --release -p lonet-bench --bin compare -- --markdown perf.md --csv perf.csv
 //! cargo run --release -p lonet-bench --bin compare -- --quick          # a tenth of the sizes
 //! cargo run --release -p lonet-bench --bin compare -- --svg perf.svg   # also a bar chart
+//! cargo build --release -p lonet-bench --bins && target/release/compare --icount
 //! ```
 //!
 //! Every figure is the median of several timed runs of a fixed number of
@@ -18,14 +19,19 @@
 //! here: it sees lonet's buffers (they are user-space memory) but not the
 //! kernel's.
 //!
+//! After the timing table come the instruction counts per operation (lonet,
+//! duplex) and where lonet's go, stage by stage ([`icount`]): the committed
+//! figures, or with `--icount` this run's (valgrind).
+//!
 //! The parts: [`args`] (the command line), [`plan`] (how much each workload
 //! runs), [`measure`] (running one workload on one transport, bounded),
 //! [`memory`] (the memory rows' measurements), [`rows`] (the table's rows,
 //! workload by workload), [`row`] (a row's cells, units and lonet's target,
 //! and how the target is judged), [`report`] (the text, Markdown and CSV
-//! output) and [`svg`] (the bar chart).
+//! output), [`svg`] (the bar chart) and [`icount`] (the instruction counts).
 
 mod args;
+mod icount;
 mod measure;
 mod memory;
 mod plan;
@@ -70,8 +76,13 @@ fn main() {
     }
     let header = report::header(args.quick, started.elapsed());
     report::print(&header, &rows, &notes);
+    // After the timed rows, so that callgrind's runs (--icount) load no
+    // core while anything is timed.
+    let counts = icount::get(args.icount);
+    println!("\n{}", icount::text(&counts));
     if let Some(path) = &args.markdown {
-        report::write_or_warn(path, &report::markdown(&header, &rows, &notes));
+        let md = report::markdown(&header, &rows, &notes) + "\n" + &icount::markdown(&counts);
+        report::write_or_warn(path, &md);
     }
     if let Some(path) = &args.csv {
         report::write_or_warn(path, &report::csv(&rows));

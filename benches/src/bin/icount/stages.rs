@@ -970,7 +970,7 @@ pub fn from_file(text: &str) -> (Meta, Vec<PerOp>) {
 }
 
 /// `1234567` → "1,234,567".
-fn thousands(n: i64) -> String {
+pub fn thousands(n: i64) -> String {
     let d = n.unsigned_abs().to_string();
     let mut out = String::new();
     if n < 0 {
