@@ -29,8 +29,10 @@
 //!   beyond the line info) is reported as not seen, never as a silent zero:
 //!   its work, if any, is in its caller's stage.
 //!
-//! Whatever runs outside every stage function (the application, tokio, the
-//! bench's own code) is the first stage, to compare with `duplex`'s total.
+//! The stages outside lonet (tokio, hyper, the bench's own code, and the
+//! rest) are counted the same way, and for `duplex` too, so the two can be
+//! held side by side: lonet's count less `duplex`'s is lonet's stages plus
+//! what lonet makes tokio and the bench do beyond what `duplex` does.
 
 // Each binary uses part of this module: icount analyses and writes, compare
 // reads and measures.
@@ -91,12 +93,24 @@ pub struct Stage {
     pub name: &'static str,
 }
 
-/// The stages, in the order of the path. The first collects everything
-/// outside lonet's stage functions.
+/// The stages: first what runs outside lonet (the first of them collects
+/// whatever no other stage holds), then lonet's, in the order of the path.
 pub const STAGES: &[Stage] = &[
     Stage {
         key: "app",
-        name: "outside lonet: the application, tokio, the bench",
+        name: "other code outside these (std, allocator, libc)",
+    },
+    Stage {
+        key: "tokio",
+        name: "tokio: scheduler, wakeups, I/O driver (duplex: the pipe)",
+    },
+    Stage {
+        key: "hyper",
+        name: "hyper, hyper-util, http",
+    },
+    Stage {
+        key: "bench",
+        name: "the bench's own code (its futures, the echo task)",
     },
     Stage {
         key: "shell",
@@ -337,6 +351,16 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("socket", "lonet_runtime::af_inet", &[]),
     ("socket", "lonet_runtime::tcp", &["lock", "register"]),
     ("shell", "lonet_transport", &[]),
+    ("shell", "lonet", &[]),
+    // Outside lonet. A waker woken from lonet's code is tokio's work.
+    ("tokio", "tokio", &[]),
+    ("hyper", "hyper", &[]),
+    ("hyper", "hyper_util", &[]),
+    ("hyper", "http", &[]),
+    ("hyper", "http_body", &[]),
+    ("hyper", "http_body_util", &[]),
+    ("bench", "lonet_bench", &[]),
+    ("bench", "icount", &[]),
 ];
 
 /// A function's path for [`RULES`]: `<A as T>::f` is `A::f`, `<impl T>`
@@ -424,7 +448,7 @@ pub fn stage_of(path: &[String]) -> Option<usize> {
     None
 }
 
-/// The functions of one of lonet's source files: `(first line, last line,
+/// The functions of one of lonet's (or the bench's) source files: `(first line, last line,
 /// module path + name)`, from the file itself (rustfmt's layout: a `fn`
 /// ends at the first `}` at its own indentation).
 fn source_fns(file: &str) -> Vec<(u32, u32, Vec<String>)> {
@@ -473,11 +497,13 @@ fn source_fns(file: &str) -> Vec<(u32, u32, Vec<String>)> {
 }
 
 /// `.../runtime/src/tcp/input.rs` → `lonet_runtime::tcp::input`; `None`
-/// for files that are not lonet's.
+/// for files that are not lonet's (or the bench's: its futures are often
+/// inlined into the wrappers that poll them).
 fn module_of(file: &str) -> Option<Vec<String>> {
     let (krate, rest) = [
         ("/runtime/src/", "lonet_runtime"),
         ("/transport/src/", "lonet_transport"),
+        ("/benches/src/", "lonet_bench"),
     ]
     .iter()
     .find_map(|(dir, krate)| file.rfind(dir).map(|i| (*krate, &file[i + dir.len()..])))?;
@@ -594,11 +620,25 @@ pub fn analyse(text: &str) -> Result<Breakdown, String> {
         })
     };
     let mut sym_stage: Vec<Option<usize>> = Vec::new();
-    let (mut fl, mut fi) = (String::new(), String::new());
+    // A function is its file and name, as callgrind_annotate keys them
+    // (two "(below main)" live in different files); `file` is the last
+    // fl=, fi= or fe=, the file of the lines that follow.
+    let mut file = String::new();
+    let mut cfile: Option<String> = None;
     let mut cur: Option<usize> = None;
     let mut callee: Option<usize> = None;
     let mut in_call = false;
     let mut last_line: u32 = 0;
+    let mut func =
+        |key: String, name: &str, funcs: &mut Vec<Func>, sym: &mut Vec<Option<usize>>| {
+            let stage = stage_of(&normalize(name));
+            let id = id_of(key, funcs);
+            if sym.len() < funcs.len() {
+                sym.resize(funcs.len(), None);
+            }
+            sym[id] = stage;
+            (id, stage)
+        };
     for line in text.lines() {
         let Some(c) = line.chars().next() else {
             continue;
@@ -618,7 +658,9 @@ pub fn analyse(text: &str) -> Result<Breakdown, String> {
                 continue;
             };
             // The stage of this line: the lonet function it lies in.
-            let fns = files.entry(fi.clone()).or_insert_with(|| source_fns(&fi));
+            let fns = files
+                .entry(file.clone())
+                .or_insert_with(|| source_fns(&file));
             let line_stage = source_fn_at(fns, last_line).and_then(|p| stage_of(p));
             if let Some(s) = line_stage {
                 if seen[s] == Seen::No {
@@ -636,35 +678,28 @@ pub fn analyse(text: &str) -> Result<Breakdown, String> {
             }
             continue;
         }
-        if let Some(v) = line.strip_prefix("fl=") {
-            fl = resolve(files_ns, v);
-            fi = fl.clone();
-        } else if let Some(v) = line
-            .strip_prefix("fi=")
+        if let Some(v) = line
+            .strip_prefix("fl=")
+            .or_else(|| line.strip_prefix("fi="))
             .or_else(|| line.strip_prefix("fe="))
         {
-            fi = resolve(files_ns, v);
+            file = resolve(files_ns, v);
         } else if let Some(v) = line.strip_prefix("fn=") {
             let name = resolve(fns_ns, v);
-            let stage = stage_of(&normalize(&name));
-            let id = id_of(name, &mut funcs);
-            if sym_stage.len() < funcs.len() {
-                sym_stage.resize(funcs.len(), None);
-            }
-            sym_stage[id] = stage;
+            let (id, stage) = func(format!("{file}:{name}"), &name, &mut funcs, &mut sym_stage);
             if let Some(s) = stage {
                 seen[s] = Seen::Symbol;
             }
             cur = Some(id);
-            fi = fl.clone();
         } else if let Some(v) = line.strip_prefix("cfn=") {
             let name = resolve(fns_ns, v);
-            let stage = stage_of(&normalize(&name));
-            let id = id_of(name, &mut funcs);
-            if sym_stage.len() < funcs.len() {
-                sym_stage.resize(funcs.len(), None);
-            }
-            sym_stage[id] = stage;
+            let in_file = cfile.take().unwrap_or_else(|| file.clone());
+            let (id, _) = func(
+                format!("{in_file}:{name}"),
+                &name,
+                &mut funcs,
+                &mut sym_stage,
+            );
             callee = Some(id);
         } else if line.starts_with("calls=") {
             in_call = true;
@@ -672,9 +707,8 @@ pub fn analyse(text: &str) -> Result<Breakdown, String> {
             .strip_prefix("cfi=")
             .or_else(|| line.strip_prefix("cfl="))
         {
-            // Define the id, if it is one; the callee's file does not
-            // change this function's lines.
-            resolve(files_ns, v);
+            // The callee's file, for the next cfn= only.
+            cfile = Some(resolve(files_ns, v));
         } else if let Some(v) = line
             .strip_prefix("ob=")
             .or_else(|| line.strip_prefix("cob="))
@@ -765,7 +799,9 @@ pub struct PerOp {
     pub duplex: i64,
     /// lonet's, stage by stage.
     pub stages: Vec<i64>,
-    /// How each stage was seen (in the N2 run).
+    /// duplex's, by the same stages (only those outside lonet have any).
+    pub duplex_stages: Vec<i64>,
+    /// How each of lonet's stages was seen (in the N2 run).
     pub seen: Vec<Seen>,
 }
 
@@ -784,19 +820,22 @@ pub fn per_op_from(
 ) -> Result<PerOp, String> {
     let a = analyse(lonet1)?;
     let b = analyse(lonet2)?;
-    let d1 = total_of(duplex1).ok_or("duplex profile without totals")?;
-    let d2 = total_of(duplex2).ok_or("duplex profile without totals")?;
+    let d1 = analyse(duplex1)?;
+    let d2 = analyse(duplex2)?;
     let dn = (w.n2 - w.n1) as f64;
+    let diff = |x: &Breakdown, y: &Breakdown| -> Vec<i64> {
+        x.stages
+            .iter()
+            .zip(&y.stages)
+            .map(|(x, y)| ((y - x) / dn).round() as i64)
+            .collect()
+    };
     Ok(PerOp {
         workload: w.name.to_string(),
         lonet: per_op(a.total, b.total, w.n1, w.n2),
-        duplex: per_op(d1, d2, w.n1, w.n2),
-        stages: a
-            .stages
-            .iter()
-            .zip(&b.stages)
-            .map(|(x, y)| ((y - x) / dn).round() as i64)
-            .collect(),
+        duplex: per_op(d1.total, d2.total, w.n1, w.n2),
+        stages: diff(&a, &b),
+        duplex_stages: diff(&d1, &d2),
         seen: b.seen,
     })
 }
@@ -897,7 +936,7 @@ pub fn to_file(meta: &Meta, rows: &[PerOp]) -> String {
          # of benches/src/bin/icount/stages.rs.\n\
          # meta <key> <value>: where the figures come from\n\
          # <workload> total|duplex <instructions>\n\
-         # <workload> <stage> <instructions> <symbol|inlined|not-seen>\n",
+         # <workload> <stage> <lonet's instructions> <symbol|inlined|not-seen> <duplex's>\n",
     );
     for (k, v) in meta {
         let _ = writeln!(s, "meta {k} {v}");
@@ -908,11 +947,12 @@ pub fn to_file(meta: &Meta, rows: &[PerOp]) -> String {
         for (i, st) in STAGES.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "{} {} {} {}",
+                "{} {} {} {} {}",
                 r.workload,
                 st.key,
                 r.stages[i],
-                r.seen[i].key()
+                r.seen[i].key(),
+                r.duplex_stages[i]
             );
         }
     }
@@ -953,6 +993,7 @@ pub fn from_file(text: &str) -> (Meta, Vec<PerOp>) {
             lonet: 0,
             duplex: 0,
             stages: vec![0; STAGES.len()],
+            duplex_stages: vec![0; STAGES.len()],
             seen: vec![Seen::No; STAGES.len()],
         });
         match *key {
@@ -962,6 +1003,7 @@ pub fn from_file(text: &str) -> (Meta, Vec<PerOp>) {
                 if let Some(i) = STAGES.iter().position(|s| s.key == k) {
                     r.stages[i] = v;
                     r.seen[i] = Seen::from_key(f.get(3).copied().unwrap_or(""));
+                    r.duplex_stages[i] = f.get(4).and_then(|d| d.parse().ok()).unwrap_or(0);
                 }
             }
         }
@@ -985,58 +1027,113 @@ pub fn thousands(n: i64) -> String {
     out
 }
 
-/// One cell: "1,234 (15.5%)", or "not seen" for a stage none of whose
-/// functions ran.
+/// How many of [`STAGES`], from the first, run outside lonet.
+pub const OUTSIDE: usize = 4;
+
+/// One of lonet's cells: "1,234 (15.5%)", or "not seen" for a stage none of
+/// whose functions ran.
 fn cell(r: &PerOp, i: usize) -> String {
     if r.seen[i] == Seen::No && r.stages[i] == 0 {
         return "not seen".into();
     }
-    let share = if r.lonet > 0 {
-        r.stages[i] as f64 * 100.0 / r.lonet as f64
-    } else {
-        0.0
-    };
     let mark = if r.seen[i] == Seen::Inlined {
         "†"
     } else {
         ""
     };
-    format!("{}{mark} ({share:.1}%)", thousands(r.stages[i]))
+    format!(
+        "{}{mark} ({})",
+        thousands(r.stages[i]),
+        share(r.stages[i], r.lonet)
+    )
 }
 
-/// The table's rows: a head, then one row per stage and the totals.
-fn table_rows(rows: &[PerOp]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut head = vec!["stage: instructions per operation (share)".to_string()];
-    head.extend(rows.iter().map(|r| r.workload.clone()));
-    let mut body = Vec::new();
-    for (i, st) in STAGES.iter().enumerate() {
-        let mut row = vec![st.name.to_string()];
-        row.extend(rows.iter().map(|r| cell(r, i)));
-        body.push(row);
+/// `part` as a share of `whole`: "15.5%".
+fn share(part: i64, whole: i64) -> String {
+    if whole > 0 {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    } else {
+        "–".into()
     }
-    let mut total = vec!["lonet, whole operation".to_string()];
-    total.extend(rows.iter().map(|r| thousands(r.lonet)));
-    body.push(total);
-    let mut dup = vec!["duplex, whole operation (the floor)".to_string()];
-    dup.extend(rows.iter().map(|r| thousands(r.duplex)));
-    body.push(dup);
-    let mut model = vec!["lonet − duplex".to_string()];
-    model.extend(rows.iter().map(|r| thousands(r.lonet - r.duplex)));
-    body.push(model);
+}
+
+/// A duplex cell: its figure, or "–" where it has none.
+fn dcell(v: i64) -> String {
+    if v == 0 {
+        "–".into()
+    } else {
+        thousands(v)
+    }
+}
+
+/// The table's rows: a head, then the stages outside lonet (tokio, hyper,
+/// the bench, the rest) and their sum, lonet's stages and their sum, and
+/// the whole operation; a lonet column and a duplex column per workload.
+fn table_rows(rows: &[PerOp]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut head = vec!["stage: instructions per operation (share of lonet's)".to_string()];
+    for r in rows {
+        head.push(format!("{}: lonet", r.workload));
+        head.push("duplex".to_string());
+    }
+    let mut body = Vec::new();
+    let order: Vec<usize> = (1..OUTSIDE)
+        .chain([0])
+        .chain(OUTSIDE..STAGES.len())
+        .collect();
+    let sum = |r: &PerOp, range: std::ops::Range<usize>, v: &dyn Fn(&PerOp) -> &Vec<i64>| -> i64 {
+        v(r)[range].iter().sum()
+    };
+    for (k, &i) in order.iter().enumerate() {
+        let mut row = vec![STAGES[i].name.to_string()];
+        for r in rows {
+            row.push(cell(r, i));
+            row.push(dcell(r.duplex_stages[i]));
+        }
+        body.push(row);
+        if k + 1 == OUTSIDE {
+            let mut row = vec!["outside lonet, together".to_string()];
+            for r in rows {
+                let l = sum(r, 0..OUTSIDE, &|r| &r.stages);
+                row.push(format!("{} ({})", thousands(l), share(l, r.lonet)));
+                row.push(thousands(sum(r, 0..OUTSIDE, &|r| &r.duplex_stages)));
+            }
+            body.push(row);
+        }
+    }
+    let mut row = vec!["lonet's stages, together".to_string()];
+    for r in rows {
+        let l = sum(r, OUTSIDE..STAGES.len(), &|r| &r.stages);
+        row.push(format!("{} ({})", thousands(l), share(l, r.lonet)));
+        row.push(dcell(sum(r, OUTSIDE..STAGES.len(), &|r| &r.duplex_stages)));
+    }
+    body.push(row);
+    let mut row = vec!["whole operation (.ci/icount's count)".to_string()];
+    for r in rows {
+        row.push(thousands(r.lonet));
+        row.push(thousands(r.duplex));
+    }
+    body.push(row);
+    let mut row = vec!["lonet − duplex".to_string()];
+    for r in rows {
+        row.push(thousands(r.lonet - r.duplex));
+        row.push(String::new());
+    }
+    body.push(row);
     (head, body)
 }
 
-/// What the marks and the first row mean, under the table.
+/// What the table's figures and marks mean, under it.
 pub const LEGEND: &str = "\
 One operation: pingpong, a 64-byte round trip (client in block_on); bulk, one 64 KiB write read \
 by another task; connect, connect + accept + close (duplex: a new pair, dropped); http1, one \
-hyper HTTP/1.1 keep-alive request. Each figure is callgrind's count for N2 operations less N1's, divided by N2 − N1, so setup and \
-teardown cancel out; a stage is the inclusive cost of its functions less the other stages' \
-functions they call (benches/src/bin/icount/stages.rs says how). The first row is everything \
-outside lonet's stage functions, to hold against duplex's whole operation; lonet − duplex is \
-what the model costs over a bare pipe. † found only through inlined code's source lines; \
-\"not seen\": no function of the stage ran (or the compiler left no trace of it: its work is \
-then in the stage that called it).";
+hyper HTTP/1.1 keep-alive request. Each figure is callgrind's count for N2 operations less \
+N1's, divided by N2 − N1, so setup and teardown cancel out. Every instruction is charged to the \
+innermost stage function running it: a stage is the inclusive cost of its functions less the \
+other stages' functions they call (benches/src/bin/icount/stages.rs says how), so a waker that \
+lonet's softirq wakes is tokio's work, and the memory copies are the stages that make them. \
+duplex runs the same workloads through the same rules: all its work is outside lonet. † found \
+only through inlined code's source lines; \"not seen\": no function of the stage ran (or the \
+compiler left no trace of it: its work is then in the stage that called it).";
 
 /// `text` cut into lines of at most `width` characters, at spaces.
 pub fn wrap(text: &str, width: usize) -> String {
@@ -1194,7 +1291,16 @@ mod tests {
             stage("<lonet_runtime::nsproxy::Scope<F> as core::future::future::Future>::poll"),
             None
         );
-        assert_eq!(stage("tokio::runtime::task::raw::poll"), None);
+        assert_eq!(stage("core::ops::function::FnOnce::call_once"), None);
+        assert_eq!(stage("tokio::runtime::task::raw::poll"), Some("tokio"));
+        assert_eq!(
+            stage("lonet_bench::pingpong::PingPong<T>::run_in_place::{{closure}}"),
+            Some("bench")
+        );
+        assert_eq!(
+            stage("hyper::proto::h1::conn::Conn<I,B,T>::poll_read_head"),
+            Some("hyper")
+        );
         // Every rule names a stage.
         for (key, _, _) in RULES {
             assert!(STAGES.iter().any(|s| s.key == *key), "{key}");
@@ -1224,21 +1330,25 @@ events: Ir
 fl=app.rs
 fn=main
 1 10
+cfi=s.rs
 cfn=lonet_runtime::tcp::syscalls::tcp_sendmsg
 calls=1 1
 1 450
 fl=s.rs
 fn=lonet_runtime::tcp::syscalls::tcp_sendmsg
 1 100
+cfi=m.c
 cfn=memcpy
 calls=1 1
 2 50
+cfi=o.rs
 cfn=lonet_runtime::tcp::output::<impl lonet_runtime::tcp::TcpSock>::write_xmit
 calls=1 1
 3 300
 fl=o.rs
 fn=lonet_runtime::tcp::output::<impl lonet_runtime::tcp::TcpSock>::write_xmit
 1 200
+cfi=m.c
 cfn=memcpy
 calls=1 1
 2 100
@@ -1259,6 +1369,35 @@ totals: 460
         );
     }
 
+    /// Two functions of one name in different files (glibc's and the
+    /// binary's "(below main)") are two functions: merged, the call from one
+    /// to the other would be a cycle and half the program would be lost.
+    #[test]
+    fn functions_are_told_apart_by_file() {
+        let text = "\
+events: Ir
+fl=???
+fn=(below main)
+cfi=libc-start.c
+cfn=(below main)
+calls=1 1
+1 100
+fl=libc-start.c
+fn=(below main)
+cfi=t.rs
+cfn=tokio::runtime::block_on
+calls=1 1
+1 100
+fl=t.rs
+fn=tokio::runtime::block_on
+1 100
+totals: 100
+";
+        let b = analyse(text).unwrap();
+        let tokio = STAGES.iter().position(|s| s.key == "tokio").unwrap();
+        assert!((b.stages[tokio] - 100.0).abs() < 1e-6, "{:?}", b.stages);
+    }
+
     #[test]
     fn the_file_round_trips() {
         let mut r = PerOp {
@@ -1266,6 +1405,7 @@ totals: 460
             lonet: 7976,
             duplex: 2642,
             stages: (0..STAGES.len() as i64).collect(),
+            duplex_stages: (0..STAGES.len() as i64).rev().collect(),
             seen: vec![Seen::Symbol; STAGES.len()],
         };
         r.seen[2] = Seen::Inlined;
