@@ -35,27 +35,31 @@ async fn echo_server(listener: TcpListener, n: usize) {
     }
 }
 
-/// One client: writes `len` pattern bytes from one task while another reads the echo back.
+/// The scenarios' helpers and echo scenario (tests/scenarios/), over `lonet::net`, for their
+/// echo client.
+#[allow(dead_code, unused_imports)]
+mod scenario {
+    pub use crate::common::spawn_here as spawn;
+    pub use crate::common::*;
+    pub use lonet::net::{TcpListener, TcpStream};
+    pub use std::io;
+    pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub const STACK: &str = "lonet";
+
+    include!("../scenarios/helpers.rs");
+
+    pub mod echo {
+        use super::*;
+        include!("../scenarios/echo.rs");
+    }
+}
+
+/// One client: writes `len` pattern bytes from one task while another reads the echo back
+/// (the echo scenario's client), and checks that every byte came back in order.
 async fn echo_client(addr: SocketAddr, seed: u64, len: usize) {
-    let (mut r, mut w) = TcpStream::connect(addr)
-        .await
-        .expect("connect")
-        .into_split();
-    let writer = spawn(async move {
-        w.write_all(&pattern_vec(seed, len))
-            .await
-            .expect("write_all");
-        w.shutdown().await.expect("shutdown");
-    });
-    let mut got = Vec::new();
-    r.read_to_end(&mut got).await.expect("read_to_end");
-    writer.await.expect("writer task");
-    assert_eq!(got.len(), len, "stream {seed}: echoed length");
-    assert_eq!(
-        first_mismatch(seed, 0, &got),
-        None,
-        "stream {seed}: first wrong byte"
-    );
+    let got = scenario::echo::echo_client(addr, seed, len).await;
+    assert_eq!(got, Echoed::intact(len), "stream {seed}: the echo");
 }
 
 /// `n` clients at once, each echoing `len` bytes, against an echo server in this namespace.

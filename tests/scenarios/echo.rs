@@ -6,29 +6,35 @@ pub async fn one_connection_per_size(sizes: Vec<usize>) -> Vec<Echoed> {
     let (addr, server) = echo_server(sizes.len()).await;
     let mut out = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
-        let seed = i as u64 + 1;
-        let (mut r, mut w) = TcpStream::connect(addr)
-            .await
-            .expect("connect")
-            .into_split();
-        let writer = spawn(async move {
-            w.write_all(&pattern_vec(seed, size))
-                .await
-                .expect("write_all");
-            w.shutdown().await.expect("shutdown");
-        });
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.expect("read_to_end");
-        writer.await.expect("writer task");
-        let first_mismatch = first_mismatch(seed, 0, &got[..got.len().min(size)]);
-        out.push(Echoed {
-            size,
-            received: got.len(),
-            first_mismatch,
-        });
+        out.push(echo_client(addr, i as u64 + 1, size).await);
     }
     server.await.expect("server task");
     out
+}
+
+/// One echo client: connects to `addr`, writes `size` pattern bytes (seeded with `seed`) and
+/// shuts down from one task while another reads the echo to EOF. (tests/model/runtimes.rs runs
+/// it too, on several runtimes at once.)
+pub async fn echo_client(addr: std::net::SocketAddr, seed: u64, size: usize) -> Echoed {
+    let (mut r, mut w) = TcpStream::connect(addr)
+        .await
+        .expect("connect")
+        .into_split();
+    let writer = spawn(async move {
+        w.write_all(&pattern_vec(seed, size))
+            .await
+            .expect("write_all");
+        w.shutdown().await.expect("shutdown");
+    });
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).await.expect("read_to_end");
+    writer.await.expect("writer task");
+    let first_mismatch = first_mismatch(seed, 0, &got[..got.len().min(size)]);
+    Echoed {
+        size,
+        received: got.len(),
+        first_mismatch,
+    }
 }
 
 /// Many request/response round trips on one connection, each message a different size.
