@@ -16,9 +16,11 @@
 //! functions they call, which is what callgrind's call graph gives:
 //!
 //! - a function's own instructions go to its stage; those of a helper that
-//!   is no stage (the standard library, `bytes`, tokio's wakers, a small
+//!   is no stage (the standard library, `bytes`, the allocator, a small
 //!   helper of lonet's) go to the stage that called it: a helper called from
-//!   several stages is split between them in proportion to the calls' costs;
+//!   several stages is split between them in proportion to the calls' costs
+//!   (so the memory copies are the stages that make them, while a tokio
+//!   waker woken from lonet's code is tokio's, tokio being a stage);
 //! - a stage function the compiler inlined has no symbol, but its lines
 //!   remain in the debug info: an instruction whose source line lies inside
 //!   one of lonet's functions (read from the source file, which the build
@@ -32,7 +34,7 @@
 //! The stages outside lonet (tokio, hyper, the bench's own code, and the
 //! rest) are counted the same way, and for `duplex` too, so the two can be
 //! held side by side: lonet's count less `duplex`'s is lonet's stages plus
-//! what lonet makes tokio and the bench do beyond what `duplex` does.
+//! the difference between the two in the stages outside lonet.
 
 // Each binary uses part of this module: icount analyses and writes, compare
 // reads and measures.
@@ -185,125 +187,40 @@ pub const STAGES: &[Stage] = &[
 /// Names are the kernel's wherever lonet uses them, so a rule keeps
 /// matching when a function moves to another file of the crate; update
 /// this table when one is renamed.
+#[rustfmt::skip]
 pub const RULES: &[(&str, &str, &[&str])] = &[
     // Connection setup and teardown first: these names also live in
     // modules the per-segment stages match as a whole.
-    (
-        "setup",
-        "lonet_runtime::af_inet",
-        &[
-            "new",
-            "connect",
-            "start_connect",
-            "poll_connect",
-            "listen",
-            "bind",
-            "bind_reuseport",
-            "start_listen",
-            "poll_accept",
-            "drop",
-            "shutdown_write",
-            "normalize_dst",
-            "is_local",
-        ],
-    ),
+    ("setup", "lonet_runtime::af_inet", &["new", "connect", "start_connect", "poll_connect",
+        "listen", "bind", "bind_reuseport", "start_listen", "poll_accept", "drop",
+        "shutdown_write", "normalize_dst", "is_local"]),
     ("tcp_v4_rcv", "lonet_runtime", &["lookup_listener"]),
-    (
-        "setup",
-        "lonet_runtime",
-        &[
-            "inet_hash_connect",
-            "try_connect_port",
-            "inet_check_established",
-            "tcp_conn_request",
-            "inet_csk_complete_hashdance",
-            "tcp_rcv_synsent_state_process",
-            "tcp_reset",
-            "send_syn",
-            "send_synack",
-            "send_active_reset",
-            "tcp_v4_send_reset",
-            "tcp_close",
-            "tcp_done",
-            "unhash",
-            "init_from_syn",
-            "set_iss",
-            "init_snd_after_syn",
-            "finish_handshake",
-            "init_mss",
-            "initial_seq",
-            "init_buffer_space",
-            "initial_window",
-            "set_state",
-            "purge_recvq",
-        ],
-    ),
+    ("setup", "lonet_runtime", &["inet_hash_connect", "try_connect_port", "inet_check_established",
+        "tcp_conn_request", "inet_csk_complete_hashdance", "tcp_rcv_synsent_state_process",
+        "tcp_reset", "send_syn", "send_synack", "send_active_reset", "tcp_v4_send_reset",
+        "tcp_close", "tcp_done", "unhash", "init_from_syn", "set_iss", "init_snd_after_syn",
+        "finish_handshake", "init_mss", "initial_seq", "init_buffer_space", "initial_window",
+        "set_state", "purge_recvq"]),
     ("setup", "lonet_runtime::tcp", &["new"]),
     ("setup", "lonet_runtime::inet_hashtables", &[]),
     ("setup", "lonet_runtime::inet_connection_sock", &[]),
     ("setup", "lonet_runtime::tcp::minisocks", &[]),
     // The send side.
-    (
-        "tcp_sendmsg",
-        "lonet_runtime",
-        &[
-            "tcp_sendmsg",
-            "copy_in",
-            "take_unsent_tail",
-            "sndbuf_expand",
-            "wmem_queued",
-            "stream_writeable",
-            "send_space",
-        ],
-    ),
-    (
-        "ack_timers",
-        "lonet_runtime",
-        &[
-            "send_ack",
-            "tcp_v4_timewait_ack",
-            "send_delayed_ack",
-            "schedule_delack",
-            "event_ack_sent",
-            "in_pingpong",
-            "enter_pingpong",
-            "in_quickack_mode",
-            "incr_quickack",
-            "enter_quickack_mode",
-            "arm",
-            "arm_exact",
-            "arm_rto",
-            "arm_fin_wait2",
-            "fin_time",
-            "rto",
-        ],
-    ),
+    ("tcp_sendmsg", "lonet_runtime", &["tcp_sendmsg", "copy_in", "take_unsent_tail",
+        "sndbuf_expand", "wmem_queued", "stream_writeable", "send_space"]),
+    ("ack_timers", "lonet_runtime", &["send_ack", "tcp_v4_timewait_ack", "send_delayed_ack",
+        "schedule_delack", "event_ack_sent", "in_pingpong", "enter_pingpong", "in_quickack_mode",
+        "incr_quickack", "enter_quickack_mode", "arm", "arm_exact", "arm_rto", "arm_fin_wait2",
+        "fin_time", "rto"]),
     ("ack_timers", "lonet_runtime::ksoftirqd", &[]),
     ("ack_timers", "lonet_runtime::tcp::timer", &[]),
-    (
-        "tcp_write_xmit",
-        "lonet_runtime",
-        &[
-            "write_xmit",
-            "xmit_data",
-            "transmit",
-            "make_skb",
-            "segment_limit",
-            "sendq_slice",
-            "event_data_sent",
-            "write_wakeup",
-            "retransmit_head",
-            "send_probe",
-        ],
-    ),
+    ("tcp_write_xmit", "lonet_runtime", &["write_xmit", "xmit_data", "transmit", "make_skb",
+        "segment_limit", "sendq_slice", "event_data_sent", "write_wakeup", "retransmit_head",
+        "send_probe"]),
     ("tcp_write_xmit", "lonet_runtime::skbuff", &[]),
     ("route", "lonet_runtime", &["ip_queue_xmit", "ip_mc_output"]),
     ("route", "lonet_runtime::fib", &[]),
-    (
-        "dev_xmit",
-        "lonet_runtime",
-        &["dev_queue_xmit", "netif_rx", "enqueue_to_backlog"],
-    ),
+    ("dev_xmit", "lonet_runtime", &["dev_queue_xmit", "netif_rx", "enqueue_to_backlog"]),
     ("dev_xmit", "lonet_runtime::loopback", &[]),
     ("dev_xmit", "lonet_runtime::netem", &[]),
     ("dev_xmit", "lonet_runtime::pcap", &[]),
@@ -312,41 +229,13 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("softirq", "lonet_runtime::ctx", &[]),
     ("ip_rcv", "lonet_runtime", &["ip_rcv", "ip_local_deliver"]),
     ("tcp_v4_rcv", "lonet_runtime", &["tcp_v4_rcv"]),
-    (
-        "tcp_ack",
-        "lonet_runtime",
-        &["tcp_ack", "tcp_check_space", "sendq_consume", "write_space"],
-    ),
-    (
-        "tcp_data_queue",
-        "lonet_runtime",
-        &[
-            "tcp_rcv",
-            "tcp_rcv_locked",
-            "tcp_data_queue",
-            "tcp_queue_in_order",
-            "tcp_data_queue_ofo",
-            "tcp_event_data_recv",
-            "tcp_measure_rcv_mss",
-            "try_rmem_schedule",
-            "collapse_recvq",
-            "prune_ofo_queue",
-            "rcv_rtt_measure",
-            "grow_window",
-            "data_ready",
-            "wake_all",
-        ],
-    ),
-    (
-        "tcp_recvmsg",
-        "lonet_runtime",
-        &[
-            "tcp_recvmsg",
-            "tcp_cleanup_rbuf",
-            "rcv_space_adjust",
-            "rcvbuf_grow",
-        ],
-    ),
+    ("tcp_ack", "lonet_runtime", &["tcp_ack", "tcp_check_space", "sendq_consume", "write_space"]),
+    ("tcp_data_queue", "lonet_runtime", &["tcp_rcv", "tcp_rcv_locked", "tcp_data_queue",
+        "tcp_queue_in_order", "tcp_data_queue_ofo", "tcp_event_data_recv", "tcp_measure_rcv_mss",
+        "try_rmem_schedule", "collapse_recvq", "prune_ofo_queue", "rcv_rtt_measure", "grow_window",
+        "data_ready", "wake_all"]),
+    ("tcp_recvmsg", "lonet_runtime", &["tcp_recvmsg", "tcp_cleanup_rbuf", "rcv_space_adjust",
+        "rcvbuf_grow"]),
     // The socket calls' own work, and the shell above them.
     ("socket", "lonet_runtime::af_inet", &[]),
     ("socket", "lonet_runtime::tcp", &["lock", "register"]),
