@@ -30,6 +30,7 @@ use crate::ip::{ip_mc_output, ip_queue_xmit};
 use crate::netns::{Netns, NsInner};
 use crate::skbuff::{proto, SkBuff};
 use crate::stats::{inc, SockInfo};
+use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::tcp::{TcpState, WaitQueue};
@@ -46,6 +47,20 @@ pub(crate) const UDP4_MAX_PAYLOAD: usize = 65_507;
 /// The largest UDP payload over IPv6: 65535 - 8 (the payload length field
 /// does not count the 40-byte header).
 pub(crate) const UDP6_MAX_PAYLOAD: usize = 65_527;
+/// `UDP_MAX_SEGMENTS`: the most segments one `UDP_SEGMENT` send may carry
+/// (128 since Linux 6.11 and in the stable kernels the change went back
+/// to; 64 before).
+const UDP_MAX_SEGMENTS: usize = 128;
+/// `UDP_GRO_CNT_MAX`: the most segments a `UDP_GRO` receive hands over in
+/// one call.
+const UDP_GRO_CNT_MAX: usize = 64;
+/// The `truesize` of an skb built paged (`__ip_append_data` with
+/// `cork->gso_size` set, or a segment `skb_segment` cut from one): a small
+/// head with `struct sk_buff` (832 bytes), plus its page fragments by length.
+fn paged_truesize(payload: usize) -> usize {
+    576 + 256 + payload
+}
+
 /// How much of the offending datagram an ICMP error quotes: the reply fits
 /// in 576 bytes (IPv4), 1280 (IPv6); the payload after its IP and UDP headers.
 const ICMP_QUOTE4: usize = 576 - 20 - 8 - 20 - 8;
@@ -76,12 +91,15 @@ pub(crate) fn udp_truesize(payload: usize, v6: bool) -> usize {
     }
 }
 
-/// One queued datagram.
+/// One queued datagram: a GSO skb kept whole for a `UDP_GRO` socket has a
+/// `gso_size` (the segment size its reader is told, as the `UDP_GRO`
+/// control message), else 0.
 #[derive(Debug)]
 struct Dgram {
     from: SocketAddr,
     data: Bytes,
     truesize: usize,
+    gso_size: u16,
 }
 
 /// A UDP socket's state (`struct udp_sock` with its `struct sock`).
@@ -107,6 +125,13 @@ pub(crate) struct UdpInner {
     mc_loop6: bool,
     reuse: bool,
     reuseport: bool,
+    /// `UDP_SEGMENT`: the segment size of every send (`up->gso_size`; 0:
+    /// none), unless the send gives its own.
+    gso_size: u16,
+    /// `UDP_GRO` (`GRO_ENABLED` and `ACCEPT_L4`): a GSO datagram is queued
+    /// whole, its reader told the segment size; without it `udp_rcv_segment`
+    /// cuts it first.
+    gro: bool,
     /// Multicast groups joined.
     groups: Vec<IpAddr>,
     rx_waiters: WaitQueue,
@@ -336,6 +361,14 @@ fn route(ns: &NsInner, daddr: IpAddr) -> io::Result<(Dest, IpAddr)> {
 }
 
 impl UdpSocket {
+    /// `UDP_MAX_SEGMENTS`: the most segments one
+    /// [`send_msg`](UdpSocket::send_msg) may carry (Linux 6.11 on).
+    pub const MAX_SEGMENTS: usize = UDP_MAX_SEGMENTS;
+    /// `UDP_GRO_CNT_MAX`: the most segments a datagram received whole by a
+    /// `UDP_GRO` socket holds, as Linux bounds it (on `lo`, the 64 KiB of
+    /// one datagram bound it first).
+    pub const GRO_MAX_SEGMENTS: usize = UDP_GRO_CNT_MAX;
+
     /// `socket(AF_INET or AF_INET6, SOCK_DGRAM)` + `bind(addr)`: the family
     /// is that of `addr` (a v4-mapped IPv6 address makes an IPv6 socket
     /// bound to the IPv4 address). Port 0 picks an ephemeral port.
@@ -384,6 +417,8 @@ impl UdpSocket {
                     mc_loop6: true,
                     reuse,
                     reuseport,
+                    gso_size: 0,
+                    gro: false,
                     groups: Vec::new(),
                     rx_waiters: WaitQueue::default(),
                     dst: None,
@@ -513,9 +548,30 @@ impl UdpSocket {
     /// IPv6); `EACCES` to a broadcast address without `SO_BROADCAST`;
     /// `ENETUNREACH` for a destination the namespace cannot reach.
     pub fn send_to(&self, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        self.send_msg(buf, to, None)
+    }
+
+    /// `sendmsg()` with a `UDP_SEGMENT` control message of `gso_size`
+    /// (`Some(0)`: no segmentation for this send, whatever the socket's
+    /// option): `buf` goes as one skb of segments of `gso_size` bytes (the
+    /// last may be shorter), which `lo` (`NETIF_F_GSO_UDP_L4`) passes on
+    /// whole. A socket with `UDP_GRO` receives it whole; another gets the
+    /// segments, cut on arrival (`udp_rcv_segment`). `None` is
+    /// [`send_to`](UdpSocket::send_to), with the socket's `UDP_SEGMENT`.
+    ///
+    /// # Errors
+    /// As [`send_to`](UdpSocket::send_to); with a segment size, `EMSGSIZE`
+    /// when one segment with its headers exceeds `lo`'s MTU, `EINVAL` past
+    /// [`MAX_SEGMENTS`](UdpSocket::MAX_SEGMENTS) segments.
+    pub fn send_msg(
+        &self,
+        buf: &[u8],
+        to: Option<SocketAddr>,
+        gso_size: Option<u16>,
+    ) -> io::Result<usize> {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
-        let r = self.udp_sendmsg(&mut ctx, buf, to);
+        let r = self.udp_sendmsg(&mut ctx, buf, to, gso_size);
         ctx.local_bh_enable();
         r
     }
@@ -525,6 +581,7 @@ impl UdpSocket {
         ctx: &mut Ctx<'_>,
         buf: &[u8],
         to: Option<SocketAddr>,
+        cmsg_gso: Option<u16>,
     ) -> io::Result<usize> {
         let ns = &*self.sk.ns;
         let mut s = self.sk.lock();
@@ -579,6 +636,20 @@ impl UdpSocket {
         if saddr.is_ipv4() != daddr.is_ipv4() {
             return Err(err(ENETUNREACH));
         }
+        // udp_send_skb's checks of a UDP_SEGMENT send (6.x): one segment
+        // with its headers must fit the route's MTU, and at most
+        // UDP_MAX_SEGMENTS of them.
+        let gso_size = cmsg_gso.unwrap_or(s.gso_size);
+        if gso_size != 0 {
+            let hlen = if daddr.is_ipv4() { 20 + 8 } else { 40 + 8 };
+            let mtu = ns.lo.mtu.load(Relaxed) as usize;
+            if hlen + buf.len().min(usize::from(gso_size)) > mtu {
+                return Err(err(libc::EMSGSIZE));
+            }
+            if buf.len() > usize::from(gso_size) * UDP_MAX_SEGMENTS {
+                return Err(err(EINVAL));
+            }
+        }
         let skb = SkBuff {
             saddr: SocketAddr::new(saddr, local.port()),
             daddr,
@@ -587,7 +658,8 @@ impl UdpSocket {
             protocol: proto::UDP,
             flags: 0,
             window: 0,
-            mss: 0,
+            // For UDP, the cork's gso_size (see SkBuff::mss).
+            mss: gso_size,
             ttl: if kind == Dest::Multicast {
                 s.mc_ttl
             } else {
@@ -629,7 +701,35 @@ impl UdpSocket {
         peek: bool,
         f: impl FnOnce(&[u8], SocketAddr) -> R,
     ) -> Poll<io::Result<R>> {
+        self.recv_inner(Some(cx), peek, |d, a, _| f(d, a))
+    }
+
+    /// [`poll_recv_from`](UdpSocket::poll_recv_from) that also gives the
+    /// segment size of a GSO datagram a `UDP_GRO` socket received whole
+    /// (what the `UDP_GRO` control message carries), or 0 for a plain
+    /// datagram.
+    pub fn poll_recv_msg<R>(
+        &self,
+        cx: &mut Context<'_>,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> Poll<io::Result<R>> {
         self.recv_inner(Some(cx), peek, f)
+    }
+
+    /// [`poll_recv_msg`](UdpSocket::poll_recv_msg) without a waker.
+    ///
+    /// # Errors
+    /// A pending socket error (taken); `WouldBlock`.
+    pub fn try_recv_msg<R>(
+        &self,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> io::Result<R> {
+        match self.recv_inner(None, peek, f) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     /// [`poll_recv_from`](UdpSocket::poll_recv_from) without a waker:
@@ -642,7 +742,7 @@ impl UdpSocket {
         peek: bool,
         f: impl FnOnce(&[u8], SocketAddr) -> R,
     ) -> io::Result<R> {
-        match self.recv_inner(None, peek, f) {
+        match self.recv_inner(None, peek, |d, a, _| f(d, a)) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -652,7 +752,7 @@ impl UdpSocket {
         &self,
         cx: Option<&mut Context<'_>>,
         peek: bool,
-        f: impl FnOnce(&[u8], SocketAddr) -> R,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
     ) -> Poll<io::Result<R>> {
         let mut s = self.sk.lock();
         // __skb_recv_udp: sock_error before the queue.
@@ -662,13 +762,14 @@ impl UdpSocket {
         if peek {
             if let Some(d) = s.rcvq.front() {
                 let from = self.sk.user_addr(d.from);
-                return Poll::Ready(Ok(f(&d.data, from)));
+                return Poll::Ready(Ok(f(&d.data, from, d.gso_size)));
             }
         } else if let Some(d) = s.rcvq.pop_front() {
             s.rmem_alloc -= d.truesize;
             drop(s);
+            // One per recvmsg: a GSO datagram taken whole counts once.
             inc(&self.sk.ns.udp_mib.in_datagrams);
-            return Poll::Ready(Ok(f(&d.data, self.sk.user_addr(d.from))));
+            return Poll::Ready(Ok(f(&d.data, self.sk.user_addr(d.from), d.gso_size)));
         }
         if let Some(cx) = cx {
             s.rx_waiters.register(cx.waker());
@@ -945,6 +1046,44 @@ impl UdpSocket {
         Ok(self.sk.lock().sndbuf as u32)
     }
 
+    /// `UDP_SEGMENT`: the segment size of every later send (0: none), as a
+    /// `UDP_SEGMENT` control message gives it for one send.
+    ///
+    /// # Errors
+    /// None in the model (the option takes any `u16`, as Linux's does);
+    /// the `Result` is the API's.
+    pub fn set_segment_size(&self, gso_size: u16) -> io::Result<()> {
+        self.sk.lock().gso_size = gso_size;
+        Ok(())
+    }
+
+    /// `UDP_SEGMENT`'s value.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn segment_size(&self) -> io::Result<u16> {
+        Ok(self.sk.lock().gso_size)
+    }
+
+    /// `UDP_GRO`: a GSO datagram arrives whole, its segment size given by
+    /// [`poll_recv_msg`](UdpSocket::poll_recv_msg); off (the default), it
+    /// arrives as its segments.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        self.sk.lock().gro = on;
+        Ok(())
+    }
+
+    /// `UDP_GRO`'s value.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn gro(&self) -> io::Result<bool> {
+        Ok(self.sk.lock().gro)
+    }
+
     /// The datagrams queued and their bytes (`ss`'s Recv-Q is the
     /// truesize charged, `sk_rmem_alloc`), and `sk_drops`.
     pub fn queued(&self) -> (usize, usize, u64) {
@@ -984,7 +1123,7 @@ pub(crate) fn udp_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     }
     let sk = read(&ns.udp).lookup(skb.saddr, skb.daddr);
     match sk {
-        Some(sk) => udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload),
+        Some(sk) => udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload, skb.mss),
         None => {
             inc(&ns.udp_mib.no_ports);
             crate::trace::kevent_skb!("kfree_skb", ns, skb, reason = "UDP_NO_SOCKET");
@@ -1027,37 +1166,83 @@ fn udp_mcast_deliver(ns: &NsInner, skb: SkBuff) {
         return;
     }
     for sk in targets {
-        udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload.clone());
+        udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload.clone(), skb.mss);
     }
 }
 
-/// `udp_queue_rcv_skb` → `__udp_enqueue_schedule_skb`: accepted when the
-/// queue is empty or the datagram's truesize still fits `sk_rcvbuf`;
-/// otherwise dropped and counted (`RcvbufErrors`, `InErrors`, `sk_drops`).
-fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes) {
-    let truesize = udp_truesize(data.len(), from.is_ipv6());
+/// `udp_queue_rcv_skb`: a datagram built with a `gso_size` (`UDP_SEGMENT`)
+/// longer than one segment is a GSO skb; a socket with `UDP_GRO` takes it
+/// whole, another (`udp_unexpected_gso`) gets it cut by `udp_rcv_segment`
+/// (`__udp_gso_segment`) into datagrams of `gso_size` bytes, each queued on
+/// its own (and each charged, and perhaps dropped, on its own).
+fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes, gso_size: u16) {
+    let seg = usize::from(gso_size);
     let mut s = sk.lock();
-    if s.rmem_alloc != 0 && s.rmem_alloc + truesize > s.rcvbuf {
-        s.drops += 1;
-        drop(s);
-        inc(&ns.udp_mib.rcvbuf_errors);
-        inc(&ns.udp_mib.in_errors);
+    let queued_before = s.rcvq.len();
+    let dropped = if seg == 0 {
+        let truesize = udp_truesize(data.len(), from.is_ipv6());
+        u64::from(!udp_queue_rcv_one_skb(&mut s, from, data, truesize, 0))
+    } else if data.len() <= seg {
+        // Built paged, though not GSO: one datagram.
+        let truesize = paged_truesize(data.len());
+        u64::from(!udp_queue_rcv_one_skb(&mut s, from, data, truesize, 0))
+    } else if s.gro {
+        let truesize = paged_truesize(data.len());
+        u64::from(!udp_queue_rcv_one_skb(
+            &mut s, from, data, truesize, gso_size,
+        ))
+    } else {
+        let mut dropped = 0;
+        let mut off = 0;
+        while off < data.len() {
+            let end = (off + seg).min(data.len());
+            let part = data.slice(off..end);
+            let truesize = paged_truesize(end - off);
+            dropped += u64::from(!udp_queue_rcv_one_skb(&mut s, from, part, truesize, 0));
+            off = end;
+        }
+        dropped
+    };
+    if s.rcvq.len() > queued_before {
+        // sk_data_ready
+        s.rx_waiters.wake_all();
+    }
+    drop(s);
+    if dropped > 0 {
+        ns.udp_mib.rcvbuf_errors.fetch_add(dropped, Relaxed);
+        ns.udp_mib.in_errors.fetch_add(dropped, Relaxed);
         crate::trace::kevent!(
             "kfree_skb",
             ns = ns.id,
             saddr = %from,
             reason = "SOCKET_RCVBUFF"
         );
-        return;
+    }
+}
+
+/// `udp_queue_rcv_one_skb` → `__udp_enqueue_schedule_skb`: accepted when the
+/// queue is empty or the datagram's truesize still fits `sk_rcvbuf`;
+/// otherwise dropped (false) and counted in `sk_drops` (once for a GSO
+/// datagram kept whole); the caller counts `RcvbufErrors` and `InErrors`.
+fn udp_queue_rcv_one_skb(
+    s: &mut UdpInner,
+    from: SocketAddr,
+    data: Bytes,
+    truesize: usize,
+    gso_size: u16,
+) -> bool {
+    if s.rmem_alloc != 0 && s.rmem_alloc + truesize > s.rcvbuf {
+        s.drops += 1;
+        return false;
     }
     s.rmem_alloc += truesize;
     s.rcvq.push_back(Dgram {
         from,
         data,
         truesize,
+        gso_size,
     });
-    // sk_data_ready
-    s.rx_waiters.wake_all();
+    true
 }
 
 /// `icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)` (`icmp6_send`
@@ -1349,6 +1534,108 @@ mod tests {
         let got: Vec<Vec<u8>> = std::iter::from_fn(|| recv(&s).ok().map(|d| d.0)).collect();
         assert_eq!(got.len(), 3);
         assert_eq!((&got[1][..], &got[2][..]), (&b"b"[..], &b"m"[..]));
+    }
+
+    fn recv_msg(s: &UdpSocket) -> io::Result<(Vec<u8>, u16)> {
+        s.try_recv_msg(false, |d, _, gso| (d.to_vec(), gso))
+    }
+
+    #[test]
+    fn a_gso_send_arrives_whole_with_udp_gro_and_cut_without() {
+        let ns = ns();
+        let gro = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        gro.set_gro(true).unwrap();
+        let plain = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let n = s
+            .send_msg(&data, Some(gro.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(n, 3000);
+        s.send_msg(&data, Some(plain.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        // One skb each through lo, headers once (NETIF_F_GSO_UDP_L4).
+        let lo = ns.lo_stats();
+        assert_eq!((lo.rx_packets, lo.rx_bytes), (2, 2 * (20 + 8 + 3000)));
+        assert_eq!(ns.udp_stats().out_datagrams, 2);
+        // The GRO socket: one datagram, charged as one paged skb.
+        assert_eq!(gro.queued(), (1, 832 + 3000, 0));
+        assert_eq!(recv_msg(&gro).unwrap(), (data.clone(), 1200));
+        // The other: udp_rcv_segment's three, each charged on its own.
+        assert_eq!(plain.queued(), (3, 3 * 832 + 3000, 0));
+        let segs: Vec<(Vec<u8>, u16)> = std::iter::from_fn(|| recv_msg(&plain).ok()).collect();
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[0], (data[..1200].to_vec(), 0));
+        assert_eq!(segs[1], (data[1200..2400].to_vec(), 0));
+        assert_eq!(segs[2], (data[2400..].to_vec(), 0));
+        // InDatagrams: one per recvmsg.
+        assert_eq!(ns.udp_stats().in_datagrams, 4);
+        // No longer than one segment: a plain datagram (built paged).
+        s.send_msg(&data[..1000], Some(gro.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(gro.queued(), (1, 832 + 1000, 0));
+        assert_eq!(recv_msg(&gro).unwrap(), (data[..1000].to_vec(), 0));
+    }
+
+    #[test]
+    fn udp_segment_limits_as_udp_send_skb() {
+        let ns = ns();
+        let r = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = Some(r.local_addr().unwrap());
+        // UDP_MAX_SEGMENTS (128) segments at most.
+        let e = s.send_msg(&[0; 12_801], to, Some(100)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(EINVAL));
+        s.send_msg(&[0; 12_800], to, Some(100)).unwrap();
+        // Still one datagram of at most 65507 bytes.
+        let e = s
+            .send_msg(&vec![0; UDP4_MAX_PAYLOAD + 1], to, Some(1000))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        // A segment with its headers must fit the MTU.
+        ns.set_lo_mtu(1500).unwrap();
+        let e = s.send_msg(&[0; 3000], to, Some(1473)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        s.send_msg(&[0; 3000], to, Some(1472)).unwrap();
+        // min(datalen, gso_size): a short datagram passes a large gso_size.
+        s.send_msg(&[0; 1000], to, Some(2000)).unwrap();
+        // The socket option, and a control message of 0 overriding it.
+        s.set_segment_size(1000).unwrap();
+        assert_eq!(s.segment_size().unwrap(), 1000);
+        s.send_to(&[0; 2500], to).unwrap();
+        s.send_msg(&[0; 1400], to, Some(0)).unwrap();
+        let lens: Vec<usize> = std::iter::from_fn(|| recv(&r).ok().map(|d| d.0.len())).collect();
+        let mut want = vec![100; 128];
+        want.extend([1472, 1472, 56, 1000, 1000, 1000, 500, 1400]);
+        assert_eq!(lens, want);
+        assert_eq!(ns.udp_stats().out_datagrams, 5);
+    }
+
+    #[test]
+    fn a_gso_datagram_is_charged_and_dropped_whole_or_by_segment() {
+        let ns = ns();
+        let gro = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        gro.set_gro(true).unwrap();
+        let plain = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        for r in [&gro, &plain] {
+            // SOCK_MIN_RCVBUF: 2304 bytes.
+            r.set_recv_buffer_size(1).unwrap();
+        }
+        for _ in 0..2 {
+            s.send_msg(&[1; 3600], Some(gro.local_addr().unwrap()), Some(1200))
+                .unwrap();
+        }
+        // The first fits the empty queue; the second is dropped whole.
+        assert_eq!(gro.queued(), (1, 832 + 3600, 1));
+        let st = ns.udp_stats();
+        assert_eq!((st.rcvbuf_errors, st.in_errors), (1, 1));
+        // Cut first: 2032 bytes a segment, so one fits and two are dropped.
+        s.send_msg(&[1; 3600], Some(plain.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(plain.queued(), (1, 832 + 1200, 2));
+        let st = ns.udp_stats();
+        assert_eq!((st.rcvbuf_errors, st.in_errors), (3, 3));
     }
 
     #[test]
