@@ -1639,6 +1639,43 @@ mod tests {
     }
 
     #[test]
+    fn ss_tuan_lists_udp_then_tcp_with_a_netid_column() {
+        use crate::stats::Netid;
+        let ns = ns();
+        let _l =
+            crate::af_inet::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 16).unwrap();
+        let a = UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind(&ns, "[::]:6000".parse().unwrap()).unwrap();
+        b.connect("[::ffff:127.0.0.1]:5353".parse().unwrap())
+            .unwrap();
+        b.send_to(&[0; 100], None).unwrap();
+        let t = ns.sockets();
+        let netids: Vec<Netid> = t.iter().map(|r| r.netid).collect();
+        assert_eq!(netids, [Netid::Udp, Netid::Udp, Netid::Tcp]);
+        assert_eq!(
+            t.to_string(),
+            "\
+Netid State  Recv-Q Send-Q      Local Address:Port       Peer Address:PortProcess
+udp   UNCONN 832    0               127.0.0.1:5353            0.0.0.0:*
+udp   ESTAB  0      0      [::ffff:127.0.0.1]:6000 [::ffff:127.0.0.1]:5353
+tcp   LISTEN 0      16              127.0.0.1:8080            0.0.0.0:*",
+            "\n{t}"
+        );
+        // ss -uan and ss -tan: one protocol, no Netid column.
+        assert_eq!(t.only(Netid::Udp), ns.udp_sockets());
+        assert_eq!(
+            t.only(Netid::Tcp).to_string(),
+            "\
+State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess
+LISTEN 0      16         127.0.0.1:8080      0.0.0.0:*"
+        );
+        // find() looks for TCP connections only.
+        let (l, p) = (t.sockets[1].local, t.sockets[1].peer);
+        assert!(t.find(l, p).is_none());
+        drop(a);
+    }
+
+    #[test]
     fn a_waiting_reader_is_woken() {
         let ns = ns();
         let r = UdpSocket::bind(&ns, "[::1]:0".parse().unwrap()).unwrap();

@@ -492,7 +492,8 @@ mod observed {
         );
     }
 
-    /// `ss -uan`: UNCONN and ESTAB rows, Recv-Q the truesize charged.
+    /// `ss -uan`: UNCONN and ESTAB rows, Recv-Q the truesize charged; `ss -tuan` lists
+    /// them before the TCP ones, with the Netid column.
     #[tokio::test]
     async fn ss_shows_udp_sockets() {
         let ns = Netns::new();
@@ -503,7 +504,10 @@ mod observed {
                 let c = UdpSocket::bind("127.0.0.1:40000").await.unwrap();
                 c.connect("127.0.0.1:5353").await.unwrap();
                 c.send(&[0u8; 64]).await.unwrap();
-                (r, c)
+                let l = lonet::net::TcpListener::bind("127.0.0.1:5353")
+                    .await
+                    .unwrap();
+                (r, c, l)
             }),
         )
         .await;
@@ -514,6 +518,17 @@ mod observed {
              UNCONN 832    0          127.0.0.1:5353       0.0.0.0:*          \n\
              ESTAB  0      0          127.0.0.1:40000    127.0.0.1:5353"
                 .replace("          \n", "\n")
+        );
+        let all = ns.sockets();
+        assert_eq!(all.only(lonet::stats::Netid::Udp), table);
+        assert_eq!(
+            all.to_string(),
+            "Netid State  Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess\n\
+             udp   UNCONN 832    0          127.0.0.1:5353       0.0.0.0:*          \n\
+             udp   ESTAB  0      0          127.0.0.1:40000    127.0.0.1:5353     \n\
+             tcp   LISTEN 0      1024       127.0.0.1:5353       0.0.0.0:*"
+                .replace("          \n", "\n")
+                .replace("     \n", "\n")
         );
     }
 
