@@ -111,6 +111,8 @@ pub(crate) struct NsInner {
     pub(crate) mib: TcpMib,
     /// UDP and ICMP counters.
     pub(crate) udp_mib: crate::stats::UdpMib,
+    /// `udp_memory_allocated` and its per-CPU reserves (udp.rs).
+    pub(crate) udp_mem: crate::udp::UdpMem,
     pub(crate) socks: SockCounters,
 }
 
@@ -191,6 +193,7 @@ impl Netns {
             mib: TcpMib::default(),
             udp: RwLock::default(),
             udp_mib: Default::default(),
+            udp_mem: crate::udp::UdpMem::new(ncpu),
             kthread: Arc::default(),
             kernel_loopback: AtomicBool::new(false),
             fallthrough: AtomicBool::new(true),
@@ -489,19 +492,34 @@ impl Netns {
         }
     }
 
-    /// `/proc/net/sockstat`, the TCP line. (Removes expired TIME_WAIT
-    /// entries first, so `tw` counts the live ones.)
+    /// `/proc/net/sockstat`, the TCP and UDP lines (and `/proc/net/sockstat6`'s
+    /// UDP6 `inuse`). (Removes expired TIME_WAIT entries first, so `tw`
+    /// counts the live ones.)
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// let _s = lonet_runtime::unstable::UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
+    /// assert_eq!(
+    ///     ns.sockstat().to_string(),
+    ///     "TCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 1 mem 0"
+    /// );
+    /// ```
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let ns = &*self.0;
         tw_purge(ns, ns.ms(ns.clock_now()));
         let tw = read(&ns.tables).tw.count as u64;
+        let (udp_inuse, udp6_inuse) = crate::udp::udp_inuse(ns);
         Sockstat {
             inuse: g(&ns.socks.inuse),
             orphan: g(&ns.socks.orphan),
             tw,
             alloc: g(&ns.socks.alloc),
             mem: g(&ns.socks.mem),
+            udp_inuse,
+            udp6_inuse,
+            udp_mem: ns.udp_mem.pages(),
         }
     }
 

@@ -280,7 +280,9 @@ impl fmt::Display for TcpStats {
     }
 }
 
-/// `/proc/net/sockstat`, the `TCP:` line.
+/// `/proc/net/sockstat`: the `TCP:` and `UDP:` lines (`Display` prints
+/// them as the file does), and the `UDP6:` line's `inuse` of
+/// `/proc/net/sockstat6`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Sockstat {
@@ -300,14 +302,26 @@ pub struct Sockstat {
     /// charges it, payload plus one 832-byte head per skb, and the receive
     /// queues' payload).
     pub mem: u64,
+    /// `UDP: inuse`: IPv4 UDP sockets bound (hashed in the `udp_table`).
+    pub udp_inuse: u64,
+    /// `UDP6: inuse` (`/proc/net/sockstat6`): IPv6 UDP sockets bound.
+    pub udp6_inuse: u64,
+    /// `UDP: mem`: `udp_memory_allocated`, in 4 KiB pages, as the kernel
+    /// counts it (IPv4 and IPv6 together): each socket schedules whole
+    /// pages for the truesize it queues (`sk_forward_alloc`) and gives them
+    /// back as datagrams are read, and a CPU takes up to 1 MiB (256 pages,
+    /// `net.core.mem_pcpu_rsv`) in a reserve of its own before the global
+    /// count sees it, so a few queued datagrams show 0, as on Linux 6.x.
+    pub udp_mem: u64,
 }
 
 impl fmt::Display for Sockstat {
+    /// The `TCP:` and `UDP:` lines of `/proc/net/sockstat`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "TCP: inuse {} orphan {} tw {} alloc {} mem {}",
-            self.inuse, self.orphan, self.tw, self.alloc, self.mem
+            "TCP: inuse {} orphan {} tw {} alloc {} mem {}\nUDP: inuse {} mem {}",
+            self.inuse, self.orphan, self.tw, self.alloc, self.mem, self.udp_inuse, self.udp_mem
         )
     }
 }

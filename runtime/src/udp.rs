@@ -30,7 +30,7 @@ use crate::ip::{ip_mc_output, ip_queue_xmit};
 use crate::netns::{Netns, NsInner};
 use crate::skbuff::{proto, SkBuff};
 use crate::stats::{inc, SockInfo};
-use crate::sync::atomic::Ordering::Relaxed;
+use crate::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::tcp::{TcpState, WaitQueue};
@@ -111,6 +111,9 @@ pub(crate) struct UdpInner {
     rcvq: VecDeque<Dgram>,
     /// `sk_rmem_alloc`: the truesize of the queued datagrams.
     rmem_alloc: usize,
+    /// `sk_forward_alloc`: bytes of the pages scheduled for the receive
+    /// queue (`udp_memory_allocated`) not charged to a datagram yet.
+    fwd_alloc: usize,
     rcvbuf: usize,
     sndbuf: usize,
     /// `sk_drops`.
@@ -178,6 +181,18 @@ impl UdpSock {
     }
 }
 
+impl Drop for UdpSock {
+    /// `udp_destruct_common`: the queued datagrams are freed and every page
+    /// the socket still holds goes back (`udp_rmem_release` in full).
+    fn drop(&mut self) {
+        let s = crate::sync::get_mut(&mut self.s);
+        let pages = (s.fwd_alloc + s.rmem_alloc) / PAGE_SIZE;
+        if pages > 0 {
+            self.ns.udp_mem.sub(pages as i64);
+        }
+    }
+}
+
 /// One socket in the `udp_table`, with copies of what the lookup compares.
 #[derive(Clone)]
 struct UdpEntry {
@@ -194,8 +209,72 @@ struct UdpEntry {
 #[derive(Default)]
 pub(crate) struct UdpTable {
     ports: HashMap<u16, Vec<UdpEntry>, FxBuild>,
-    /// Sockets bound (`sockstat`'s `UDP: inuse`).
-    inuse: usize,
+    /// IPv4 and IPv6 sockets bound (`sockstat`'s `UDP: inuse`, and
+    /// `sockstat6`'s `UDP6: inuse`).
+    inuse: [usize; 2],
+}
+
+/// `sockstat`'s `UDP: inuse` and `sockstat6`'s `UDP6: inuse`.
+pub(crate) fn udp_inuse(ns: &NsInner) -> (u64, u64) {
+    let t = read(&ns.udp);
+    (t.inuse[0] as u64, t.inuse[1] as u64)
+}
+
+/// A page, the unit of `udp_memory_allocated`.
+const PAGE_SIZE: usize = 4096;
+/// `SK_MEMORY_PCPU_RESERVE` (`net.core.mem_pcpu_rsv`): the pages a CPU
+/// keeps in its own reserve before they reach the global count.
+const MEM_PCPU_RSV: i64 = 256;
+
+/// `udp_memory_allocated` (pages) with the per-CPU reserves
+/// (`per_cpu_fw_alloc`) it is updated through: `sk_memory_allocated_add`
+/// and `_sub` move a CPU's reserve to the global count once it reaches
+/// [`MEM_PCPU_RSV`] pages either way (`proto_memory_pcpu_drain`), and
+/// `/proc/net/sockstat` reads the global count only.
+pub(crate) struct UdpMem {
+    allocated: AtomicI64,
+    pcpu: Box<[AtomicI64]>,
+}
+
+impl UdpMem {
+    pub(crate) fn new(ncpu: usize) -> UdpMem {
+        UdpMem {
+            allocated: AtomicI64::new(0),
+            pcpu: (0..ncpu.max(1)).map(|_| AtomicI64::new(0)).collect(),
+        }
+    }
+
+    fn this_cpu(&self) -> &AtomicI64 {
+        &self.pcpu[crate::smp::this_cpu(self.pcpu.len()) % self.pcpu.len()]
+    }
+
+    fn drain(&self, cpu: &AtomicI64) {
+        let v = cpu.swap(0, Relaxed);
+        if v != 0 {
+            self.allocated.fetch_add(v, Relaxed);
+        }
+    }
+
+    /// `sk_memory_allocated_add`.
+    fn add(&self, pages: i64) {
+        let cpu = self.this_cpu();
+        if cpu.fetch_add(pages, Relaxed) + pages >= MEM_PCPU_RSV {
+            self.drain(cpu);
+        }
+    }
+
+    /// `sk_memory_allocated_sub`.
+    fn sub(&self, pages: i64) {
+        let cpu = self.this_cpu();
+        if cpu.fetch_sub(pages, Relaxed) - pages <= -MEM_PCPU_RSV {
+            self.drain(cpu);
+        }
+    }
+
+    /// `proto_memory_allocated`: the global count, never below 0.
+    pub(crate) fn pages(&self) -> u64 {
+        self.allocated.load(Relaxed).max(0) as u64
+    }
 }
 
 /// Whether the bound address `w` (unmapped) takes datagrams to `x`.
@@ -292,11 +371,13 @@ impl UdpTable {
         }
     }
 
-    fn remove(&mut self, id: u64, port: u16) {
+    fn remove(&mut self, id: u64, port: u16, v6: bool) {
         if let Some(v) = self.ports.get_mut(&port) {
             let before = v.len();
             v.retain(|e| e.sk.id != id);
-            self.inuse -= before - v.len();
+            let gone = before - v.len();
+            let fam = usize::from(v6);
+            self.inuse[fam] -= gone;
             if v.is_empty() {
                 self.ports.remove(&port);
             }
@@ -325,7 +406,7 @@ impl Drop for UdpSocket {
     fn drop(&mut self) {
         let port = self.sk.lock().local.map(|l| l.port());
         if let Some(port) = port {
-            write(&self.sk.ns.udp).remove(self.sk.id, port);
+            write(&self.sk.ns.udp).remove(self.sk.id, port, self.sk.v6);
         }
     }
 }
@@ -405,6 +486,7 @@ impl UdpSocket {
                     remote: None,
                     rcvq: VecDeque::new(),
                     rmem_alloc: 0,
+                    fwd_alloc: 0,
                     rcvbuf: sysctl.rmem_default,
                     sndbuf: sysctl.wmem_default,
                     drops: 0,
@@ -477,7 +559,7 @@ impl UdpSocket {
             reuseport: s.reuseport,
             groups: s.groups.clone(),
         });
-        t.inuse += 1;
+        t.inuse[usize::from(v6)] += 1;
         Ok(())
     }
 
@@ -766,7 +848,15 @@ impl UdpSocket {
             }
         } else if let Some(d) = s.rcvq.pop_front() {
             s.rmem_alloc -= d.truesize;
+            // udp_rmem_release(partial): the whole pages beyond the last
+            // one go back.
+            s.fwd_alloc += d.truesize;
+            let amt = (s.fwd_alloc - 1) & !(PAGE_SIZE - 1);
+            s.fwd_alloc -= amt;
             drop(s);
+            if amt > 0 {
+                self.sk.ns.udp_mem.sub((amt / PAGE_SIZE) as i64);
+            }
             // One per recvmsg: a GSO datagram taken whole counts once.
             inc(&self.sk.ns.udp_mib.in_datagrams);
             return Poll::Ready(Ok(f(&d.data, self.sk.user_addr(d.from), d.gso_size)));
@@ -1181,15 +1271,15 @@ fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes, 
     let queued_before = s.rcvq.len();
     let dropped = if seg == 0 {
         let truesize = udp_truesize(data.len(), from.is_ipv6());
-        u64::from(!udp_queue_rcv_one_skb(&mut s, from, data, truesize, 0))
+        u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, data, truesize, 0))
     } else if data.len() <= seg {
         // Built paged, though not GSO: one datagram.
         let truesize = paged_truesize(data.len());
-        u64::from(!udp_queue_rcv_one_skb(&mut s, from, data, truesize, 0))
+        u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, data, truesize, 0))
     } else if s.gro {
         let truesize = paged_truesize(data.len());
         u64::from(!udp_queue_rcv_one_skb(
-            &mut s, from, data, truesize, gso_size,
+            ns, &mut s, from, data, truesize, gso_size,
         ))
     } else {
         let mut dropped = 0;
@@ -1198,7 +1288,7 @@ fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes, 
             let end = (off + seg).min(data.len());
             let part = data.slice(off..end);
             let truesize = paged_truesize(end - off);
-            dropped += u64::from(!udp_queue_rcv_one_skb(&mut s, from, part, truesize, 0));
+            dropped += u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, part, truesize, 0));
             off = end;
         }
         dropped
@@ -1225,6 +1315,7 @@ fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes, 
 /// otherwise dropped (false) and counted in `sk_drops` (once for a GSO
 /// datagram kept whole); the caller counts `RcvbufErrors` and `InErrors`.
 fn udp_queue_rcv_one_skb(
+    ns: &NsInner,
     s: &mut UdpInner,
     from: SocketAddr,
     data: Bytes,
@@ -1235,6 +1326,13 @@ fn udp_queue_rcv_one_skb(
         s.drops += 1;
         return false;
     }
+    // udp_rmem_schedule: whole pages for what sk_forward_alloc lacks.
+    if truesize > s.fwd_alloc {
+        let pages = (truesize - s.fwd_alloc).div_ceil(PAGE_SIZE);
+        s.fwd_alloc += pages * PAGE_SIZE;
+        ns.udp_mem.add(pages as i64);
+    }
+    s.fwd_alloc -= truesize;
     s.rmem_alloc += truesize;
     s.rcvq.push_back(Dgram {
         from,
@@ -1673,6 +1771,44 @@ LISTEN 0      16         127.0.0.1:8080      0.0.0.0:*"
         let (l, p) = (t.sockets[1].local, t.sockets[1].peer);
         assert!(t.find(l, p).is_none());
         drop(a);
+    }
+
+    #[test]
+    fn sockstat_counts_udp_sockets_and_pages_as_linux() {
+        let ns = ns();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let v6 = UdpSocket::bind(&ns, "[::1]:0".parse().unwrap()).unwrap();
+        let rs: Vec<UdpSocket> = (0..5)
+            .map(|_| UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap())
+            .collect();
+        let st = ns.sockstat();
+        assert_eq!((st.udp_inuse, st.udp6_inuse, st.udp_mem), (6, 1, 0));
+        drop(v6);
+        // 256 datagrams of 832 bytes fill a default buffer: 52 pages each.
+        // The first four sockets' 208 pages stay in this CPU's reserve.
+        for r in &rs[..4] {
+            for _ in 0..256 {
+                s.send_to(&[0; 64], Some(r.local_addr().unwrap())).unwrap();
+            }
+        }
+        assert_eq!(ns.sockstat().udp_mem, 0, "in the per-CPU reserve");
+        // The fifth takes the reserve to 256 pages: the global count has them.
+        for _ in 0..256 {
+            s.send_to(&[0; 64], Some(rs[4].local_addr().unwrap()))
+                .unwrap();
+        }
+        assert_eq!(
+            ns.sockstat().to_string(),
+            "TCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 6 mem 256"
+        );
+        // Reading gives pages back (all but the last one the socket holds),
+        // to the reserve first; closing gives back the rest.
+        while recv(&rs[0]).is_ok() {}
+        assert_eq!(rs[0].queued(), (0, 0, 0));
+        assert_eq!(ns.sockstat().udp_mem, 256);
+        drop(rs);
+        let st = ns.sockstat();
+        assert_eq!((st.udp_inuse, st.udp_mem), (1, 0));
     }
 
     #[test]
