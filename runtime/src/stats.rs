@@ -824,6 +824,14 @@ pub struct UdpStats {
     pub icmp_out_msgs: u64,
     /// `Icmp: OutDestUnreachs`: destination unreachable messages sent.
     pub icmp_out_dest_unreachs: u64,
+    /// `Icmp: OutRateLimitGlobal`: ICMP errors the namespace's bucket
+    /// (`net.ipv4.icmp_msgs_per_sec`, `icmp_msgs_burst`) held back. 0 on
+    /// `lo`, which Linux exempts: every error in the model answers a packet
+    /// that came in on it.
+    pub icmp_out_rate_limit_global: u64,
+    /// `Icmp: OutRateLimitHost`: ICMP errors the per-peer limit
+    /// (`net.ipv4.icmp_ratelimit`) held back. 0 on `lo`, as above.
+    pub icmp_out_rate_limit_host: u64,
 }
 
 impl fmt::Display for UdpStats {
@@ -846,6 +854,12 @@ impl fmt::Display for UdpStats {
             "        destination unreachable: {}",
             self.icmp_out_dest_unreachs
         )?;
+        writeln!(
+            f,
+            "    OutRateLimitGlobal: {}",
+            self.icmp_out_rate_limit_global
+        )?;
+        writeln!(f, "    OutRateLimitHost: {}", self.icmp_out_rate_limit_host)?;
         writeln!(f, "Udp:")?;
         writeln!(f, "    {} packets received", self.in_datagrams)?;
         writeln!(f, "    {} packets to unknown port received", self.no_ports)?;
@@ -887,6 +901,10 @@ impl UdpMib {
             icmp_in_dest_unreachs: g(&self.icmp_in_dest_unreachs),
             icmp_out_msgs: g(&self.icmp_out_msgs),
             icmp_out_dest_unreachs: g(&self.icmp_out_dest_unreachs),
+            // __icmp_send skips both limits for an skb that came in on lo
+            // (see icmp_send in udp.rs).
+            icmp_out_rate_limit_global: 0,
+            icmp_out_rate_limit_host: 0,
         }
     }
 }

@@ -1345,8 +1345,18 @@ fn udp_queue_rcv_one_skb(
 
 /// `icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)` (`icmp6_send`
 /// for IPv6): the reply quotes the datagram and goes back through `lo`.
-/// (Linux rate-limits these with `net.ipv4.icmp_msgs_per_sec`; the model
-/// sends every one.)
+///
+/// Rate limits, as `__icmp_send` orders them since Linux 6.12 (and the
+/// stable kernels the change went back to): the namespace's token bucket
+/// (`icmp_global_allow`: `icmp_msgs_per_sec`, `icmp_msgs_burst`, for the
+/// types in `icmp_ratemask`) is checked only when the offending packet did
+/// not come in on a loopback device; when it is skipped, `apply_ratelimit`
+/// stays false and `icmpv4_xrlim_allow` lets the error pass without the
+/// per-peer limit (`icmp_ratelimit`), which itself exempts a route through
+/// `lo` anyway. Every packet of the model came in on `lo`, so every port
+/// unreachable is sent and `OutRateLimitGlobal` / `OutRateLimitHost` stay
+/// 0, as on Linux's loopback (the same holds for ICMPv6: `icmp6_send`
+/// skips `icmpv6_global_allow` for `IFF_LOOPBACK`).
 fn icmp_send(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let v4 = skb.saddr.is_ipv4();
@@ -1432,6 +1442,7 @@ pub(crate) fn udp_sock_infos(ns: &NsInner) -> Vec<SockInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sysctl::Sysctl;
     use std::task::Waker;
 
     fn ns() -> Netns {
@@ -1809,6 +1820,54 @@ LISTEN 0      16         127.0.0.1:8080      0.0.0.0:*"
         drop(rs);
         let st = ns.sockstat();
         assert_eq!((st.udp_inuse, st.udp_mem), (1, 0));
+    }
+
+    #[test]
+    fn port_unreachables_on_lo_are_not_rate_limited() {
+        let ns = ns();
+        let d = Sysctl::default();
+        assert_eq!(
+            (
+                d.icmp_msgs_per_sec,
+                d.icmp_msgs_burst,
+                d.icmp_ratemask,
+                d.icmp_ratelimit_ms
+            ),
+            (1000, 50, 0x1818, 1000)
+        );
+        // The tightest limits: one message a second, a bucket of one.
+        ns.set_sysctl(|s| {
+            s.icmp_msgs_per_sec = 1;
+            s.icmp_msgs_burst = 1;
+        })
+        .unwrap();
+        let e = ns
+            .set_sysctl(|s| s.icmp_msgs_burst = i32::MAX as u32 + 1)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let a = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let v6 = UdpSocket::bind(&ns, "[::1]:0".parse().unwrap()).unwrap();
+        for _ in 0..200 {
+            a.send_to(b"x", Some("127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+            v6.send_to(b"x", Some("[::1]:9".parse().unwrap())).unwrap();
+        }
+        // __icmp_send skips the global bucket for what came in on lo, and
+        // with it the per-peer limit: every one is answered.
+        let st = ns.udp_stats();
+        assert_eq!((st.no_ports, st.icmp_out_dest_unreachs), (400, 400));
+        assert_eq!(st.icmp_in_dest_unreachs, 400);
+        assert_eq!(
+            (st.icmp_out_rate_limit_global, st.icmp_out_rate_limit_host),
+            (0, 0)
+        );
+        // A connected sender is refused on every other call, as on Linux's lo.
+        a.connect("127.0.0.1:9".parse().unwrap()).unwrap();
+        let refused = (0..100).filter(|_| a.send_to(b"x", None).is_err()).count();
+        assert_eq!(refused, 50);
+        assert!(st
+            .to_string()
+            .contains("    OutRateLimitGlobal: 0\n    OutRateLimitHost: 0\n"));
     }
 
     #[test]
