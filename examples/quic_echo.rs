@@ -4,8 +4,9 @@
 //! The server's certificate is self-signed, made at run time (rcgen), and
 //! the client trusts exactly it. The client opens a bidirectional stream,
 //! sends a message, reads the echo back and closes; the server ends when the
-//! client has closed. Then the namespace's UDP counters (`netstat -s`) and
-//! its UDP sockets (`ss -uan`) are printed, and the run ends by itself.
+//! client has closed. Then the namespace's UDP counters (`netstat -s`), its
+//! sockets (`ss -tuan`) and `/proc/net/sockstat` are printed, and the run
+//! ends by itself.
 //!
 //! ```sh
 //! cargo run --release --example quic_echo --features quinn
@@ -70,7 +71,9 @@ async fn run() -> Result<(), BoxError> {
     let echoed = recv.read_to_end(1 << 20).await?;
     println!("echoed: {}", String::from_utf8_lossy(&echoed));
 
-    println!("\n$ ss -uan\n{}", Netns::current().udp_sockets());
+    let ns = Netns::current();
+    println!("\n$ ss -tuan\n{}", ns.sockets());
+    println!("\n$ cat /proc/net/sockstat\n{}", ns.sockstat());
     conn.close(0u32.into(), b"done");
     client.wait_idle().await;
     serving.await??;

@@ -118,7 +118,7 @@ pub mod bridge {
 /// `tc -s qdisc show dev lo` ([`Qdisc`](stats::Qdisc)).
 pub mod stats {
     pub use lonet_runtime::stats::{
-        FibEntry, LinkStats, NetemQdisc, Qdisc, RouteType, SockInfo, SockTimer, SocketTable,
+        FibEntry, LinkStats, NetemQdisc, Netid, Qdisc, RouteType, SockInfo, SockTimer, SocketTable,
         Sockstat, SoftnetStat, SoftnetStats, TcpState, TcpStats, TimerKind, UdpStats,
     };
 }

@@ -26,7 +26,7 @@ use crate::netem::{Fault, FaultGuard, Match};
 use crate::nsproxy::{EnterGuard, Scope};
 use crate::pcap::{Capture, CaptureOptions};
 use crate::stats::{
-    LinkStats, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
+    LinkStats, Netid, Qdisc, SockInfo, SockTimer, SocketTable, Sockstat, SoftnetStat, SoftnetStats,
     TcpMib, TcpStats, TimerKind,
 };
 use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -111,6 +111,8 @@ pub(crate) struct NsInner {
     pub(crate) mib: TcpMib,
     /// UDP and ICMP counters.
     pub(crate) udp_mib: crate::stats::UdpMib,
+    /// `udp_memory_allocated` and its per-CPU reserves (udp.rs).
+    pub(crate) udp_mem: crate::udp::UdpMem,
     pub(crate) socks: SockCounters,
 }
 
@@ -191,6 +193,7 @@ impl Netns {
             mib: TcpMib::default(),
             udp: RwLock::default(),
             udp_mib: Default::default(),
+            udp_mem: crate::udp::UdpMem::new(ncpu),
             kthread: Arc::default(),
             kernel_loopback: AtomicBool::new(false),
             fallthrough: AtomicBool::new(true),
@@ -469,7 +472,8 @@ impl Netns {
     /// by local then peer address: `UNCONN` (shown as the state
     /// [`TcpState::Close`]) or `ESTAB` once connected; Recv-Q is the memory
     /// the queued datagrams are charged (`sk_rmem_alloc`), as ss shows it
-    /// for UDP.
+    /// for UDP. The UDP rows of [`sockets`](Netns::sockets)
+    /// (`sockets().only(Netid::Udp)`), without locking the TCP tables.
     ///
     /// # Examples
     /// ```
@@ -484,44 +488,72 @@ impl Netns {
     pub fn udp_sockets(&self) -> SocketTable {
         SocketTable {
             sockets: crate::udp::udp_sock_infos(&self.0),
+            netid_column: false,
         }
     }
 
-    /// `/proc/net/sockstat`, the TCP line. (Removes expired TIME_WAIT
-    /// entries first, so `tw` counts the live ones.)
+    /// `/proc/net/sockstat`, the TCP and UDP lines (and `/proc/net/sockstat6`'s
+    /// UDP6 `inuse`). (Removes expired TIME_WAIT entries first, so `tw`
+    /// counts the live ones.)
+    ///
+    /// # Examples
+    /// ```
+    /// let ns = lonet_runtime::Netns::new();
+    /// let _s = lonet_runtime::unstable::UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
+    /// assert_eq!(
+    ///     ns.sockstat().to_string(),
+    ///     "TCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 1 mem 0"
+    /// );
+    /// ```
     pub fn sockstat(&self) -> Sockstat {
         let g = |c: &AtomicI64| c.load(Relaxed).max(0) as u64;
         let ns = &*self.0;
         tw_purge(ns, ns.ms(ns.clock_now()));
         let tw = read(&ns.tables).tw.count as u64;
+        let (udp_inuse, udp6_inuse) = crate::udp::udp_inuse(ns);
         Sockstat {
             inuse: g(&ns.socks.inuse),
             orphan: g(&ns.socks.orphan),
             tw,
             alloc: g(&ns.socks.alloc),
             mem: g(&ns.socks.mem),
+            udp_inuse,
+            udp6_inuse,
+            udp_mem: ns.udp_mem.pages(),
         }
     }
 
-    /// `ss -tan`: every TCP socket of the namespace, listeners first (Recv-Q:
-    /// connections waiting to be accepted, Send-Q: the backlog limit), then
-    /// connections in any state and TIME_WAIT entries (Recv-Q: bytes unread,
-    /// Send-Q: bytes not yet acknowledged), each ordered by local then peer
-    /// address. `Display` the result for ss's text (`{:#}` adds timers, as
-    /// `ss -tano`).
+    /// `ss -tuan`: every socket of the namespace, each row with its
+    /// protocol ([`SockInfo::netid`](crate::stats::SockInfo::netid)). First
+    /// the UDP sockets, as [`udp_sockets`](Netns::udp_sockets) lists them
+    /// (`UNCONN`, or `ESTAB` once connected); then the TCP ones, listeners
+    /// first (Recv-Q: connections waiting to be accepted, Send-Q: the
+    /// backlog limit), then connections in any state and TIME_WAIT entries
+    /// (Recv-Q: bytes unread, Send-Q: bytes not yet acknowledged), each
+    /// ordered by local then peer address. `Display` the result for ss's
+    /// text (`{:#}` adds timers, as `ss -tuano`);
+    /// [`only(Netid::Tcp)`](crate::stats::SocketTable::only) is `ss -tan`.
     ///
     /// The tables are locked once to collect the sockets, then each socket
     /// briefly, one at a time; a socket that closes meanwhile is left out.
     ///
     /// # Examples
     /// ```
+    /// use lonet_runtime::stats::Netid;
     /// let ns = lonet_runtime::Netns::new();
     /// let _l = lonet_runtime::unstable::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 128).unwrap();
+    /// let _u = lonet_runtime::unstable::UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
     /// let table = ns.sockets();
-    /// assert_eq!(table.len(), 1);
-    /// assert_eq!(table.sockets[0].send_q, 128);
+    /// assert_eq!(table.len(), 2);
+    /// assert_eq!((table.sockets[1].netid, table.sockets[1].send_q), (Netid::Tcp, 128));
     /// assert_eq!(
     ///     table.to_string(),
+    ///     "Netid State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\
+    ///      udp   UNCONN 0      0          127.0.0.1:5353      0.0.0.0:*\n\
+    ///      tcp   LISTEN 0      128        127.0.0.1:8080      0.0.0.0:*"
+    /// );
+    /// assert_eq!(
+    ///     table.only(Netid::Tcp).to_string(),
     ///     "State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\
     ///      LISTEN 0      128        127.0.0.1:8080      0.0.0.0:*"
     /// );
@@ -545,6 +577,7 @@ impl Netns {
                     _ => a,
                 };
                 rows.push(SockInfo {
+                    netid: Netid::Tcp,
                     state: tw.state(),
                     recv_q: 0,
                     send_q: 0,
@@ -562,7 +595,12 @@ impl Netns {
         rows.extend(socks.iter().filter_map(|sk| sk.lock().sock_info(now)));
         drop(socks);
         rows.sort_by_key(|r| (r.state != TcpState::Listen, r.local, r.peer));
-        SocketTable { sockets: rows }
+        let mut sockets = crate::udp::udp_sock_infos(ns);
+        sockets.append(&mut rows);
+        SocketTable {
+            sockets,
+            netid_column: true,
+        }
     }
 
     /// `ip route show table local`.

@@ -74,7 +74,9 @@ pub(crate) struct SkBuff {
     pub(crate) flags: u8,
     /// Advertised receive window in bytes (window scaling is implicit).
     pub(crate) window: u32,
-    /// MSS option, on SYN and SYN-ACK.
+    /// MSS option, on SYN and SYN-ACK. For UDP: the `gso_size` the datagram
+    /// was built with (`UDP_SEGMENT`, 0 for none); a payload longer than it
+    /// makes a GSO skb (`SKB_GSO_UDP_L4`), which `lo` carries whole.
     pub(crate) mss: u16,
     /// IP TTL / hop limit.
     pub(crate) ttl: u8,

@@ -280,7 +280,9 @@ impl fmt::Display for TcpStats {
     }
 }
 
-/// `/proc/net/sockstat`, the `TCP:` line.
+/// `/proc/net/sockstat`: the `TCP:` and `UDP:` lines (`Display` prints
+/// them as the file does), and the `UDP6:` line's `inuse` of
+/// `/proc/net/sockstat6`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Sockstat {
@@ -300,14 +302,26 @@ pub struct Sockstat {
     /// charges it, payload plus one 832-byte head per skb, and the receive
     /// queues' payload).
     pub mem: u64,
+    /// `UDP: inuse`: IPv4 UDP sockets bound (hashed in the `udp_table`).
+    pub udp_inuse: u64,
+    /// `UDP6: inuse` (`/proc/net/sockstat6`): IPv6 UDP sockets bound.
+    pub udp6_inuse: u64,
+    /// `UDP: mem`: `udp_memory_allocated`, in 4 KiB pages, as the kernel
+    /// counts it (IPv4 and IPv6 together): each socket schedules whole
+    /// pages for the truesize it queues (`sk_forward_alloc`) and gives them
+    /// back as datagrams are read, and a CPU takes up to 1 MiB (256 pages,
+    /// `net.core.mem_pcpu_rsv`) in a reserve of its own before the global
+    /// count sees it, so a few queued datagrams show 0, as on Linux 6.x.
+    pub udp_mem: u64,
 }
 
 impl fmt::Display for Sockstat {
+    /// The `TCP:` and `UDP:` lines of `/proc/net/sockstat`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "TCP: inuse {} orphan {} tw {} alloc {} mem {}",
-            self.inuse, self.orphan, self.tw, self.alloc, self.mem
+            "TCP: inuse {} orphan {} tw {} alloc {} mem {}\nUDP: inuse {} mem {}",
+            self.inuse, self.orphan, self.tw, self.alloc, self.mem, self.udp_inuse, self.udp_mem
         )
     }
 }
@@ -458,21 +472,49 @@ impl fmt::Display for SockTimer {
     }
 }
 
-/// One TCP socket of a namespace, as a row of `ss -tan` (`inet_diag`).
+/// A socket's protocol: ss's `Netid` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Netid {
+    /// `udp`.
+    Udp,
+    /// `tcp`.
+    Tcp,
+}
+
+impl fmt::Display for Netid {
+    /// ss's names: `udp`, `tcp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Netid::Udp => "udp",
+            Netid::Tcp => "tcp",
+        })
+    }
+}
+
+/// One socket of a namespace, as a row of `ss -tuan` (`inet_diag`): a TCP
+/// socket (or TIME_WAIT entry), or a UDP one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SockInfo {
-    /// The state ([`TcpState::TimeWait`] for a TIME_WAIT entry).
+    /// The protocol (ss's `Netid`).
+    pub netid: Netid,
+    /// The state ([`TcpState::TimeWait`] for a TIME_WAIT entry). A UDP
+    /// socket is [`TcpState::Close`] (`UNCONN`), or
+    /// [`TcpState::Established`] (`ESTAB`) once connected, as ss shows it.
     pub state: TcpState,
     /// Recv-Q. A listener: connections waiting in its accept queue. A
     /// connection: bytes received and not yet read, plus one for a FIN the
     /// application has not read yet (`rcv_nxt - copied_seq`, as Linux
     /// reports it, so a CLOSE-WAIT socket whose EOF was not read shows 1).
+    /// A UDP socket: the memory its queued datagrams are charged
+    /// (`sk_rmem_alloc`).
     pub recv_q: u64,
     /// Send-Q. A listener: its backlog limit (`min(backlog, somaxconn)`).
     /// A connection: bytes written and not yet acknowledged, unsent ones
     /// included, plus one for a SYN or FIN not yet acknowledged
-    /// (`write_seq - snd_una`).
+    /// (`write_seq - snd_una`). A UDP socket: 0 (`lo` frees a datagram's
+    /// send memory as it takes it).
     pub send_q: u64,
     /// Local address and port, as `getsockname` gives them.
     pub local: SocketAddr,
@@ -498,6 +540,7 @@ impl SockInfo {
         inode: u64,
     ) -> SockInfo {
         SockInfo {
+            netid: Netid::Udp,
             state,
             recv_q,
             send_q: 0,
@@ -509,19 +552,27 @@ impl SockInfo {
     }
 }
 
-/// Every TCP socket of a namespace (`ss -tan`), from
-/// [`Netns::sockets`](crate::Netns::sockets): listeners first, then
-/// connections and TIME_WAIT entries, each ordered by local then peer
-/// address.
+/// The sockets of a namespace as ss lists them.
+/// [`Netns::sockets`](crate::Netns::sockets) is `ss -tuan`: the UDP
+/// sockets first (ordered by local then peer address), then the TCP ones:
+/// listeners first, then connections and TIME_WAIT entries, each ordered by
+/// local then peer address. [`only`](SocketTable::only) narrows it to one
+/// protocol (`ss -tan`, `ss -uan`);
+/// [`Netns::udp_sockets`](crate::Netns::udp_sockets) is `ss -uan` too.
 ///
-/// `Display` prints it as `ss -tan` does (the same columns, widths and
-/// state names); the alternate form (`{:#}`) adds the timers, as
-/// `ss -tano`. Trailing blanks are trimmed from each line.
+/// `Display` prints it as ss does (the same columns, widths and state
+/// names, and the `Netid` column when the table holds more than one
+/// protocol's view, as `ss -tuan` prints it); the alternate form (`{:#}`)
+/// adds the timers, as `ss -tuano`. Trailing blanks are trimmed from each
+/// line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SocketTable {
     /// The rows.
     pub sockets: Vec<SockInfo>,
+    /// Whether ss would print the `Netid` column (a view of several
+    /// protocols, as `ss -tuan`).
+    pub(crate) netid_column: bool,
 }
 
 impl SocketTable {
@@ -545,12 +596,30 @@ impl SocketTable {
         self.sockets.iter().filter(move |s| s.state == state)
     }
 
-    /// The row of the connection (or TIME_WAIT entry) from `local` to
+    /// The row of the TCP connection (or TIME_WAIT entry) from `local` to
     /// `peer`, if there is one.
     pub fn find(&self, local: SocketAddr, peer: SocketAddr) -> Option<&SockInfo> {
-        self.sockets
-            .iter()
-            .find(|s| s.local == local && s.peer == peer && s.state != TcpState::Listen)
+        self.sockets.iter().find(|s| {
+            s.netid == Netid::Tcp
+                && s.local == local
+                && s.peer == peer
+                && s.state != TcpState::Listen
+        })
+    }
+
+    /// The rows of one protocol, as ss shows them when asked for that one
+    /// only (`ss -tan` for [`Netid::Tcp`], `ss -uan` for [`Netid::Udp`]:
+    /// no `Netid` column).
+    pub fn only(&self, netid: Netid) -> SocketTable {
+        SocketTable {
+            sockets: self
+                .sockets
+                .iter()
+                .filter(|s| s.netid == netid)
+                .copied()
+                .collect(),
+            netid_column: false,
+        }
     }
 }
 
@@ -586,12 +655,14 @@ fn ss_addr(a: SocketAddr, dual_any: bool) -> (String, String) {
 }
 
 impl fmt::Display for SocketTable {
-    /// `ss -tan` (`{:#}`: `ss -tano`). Columns are as wide as their widest
-    /// cell, as ss lays them out: state, Recv-Q and Send-Q left-aligned,
+    /// `ss -tuan` (`{:#}`: `ss -tuano`), or `ss -tan` / `ss -uan` for a
+    /// table of one protocol. Columns are as wide as their widest cell, as
+    /// ss lays them out: Netid, state, Recv-Q and Send-Q left-aligned,
     /// `Local Address:` and `Peer Address:` right-aligned, each followed by
     /// its port.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEADER: [&str; 8] = [
+        const HEADER: [&str; 9] = [
+            "Netid",
             "State",
             "Recv-Q",
             "Send-Q",
@@ -602,11 +673,13 @@ impl fmt::Display for SocketTable {
             "Process",
         ];
         // ss's column table: left delimiter and alignment (true: right).
-        const DELIM: [&str; 8] = ["", " ", " ", " ", "", " ", "", ""];
-        const RIGHT: [bool; 8] = [false, false, false, true, false, true, false, false];
+        // The first column shown has no delimiter.
+        const DELIM: [&str; 9] = ["", " ", " ", " ", " ", "", " ", "", ""];
+        const RIGHT: [bool; 9] = [false, false, false, false, true, false, true, false, false];
         use std::fmt::Write as _;
         let timers = f.alternate();
-        let mut rows: Vec<[String; 8]> = Vec::with_capacity(self.sockets.len() + 1);
+        let first = if self.netid_column { 0 } else { 1 };
+        let mut rows: Vec<[String; 9]> = Vec::with_capacity(self.sockets.len() + 1);
         rows.push(HEADER.map(str::to_string));
         for s in &self.sockets {
             let dual_any = matches!(s.local.ip(), IpAddr::V6(v) if v.is_unspecified());
@@ -617,6 +690,7 @@ impl fmt::Display for SocketTable {
                 _ => String::new(),
             };
             rows.push([
+                s.netid.to_string(),
                 s.state.to_string(),
                 s.recv_q.to_string(),
                 s.send_q.to_string(),
@@ -627,7 +701,7 @@ impl fmt::Display for SocketTable {
                 process,
             ]);
         }
-        let mut width = [0usize; 8];
+        let mut width = [0usize; 9];
         for row in &rows {
             for (w, cell) in width.iter_mut().zip(row) {
                 *w = (*w).max(cell.len());
@@ -636,8 +710,10 @@ impl fmt::Display for SocketTable {
         let mut line = String::new();
         for (i, row) in rows.iter().enumerate() {
             line.clear();
-            for c in 0..8 {
-                line.push_str(DELIM[c]);
+            for c in first..9 {
+                if c > first {
+                    line.push_str(DELIM[c]);
+                }
                 let (cell, w) = (&row[c], width[c]);
                 let _ = if RIGHT[c] {
                     write!(line, "{cell:>w$}")
@@ -748,6 +824,14 @@ pub struct UdpStats {
     pub icmp_out_msgs: u64,
     /// `Icmp: OutDestUnreachs`: destination unreachable messages sent.
     pub icmp_out_dest_unreachs: u64,
+    /// `Icmp: OutRateLimitGlobal`: ICMP errors the namespace's bucket
+    /// (`net.ipv4.icmp_msgs_per_sec`, `icmp_msgs_burst`) held back. 0 on
+    /// `lo`, which Linux exempts: every error in the model answers a packet
+    /// that came in on it.
+    pub icmp_out_rate_limit_global: u64,
+    /// `Icmp: OutRateLimitHost`: ICMP errors the per-peer limit
+    /// (`net.ipv4.icmp_ratelimit`) held back. 0 on `lo`, as above.
+    pub icmp_out_rate_limit_host: u64,
 }
 
 impl fmt::Display for UdpStats {
@@ -770,6 +854,12 @@ impl fmt::Display for UdpStats {
             "        destination unreachable: {}",
             self.icmp_out_dest_unreachs
         )?;
+        writeln!(
+            f,
+            "    OutRateLimitGlobal: {}",
+            self.icmp_out_rate_limit_global
+        )?;
+        writeln!(f, "    OutRateLimitHost: {}", self.icmp_out_rate_limit_host)?;
         writeln!(f, "Udp:")?;
         writeln!(f, "    {} packets received", self.in_datagrams)?;
         writeln!(f, "    {} packets to unknown port received", self.no_ports)?;
@@ -811,6 +901,10 @@ impl UdpMib {
             icmp_in_dest_unreachs: g(&self.icmp_in_dest_unreachs),
             icmp_out_msgs: g(&self.icmp_out_msgs),
             icmp_out_dest_unreachs: g(&self.icmp_out_dest_unreachs),
+            // __icmp_send skips both limits for an skb that came in on lo
+            // (see icmp_send in udp.rs).
+            icmp_out_rate_limit_global: 0,
+            icmp_out_rate_limit_host: 0,
         }
     }
 }

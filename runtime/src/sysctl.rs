@@ -111,6 +111,23 @@ pub struct Sysctl {
     /// `net.ipv4.tcp_keepalive_probes` (default 9): unanswered probes before
     /// the connection is reset with `ETIMEDOUT`.
     pub tcp_keepalive_probes: u32,
+    /// `net.ipv4.icmp_msgs_per_sec` (default 1000): the rate of the
+    /// namespace's token bucket for ICMP errors (`icmp_global_allow`).
+    /// Linux skips that bucket for an error answering a packet that came in
+    /// on `lo`, and so does the model, where every packet does: a port
+    /// unreachable on `lo` is never rate-limited, whatever this says.
+    pub icmp_msgs_per_sec: u32,
+    /// `net.ipv4.icmp_msgs_burst` (default 50): the bucket's depth. Not
+    /// applied on `lo`, as [`icmp_msgs_per_sec`](Sysctl::icmp_msgs_per_sec).
+    pub icmp_msgs_burst: u32,
+    /// `net.ipv4.icmp_ratemask` (default 6168, `0x1818`: destination
+    /// unreachable, source quench, time exceeded, parameter problem): the
+    /// ICMP types the global bucket limits. Not applied on `lo`.
+    pub icmp_ratemask: u32,
+    /// `net.ipv4.icmp_ratelimit` (default 1000 ms): the per-peer limit
+    /// (`inet_peer_xrlim_allow`), which Linux waives for `lo` ("no rate
+    /// limit on loopback").
+    pub icmp_ratelimit_ms: u32,
 }
 
 impl Default for Sysctl {
@@ -142,6 +159,10 @@ impl Default for Sysctl {
             tcp_keepalive_time_secs: 7200,
             tcp_keepalive_intvl_secs: 75,
             tcp_keepalive_probes: 9,
+            icmp_msgs_per_sec: 1000,
+            icmp_msgs_burst: 50,
+            icmp_ratemask: 0x1818,
+            icmp_ratelimit_ms: 1000,
         }
     }
 }
@@ -212,6 +233,19 @@ impl Sysctl {
         }
         if self.tcp_synack_retries > 255 {
             return Err("tcp_synack_retries must be within 0..=255");
+        }
+        // proc_dointvec_minmax with extra1 = SYSCTL_ZERO; icmp_ratelimit is
+        // proc_dointvec_ms_jiffies, an int of milliseconds.
+        for v in [
+            self.icmp_msgs_per_sec,
+            self.icmp_msgs_burst,
+            self.icmp_ratelimit_ms,
+        ] {
+            if u64::from(v) > INT_MAX {
+                return Err(
+                    "icmp_msgs_per_sec/icmp_msgs_burst/icmp_ratelimit must be within 0..=INT_MAX",
+                );
+            }
         }
         // ipv4_local_port_range: high >= low >= ip_unprivileged_port_start.
         let (lo, hi) = self.ip_local_port_range;

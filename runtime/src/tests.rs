@@ -831,7 +831,8 @@ fn test_the_socket_table_shows_states_and_queues_as_ss_does() {
     drop(s);
     // The two other clients were dropped: FIN-WAIT-2 orphans, their server
     // ends in CLOSE-WAIT on the accept queue (each with its FIN unread).
-    let table = ns.sockets();
+    // `ss -tan`: the TCP rows, without the Netid column.
+    let table = ns.sockets().only(crate::stats::Netid::Tcp);
     let text = table.to_string();
     let mut expected = vec![
         "State      Recv-Q Send-Q Local Address:Port  Peer Address:Port Process".to_string(),
@@ -877,7 +878,7 @@ fn test_the_socket_table_prints_ipv6_in_brackets_and_the_dual_stack_wildcard_as_
     let _any = Socket::listen(&ns, addr("[::]:8080"), 5).unwrap();
     let _one = Socket::listen(&ns, addr("[::1]:9090"), 128).unwrap();
     let c = Socket::connect(&ns, addr("127.0.0.1:8080")).unwrap();
-    let text = ns.sockets().to_string();
+    let text = ns.sockets().only(crate::stats::Netid::Tcp).to_string();
     let cport = c.local_addr().unwrap().port();
     let expected = format!(
         "\

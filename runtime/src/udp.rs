@@ -30,6 +30,7 @@ use crate::ip::{ip_mc_output, ip_queue_xmit};
 use crate::netns::{Netns, NsInner};
 use crate::skbuff::{proto, SkBuff};
 use crate::stats::{inc, SockInfo};
+use crate::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::tcp::{TcpState, WaitQueue};
@@ -46,6 +47,20 @@ pub(crate) const UDP4_MAX_PAYLOAD: usize = 65_507;
 /// The largest UDP payload over IPv6: 65535 - 8 (the payload length field
 /// does not count the 40-byte header).
 pub(crate) const UDP6_MAX_PAYLOAD: usize = 65_527;
+/// `UDP_MAX_SEGMENTS`: the most segments one `UDP_SEGMENT` send may carry
+/// (128 since Linux 6.11 and in the stable kernels the change went back
+/// to; 64 before).
+const UDP_MAX_SEGMENTS: usize = 128;
+/// `UDP_GRO_CNT_MAX`: the most segments a `UDP_GRO` receive hands over in
+/// one call.
+const UDP_GRO_CNT_MAX: usize = 64;
+/// The `truesize` of an skb built paged (`__ip_append_data` with
+/// `cork->gso_size` set, or a segment `skb_segment` cut from one): a small
+/// head with `struct sk_buff` (832 bytes), plus its page fragments by length.
+fn paged_truesize(payload: usize) -> usize {
+    576 + 256 + payload
+}
+
 /// How much of the offending datagram an ICMP error quotes: the reply fits
 /// in 576 bytes (IPv4), 1280 (IPv6); the payload after its IP and UDP headers.
 const ICMP_QUOTE4: usize = 576 - 20 - 8 - 20 - 8;
@@ -76,12 +91,15 @@ pub(crate) fn udp_truesize(payload: usize, v6: bool) -> usize {
     }
 }
 
-/// One queued datagram.
+/// One queued datagram: a GSO skb kept whole for a `UDP_GRO` socket has a
+/// `gso_size` (the segment size its reader is told, as the `UDP_GRO`
+/// control message), else 0.
 #[derive(Debug)]
 struct Dgram {
     from: SocketAddr,
     data: Bytes,
     truesize: usize,
+    gso_size: u16,
 }
 
 /// A UDP socket's state (`struct udp_sock` with its `struct sock`).
@@ -93,6 +111,9 @@ pub(crate) struct UdpInner {
     rcvq: VecDeque<Dgram>,
     /// `sk_rmem_alloc`: the truesize of the queued datagrams.
     rmem_alloc: usize,
+    /// `sk_forward_alloc`: bytes of the pages scheduled for the receive
+    /// queue (`udp_memory_allocated`) not charged to a datagram yet.
+    fwd_alloc: usize,
     rcvbuf: usize,
     sndbuf: usize,
     /// `sk_drops`.
@@ -107,6 +128,13 @@ pub(crate) struct UdpInner {
     mc_loop6: bool,
     reuse: bool,
     reuseport: bool,
+    /// `UDP_SEGMENT`: the segment size of every send (`up->gso_size`; 0:
+    /// none), unless the send gives its own.
+    gso_size: u16,
+    /// `UDP_GRO` (`GRO_ENABLED` and `ACCEPT_L4`): a GSO datagram is queued
+    /// whole, its reader told the segment size; without it `udp_rcv_segment`
+    /// cuts it first.
+    gro: bool,
     /// Multicast groups joined.
     groups: Vec<IpAddr>,
     rx_waiters: WaitQueue,
@@ -153,6 +181,18 @@ impl UdpSock {
     }
 }
 
+impl Drop for UdpSock {
+    /// `udp_destruct_common`: the queued datagrams are freed and every page
+    /// the socket still holds goes back (`udp_rmem_release` in full).
+    fn drop(&mut self) {
+        let s = crate::sync::get_mut(&mut self.s);
+        let pages = (s.fwd_alloc + s.rmem_alloc) / PAGE_SIZE;
+        if pages > 0 {
+            self.ns.udp_mem.sub(pages as i64);
+        }
+    }
+}
+
 /// One socket in the `udp_table`, with copies of what the lookup compares.
 #[derive(Clone)]
 struct UdpEntry {
@@ -169,8 +209,72 @@ struct UdpEntry {
 #[derive(Default)]
 pub(crate) struct UdpTable {
     ports: HashMap<u16, Vec<UdpEntry>, FxBuild>,
-    /// Sockets bound (`sockstat`'s `UDP: inuse`).
-    inuse: usize,
+    /// IPv4 and IPv6 sockets bound (`sockstat`'s `UDP: inuse`, and
+    /// `sockstat6`'s `UDP6: inuse`).
+    inuse: [usize; 2],
+}
+
+/// `sockstat`'s `UDP: inuse` and `sockstat6`'s `UDP6: inuse`.
+pub(crate) fn udp_inuse(ns: &NsInner) -> (u64, u64) {
+    let t = read(&ns.udp);
+    (t.inuse[0] as u64, t.inuse[1] as u64)
+}
+
+/// A page, the unit of `udp_memory_allocated`.
+const PAGE_SIZE: usize = 4096;
+/// `SK_MEMORY_PCPU_RESERVE` (`net.core.mem_pcpu_rsv`): the pages a CPU
+/// keeps in its own reserve before they reach the global count.
+const MEM_PCPU_RSV: i64 = 256;
+
+/// `udp_memory_allocated` (pages) with the per-CPU reserves
+/// (`per_cpu_fw_alloc`) it is updated through: `sk_memory_allocated_add`
+/// and `_sub` move a CPU's reserve to the global count once it reaches
+/// [`MEM_PCPU_RSV`] pages either way (`proto_memory_pcpu_drain`), and
+/// `/proc/net/sockstat` reads the global count only.
+pub(crate) struct UdpMem {
+    allocated: AtomicI64,
+    pcpu: Box<[AtomicI64]>,
+}
+
+impl UdpMem {
+    pub(crate) fn new(ncpu: usize) -> UdpMem {
+        UdpMem {
+            allocated: AtomicI64::new(0),
+            pcpu: (0..ncpu.max(1)).map(|_| AtomicI64::new(0)).collect(),
+        }
+    }
+
+    fn this_cpu(&self) -> &AtomicI64 {
+        &self.pcpu[crate::smp::this_cpu(self.pcpu.len()) % self.pcpu.len()]
+    }
+
+    fn drain(&self, cpu: &AtomicI64) {
+        let v = cpu.swap(0, Relaxed);
+        if v != 0 {
+            self.allocated.fetch_add(v, Relaxed);
+        }
+    }
+
+    /// `sk_memory_allocated_add`.
+    fn add(&self, pages: i64) {
+        let cpu = self.this_cpu();
+        if cpu.fetch_add(pages, Relaxed) + pages >= MEM_PCPU_RSV {
+            self.drain(cpu);
+        }
+    }
+
+    /// `sk_memory_allocated_sub`.
+    fn sub(&self, pages: i64) {
+        let cpu = self.this_cpu();
+        if cpu.fetch_sub(pages, Relaxed) - pages <= -MEM_PCPU_RSV {
+            self.drain(cpu);
+        }
+    }
+
+    /// `proto_memory_allocated`: the global count, never below 0.
+    pub(crate) fn pages(&self) -> u64 {
+        self.allocated.load(Relaxed).max(0) as u64
+    }
 }
 
 /// Whether the bound address `w` (unmapped) takes datagrams to `x`.
@@ -267,11 +371,13 @@ impl UdpTable {
         }
     }
 
-    fn remove(&mut self, id: u64, port: u16) {
+    fn remove(&mut self, id: u64, port: u16, v6: bool) {
         if let Some(v) = self.ports.get_mut(&port) {
             let before = v.len();
             v.retain(|e| e.sk.id != id);
-            self.inuse -= before - v.len();
+            let gone = before - v.len();
+            let fam = usize::from(v6);
+            self.inuse[fam] -= gone;
             if v.is_empty() {
                 self.ports.remove(&port);
             }
@@ -300,7 +406,7 @@ impl Drop for UdpSocket {
     fn drop(&mut self) {
         let port = self.sk.lock().local.map(|l| l.port());
         if let Some(port) = port {
-            write(&self.sk.ns.udp).remove(self.sk.id, port);
+            write(&self.sk.ns.udp).remove(self.sk.id, port, self.sk.v6);
         }
     }
 }
@@ -336,6 +442,14 @@ fn route(ns: &NsInner, daddr: IpAddr) -> io::Result<(Dest, IpAddr)> {
 }
 
 impl UdpSocket {
+    /// `UDP_MAX_SEGMENTS`: the most segments one
+    /// [`send_msg`](UdpSocket::send_msg) may carry (Linux 6.11 on).
+    pub const MAX_SEGMENTS: usize = UDP_MAX_SEGMENTS;
+    /// `UDP_GRO_CNT_MAX`: the most segments a datagram received whole by a
+    /// `UDP_GRO` socket holds, as Linux bounds it (on `lo`, the 64 KiB of
+    /// one datagram bound it first).
+    pub const GRO_MAX_SEGMENTS: usize = UDP_GRO_CNT_MAX;
+
     /// `socket(AF_INET or AF_INET6, SOCK_DGRAM)` + `bind(addr)`: the family
     /// is that of `addr` (a v4-mapped IPv6 address makes an IPv6 socket
     /// bound to the IPv4 address). Port 0 picks an ephemeral port.
@@ -372,6 +486,7 @@ impl UdpSocket {
                     remote: None,
                     rcvq: VecDeque::new(),
                     rmem_alloc: 0,
+                    fwd_alloc: 0,
                     rcvbuf: sysctl.rmem_default,
                     sndbuf: sysctl.wmem_default,
                     drops: 0,
@@ -384,6 +499,8 @@ impl UdpSocket {
                     mc_loop6: true,
                     reuse,
                     reuseport,
+                    gso_size: 0,
+                    gro: false,
                     groups: Vec::new(),
                     rx_waiters: WaitQueue::default(),
                     dst: None,
@@ -442,7 +559,7 @@ impl UdpSocket {
             reuseport: s.reuseport,
             groups: s.groups.clone(),
         });
-        t.inuse += 1;
+        t.inuse[usize::from(v6)] += 1;
         Ok(())
     }
 
@@ -513,9 +630,30 @@ impl UdpSocket {
     /// IPv6); `EACCES` to a broadcast address without `SO_BROADCAST`;
     /// `ENETUNREACH` for a destination the namespace cannot reach.
     pub fn send_to(&self, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        self.send_msg(buf, to, None)
+    }
+
+    /// `sendmsg()` with a `UDP_SEGMENT` control message of `gso_size`
+    /// (`Some(0)`: no segmentation for this send, whatever the socket's
+    /// option): `buf` goes as one skb of segments of `gso_size` bytes (the
+    /// last may be shorter), which `lo` (`NETIF_F_GSO_UDP_L4`) passes on
+    /// whole. A socket with `UDP_GRO` receives it whole; another gets the
+    /// segments, cut on arrival (`udp_rcv_segment`). `None` is
+    /// [`send_to`](UdpSocket::send_to), with the socket's `UDP_SEGMENT`.
+    ///
+    /// # Errors
+    /// As [`send_to`](UdpSocket::send_to); with a segment size, `EMSGSIZE`
+    /// when one segment with its headers exceeds `lo`'s MTU, `EINVAL` past
+    /// [`MAX_SEGMENTS`](UdpSocket::MAX_SEGMENTS) segments.
+    pub fn send_msg(
+        &self,
+        buf: &[u8],
+        to: Option<SocketAddr>,
+        gso_size: Option<u16>,
+    ) -> io::Result<usize> {
         let ns = &*self.sk.ns;
         let mut ctx = Ctx::process(ns);
-        let r = self.udp_sendmsg(&mut ctx, buf, to);
+        let r = self.udp_sendmsg(&mut ctx, buf, to, gso_size);
         ctx.local_bh_enable();
         r
     }
@@ -525,6 +663,7 @@ impl UdpSocket {
         ctx: &mut Ctx<'_>,
         buf: &[u8],
         to: Option<SocketAddr>,
+        cmsg_gso: Option<u16>,
     ) -> io::Result<usize> {
         let ns = &*self.sk.ns;
         let mut s = self.sk.lock();
@@ -579,6 +718,20 @@ impl UdpSocket {
         if saddr.is_ipv4() != daddr.is_ipv4() {
             return Err(err(ENETUNREACH));
         }
+        // udp_send_skb's checks of a UDP_SEGMENT send (6.x): one segment
+        // with its headers must fit the route's MTU, and at most
+        // UDP_MAX_SEGMENTS of them.
+        let gso_size = cmsg_gso.unwrap_or(s.gso_size);
+        if gso_size != 0 {
+            let hlen = if daddr.is_ipv4() { 20 + 8 } else { 40 + 8 };
+            let mtu = ns.lo.mtu.load(Relaxed) as usize;
+            if hlen + buf.len().min(usize::from(gso_size)) > mtu {
+                return Err(err(libc::EMSGSIZE));
+            }
+            if buf.len() > usize::from(gso_size) * UDP_MAX_SEGMENTS {
+                return Err(err(EINVAL));
+            }
+        }
         let skb = SkBuff {
             saddr: SocketAddr::new(saddr, local.port()),
             daddr,
@@ -587,7 +740,8 @@ impl UdpSocket {
             protocol: proto::UDP,
             flags: 0,
             window: 0,
-            mss: 0,
+            // For UDP, the cork's gso_size (see SkBuff::mss).
+            mss: gso_size,
             ttl: if kind == Dest::Multicast {
                 s.mc_ttl
             } else {
@@ -629,7 +783,35 @@ impl UdpSocket {
         peek: bool,
         f: impl FnOnce(&[u8], SocketAddr) -> R,
     ) -> Poll<io::Result<R>> {
+        self.recv_inner(Some(cx), peek, |d, a, _| f(d, a))
+    }
+
+    /// [`poll_recv_from`](UdpSocket::poll_recv_from) that also gives the
+    /// segment size of a GSO datagram a `UDP_GRO` socket received whole
+    /// (what the `UDP_GRO` control message carries), or 0 for a plain
+    /// datagram.
+    pub fn poll_recv_msg<R>(
+        &self,
+        cx: &mut Context<'_>,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> Poll<io::Result<R>> {
         self.recv_inner(Some(cx), peek, f)
+    }
+
+    /// [`poll_recv_msg`](UdpSocket::poll_recv_msg) without a waker.
+    ///
+    /// # Errors
+    /// A pending socket error (taken); `WouldBlock`.
+    pub fn try_recv_msg<R>(
+        &self,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> io::Result<R> {
+        match self.recv_inner(None, peek, f) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     /// [`poll_recv_from`](UdpSocket::poll_recv_from) without a waker:
@@ -642,7 +824,7 @@ impl UdpSocket {
         peek: bool,
         f: impl FnOnce(&[u8], SocketAddr) -> R,
     ) -> io::Result<R> {
-        match self.recv_inner(None, peek, f) {
+        match self.recv_inner(None, peek, |d, a, _| f(d, a)) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -652,7 +834,7 @@ impl UdpSocket {
         &self,
         cx: Option<&mut Context<'_>>,
         peek: bool,
-        f: impl FnOnce(&[u8], SocketAddr) -> R,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
     ) -> Poll<io::Result<R>> {
         let mut s = self.sk.lock();
         // __skb_recv_udp: sock_error before the queue.
@@ -662,13 +844,22 @@ impl UdpSocket {
         if peek {
             if let Some(d) = s.rcvq.front() {
                 let from = self.sk.user_addr(d.from);
-                return Poll::Ready(Ok(f(&d.data, from)));
+                return Poll::Ready(Ok(f(&d.data, from, d.gso_size)));
             }
         } else if let Some(d) = s.rcvq.pop_front() {
             s.rmem_alloc -= d.truesize;
+            // udp_rmem_release(partial): the whole pages beyond the last
+            // one go back.
+            s.fwd_alloc += d.truesize;
+            let amt = (s.fwd_alloc - 1) & !(PAGE_SIZE - 1);
+            s.fwd_alloc -= amt;
             drop(s);
+            if amt > 0 {
+                self.sk.ns.udp_mem.sub((amt / PAGE_SIZE) as i64);
+            }
+            // One per recvmsg: a GSO datagram taken whole counts once.
             inc(&self.sk.ns.udp_mib.in_datagrams);
-            return Poll::Ready(Ok(f(&d.data, self.sk.user_addr(d.from))));
+            return Poll::Ready(Ok(f(&d.data, self.sk.user_addr(d.from), d.gso_size)));
         }
         if let Some(cx) = cx {
             s.rx_waiters.register(cx.waker());
@@ -945,6 +1136,44 @@ impl UdpSocket {
         Ok(self.sk.lock().sndbuf as u32)
     }
 
+    /// `UDP_SEGMENT`: the segment size of every later send (0: none), as a
+    /// `UDP_SEGMENT` control message gives it for one send.
+    ///
+    /// # Errors
+    /// None in the model (the option takes any `u16`, as Linux's does);
+    /// the `Result` is the API's.
+    pub fn set_segment_size(&self, gso_size: u16) -> io::Result<()> {
+        self.sk.lock().gso_size = gso_size;
+        Ok(())
+    }
+
+    /// `UDP_SEGMENT`'s value.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn segment_size(&self) -> io::Result<u16> {
+        Ok(self.sk.lock().gso_size)
+    }
+
+    /// `UDP_GRO`: a GSO datagram arrives whole, its segment size given by
+    /// [`poll_recv_msg`](UdpSocket::poll_recv_msg); off (the default), it
+    /// arrives as its segments.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        self.sk.lock().gro = on;
+        Ok(())
+    }
+
+    /// `UDP_GRO`'s value.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the API's.
+    pub fn gro(&self) -> io::Result<bool> {
+        Ok(self.sk.lock().gro)
+    }
+
     /// The datagrams queued and their bytes (`ss`'s Recv-Q is the
     /// truesize charged, `sk_rmem_alloc`), and `sk_drops`.
     pub fn queued(&self) -> (usize, usize, u64) {
@@ -984,7 +1213,7 @@ pub(crate) fn udp_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
     }
     let sk = read(&ns.udp).lookup(skb.saddr, skb.daddr);
     match sk {
-        Some(sk) => udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload),
+        Some(sk) => udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload, skb.mss),
         None => {
             inc(&ns.udp_mib.no_ports);
             crate::trace::kevent_skb!("kfree_skb", ns, skb, reason = "UDP_NO_SOCKET");
@@ -1027,43 +1256,107 @@ fn udp_mcast_deliver(ns: &NsInner, skb: SkBuff) {
         return;
     }
     for sk in targets {
-        udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload.clone());
+        udp_queue_rcv_skb(ns, &sk, skb.saddr, skb.payload.clone(), skb.mss);
     }
 }
 
-/// `udp_queue_rcv_skb` → `__udp_enqueue_schedule_skb`: accepted when the
-/// queue is empty or the datagram's truesize still fits `sk_rcvbuf`;
-/// otherwise dropped and counted (`RcvbufErrors`, `InErrors`, `sk_drops`).
-fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes) {
-    let truesize = udp_truesize(data.len(), from.is_ipv6());
+/// `udp_queue_rcv_skb`: a datagram built with a `gso_size` (`UDP_SEGMENT`)
+/// longer than one segment is a GSO skb; a socket with `UDP_GRO` takes it
+/// whole, another (`udp_unexpected_gso`) gets it cut by `udp_rcv_segment`
+/// (`__udp_gso_segment`) into datagrams of `gso_size` bytes, each queued on
+/// its own (and each charged, and perhaps dropped, on its own).
+fn udp_queue_rcv_skb(ns: &NsInner, sk: &UdpSock, from: SocketAddr, data: Bytes, gso_size: u16) {
+    let seg = usize::from(gso_size);
     let mut s = sk.lock();
-    if s.rmem_alloc != 0 && s.rmem_alloc + truesize > s.rcvbuf {
-        s.drops += 1;
-        drop(s);
-        inc(&ns.udp_mib.rcvbuf_errors);
-        inc(&ns.udp_mib.in_errors);
+    let queued_before = s.rcvq.len();
+    let dropped = if seg == 0 {
+        let truesize = udp_truesize(data.len(), from.is_ipv6());
+        u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, data, truesize, 0))
+    } else if data.len() <= seg {
+        // Built paged, though not GSO: one datagram.
+        let truesize = paged_truesize(data.len());
+        u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, data, truesize, 0))
+    } else if s.gro {
+        let truesize = paged_truesize(data.len());
+        u64::from(!udp_queue_rcv_one_skb(
+            ns, &mut s, from, data, truesize, gso_size,
+        ))
+    } else {
+        let mut dropped = 0;
+        let mut off = 0;
+        while off < data.len() {
+            let end = (off + seg).min(data.len());
+            let part = data.slice(off..end);
+            let truesize = paged_truesize(end - off);
+            dropped += u64::from(!udp_queue_rcv_one_skb(ns, &mut s, from, part, truesize, 0));
+            off = end;
+        }
+        dropped
+    };
+    if s.rcvq.len() > queued_before {
+        // sk_data_ready
+        s.rx_waiters.wake_all();
+    }
+    drop(s);
+    if dropped > 0 {
+        ns.udp_mib.rcvbuf_errors.fetch_add(dropped, Relaxed);
+        ns.udp_mib.in_errors.fetch_add(dropped, Relaxed);
         crate::trace::kevent!(
             "kfree_skb",
             ns = ns.id,
             saddr = %from,
             reason = "SOCKET_RCVBUFF"
         );
-        return;
     }
+}
+
+/// `udp_queue_rcv_one_skb` → `__udp_enqueue_schedule_skb`: accepted when the
+/// queue is empty or the datagram's truesize still fits `sk_rcvbuf`;
+/// otherwise dropped (false) and counted in `sk_drops` (once for a GSO
+/// datagram kept whole); the caller counts `RcvbufErrors` and `InErrors`.
+fn udp_queue_rcv_one_skb(
+    ns: &NsInner,
+    s: &mut UdpInner,
+    from: SocketAddr,
+    data: Bytes,
+    truesize: usize,
+    gso_size: u16,
+) -> bool {
+    if s.rmem_alloc != 0 && s.rmem_alloc + truesize > s.rcvbuf {
+        s.drops += 1;
+        return false;
+    }
+    // udp_rmem_schedule: whole pages for what sk_forward_alloc lacks.
+    if truesize > s.fwd_alloc {
+        let pages = (truesize - s.fwd_alloc).div_ceil(PAGE_SIZE);
+        s.fwd_alloc += pages * PAGE_SIZE;
+        ns.udp_mem.add(pages as i64);
+    }
+    s.fwd_alloc -= truesize;
     s.rmem_alloc += truesize;
     s.rcvq.push_back(Dgram {
         from,
         data,
         truesize,
+        gso_size,
     });
-    // sk_data_ready
-    s.rx_waiters.wake_all();
+    true
 }
 
 /// `icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)` (`icmp6_send`
 /// for IPv6): the reply quotes the datagram and goes back through `lo`.
-/// (Linux rate-limits these with `net.ipv4.icmp_msgs_per_sec`; the model
-/// sends every one.)
+///
+/// Rate limits, as `__icmp_send` orders them since Linux 6.12 (and the
+/// stable kernels the change went back to): the namespace's token bucket
+/// (`icmp_global_allow`: `icmp_msgs_per_sec`, `icmp_msgs_burst`, for the
+/// types in `icmp_ratemask`) is checked only when the offending packet did
+/// not come in on a loopback device; when it is skipped, `apply_ratelimit`
+/// stays false and `icmpv4_xrlim_allow` lets the error pass without the
+/// per-peer limit (`icmp_ratelimit`), which itself exempts a route through
+/// `lo` anyway. Every packet of the model came in on `lo`, so every port
+/// unreachable is sent and `OutRateLimitGlobal` / `OutRateLimitHost` stay
+/// 0, as on Linux's loopback (the same holds for ICMPv6: `icmp6_send`
+/// skips `icmpv6_global_allow` for `IFF_LOOPBACK`).
 fn icmp_send(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let v4 = skb.saddr.is_ipv4();
@@ -1149,6 +1442,7 @@ pub(crate) fn udp_sock_infos(ns: &NsInner) -> Vec<SockInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sysctl::Sysctl;
     use std::task::Waker;
 
     fn ns() -> Netns {
@@ -1349,6 +1643,231 @@ mod tests {
         let got: Vec<Vec<u8>> = std::iter::from_fn(|| recv(&s).ok().map(|d| d.0)).collect();
         assert_eq!(got.len(), 3);
         assert_eq!((&got[1][..], &got[2][..]), (&b"b"[..], &b"m"[..]));
+    }
+
+    fn recv_msg(s: &UdpSocket) -> io::Result<(Vec<u8>, u16)> {
+        s.try_recv_msg(false, |d, _, gso| (d.to_vec(), gso))
+    }
+
+    #[test]
+    fn a_gso_send_arrives_whole_with_udp_gro_and_cut_without() {
+        let ns = ns();
+        let gro = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        gro.set_gro(true).unwrap();
+        let plain = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let n = s
+            .send_msg(&data, Some(gro.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(n, 3000);
+        s.send_msg(&data, Some(plain.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        // One skb each through lo, headers once (NETIF_F_GSO_UDP_L4).
+        let lo = ns.lo_stats();
+        assert_eq!((lo.rx_packets, lo.rx_bytes), (2, 2 * (20 + 8 + 3000)));
+        assert_eq!(ns.udp_stats().out_datagrams, 2);
+        // The GRO socket: one datagram, charged as one paged skb.
+        assert_eq!(gro.queued(), (1, 832 + 3000, 0));
+        assert_eq!(recv_msg(&gro).unwrap(), (data.clone(), 1200));
+        // The other: udp_rcv_segment's three, each charged on its own.
+        assert_eq!(plain.queued(), (3, 3 * 832 + 3000, 0));
+        let segs: Vec<(Vec<u8>, u16)> = std::iter::from_fn(|| recv_msg(&plain).ok()).collect();
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[0], (data[..1200].to_vec(), 0));
+        assert_eq!(segs[1], (data[1200..2400].to_vec(), 0));
+        assert_eq!(segs[2], (data[2400..].to_vec(), 0));
+        // InDatagrams: one per recvmsg.
+        assert_eq!(ns.udp_stats().in_datagrams, 4);
+        // No longer than one segment: a plain datagram (built paged).
+        s.send_msg(&data[..1000], Some(gro.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(gro.queued(), (1, 832 + 1000, 0));
+        assert_eq!(recv_msg(&gro).unwrap(), (data[..1000].to_vec(), 0));
+    }
+
+    #[test]
+    fn udp_segment_limits_as_udp_send_skb() {
+        let ns = ns();
+        let r = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = Some(r.local_addr().unwrap());
+        // UDP_MAX_SEGMENTS (128) segments at most.
+        let e = s.send_msg(&[0; 12_801], to, Some(100)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(EINVAL));
+        s.send_msg(&[0; 12_800], to, Some(100)).unwrap();
+        // Still one datagram of at most 65507 bytes.
+        let e = s
+            .send_msg(&vec![0; UDP4_MAX_PAYLOAD + 1], to, Some(1000))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        // A segment with its headers must fit the MTU.
+        ns.set_lo_mtu(1500).unwrap();
+        let e = s.send_msg(&[0; 3000], to, Some(1473)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE));
+        s.send_msg(&[0; 3000], to, Some(1472)).unwrap();
+        // min(datalen, gso_size): a short datagram passes a large gso_size.
+        s.send_msg(&[0; 1000], to, Some(2000)).unwrap();
+        // The socket option, and a control message of 0 overriding it.
+        s.set_segment_size(1000).unwrap();
+        assert_eq!(s.segment_size().unwrap(), 1000);
+        s.send_to(&[0; 2500], to).unwrap();
+        s.send_msg(&[0; 1400], to, Some(0)).unwrap();
+        let lens: Vec<usize> = std::iter::from_fn(|| recv(&r).ok().map(|d| d.0.len())).collect();
+        let mut want = vec![100; 128];
+        want.extend([1472, 1472, 56, 1000, 1000, 1000, 500, 1400]);
+        assert_eq!(lens, want);
+        assert_eq!(ns.udp_stats().out_datagrams, 5);
+    }
+
+    #[test]
+    fn a_gso_datagram_is_charged_and_dropped_whole_or_by_segment() {
+        let ns = ns();
+        let gro = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        gro.set_gro(true).unwrap();
+        let plain = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        for r in [&gro, &plain] {
+            // SOCK_MIN_RCVBUF: 2304 bytes.
+            r.set_recv_buffer_size(1).unwrap();
+        }
+        for _ in 0..2 {
+            s.send_msg(&[1; 3600], Some(gro.local_addr().unwrap()), Some(1200))
+                .unwrap();
+        }
+        // The first fits the empty queue; the second is dropped whole.
+        assert_eq!(gro.queued(), (1, 832 + 3600, 1));
+        let st = ns.udp_stats();
+        assert_eq!((st.rcvbuf_errors, st.in_errors), (1, 1));
+        // Cut first: 2032 bytes a segment, so one fits and two are dropped.
+        s.send_msg(&[1; 3600], Some(plain.local_addr().unwrap()), Some(1200))
+            .unwrap();
+        assert_eq!(plain.queued(), (1, 832 + 1200, 2));
+        let st = ns.udp_stats();
+        assert_eq!((st.rcvbuf_errors, st.in_errors), (3, 3));
+    }
+
+    #[test]
+    fn ss_tuan_lists_udp_then_tcp_with_a_netid_column() {
+        use crate::stats::Netid;
+        let ns = ns();
+        let _l =
+            crate::af_inet::Socket::listen(&ns, "127.0.0.1:8080".parse().unwrap(), 16).unwrap();
+        let a = UdpSocket::bind(&ns, "127.0.0.1:5353".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind(&ns, "[::]:6000".parse().unwrap()).unwrap();
+        b.connect("[::ffff:127.0.0.1]:5353".parse().unwrap())
+            .unwrap();
+        b.send_to(&[0; 100], None).unwrap();
+        let t = ns.sockets();
+        let netids: Vec<Netid> = t.iter().map(|r| r.netid).collect();
+        assert_eq!(netids, [Netid::Udp, Netid::Udp, Netid::Tcp]);
+        assert_eq!(
+            t.to_string(),
+            "\
+Netid State  Recv-Q Send-Q      Local Address:Port       Peer Address:PortProcess
+udp   UNCONN 832    0               127.0.0.1:5353            0.0.0.0:*
+udp   ESTAB  0      0      [::ffff:127.0.0.1]:6000 [::ffff:127.0.0.1]:5353
+tcp   LISTEN 0      16              127.0.0.1:8080            0.0.0.0:*",
+            "\n{t}"
+        );
+        // ss -uan and ss -tan: one protocol, no Netid column.
+        assert_eq!(t.only(Netid::Udp), ns.udp_sockets());
+        assert_eq!(
+            t.only(Netid::Tcp).to_string(),
+            "\
+State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess
+LISTEN 0      16         127.0.0.1:8080      0.0.0.0:*"
+        );
+        // find() looks for TCP connections only.
+        let (l, p) = (t.sockets[1].local, t.sockets[1].peer);
+        assert!(t.find(l, p).is_none());
+        drop(a);
+    }
+
+    #[test]
+    fn sockstat_counts_udp_sockets_and_pages_as_linux() {
+        let ns = ns();
+        let s = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let v6 = UdpSocket::bind(&ns, "[::1]:0".parse().unwrap()).unwrap();
+        let rs: Vec<UdpSocket> = (0..5)
+            .map(|_| UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap())
+            .collect();
+        let st = ns.sockstat();
+        assert_eq!((st.udp_inuse, st.udp6_inuse, st.udp_mem), (6, 1, 0));
+        drop(v6);
+        // 256 datagrams of 832 bytes fill a default buffer: 52 pages each.
+        // The first four sockets' 208 pages stay in this CPU's reserve.
+        for r in &rs[..4] {
+            for _ in 0..256 {
+                s.send_to(&[0; 64], Some(r.local_addr().unwrap())).unwrap();
+            }
+        }
+        assert_eq!(ns.sockstat().udp_mem, 0, "in the per-CPU reserve");
+        // The fifth takes the reserve to 256 pages: the global count has them.
+        for _ in 0..256 {
+            s.send_to(&[0; 64], Some(rs[4].local_addr().unwrap()))
+                .unwrap();
+        }
+        assert_eq!(
+            ns.sockstat().to_string(),
+            "TCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 6 mem 256"
+        );
+        // Reading gives pages back (all but the last one the socket holds),
+        // to the reserve first; closing gives back the rest.
+        while recv(&rs[0]).is_ok() {}
+        assert_eq!(rs[0].queued(), (0, 0, 0));
+        assert_eq!(ns.sockstat().udp_mem, 256);
+        drop(rs);
+        let st = ns.sockstat();
+        assert_eq!((st.udp_inuse, st.udp_mem), (1, 0));
+    }
+
+    #[test]
+    fn port_unreachables_on_lo_are_not_rate_limited() {
+        let ns = ns();
+        let d = Sysctl::default();
+        assert_eq!(
+            (
+                d.icmp_msgs_per_sec,
+                d.icmp_msgs_burst,
+                d.icmp_ratemask,
+                d.icmp_ratelimit_ms
+            ),
+            (1000, 50, 0x1818, 1000)
+        );
+        // The tightest limits: one message a second, a bucket of one.
+        ns.set_sysctl(|s| {
+            s.icmp_msgs_per_sec = 1;
+            s.icmp_msgs_burst = 1;
+        })
+        .unwrap();
+        let e = ns
+            .set_sysctl(|s| s.icmp_msgs_burst = i32::MAX as u32 + 1)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let a = UdpSocket::bind(&ns, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let v6 = UdpSocket::bind(&ns, "[::1]:0".parse().unwrap()).unwrap();
+        for _ in 0..200 {
+            a.send_to(b"x", Some("127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+            v6.send_to(b"x", Some("[::1]:9".parse().unwrap())).unwrap();
+        }
+        // __icmp_send skips the global bucket for what came in on lo, and
+        // with it the per-peer limit: every one is answered.
+        let st = ns.udp_stats();
+        assert_eq!((st.no_ports, st.icmp_out_dest_unreachs), (400, 400));
+        assert_eq!(st.icmp_in_dest_unreachs, 400);
+        assert_eq!(
+            (st.icmp_out_rate_limit_global, st.icmp_out_rate_limit_host),
+            (0, 0)
+        );
+        // A connected sender is refused on every other call, as on Linux's lo.
+        a.connect("127.0.0.1:9".parse().unwrap()).unwrap();
+        let refused = (0..100).filter(|_| a.send_to(b"x", None).is_err()).count();
+        assert_eq!(refused, 50);
+        assert!(st
+            .to_string()
+            .contains("    OutRateLimitGlobal: 0\n    OutRateLimitHost: 0\n"));
     }
 
     #[test]

@@ -22,9 +22,8 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::ReadBuf;
 
 /// quinn's [`Runtime`] for lonet: tokio's timers and tasks, and sockets
 /// that are lonet's [`net::UdpSocket`]s. The endpoint's driver task runs in
@@ -80,7 +79,7 @@ impl Runtime for LonetRuntime {
     /// A `std` socket is a kernel socket: it stays one (lonet's OS path).
     fn wrap_udp_socket(&self, t: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         t.set_nonblocking(true)?;
-        Ok(Arc::new(QuinnSocket(net::UdpSocket::from_std(t)?)))
+        Ok(Arc::new(QuinnSocket::new(net::UdpSocket::from_std(t)?)?))
     }
 
     fn now(&self) -> Instant {
@@ -88,10 +87,27 @@ impl Runtime for LonetRuntime {
     }
 }
 
-/// lonet's [`net::UdpSocket`] as quinn's [`AsyncUdpSocket`]: a transmit of
-/// several segments is sent as one datagram per segment; a receive fills
-/// as many of quinn's buffers as datagrams are queued; no ECN.
+/// lonet's [`net::UdpSocket`] as quinn's [`AsyncUdpSocket`], with what
+/// quinn-udp uses on Linux: a transmit of several segments (quinn's GSO
+/// batch) is one `UDP_SEGMENT` send, which the modeled `lo` carries whole,
+/// and a socket made with [`QuinnSocket::new`] has `UDP_GRO`, so it
+/// receives that batch whole, quinn told the segment size
+/// ([`RecvMeta::stride`]); a receive fills as many of quinn's buffers as
+/// datagrams are queued (`recvmmsg`). No ECN. Through an OS half, segments
+/// go one datagram each.
 pub struct QuinnSocket(pub net::UdpSocket);
+
+impl QuinnSocket {
+    /// Wraps `socket` with `UDP_GRO` set on its model half, as quinn-udp
+    /// sets it on its sockets.
+    ///
+    /// # Errors
+    /// None in the model; the `Result` is the socket option's.
+    pub fn new(socket: net::UdpSocket) -> io::Result<QuinnSocket> {
+        socket.set_gro(true)?;
+        Ok(QuinnSocket(socket))
+    }
+}
 
 impl fmt::Debug for QuinnSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,21 +130,14 @@ impl AsyncUdpSocket for QuinnSocket {
         Box::pin(Poller(self))
     }
 
-    /// A transmit of several segments (quinn's GSO batch) goes as one
-    /// datagram per segment, as the kernel's UDP GSO cuts it.
+    /// A transmit of several segments (quinn's GSO batch) is one send with
+    /// a segment size (`UDP_SEGMENT`).
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        match transmit.segment_size {
-            Some(size) if size > 0 && size < transmit.contents.len() => {
-                for seg in transmit.contents.chunks(size) {
-                    self.0.try_send_to(seg, transmit.destination)?;
-                }
-                Ok(())
-            }
-            _ => self
-                .0
-                .try_send_to(transmit.contents, transmit.destination)
-                .map(|_| ()),
-        }
+        self.0.try_send_segments(
+            transmit.contents,
+            transmit.destination,
+            transmit.segment_size.unwrap_or(0),
+        )
     }
 
     fn poll_recv(
@@ -141,22 +150,15 @@ impl AsyncUdpSocket for QuinnSocket {
         // the rest of the batch (recvmmsg), without waiting.
         let mut n = 0;
         for (buf, m) in bufs.iter_mut().zip(meta.iter_mut()) {
-            let mut rb = ReadBuf::new(buf);
-            let addr = if n == 0 {
-                ready!(self.0.poll_recv_from(cx, &mut rb))?
-            } else {
-                let filled = match self.0.try_recv_from(rb.initialize_unfilled()) {
-                    Ok((len, addr)) => (len, addr),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Poll::Ready(Err(e)),
-                };
-                rb.advance(filled.0);
-                filled.1
+            let (len, addr, stride) = match self.0.poll_recv_segments(cx, buf, n == 0) {
+                Poll::Ready(Ok(got)) => got,
+                Poll::Ready(Err(e)) if n > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             };
-            let len = rb.filled().len();
             m.addr = addr;
             m.len = len;
-            m.stride = len;
+            m.stride = stride;
             m.ecn = None;
             m.dst_ip = None;
             n += 1;
@@ -172,10 +174,17 @@ impl AsyncUdpSocket for QuinnSocket {
         false
     }
 
-    /// Segments per transmit: as many as Linux's UDP GSO takes in a batch
-    /// quinn makes (`UDP_MAX_SEGMENTS` is 64; quinn asks for at most this).
+    /// Segments per transmit: Linux's `UDP_MAX_SEGMENTS` (128 since 6.11;
+    /// quinn asks for at most 10).
     fn max_transmit_segments(&self) -> usize {
-        64
+        lonet_runtime::unstable::UdpSocket::MAX_SEGMENTS
+    }
+
+    /// Segments per receive: `UDP_GRO_CNT_MAX` (64) through the model,
+    /// as quinn-udp reports on Linux (quinn sizes its buffers by it); 1
+    /// for a socket with an OS half only.
+    fn max_receive_segments(&self) -> usize {
+        self.0.gro_segments()
     }
 }
 
@@ -192,7 +201,7 @@ pub fn endpoint(
     Endpoint::new_with_abstract_socket(
         config,
         server_config,
-        Arc::new(QuinnSocket(socket)),
+        Arc::new(QuinnSocket::new(socket)?),
         Arc::new(LonetRuntime::new()),
     )
 }

@@ -33,7 +33,7 @@ use crate::ctx::Ctx;
 use crate::fib::DstEntry;
 use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
 use crate::netns::NsInner;
-use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
+use crate::stats::{inc, Netid, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, write};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -1511,6 +1511,7 @@ impl TcpSock {
             })
         };
         Some(SockInfo {
+            netid: Netid::Tcp,
             state: self.state,
             recv_q,
             send_q,

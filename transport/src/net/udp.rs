@@ -123,6 +123,17 @@ impl Model {
         peek: bool,
         f: impl FnOnce(&[u8], SocketAddr) -> R,
     ) -> Poll<io::Result<R>> {
+        self.poll_recv_msg(cx, peek, |d, a, _| f(d, a))
+    }
+
+    /// [`poll_recv`](Model::poll_recv), `f` also given the segment size of
+    /// a GSO datagram received whole (`UDP_GRO`), else 0.
+    fn poll_recv_msg<R>(
+        &self,
+        cx: &mut Context<'_>,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> Poll<io::Result<R>> {
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
         if !self.may_recv() {
             // Registers under the socket's lock; a datagram that came
@@ -131,7 +142,7 @@ impl Model {
                 return Poll::Pending;
             }
         }
-        let r = self.sock.poll_recv_from(cx, peek, f);
+        let r = self.sock.poll_recv_msg(cx, peek, f);
         self.read_outcome(&r);
         let r = ready!(r);
         coop.made_progress();
@@ -139,10 +150,20 @@ impl Model {
     }
 
     fn try_recv<R>(&self, peek: bool, f: impl FnOnce(&[u8], SocketAddr) -> R) -> io::Result<R> {
+        self.try_recv_msg(peek, |d, a, _| f(d, a))
+    }
+
+    /// [`try_recv`](Model::try_recv), `f` also given the segment size as
+    /// [`poll_recv_msg`](Model::poll_recv_msg).
+    fn try_recv_msg<R>(
+        &self,
+        peek: bool,
+        f: impl FnOnce(&[u8], SocketAddr, u16) -> R,
+    ) -> io::Result<R> {
         if !self.may_recv() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let r = self.sock.try_recv_from(peek, f);
+        let r = self.sock.try_recv_msg(peek, f);
         match &r {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.sticky.set_read(false),
             Ok(_) => self.sticky.set_read(true),
@@ -160,7 +181,17 @@ impl Model {
     }
 
     fn send(&self, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
-        let r = self.sock.send_to(buf, to);
+        self.send_msg(buf, to, None)
+    }
+
+    /// `sendmsg` with a `UDP_SEGMENT` control message (`gso_size`).
+    fn send_msg(
+        &self,
+        buf: &[u8],
+        to: Option<SocketAddr>,
+        gso_size: Option<u16>,
+    ) -> io::Result<usize> {
+        let r = self.sock.send_msg(buf, to, gso_size);
         if r.is_ok() {
             self.sticky.set_write(true);
         }
@@ -770,6 +801,93 @@ impl UdpSocket {
             (Some(o), false) => o.try_recv_from(buf),
             (Some(o), true) => o.try_peek_from(buf),
             (None, _) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Sends `buf` to `target` as segments of `segment_size` bytes (the
+    /// last may be shorter), as `sendmsg` with a `UDP_SEGMENT` control
+    /// message: through the model, one GSO datagram, which `lo` carries
+    /// whole; through the OS half, one datagram per segment. For the quinn
+    /// module (its GSO batches).
+    pub(crate) fn try_send_segments(
+        &self,
+        buf: &[u8],
+        target: SocketAddr,
+        segment_size: usize,
+    ) -> io::Result<()> {
+        if segment_size == 0 || segment_size >= buf.len() {
+            return self.try_send_to(buf, target).map(|_| ());
+        }
+        if let (true, Some(m), Ok(gso)) = (
+            self.via_model(target.ip()),
+            &self.model,
+            u16::try_from(segment_size),
+        ) {
+            return m.send_msg(buf, Some(target), Some(gso)).map(|_| ());
+        }
+        for seg in buf.chunks(segment_size) {
+            self.try_send_to(seg, target)?;
+        }
+        Ok(())
+    }
+
+    /// `UDP_GRO` on the model's half (the OS half, if any, is left
+    /// without: its datagrams arrive one by one). For the quinn module.
+    pub(crate) fn set_gro(&self, on: bool) -> io::Result<()> {
+        match &self.model {
+            Some(m) => m.sock.set_gro(on),
+            None => Ok(()),
+        }
+    }
+
+    /// The most segments one receive can give: `UDP_GRO_CNT_MAX` with a
+    /// model half, 1 without.
+    pub(crate) fn gro_segments(&self) -> usize {
+        match &self.model {
+            Some(_) => ModelSocket::GRO_MAX_SEGMENTS,
+            None => 1,
+        }
+    }
+
+    /// Receives a datagram into `buf`: its length, its source and its
+    /// stride (the segment size of a GSO datagram received whole by a
+    /// `UDP_GRO` socket, else its length). `wait`: register the waker
+    /// when nothing is queued, else `WouldBlock`. For the quinn module.
+    pub(crate) fn poll_recv_segments(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        wait: bool,
+    ) -> Poll<io::Result<(usize, SocketAddr, usize)>> {
+        let fill = |buf: &mut [u8], d: &[u8], a, gso: u16| {
+            let n = fill_slice(buf, d);
+            let stride = if gso == 0 { n } else { usize::from(gso) };
+            (n, a, stride)
+        };
+        let (model, os) = self.rx_halves();
+        if let Some(m) = model {
+            let r = if wait {
+                m.poll_recv_msg(cx, false, |d, a, g| fill(buf, d, a, g))
+            } else {
+                match m.try_recv_msg(false, |d, a, g| fill(buf, d, a, g)) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                    r => Poll::Ready(r),
+                }
+            };
+            if r.is_ready() {
+                return r;
+            }
+        }
+        let with_stride = |(n, a)| (n, a, n);
+        match (os, wait) {
+            (Some(o), true) => {
+                let mut rb = ReadBuf::new(buf);
+                let from = ready!(o.poll_recv_from(cx, &mut rb))?;
+                Poll::Ready(Ok(with_stride((rb.filled().len(), from))))
+            }
+            (Some(o), false) => Poll::Ready(o.try_recv_from(buf).map(with_stride)),
+            (None, true) => Poll::Pending,
+            (None, false) => Poll::Ready(Err(io::ErrorKind::WouldBlock.into())),
         }
     }
 
