@@ -66,7 +66,7 @@ pub(crate) struct BacklogQueues {
 /// `netif_rx` from `loopback_xmit`: no RPS, so the backlog of the current
 /// CPU. On success the driver's `dev_lstats_add` is done here, under the
 /// queue lock.
-#[inline]
+#[inline(always)]
 pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
     enqueue_to_backlog(ctx, skb)
 }
@@ -77,7 +77,7 @@ pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// caller (`running`), who runs it when it leaves the socket call
 /// ([`Ctx::local_bh_enable`]): the claim and the enqueue are one step under
 /// one lock.
-#[inline]
+#[inline(always)]
 fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let sd = &ns.softnet[ctx.cpu];
