@@ -669,7 +669,8 @@ fn tcp_queue_in_order(
     let ns = ctx.ns;
     if before(seq, s.rcv.rcv_nxt) {
         let off = s.rcv.rcv_nxt.wrapping_sub(seq) as usize;
-        let _ = payload.split_to(off.min(payload.len()));
+        let n = off.min(payload.len());
+        bytes::Buf::advance(&mut payload, n);
     }
     if !payload.is_empty() && s.orphan {
         // Data after close(): TCPAbortOnData, reset the peer.

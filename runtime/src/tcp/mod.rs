@@ -37,7 +37,7 @@ use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, write};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -333,13 +333,10 @@ pub(crate) struct SendState {
     pub(crate) mss_bound: u32,
     /// Bytes from `snd_una` to `write_seq`, chunked as written (small
     /// writes joined to an unsent tail chunk, as `tcp_sendmsg` fills the
-    /// last skb).
-    pub(crate) sendq: VecDeque<Bytes>,
+    /// last skb), each with the skbs it stands for.
+    pub(crate) sendq: VecDeque<SendChunk>,
     pub(crate) sendq_bytes: usize,
-    /// Per chunk of `sendq`, how many skbs it stands for: its length in
-    /// `size_goal` pieces when it was queued (one for a joined tail).
-    pub(crate) sendq_skbs: VecDeque<u32>,
-    /// The sum of `sendq_skbs`: the skbs whose heads `sk_wmem_queued`
+    /// The sum of the chunks' `skbs`: the skbs whose heads `sk_wmem_queued`
     /// charges.
     pub(crate) skbs: usize,
     pub(crate) sndbuf: usize,
@@ -353,6 +350,15 @@ pub(crate) struct SendState {
     pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
     pub(crate) dupacks: u32,
+}
+
+/// One written chunk of the send queue.
+pub(crate) struct SendChunk {
+    pub(crate) data: Bytes,
+    /// How many skbs it stands for: its length in `size_goal` pieces when
+    /// it was queued (one for a joined tail). Kept beside the bytes, so
+    /// the ACK that frees the chunk pops one queue.
+    pub(crate) skbs: u32,
 }
 
 /// The receive side: sequence state, the receive and out-of-order queues,
@@ -527,7 +533,6 @@ impl TcpSock {
                 mss_bound: 0,
                 sendq: VecDeque::new(),
                 sendq_bytes: 0,
-                sendq_skbs: VecDeque::new(),
                 skbs: 0,
                 sndbuf: sysctl.tcp_wmem[1],
                 snd_cwnd: TCP_INIT_CWND,
@@ -1377,13 +1382,13 @@ impl TcpSock {
             let Some(front) = self.snd.sendq.front_mut() else {
                 break;
             };
-            if front.len() <= n {
-                n -= front.len();
+            if front.data.len() <= n {
+                n -= front.data.len();
+                let skbs = front.skbs as usize;
                 self.snd.sendq.pop_front();
-                let skbs = self.snd.sendq_skbs.pop_front().unwrap_or(0) as usize;
                 self.snd.skbs = self.snd.skbs.saturating_sub(skbs);
             } else {
-                let _ = front.split_to(n);
+                front.data.advance(n);
                 n = 0;
             }
         }
