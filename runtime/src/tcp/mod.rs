@@ -235,13 +235,15 @@ impl Sock {
         ns.socks.alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
         Arc::new_cyclic(|me| {
-            let mut s = TcpSock::new(me.clone(), id, &sysctl);
-            init(&mut s);
-            Sock {
+            // Built where it stays and initialized there: the socket is
+            // large, and each move would copy all of it.
+            let mut sock = Sock {
                 ns: ns.clone(),
                 id,
-                inner: Mutex::new(s),
-            }
+                inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
+            };
+            init(crate::sync::get_mut(&mut sock.inner));
+            sock
         })
     }
 
