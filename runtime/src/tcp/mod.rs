@@ -1023,12 +1023,21 @@ impl TcpSock {
     /// never with `SO_RCVBUF`. The model reads the clock only when the
     /// reads since the last measure exceed the last RTT's, and takes the
     /// average per RTT since then as the last RTT's reads.
+    #[inline]
     pub(crate) fn rcv_space_adjust(&mut self, ns: &NsInner) {
         let r = &self.rcv;
         let since = r.copied.wrapping_sub(r.rcvq_seq);
         if since <= r.rcvq_space {
             return;
         }
+        self.rcv_space_measure(ns, since);
+    }
+
+    /// The measure of [`rcv_space_adjust`](TcpSock::rcv_space_adjust), out
+    /// of line: most reads stay within the last RTT's count and stop above.
+    #[inline(never)]
+    fn rcv_space_measure(&mut self, ns: &NsInner, since: u32) {
+        let r = &self.rcv;
         let (Some(rtt), Some(t0)) = (r.rtt_est, r.rcvq_time) else {
             return;
         };
@@ -1076,10 +1085,16 @@ impl TcpSock {
     /// then have the receive queue's small segments copied into fuller ones
     /// (`tcp_collapse`), then lose out-of-order segments after `seq`
     /// (`tcp_prune_ofo_queue`). `false`: still over (`RcvPruned`).
+    #[inline]
     pub(crate) fn try_rmem_schedule(&mut self, ns: &NsInner, seq: u32) -> bool {
-        if self.rmem_alloc() <= self.rcvbuf_eff() {
-            return true;
-        }
+        self.rmem_alloc() <= self.rcvbuf_eff() || self.prune_queue(ns, seq)
+    }
+
+    /// `tcp_prune_queue` and what precedes it in
+    /// [`try_rmem_schedule`](TcpSock::try_rmem_schedule): the queues are
+    /// over `sk_rcvbuf`. Out of line, as it is rarely reached.
+    #[inline(never)]
+    fn prune_queue(&mut self, ns: &NsInner, seq: u32) -> bool {
         inc(&ns.mib.prune_called);
         // tcp_clamp_window: quick-ACK mode ends; the buffer follows what the
         // queues hold when autotuning may grow it.
