@@ -1421,9 +1421,13 @@ impl TcpSock {
         self.shut.snd_shutdown = true;
         let n = self.snd.sendq_bytes;
         self.sendq_consume(ns, n);
-        ns.mem_sub(self.rcv.ofo_bytes);
-        self.rcv.ofo_bytes = 0;
-        self.rcv.ofo.clear();
+        // Nothing to do for an empty queue (its byte count is then 0), whose
+        // clear() would still walk its (empty) slices.
+        if !self.rcv.ofo.is_empty() {
+            ns.mem_sub(self.rcv.ofo_bytes);
+            self.rcv.ofo_bytes = 0;
+            self.rcv.ofo.clear();
+        }
         if self.orphan {
             self.purge_recvq(ns);
             ns.socks.orphan.fetch_sub(1, Relaxed);
@@ -1544,8 +1548,11 @@ impl TcpSock {
     }
 
     pub(crate) fn purge_recvq(&mut self, ns: &NsInner) {
-        ns.mem_sub(self.rcv.recvq_bytes);
-        self.rcv.recvq_bytes = 0;
-        self.rcv.recvq.clear();
+        // As for the out-of-order queue in tcp_done.
+        if !self.rcv.recvq.is_empty() {
+            ns.mem_sub(self.rcv.recvq_bytes);
+            self.rcv.recvq_bytes = 0;
+            self.rcv.recvq.clear();
+        }
     }
 }
