@@ -219,11 +219,11 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &mut SkBuff) -> After
     let ns = ctx.ns;
     match s.state {
         TcpState::Close | TcpState::Listen | TcpState::TimeWait => {
-            tcp_v4_send_reset(ctx, &skb);
+            tcp_v4_send_reset(ctx, skb);
             return After::Nothing;
         }
         TcpState::SynSent => {
-            tcp_rcv_synsent_state_process(ctx, s, &skb);
+            tcp_rcv_synsent_state_process(ctx, s, skb);
             return After::Nothing;
         }
         _ => {}
@@ -277,7 +277,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &mut SkBuff) -> After
     let mut result = After::Nothing;
     if s.state == TcpState::SynRecv {
         if skb.ack_seq != s.snd.snd_nxt {
-            tcp_v4_send_reset(ctx, &skb);
+            tcp_v4_send_reset(ctx, skb);
             return After::Nothing;
         }
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
@@ -302,7 +302,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &mut SkBuff) -> After
         }
     }
 
-    if !tcp_ack(ctx, s, &skb) {
+    if !tcp_ack(ctx, s, skb) {
         return result;
     }
     if s.state == TcpState::Close {
