@@ -16,7 +16,7 @@
 
 use crate::ctx::Ctx;
 use crate::errno::{err, EADDRNOTAVAIL, EINVAL, ENETUNREACH, ENOTCONN};
-use crate::fib::{unmap, RouteType};
+use crate::fib::{unmap, DstEntry, RouteType};
 use crate::inet_connection_sock::{inet_csk_get_port, inet_csk_listen_start};
 use crate::inet_hashtables::{inet_check_established, inet_hash_connect};
 use crate::netns::Netns;
@@ -126,6 +126,9 @@ impl Socket {
         let sk = &self.sk;
         let nsi = &*sk.ns;
         let daddr = normalize_dst(addr);
+        // ip_route_connect: the route, whose generation is read first so a
+        // table change during the lookup invalidates what is cached below.
+        let genid = nsi.fib.genid();
         let route = match nsi.fib.fib_lookup(daddr.ip()) {
             Some(r) if r.rtype == RouteType::Local => r,
             _ => return Err(err(ENETUNREACH)),
@@ -177,6 +180,12 @@ impl Socket {
             }
             s.bound = true;
             s.hashed = true;
+            // sk_setup_caps: the connected socket keeps the route
+            // (sk_dst_cache), so its SYN is sent without a second lookup.
+            s.dst = Some(DstEntry {
+                genid,
+                ifindex: route.ifindex,
+            });
             nsi.socks.inuse.fetch_add(1, Relaxed);
             s.timers.syn_retries = sysctl.tcp_syn_retries;
             s.init_mss(mtu);

@@ -71,12 +71,27 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub(crate) fn local_bh_enable(&mut self) {
         if std::mem::take(&mut self.raised) {
-            if crate::sync::thread::panicking() {
-                crate::ksoftirqd::wakeup_ksoftirqd(self.ns, self.cpu);
-            } else {
-                crate::dev::do_softirq_claimed(self.ns, self.cpu);
-            }
+            self.run_raised();
         }
+    }
+
+    /// The softirq part of [`local_bh_enable`](Ctx::local_bh_enable), out
+    /// of line: the check above is all most contexts' ends cost.
+    #[inline(never)]
+    fn run_raised(&mut self) {
+        if crate::sync::thread::panicking() {
+            crate::ksoftirqd::wakeup_ksoftirqd(self.ns, self.cpu);
+        } else {
+            crate::dev::do_softirq_claimed(self.ns, self.cpu);
+        }
+    }
+
+    /// Adds the segments counted here to the CPU's share of `InSegs`.
+    #[cold]
+    #[inline(never)]
+    fn flush_in_segs(&mut self) {
+        let mut q = lock(&self.ns.softnet[self.cpu].q);
+        q.in_segs += std::mem::take(&mut self.in_segs);
     }
 }
 
@@ -86,8 +101,7 @@ impl Drop for Ctx<'_> {
     fn drop(&mut self) {
         self.local_bh_enable();
         if self.in_segs != 0 {
-            let mut q = lock(&self.ns.softnet[self.cpu].q);
-            q.in_segs += std::mem::take(&mut self.in_segs);
+            self.flush_in_segs();
         }
     }
 }

@@ -66,7 +66,7 @@ pub(crate) struct BacklogQueues {
 /// `netif_rx` from `loopback_xmit`: no RPS, so the backlog of the current
 /// CPU. On success the driver's `dev_lstats_add` is done here, under the
 /// queue lock.
-#[inline]
+#[inline(always)]
 pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
     enqueue_to_backlog(ctx, skb)
 }
@@ -77,7 +77,7 @@ pub(crate) fn netif_rx(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// caller (`running`), who runs it when it leaves the socket call
 /// ([`Ctx::local_bh_enable`]): the claim and the enqueue are one step under
 /// one lock.
-#[inline]
+#[inline(always)]
 fn enqueue_to_backlog(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let ns = ctx.ns;
     let sd = &ns.softnet[ctx.cpu];
@@ -150,7 +150,12 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
         }
         pq
     };
-    let mut pq = Unwinding { ns, cpu, pq };
+    let mut pq = Unwinding {
+        ns,
+        cpu,
+        pq,
+        done: false,
+    };
     let mut total = 0usize;
     let mut deadline: Option<Instant> = None;
     let complete = loop {
@@ -174,6 +179,7 @@ pub(crate) fn net_rx_action(ns: &NsInner, cpu: usize) -> bool {
             break false;
         }
     };
+    pq.done = true;
     crate::trace::kevent!(
         "net_rx_action",
         ns = ns.id,
@@ -193,11 +199,14 @@ struct Unwinding<'a> {
     ns: &'a NsInner,
     cpu: usize,
     pq: VecDeque<SkBuff>,
+    /// The run ended normally (so the thread is not unwinding: no need to
+    /// ask, which costs a call per run).
+    done: bool,
 }
 
 impl Drop for Unwinding<'_> {
     fn drop(&mut self) {
-        if !crate::sync::thread::panicking() {
+        if self.done || !crate::sync::thread::panicking() {
             return;
         }
         {

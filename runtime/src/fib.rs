@@ -66,8 +66,81 @@ pub(crate) struct DstEntry {
 /// The local table of one namespace.
 #[derive(Debug)]
 pub(crate) struct Fib {
-    entries: crate::sync::RwLock<Vec<FibEntry>>,
+    table: crate::sync::RwLock<Table>,
     genid: AtomicU32,
+}
+
+/// The entries as `ip route` lists them, and beside each its lookup key,
+/// computed once when the table changes (as the kernel's trie keeps its
+/// keys), so a lookup compares words instead of decoding addresses.
+#[derive(Debug)]
+struct Table {
+    entries: Vec<FibEntry>,
+    keys: Vec<Key>,
+}
+
+/// One entry's prefix as a masked 128-bit word (an IPv4 address in its
+/// low 32 bits), and what a hit returns.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    v6: bool,
+    net: u128,
+    mask: u128,
+    prefix_len: u8,
+    result: FibResult,
+}
+
+/// An address as the lookup compares it: its family and its bits.
+#[inline]
+fn addr_bits(addr: IpAddr) -> (bool, u128) {
+    match addr {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+impl Table {
+    fn new(entries: Vec<FibEntry>) -> Table {
+        let mut t = Table {
+            entries,
+            keys: Vec::new(),
+        };
+        t.rekey();
+        t
+    }
+
+    /// Recomputes the keys after the entries changed.
+    fn rekey(&mut self) {
+        self.keys = self
+            .entries
+            .iter()
+            .map(|e| {
+                let (v6, bits) = addr_bits(e.dst);
+                let mask = if v6 {
+                    let len = u32::from(e.prefix_len.min(128));
+                    if len == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - len)
+                    }
+                } else {
+                    let len = u32::from(e.prefix_len.min(32));
+                    u128::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
+                };
+                Key {
+                    v6,
+                    net: bits & mask,
+                    mask,
+                    prefix_len: e.prefix_len,
+                    result: FibResult {
+                        rtype: e.rtype,
+                        prefsrc: e.prefsrc,
+                        ifindex: e.ifindex,
+                    },
+                }
+            })
+            .collect();
+    }
 }
 
 /// The loopback device's index.
@@ -108,59 +181,66 @@ impl Fib {
             },
         ];
         Fib {
-            entries: crate::sync::RwLock::new(entries),
+            table: crate::sync::RwLock::new(Table::new(entries)),
             genid: AtomicU32::new(0),
         }
     }
 
     /// `fib_lookup`: longest-prefix match in the local table.
+    /// Of equally long prefixes, the one listed last wins.
     pub(crate) fn fib_lookup(&self, daddr: IpAddr) -> Option<FibResult> {
-        let entries = read(&self.entries);
-        entries
-            .iter()
-            .filter(|e| prefix_match(e.dst, e.prefix_len, daddr))
-            .max_by_key(|e| e.prefix_len)
-            .map(|e| FibResult {
-                rtype: e.rtype,
-                prefsrc: e.prefsrc,
-                ifindex: e.ifindex,
-            })
+        let (v6, bits) = addr_bits(daddr);
+        let t = read(&self.table);
+        let mut best: Option<&Key> = None;
+        for k in &t.keys {
+            if k.v6 == v6
+                && bits & k.mask == k.net
+                && best.is_none_or(|b| k.prefix_len >= b.prefix_len)
+            {
+                best = Some(k);
+            }
+        }
+        best.map(|k| k.result)
     }
 
     /// Adds `local ADDR dev lo src ADDR` (a /32 or /128), as `ip addr add`
     /// does, and invalidates cached routes.
     pub(crate) fn add_local(&self, addr: IpAddr) {
-        let mut entries = write(&self.entries);
+        let mut t = write(&self.table);
         let prefix_len = if addr.is_ipv4() { 32 } else { 128 };
-        if !entries
+        if !t
+            .entries
             .iter()
             .any(|e| e.dst == addr && e.prefix_len == prefix_len)
         {
-            entries.push(FibEntry {
+            t.entries.push(FibEntry {
                 dst: addr,
                 prefix_len,
                 rtype: RouteType::Local,
                 prefsrc: addr,
                 ifindex: LOOPBACK_IFINDEX,
             });
+            t.rekey();
         }
         self.genid.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Removes an address added by [`add_local`](Fib::add_local).
     pub(crate) fn del_local(&self, addr: IpAddr) {
-        let mut entries = write(&self.entries);
+        let mut t = write(&self.table);
         let is_builtin = |e: &FibEntry| {
             matches!(e.dst, IpAddr::V4(v) if v.octets()[0] == 127)
                 || e.dst == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
         };
-        entries.retain(|e| !(e.dst == addr && e.prefix_len >= 32 && !is_builtin(e)));
+        t.entries
+            .retain(|e| !(e.dst == addr && e.prefix_len >= 32 && !is_builtin(e)));
+        t.rekey();
         self.genid.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The table's entries, as `ip route show table local` lists them.
     pub(crate) fn entries(&self) -> Vec<FibEntry> {
-        read(&self.entries).clone()
+        read(&self.table).entries.clone()
     }
 
     /// The table generation; a cached [`DstEntry`] is valid while it matches.
@@ -193,26 +273,6 @@ impl Fib {
                 Some(d)
             }
         }
-    }
-}
-
-fn prefix_match(net: IpAddr, len: u8, addr: IpAddr) -> bool {
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
     }
 }
 

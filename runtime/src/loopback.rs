@@ -61,7 +61,11 @@ impl LoopbackDev {
 /// `__dev_queue_xmit` for `lo`: check `IFF_UP`; with a fault installed, the
 /// netem qdisc (netem.rs) decides whether the packet leaves now, later or
 /// never; then the driver.
-#[inline]
+///
+/// Inlined into its callers down to the backlog's queue, so the skb is
+/// written once where the sender built it and once into the queue, not
+/// copied at each stage.
+#[inline(always)]
 pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
     let dev = &ctx.ns.lo;
     if !dev.up.load(Relaxed) {
@@ -70,21 +74,32 @@ pub(crate) fn dev_queue_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) -> io::Result<()> {
     }
     crate::trace::kevent_skb!("dev_queue_xmit", ctx.ns, skb);
     if dev.netem_on.load(Relaxed) {
-        match crate::netem::netem_enqueue(ctx, skb) {
-            crate::netem::Verdict::Xmit(skb) => xmit_one(ctx, skb),
-            crate::netem::Verdict::Consumed => {}
-        }
+        netem_xmit(ctx, skb);
         return Ok(());
     }
-    xmit_one(ctx, skb);
+    xmit_one_inline(ctx, skb);
     Ok(())
+}
+
+/// The netem qdisc's enqueue, then the driver for what leaves now.
+#[inline(never)]
+fn netem_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    match crate::netem::netem_enqueue(ctx, skb) {
+        crate::netem::Verdict::Xmit(skb) => xmit_one(ctx, skb),
+        crate::netem::Verdict::Consumed => {}
+    }
 }
 
 /// `xmit_one`: hand a copy to the packet captures (`dev_queue_xmit_nit`, so
 /// a packet the backlog drops later is still captured, as tcpdump sees it),
 /// then call the driver. Packets netem held come here when their time comes.
-#[inline]
 pub(crate) fn xmit_one(ctx: &mut Ctx<'_>, skb: SkBuff) {
+    xmit_one_inline(ctx, skb)
+}
+
+/// [`xmit_one`], inlined on the path without netem.
+#[inline(always)]
+fn xmit_one_inline(ctx: &mut Ctx<'_>, skb: SkBuff) {
     let dev = &ctx.ns.lo;
     if dev.capturing.load(Relaxed) {
         let now = ctx.now();
@@ -97,7 +112,7 @@ pub(crate) fn xmit_one(ctx: &mut Ctx<'_>, skb: SkBuff) {
 /// TCP, which recovers by retransmitting. The packet and byte counters are
 /// raised only when `netif_rx` accepted the skb (done inside it, under the
 /// backlog lock).
-#[inline]
+#[inline(always)]
 fn loopback_xmit(ctx: &mut Ctx<'_>, skb: SkBuff) {
     netif_rx(ctx, skb)
 }

@@ -18,7 +18,7 @@ use crate::sync::Arc;
 use crate::sync::{read, write};
 
 /// `tcp_v4_rcv` (and `tcp_v6_rcv`: the model's demux is the same).
-pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
+pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, mut skb: SkBuff) {
     let ns = ctx.ns;
     crate::trace::kevent_skb!("tcp_v4_rcv", ns, skb);
     // TCP_MIB_INSEGS, counted per CPU (`Ctx::in_segs`, see dev.rs).
@@ -39,7 +39,7 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, skb: SkBuff) {
         }
     };
     match found {
-        Found::Sk(sk) => tcp_rcv(ctx, &sk, skb),
+        Found::Sk(sk) => tcp_rcv(ctx, &sk, &mut skb),
         Found::Tw(tw) => tcp_timewait_rcv(ctx, tw, skb),
         Found::Listener(Some(l)) => tcp_conn_request(ctx, &l, skb, None),
         Found::Listener(None) => tcp_v4_send_reset(ctx, &skb),
@@ -169,7 +169,9 @@ enum After {
 }
 
 /// `tcp_v4_do_rcv` → `tcp_rcv_state_process` for a socket found in `ehash`.
-fn tcp_rcv(ctx: &mut Ctx<'_>, sk: &Arc<Sock>, skb: SkBuff) {
+/// The skb stays where `tcp_v4_rcv` holds it (only its payload is taken,
+/// by the receive queue), so no stage copies the header.
+fn tcp_rcv(ctx: &mut Ctx<'_>, sk: &Arc<Sock>, skb: &mut SkBuff) {
     let mut g = sk.lock();
     let after = tcp_rcv_locked(ctx, &mut g, skb);
     let parent = g.listen.parent.clone();
@@ -213,15 +215,15 @@ fn inet_csk_complete_hashdance(ctx: &mut Ctx<'_>, child: &Arc<Sock>, parent: Opt
     }
 }
 
-fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
+fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &mut SkBuff) -> After {
     let ns = ctx.ns;
     match s.state {
         TcpState::Close | TcpState::Listen | TcpState::TimeWait => {
-            tcp_v4_send_reset(ctx, &skb);
+            tcp_v4_send_reset(ctx, skb);
             return After::Nothing;
         }
         TcpState::SynSent => {
-            tcp_rcv_synsent_state_process(ctx, s, &skb);
+            tcp_rcv_synsent_state_process(ctx, s, skb);
             return After::Nothing;
         }
         _ => {}
@@ -275,7 +277,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
     let mut result = After::Nothing;
     if s.state == TcpState::SynRecv {
         if skb.ack_seq != s.snd.snd_nxt {
-            tcp_v4_send_reset(ctx, &skb);
+            tcp_v4_send_reset(ctx, skb);
             return After::Nothing;
         }
         // tcp_rcv_state_process, TCP_SYN_RECV: the handshake is complete.
@@ -300,7 +302,7 @@ fn tcp_rcv_locked(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) -> After {
         }
     }
 
-    if !tcp_ack(ctx, s, &skb) {
+    if !tcp_ack(ctx, s, skb) {
         return result;
     }
     if s.state == TcpState::Close {
@@ -489,10 +491,10 @@ fn tcp_check_space(ns: &crate::netns::NsInner, s: &mut TcpSock) {
 /// In-order data goes to the receive queue; a segment beyond `rcv_nxt` waits
 /// in the out-of-order queue (`tcp_data_queue_ofo`) and is answered with a
 /// duplicate ACK; when the gap fills, what became contiguous follows it.
-fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: SkBuff) {
+fn tcp_data_queue(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &mut SkBuff) {
     let ns = ctx.ns;
     let fin = skb.has(flags::FIN);
-    let payload = skb.payload;
+    let payload = std::mem::take(&mut skb.payload);
     if payload.is_empty() && !fin {
         if before(skb.seq, s.rcv.rcv_nxt) {
             // A zero-window probe (tcp_xmit_probe_skb sends snd_una - 1):
@@ -667,7 +669,8 @@ fn tcp_queue_in_order(
     let ns = ctx.ns;
     if before(seq, s.rcv.rcv_nxt) {
         let off = s.rcv.rcv_nxt.wrapping_sub(seq) as usize;
-        let _ = payload.split_to(off.min(payload.len()));
+        let n = off.min(payload.len());
+        bytes::Buf::advance(&mut payload, n);
     }
     if !payload.is_empty() && s.orphan {
         // Data after close(): TCPAbortOnData, reset the peer.

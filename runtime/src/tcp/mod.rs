@@ -37,7 +37,7 @@ use crate::stats::{inc, Netid, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{lock, write};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -235,13 +235,15 @@ impl Sock {
         ns.socks.alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
         Arc::new_cyclic(|me| {
-            let mut s = TcpSock::new(me.clone(), id, &sysctl);
-            init(&mut s);
-            Sock {
+            // Built where it stays and initialized there: the socket is
+            // large, and each move would copy all of it.
+            let mut sock = Sock {
                 ns: ns.clone(),
                 id,
-                inner: Mutex::new(s),
-            }
+                inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
+            };
+            init(crate::sync::get_mut(&mut sock.inner));
+            sock
         })
     }
 
@@ -333,13 +335,10 @@ pub(crate) struct SendState {
     pub(crate) mss_bound: u32,
     /// Bytes from `snd_una` to `write_seq`, chunked as written (small
     /// writes joined to an unsent tail chunk, as `tcp_sendmsg` fills the
-    /// last skb).
-    pub(crate) sendq: VecDeque<Bytes>,
+    /// last skb), each with the skbs it stands for.
+    pub(crate) sendq: VecDeque<SendChunk>,
     pub(crate) sendq_bytes: usize,
-    /// Per chunk of `sendq`, how many skbs it stands for: its length in
-    /// `size_goal` pieces when it was queued (one for a joined tail).
-    pub(crate) sendq_skbs: VecDeque<u32>,
-    /// The sum of `sendq_skbs`: the skbs whose heads `sk_wmem_queued`
+    /// The sum of the chunks' `skbs`: the skbs whose heads `sk_wmem_queued`
     /// charges.
     pub(crate) skbs: usize,
     pub(crate) sndbuf: usize,
@@ -353,6 +352,15 @@ pub(crate) struct SendState {
     pub(crate) tx_arena: bytes::BytesMut,
     pub(crate) fin_queued: bool,
     pub(crate) dupacks: u32,
+}
+
+/// One written chunk of the send queue.
+pub(crate) struct SendChunk {
+    pub(crate) data: Bytes,
+    /// How many skbs it stands for: its length in `size_goal` pieces when
+    /// it was queued (one for a joined tail). Kept beside the bytes, so
+    /// the ACK that frees the chunk pops one queue.
+    pub(crate) skbs: u32,
 }
 
 /// The receive side: sequence state, the receive and out-of-order queues,
@@ -527,7 +535,6 @@ impl TcpSock {
                 mss_bound: 0,
                 sendq: VecDeque::new(),
                 sendq_bytes: 0,
-                sendq_skbs: VecDeque::new(),
                 skbs: 0,
                 sndbuf: sysctl.tcp_wmem[1],
                 snd_cwnd: TCP_INIT_CWND,
@@ -1016,12 +1023,21 @@ impl TcpSock {
     /// never with `SO_RCVBUF`. The model reads the clock only when the
     /// reads since the last measure exceed the last RTT's, and takes the
     /// average per RTT since then as the last RTT's reads.
+    #[inline]
     pub(crate) fn rcv_space_adjust(&mut self, ns: &NsInner) {
         let r = &self.rcv;
         let since = r.copied.wrapping_sub(r.rcvq_seq);
         if since <= r.rcvq_space {
             return;
         }
+        self.rcv_space_measure(ns, since);
+    }
+
+    /// The measure of [`rcv_space_adjust`](TcpSock::rcv_space_adjust), out
+    /// of line: most reads stay within the last RTT's count and stop above.
+    #[inline(never)]
+    fn rcv_space_measure(&mut self, ns: &NsInner, since: u32) {
+        let r = &self.rcv;
         let (Some(rtt), Some(t0)) = (r.rtt_est, r.rcvq_time) else {
             return;
         };
@@ -1069,10 +1085,16 @@ impl TcpSock {
     /// then have the receive queue's small segments copied into fuller ones
     /// (`tcp_collapse`), then lose out-of-order segments after `seq`
     /// (`tcp_prune_ofo_queue`). `false`: still over (`RcvPruned`).
+    #[inline]
     pub(crate) fn try_rmem_schedule(&mut self, ns: &NsInner, seq: u32) -> bool {
-        if self.rmem_alloc() <= self.rcvbuf_eff() {
-            return true;
-        }
+        self.rmem_alloc() <= self.rcvbuf_eff() || self.prune_queue(ns, seq)
+    }
+
+    /// `tcp_prune_queue` and what precedes it in
+    /// [`try_rmem_schedule`](TcpSock::try_rmem_schedule): the queues are
+    /// over `sk_rcvbuf`. Out of line, as it is rarely reached.
+    #[inline(never)]
+    fn prune_queue(&mut self, ns: &NsInner, seq: u32) -> bool {
         inc(&ns.mib.prune_called);
         // tcp_clamp_window: quick-ACK mode ends; the buffer follows what the
         // queues hold when autotuning may grow it.
@@ -1377,13 +1399,13 @@ impl TcpSock {
             let Some(front) = self.snd.sendq.front_mut() else {
                 break;
             };
-            if front.len() <= n {
-                n -= front.len();
+            if front.data.len() <= n {
+                n -= front.data.len();
+                let skbs = front.skbs as usize;
                 self.snd.sendq.pop_front();
-                let skbs = self.snd.sendq_skbs.pop_front().unwrap_or(0) as usize;
                 self.snd.skbs = self.snd.skbs.saturating_sub(skbs);
             } else {
-                let _ = front.split_to(n);
+                front.data.advance(n);
                 n = 0;
             }
         }
@@ -1399,9 +1421,13 @@ impl TcpSock {
         self.shut.snd_shutdown = true;
         let n = self.snd.sendq_bytes;
         self.sendq_consume(ns, n);
-        ns.mem_sub(self.rcv.ofo_bytes);
-        self.rcv.ofo_bytes = 0;
-        self.rcv.ofo.clear();
+        // Nothing to do for an empty queue (its byte count is then 0), whose
+        // clear() would still walk its (empty) slices.
+        if !self.rcv.ofo.is_empty() {
+            ns.mem_sub(self.rcv.ofo_bytes);
+            self.rcv.ofo_bytes = 0;
+            self.rcv.ofo.clear();
+        }
         if self.orphan {
             self.purge_recvq(ns);
             ns.socks.orphan.fetch_sub(1, Relaxed);
@@ -1523,8 +1549,11 @@ impl TcpSock {
     }
 
     pub(crate) fn purge_recvq(&mut self, ns: &NsInner) {
-        ns.mem_sub(self.rcv.recvq_bytes);
-        self.rcv.recvq_bytes = 0;
-        self.rcv.recvq.clear();
+        // As for the out-of-order queue in tcp_done.
+        if !self.rcv.recvq.is_empty() {
+            ns.mem_sub(self.rcv.recvq_bytes);
+            self.rcv.recvq_bytes = 0;
+            self.rcv.recvq.clear();
+        }
     }
 }

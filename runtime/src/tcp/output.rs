@@ -183,7 +183,7 @@ impl TcpSock {
     /// skbs at `sendmsg` time; the model keeps each write as it came.)
     fn segment_limit(&self, mut off: usize, len: usize) -> usize {
         let mut total = 0;
-        for chunk in &self.snd.sendq {
+        for chunk in self.snd.sendq.iter().map(|c| &c.data) {
             if off >= chunk.len() {
                 off -= chunk.len();
                 continue;
@@ -210,7 +210,7 @@ impl TcpSock {
     /// written chunk when it fits (no copy), else gathered into a new buffer.
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
         let mut skip = off;
-        let mut iter = self.snd.sendq.iter();
+        let mut iter = self.snd.sendq.iter().map(|c| &c.data);
         for chunk in iter.by_ref() {
             if skip < chunk.len() {
                 if skip + len <= chunk.len() {

@@ -16,14 +16,14 @@
 //! Each call runs the softirq it raised before it returns, after the socket
 //! lock is released (`release_sock` + `local_bh_enable`).
 
-use super::{Sock, TcpSock, TcpState};
+use super::{SendChunk, Sock, TcpSock, TcpState};
 use crate::ctx::Ctx;
 use crate::errno::{err, ENOTCONN, EPIPE};
 use crate::page_frag::{BufPool, PooledBuf, POOL_BUF};
 use crate::stats::inc;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::Arc;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -115,7 +115,7 @@ pub(crate) fn tcp_recvmsg(
             if n == front.len() {
                 s.rcv.recvq.pop_front();
             } else {
-                let _ = front.split_to(n);
+                front.advance(n);
             }
         }
         s.rcv.recvq_bytes -= copied;
@@ -182,7 +182,7 @@ const JOIN_MAX: usize = 2048;
 /// namespace's pool, so a bulk writer reuses the same memory instead of
 /// having the allocator return it to the OS and fault it back in on every
 /// write. Each new chunk is counted as the skbs of at most `goal` bytes it
-/// stands for (`sendq_skbs`).
+/// stands for (`SendChunk::skbs`).
 pub(crate) fn copy_in(
     s: &mut TcpSock,
     pool: &Arc<BufPool>,
@@ -207,19 +207,21 @@ pub(crate) fn copy_in(
     if n <= JOIN_MAX {
         if let Some(mut tail) = take_unsent_tail(s, n, goal) {
             fill(&mut |p| tail.extend_from_slice(p), n);
-            s.snd.sendq.push_back(tail.freeze());
             // Still one skb.
-            s.snd.sendq_skbs.push_back(1);
+            s.snd.sendq.push_back(SendChunk {
+                data: tail.freeze(),
+                skbs: 1,
+            });
             s.snd.skbs += 1;
             return;
         }
     }
     let push = |s: &mut TcpSock, chunk: Bytes| {
         let skbs = chunk.len().div_ceil(goal).max(1);
-        s.snd.sendq.push_back(chunk);
-        s.snd
-            .sendq_skbs
-            .push_back(skbs.min(u32::MAX as usize) as u32);
+        s.snd.sendq.push_back(SendChunk {
+            data: chunk,
+            skbs: skbs.min(u32::MAX as usize) as u32,
+        });
         s.snd.skbs += skbs;
     };
     if n <= SMALL_WRITE {
@@ -257,13 +259,13 @@ pub(crate) fn copy_in(
 /// already took joins); else the chunk is copied once into a buffer with
 /// room to grow.
 fn take_unsent_tail(s: &mut TcpSock, n: usize, goal: usize) -> Option<BytesMut> {
-    let last = s.snd.sendq.back()?;
+    let last = &s.snd.sendq.back()?.data;
     let in_flight = s.snd.snd_nxt.wrapping_sub(s.snd.snd_una) as usize;
     if last.len() + n > goal || s.snd.sendq_bytes.saturating_sub(last.len()) < in_flight {
         return None;
     }
-    let last = s.snd.sendq.pop_back()?;
-    let skbs = s.snd.sendq_skbs.pop_back().unwrap_or(0) as usize;
+    let SendChunk { data: last, skbs } = s.snd.sendq.pop_back()?;
+    let skbs = skbs as usize;
     s.snd.skbs = s.snd.skbs.saturating_sub(skbs);
     Some(match last.try_into_mut() {
         Ok(m) => m,
@@ -380,7 +382,7 @@ mod tests {
     use crate::tests::{addr, pair, recv, send};
 
     fn chunks(s: &TcpSock) -> Vec<usize> {
-        s.snd.sendq.iter().map(|c| c.len()).collect()
+        s.snd.sendq.iter().map(|c| c.data.len()).collect()
     }
 
     /// The loopback MSS of a client (half the SYN-ACK's window).
@@ -407,7 +409,7 @@ mod tests {
             GOAL,
         );
         assert_eq!(chunks(&s), [8]);
-        assert_eq!(&s.snd.sendq[0][..], b"helloabc");
+        assert_eq!(&s.snd.sendq[0].data[..], b"helloabc");
         assert_eq!(s.snd.skbs, 1);
         // A large write: full 64 KiB buffers (two skbs each at this goal),
         // then a remainder of its own size.
@@ -420,7 +422,7 @@ mod tests {
             .sendq
             .iter()
             .skip(1)
-            .all(|c| c.iter().all(|&b| b == 7)));
+            .all(|c| c.data.iter().all(|&b| b == 7)));
         // A small write joins the remainder.
         copy_in(&mut s, &pool, &[IoSlice::new(&big)], 600, GOAL);
         assert_eq!(chunks(&s).last(), Some(&1600));
@@ -431,7 +433,6 @@ mod tests {
         assert_eq!(s.snd.skbs, 9);
         // The pooled buffers go back to the pool when their chunks drop.
         s.snd.sendq.clear();
-        s.snd.sendq_skbs.clear();
         s.snd.skbs = 0;
         drop(s);
         let again = pool.get();
@@ -454,16 +455,20 @@ mod tests {
             s.wmem_queued(),
             10_000 + 3 * super::super::SKB_HEAD_TRUESIZE
         );
-        let all: Vec<u8> = s.snd.sendq.iter().flat_map(|c| c.iter().copied()).collect();
+        let all: Vec<u8> = s
+            .snd
+            .sendq
+            .iter()
+            .flat_map(|c| c.data.iter().copied())
+            .collect();
         assert!(all.iter().enumerate().all(|(i, &b)| b == i as u8));
         // Each joined chunk holds at most twice its bytes.
         let held: usize = std::mem::take(&mut s.snd.sendq)
             .into_iter()
-            .map(|c| c.try_into_mut().map_or(1 << 20, |m| m.capacity()))
+            .map(|c| c.data.try_into_mut().map_or(1 << 20, |m| m.capacity()))
             .sum();
         assert!(held <= 2 * 10_000, "held {held}");
         s.snd.sendq_bytes = 0;
-        s.snd.sendq_skbs.clear();
         s.snd.skbs = 0;
     }
 
