@@ -31,7 +31,7 @@ pub(crate) mod timer;
 
 use crate::ctx::Ctx;
 use crate::fib::DstEntry;
-use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
+use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers, TimerReg};
 use crate::netns::NsInner;
 use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
@@ -458,7 +458,7 @@ pub(crate) struct TimerState {
     pub(crate) probing: bool,
     pub(crate) delack_timer: Timer,
     /// When the namespace's timer thread will look at this socket next.
-    pub(crate) timer_registered: Option<Instant>,
+    pub(crate) timer_registered: TimerReg,
     /// How far ahead that registration was made: a timer with at least this
     /// period can wait for it (`Timer::Pending`) without reading the clock.
     pub(crate) registered_for: Duration,
@@ -591,7 +591,7 @@ impl TcpSock {
                 rto_timer: Timer::Off,
                 probing: false,
                 delack_timer: Timer::Off,
-                timer_registered: None,
+                timer_registered: TimerReg::default(),
                 registered_for: Duration::ZERO,
                 syn_retries: sysctl.tcp_syn_retries,
                 synack_retries: sysctl.tcp_synack_retries,
@@ -1189,7 +1189,7 @@ impl TcpSock {
     /// otherwise it gets a deadline and a registration of its own.
     #[inline]
     fn arm(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
-        if self.timers.timer_registered.is_some() && period >= self.timers.registered_for {
+        if self.timers.timer_registered.when().is_some() && period >= self.timers.registered_for {
             return Timer::Pending;
         }
         let now = ctx.now();
@@ -1202,7 +1202,7 @@ impl TcpSock {
             when,
             now,
         );
-        if self.timers.timer_registered == Some(when) {
+        if self.timers.timer_registered.when() == Some(when) {
             self.timers.registered_for = period;
         }
         Timer::At(when)
@@ -1222,7 +1222,7 @@ impl TcpSock {
             when,
             now,
         );
-        if self.timers.timer_registered == Some(when) {
+        if self.timers.timer_registered.when() == Some(when) {
             self.timers.registered_for = period;
         }
         Timer::At(when)
@@ -1339,7 +1339,7 @@ impl TcpSock {
                 deadline,
                 now,
             );
-            if self.timers.timer_registered == Some(deadline) {
+            if self.timers.timer_registered.when() == Some(deadline) {
                 self.timers.registered_for = ato;
             }
             self.timers.delack_timer = Timer::At(deadline);
@@ -1487,6 +1487,7 @@ impl TcpSock {
             Timer::Pending => Some(
                 self.timers
                     .timer_registered
+                    .when()
                     .map_or(Duration::ZERO, |r| r.saturating_duration_since(now))
                     + period,
             ),
