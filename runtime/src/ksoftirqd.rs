@@ -279,6 +279,12 @@ pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
 /// Registers `sk` to be looked at no later than `when`. `registered` is the
 /// socket's current registration, updated here. `now` is the caller's time
 /// (`Ctx::now`, from which it computed `when`), for the slack.
+///
+/// A registration that fires no later than `when` already covers it: as
+/// Linux's `mod_timer` returns at once for a pending timer that need not
+/// move, this is then a comparison, without the lock (inlined at the
+/// caller; the rest is out of line).
+#[inline]
 pub(crate) fn sk_reset_timer(
     ns: &NsInner,
     sk: &Weak<Sock>,
@@ -292,6 +298,19 @@ pub(crate) fn sk_reset_timer(
             return;
         }
     }
+    sk_add_timer(ns, sk, id, registered, when, now);
+}
+
+/// The part of [`sk_reset_timer`] that takes the timer list's lock.
+#[inline(never)]
+fn sk_add_timer(
+    ns: &NsInner,
+    sk: &Weak<Sock>,
+    id: u64,
+    registered: &mut TimerReg,
+    when: Instant,
+    now: Instant,
+) {
     let mut st = ns.kthread.lock();
     // A registration moved earlier keeps its slot and its `Weak` (no
     // reference count touched: two atomic operations fewer on every
@@ -319,6 +338,7 @@ pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
 /// A deadline `when` was added at `now`: make sure someone looks then, or
 /// within a `TICK` from now if that is later (the slack: see the module's
 /// doc).
+#[inline]
 fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     if let Some(clock) = ns.clock.get() {
         if st.first_deadline() == Some(when) {
@@ -410,10 +430,16 @@ pub(crate) fn sk_stop_timers(ns: &NsInner, id: u64, registered: &mut TimerReg) {
 }
 
 /// Starts the thread if it is not running; returns whether it started it.
+#[inline]
 fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     if st.running {
         return false;
     }
+    start_thread(ns, st)
+}
+
+#[cold]
+fn start_thread(ns: &NsInner, st: &mut KState) -> bool {
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
     let k = ns.kthread.clone();

@@ -35,7 +35,7 @@ use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers, TimerReg};
 use crate::netns::NsInner;
 use crate::stats::{inc, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::sync::{lock, write};
+use crate::sync::{get_mut, lock, write};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -235,13 +235,15 @@ impl Sock {
         ns.socks.alloc.fetch_add(1, Relaxed);
         let sysctl = ns.sysctl();
         Arc::new_cyclic(|me| {
-            let mut s = TcpSock::new(me.clone(), id, &sysctl);
-            init(&mut s);
-            Sock {
+            // Set up in its place: the socket is large, and each move of it
+            // is a copy.
+            let mut sock = Sock {
                 ns: ns.clone(),
                 id,
-                inner: Mutex::new(s),
-            }
+                inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
+            };
+            init(get_mut(&mut sock.inner));
+            sock
         })
     }
 
@@ -451,6 +453,10 @@ pub(crate) struct SockOpts {
 /// (ksoftirqd.rs) and their retry limits.
 pub(crate) struct TimerState {
     pub(crate) rto_min: Duration,
+    /// The most a delayed ACK waits: `TCP_DELACK_MIN` (the loopback bound
+    /// of `max(srtt, TCP_DELACK_MIN)`) and `tcp_delack_max`, both fixed for
+    /// the socket (`delack_bound`).
+    pub(crate) delack_bound: Duration,
     pub(crate) backoff: u32,
     pub(crate) retransmits: u32,
     pub(crate) rto_timer: Timer,
@@ -480,6 +486,19 @@ pub(crate) struct TimerState {
     pub(crate) rcv_tstamp: Option<Instant>,
 }
 
+/// The bound on a delayed ACK's timeout for a socket with `rto_min`:
+/// `TCP_DELACK_MIN` (loopback's `max(srtt, TCP_DELACK_MIN)`, srtt being
+/// microseconds) and `tcp_delack_max` (`min(TCP_DELACK_MAX, rto_min - 1
+/// jiffy)`, at least 1 ms).
+fn delack_bound(rto_min: Duration) -> Duration {
+    let delack_max = TCP_DELACK_MAX.min(
+        rto_min
+            .saturating_sub(Duration::from_millis(4))
+            .max(Duration::from_millis(1)),
+    );
+    TCP_DELACK_MIN.min(delack_max)
+}
+
 /// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
 fn initial_seq(id: u64) -> u32 {
     let mut z = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -489,9 +508,11 @@ fn initial_seq(id: u64) -> u32 {
 }
 
 impl TcpSock {
+    #[inline(always)]
     fn new(me: Weak<Sock>, id: u64, sysctl: &crate::Sysctl) -> TcpSock {
         let unspec = SocketAddr::from(([0, 0, 0, 0], 0));
         let iss = initial_seq(id);
+        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
         TcpSock {
             me,
             id,
@@ -585,7 +606,8 @@ impl TcpSock {
                 keepalive: false,
             },
             timers: TimerState {
-                rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
+                rto_min,
+                delack_bound: delack_bound(rto_min),
                 backoff: 0,
                 retransmits: 0,
                 rto_timer: Timer::Off,
@@ -1231,7 +1253,7 @@ impl TcpSock {
     /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
     #[inline]
     pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
-        if self.timers.rto_timer == Timer::Off {
+        if matches!(self.timers.rto_timer, Timer::Off) {
             self.timers.rto_timer = self.arm(ctx, self.rto());
         }
     }
@@ -1307,19 +1329,10 @@ impl TcpSock {
     /// already armed is never postponed, and one about to fire (within a
     /// quarter of `ato`) makes the ACK go now.
     pub(crate) fn send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
-        let mut ato = self.rcv.ato;
-        if ato > TCP_DELACK_MIN {
-            // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then
-            // at most max(srtt, TCP_DELACK_MIN): TCP_DELACK_MIN on lo.
-            ato = ato.min(TCP_DELACK_MIN);
-        }
-        let delack_max = TCP_DELACK_MAX.min(
-            self.timers
-                .rto_min
-                .saturating_sub(Duration::from_millis(4))
-                .max(Duration::from_millis(1)),
-        );
-        ato = ato.min(delack_max);
+        // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then at
+        // most max(srtt, TCP_DELACK_MIN) (TCP_DELACK_MIN on lo) and
+        // tcp_delack_max: together, `delack_bound`.
+        let ato = self.rcv.ato.min(self.timers.delack_bound);
         let now = ctx.now();
         let mut deadline = now + ato;
         if let Timer::At(t) = self.timers.delack_timer {
