@@ -620,6 +620,69 @@ mod tests {
     }
 
     #[test]
+    fn test_the_timer_list_fires_as_a_sorted_map_would() {
+        // Random arms, moves, removals and firings against a BTreeMap keyed
+        // (deadline, socket id), the list this one replaced.
+        use std::collections::BTreeMap;
+        let t0 = Instant::now();
+        let mut l = TimerList::default();
+        let mut reference: BTreeMap<(Instant, u64), ()> = BTreeMap::new();
+        let mut regs: Vec<TimerReg> = vec![TimerReg::default(); 16];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut now = t0;
+        for _ in 0..20_000 {
+            let id = rand(16);
+            let reg = regs[id as usize];
+            match rand(4) {
+                0 | 1 => {
+                    let when = now + Duration::from_micros(rand(1000));
+                    match (reg.when(), l.live(reg, id)) {
+                        (Some(r), Some(slot)) if when < r => {
+                            reference.remove(&(r, id));
+                            l.move_earlier(slot, when);
+                            regs[id as usize] = TimerReg(Some((when, slot)));
+                            reference.insert((when, id), ());
+                        }
+                        (_, Some(_)) => {}
+                        (_, None) => {
+                            let slot = l.insert(when, id, Weak::new());
+                            regs[id as usize] = TimerReg(Some((when, slot)));
+                            reference.insert((when, id), ());
+                        }
+                    }
+                }
+                2 => {
+                    if let (Some(r), Some(slot)) = (reg.when(), l.live(reg, id)) {
+                        assert!(l.remove(slot).is_some());
+                        reference.remove(&(r, id));
+                    }
+                    regs[id as usize] = TimerReg::default();
+                }
+                _ => {
+                    now += Duration::from_micros(rand(300));
+                    loop {
+                        let head = l.heap.first().map(|&i| l.slots[i as usize].id);
+                        let Some((when, _)) = l.pop_due(now) else {
+                            break;
+                        };
+                        let first = reference.pop_first().map(|(k, _)| k);
+                        assert_eq!(Some((when, head.unwrap_or(u64::MAX))), first);
+                    }
+                    assert!(reference.first_key_value().is_none_or(|(k, _)| k.0 > now));
+                }
+            }
+            assert_eq!(l.first(), reference.keys().next().map(|k| k.0));
+            assert_eq!(l.heap.len(), reference.len());
+        }
+    }
+
+    #[test]
     fn test_a_deadline_wakes_the_thread_only_if_it_would_look_over_a_tick_late() {
         let now = Instant::now();
         let ms = Duration::from_millis;
