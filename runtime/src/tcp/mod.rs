@@ -1410,10 +1410,16 @@ impl TcpSock {
         self.unhash(ns);
         self.shut.rcv_shutdown = true;
         self.shut.snd_shutdown = true;
+        // What is still queued goes, and its charge with it (nothing, on
+        // a connection that ended cleanly).
         let n = self.snd.sendq_bytes;
-        self.sendq_consume(ns, n);
-        ns.mem_sub(self.rcv.ofo_bytes);
-        self.rcv.ofo_bytes = 0;
+        if n != 0 {
+            self.sendq_consume(ns, n);
+        }
+        if self.rcv.ofo_bytes != 0 {
+            ns.mem_sub(self.rcv.ofo_bytes);
+            self.rcv.ofo_bytes = 0;
+        }
         self.rcv.ofo.clear();
         if self.orphan {
             self.purge_recvq(ns);
