@@ -1214,6 +1214,14 @@ impl TcpSock {
         if self.timers.timer_registered.when().is_some() && period >= self.timers.registered_for {
             return Timer::Pending;
         }
+        self.arm_at(ctx, period)
+    }
+
+    /// [`arm`](Self::arm) without a registration that covers the timer: a
+    /// deadline and a registration of its own (out of line, so that the
+    /// usual case above is a comparison at the caller).
+    #[inline(never)]
+    fn arm_at(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
         let now = ctx.now();
         let when = now + period;
         sk_reset_timer(
