@@ -1342,29 +1342,31 @@ impl TcpSock {
         // tcp_delack_max: together, `delack_bound`.
         let ato = self.rcv.ato.min(self.timers.delack_bound);
         let now = ctx.now();
-        let mut deadline = now + ato;
+        let deadline = now + ato;
         if let Timer::At(t) = self.timers.delack_timer {
             if t <= now + ato / 4 {
                 self.send_ack(ctx);
                 return;
             }
-            deadline = deadline.min(t);
+            if t <= deadline {
+                // Armed no later: it stays (never postponed).
+                self.rcv.ack_pending = true;
+                return;
+            }
         }
         self.rcv.ack_pending = true;
-        if self.timers.delack_timer != Timer::At(deadline) {
-            sk_reset_timer(
-                ctx.ns,
-                &self.me,
-                self.id,
-                &mut self.timers.timer_registered,
-                deadline,
-                now,
-            );
-            if self.timers.timer_registered.when() == Some(deadline) {
-                self.timers.registered_for = ato;
-            }
-            self.timers.delack_timer = Timer::At(deadline);
+        sk_reset_timer(
+            ctx.ns,
+            &self.me,
+            self.id,
+            &mut self.timers.timer_registered,
+            deadline,
+            now,
+        );
+        if self.timers.timer_registered.when() == Some(deadline) {
+            self.timers.registered_for = ato;
         }
+        self.timers.delack_timer = Timer::At(deadline);
     }
 
     /// Schedules an ACK for later without the delayed-ACK estimator (data
