@@ -48,6 +48,71 @@ pub(crate) struct BindEntry {
     pub(crate) reuseport: bool,
 }
 
+/// The holders of one port in `bhash` (an `inet_bind_bucket`'s owners): most
+/// ports have one (a `connect()`'s ephemeral port), kept inline, so taking
+/// a port and giving it back allocates nothing; a shared port's owners are
+/// in a `Vec`. Read as a slice.
+#[derive(Debug)]
+pub(crate) enum Owners {
+    /// A single owner.
+    One(BindEntry),
+    /// None, or more than one (in the order they took the port).
+    Many(Vec<BindEntry>),
+}
+
+impl Default for Owners {
+    fn default() -> Self {
+        Owners::Many(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Owners {
+    type Target = [BindEntry];
+
+    #[inline]
+    fn deref(&self) -> &[BindEntry] {
+        match self {
+            Owners::One(e) => std::slice::from_ref(e),
+            Owners::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Owners {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [BindEntry] {
+        match self {
+            Owners::One(e) => std::slice::from_mut(e),
+            Owners::Many(v) => v,
+        }
+    }
+}
+
+impl Owners {
+    /// Adds an owner, after the others.
+    #[inline]
+    pub(crate) fn push(&mut self, e: BindEntry) {
+        match self {
+            Owners::Many(v) if v.is_empty() => *self = Owners::One(e),
+            Owners::Many(v) => v.push(e),
+            Owners::One(first) => *self = Owners::Many(vec![*first, e]),
+        }
+    }
+
+    /// Keeps the owners for which `keep` holds, in order.
+    #[inline]
+    fn retain(&mut self, mut keep: impl FnMut(&BindEntry) -> bool) {
+        match self {
+            Owners::One(e) => {
+                if !keep(e) {
+                    *self = Owners::default();
+                }
+            }
+            Owners::Many(v) => v.retain(keep),
+        }
+    }
+}
+
 /// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
 /// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
 /// 4-tuple, holding their ports).
@@ -56,7 +121,7 @@ pub(crate) struct Tables {
     /// Listeners by port, with their bound address (read without the
     /// socket lock).
     pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
-    pub(crate) bhash: HashMap<u16, Vec<BindEntry>, FxBuild>,
+    pub(crate) bhash: HashMap<u16, Owners, FxBuild>,
     /// `net_secret`, `table_perturb` and the port searches' random draws.
     pub(crate) secret: PortSecret,
     /// TIME_WAIT bookkeeping (tcp/minisocks.rs).

@@ -56,7 +56,6 @@ use crate::sync::lock;
 use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use crate::tcp::minisocks::tw_tick;
 use crate::tcp::Sock;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The helper thread's shared state.
@@ -73,8 +72,8 @@ struct KState {
     gone: bool,
     /// CPUs whose backlog was handed over (bit per CPU).
     pending: u64,
-    /// (deadline, socket id) → socket.
-    timers: BTreeMap<(Instant, u64), Weak<Sock>>,
+    /// The sockets' registrations, earliest first.
+    timers: TimerList,
     /// When the thread, waiting, will look again (`None` while it runs or
     /// once notified): a new timer due earlier (by more than the slack,
     /// `timer_added`) wakes it, a later one does not need to.
@@ -86,10 +85,164 @@ struct KState {
     netem_at: Option<Instant>,
 }
 
+/// A socket's registration with the namespace's timer list: when it fires,
+/// and which slot of the list holds it (`TcpSock::timers.timer_registered`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TimerReg(Option<(Instant, u32)>);
+
+impl TimerReg {
+    /// When the registration fires, if there is one.
+    #[inline]
+    pub(crate) fn when(&self) -> Option<Instant> {
+        self.0.map(|(w, _)| w)
+    }
+}
+
+/// One registration in the timer list's slab: free while `sk` is `None`.
+struct TimerSlot {
+    when: Instant,
+    id: u64,
+    sk: Option<Weak<Sock>>,
+    /// Its index in `heap`.
+    pos: u32,
+}
+
+/// The sockets' registrations, earliest first: a binary min-heap of slab
+/// indices ordered by `(deadline, socket id)`, the order the timers fire in.
+/// Each socket keeps the index of its slot (`TimerReg`), so moving a
+/// registration and removing one take no search and no allocation (the
+/// slab's slots are reused), where a sorted tree allocated and freed nodes
+/// on every connection.
+#[derive(Default)]
+struct TimerList {
+    slots: Vec<TimerSlot>,
+    free: Vec<u32>,
+    heap: Vec<u32>,
+}
+
+impl TimerList {
+    #[inline]
+    fn key(&self, slot: u32) -> (Instant, u64) {
+        let s = &self.slots[slot as usize];
+        (s.when, s.id)
+    }
+
+    /// The earliest deadline.
+    #[inline]
+    fn first(&self) -> Option<Instant> {
+        self.heap.first().map(|&i| self.slots[i as usize].when)
+    }
+
+    /// The slot of `reg` if it is still `id`'s registration (it may have
+    /// fired, and the slot gone to another socket, since it was made).
+    #[inline]
+    fn live(&self, reg: TimerReg, id: u64) -> Option<u32> {
+        let (when, slot) = reg.0?;
+        let s = self.slots.get(slot as usize)?;
+        (s.sk.is_some() && s.id == id && s.when == when).then_some(slot)
+    }
+
+    fn insert(&mut self, when: Instant, id: u64, sk: Weak<Sock>) -> u32 {
+        let pos = self.heap.len() as u32;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = TimerSlot {
+                    when,
+                    id,
+                    sk: Some(sk),
+                    pos,
+                };
+                i
+            }
+            None => {
+                self.slots.push(TimerSlot {
+                    when,
+                    id,
+                    sk: Some(sk),
+                    pos,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(slot);
+        self.sift_up(pos as usize);
+        slot
+    }
+
+    /// Moves a live slot to an earlier deadline.
+    fn move_earlier(&mut self, slot: u32, when: Instant) {
+        self.slots[slot as usize].when = when;
+        self.sift_up(self.slots[slot as usize].pos as usize);
+    }
+
+    /// Takes a live slot out of the list.
+    fn remove(&mut self, slot: u32) -> Option<Weak<Sock>> {
+        let pos = self.slots[slot as usize].pos as usize;
+        let last = self.heap.len() - 1;
+        self.swap(pos, last);
+        self.heap.pop();
+        if pos < last {
+            self.sift_down(pos);
+            self.sift_up(pos);
+        }
+        self.free.push(slot);
+        self.slots[slot as usize].sk.take()
+    }
+
+    /// Takes the earliest registration if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Weak<Sock>)> {
+        let &slot = self.heap.first()?;
+        let when = self.slots[slot as usize].when;
+        if when > now {
+            return None;
+        }
+        self.remove(slot).map(|w| (when, w))
+    }
+
+    #[inline]
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        let (sa, sb) = (self.heap[a], self.heap[b]);
+        self.slots[sa as usize].pos = a as u32;
+        self.slots[sb as usize].pos = b as u32;
+    }
+
+    fn sift_up(&mut self, mut pos: usize) {
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            if self.key(self.heap[pos]) >= self.key(self.heap[parent]) {
+                break;
+            }
+            self.swap(pos, parent);
+            pos = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut pos: usize) {
+        let n = self.heap.len();
+        loop {
+            let l = 2 * pos + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            let mut c = l;
+            if r < n && self.key(self.heap[r]) < self.key(self.heap[l]) {
+                c = r;
+            }
+            if self.key(self.heap[c]) >= self.key(self.heap[pos]) {
+                break;
+            }
+            self.swap(pos, c);
+            pos = c;
+        }
+    }
+}
+
 impl KState {
     /// The earliest deadline: a socket's or netem's.
     fn first_deadline(&self) -> Option<Instant> {
-        let t = self.timers.keys().next().map(|k| k.0);
+        let t = self.timers.first();
         match (t, self.netem_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -126,28 +279,50 @@ pub(crate) fn wakeup_ksoftirqd(ns: &NsInner, cpu: usize) {
 /// Registers `sk` to be looked at no later than `when`. `registered` is the
 /// socket's current registration, updated here. `now` is the caller's time
 /// (`Ctx::now`, from which it computed `when`), for the slack.
+///
+/// A registration that fires no later than `when` already covers it: as
+/// Linux's `mod_timer` returns at once for a pending timer that need not
+/// move, this is then a comparison, without the lock (inlined at the
+/// caller; the rest is out of line).
+#[inline]
 pub(crate) fn sk_reset_timer(
     ns: &NsInner,
     sk: &Weak<Sock>,
     id: u64,
-    registered: &mut Option<Instant>,
+    registered: &mut TimerReg,
     when: Instant,
     now: Instant,
 ) {
-    if let Some(r) = *registered {
+    if let Some(r) = registered.when() {
         if r <= when {
             return;
         }
     }
+    sk_add_timer(ns, sk, id, registered, when, now);
+}
+
+/// The part of [`sk_reset_timer`] that takes the timer list's lock.
+#[inline(never)]
+fn sk_add_timer(
+    ns: &NsInner,
+    sk: &Weak<Sock>,
+    id: u64,
+    registered: &mut TimerReg,
+    when: Instant,
+    now: Instant,
+) {
     let mut st = ns.kthread.lock();
-    // A registration moved earlier keeps its `Weak` (no reference count
-    // touched: two atomic operations fewer on every connection's FIN).
-    let entry = match registered.take().and_then(|r| st.timers.remove(&(r, id))) {
-        Some(w) => w,
-        None => sk.clone(),
+    // A registration moved earlier keeps its slot and its `Weak` (no
+    // reference count touched: two atomic operations fewer on every
+    // connection's FIN).
+    let slot = match st.timers.live(*registered, id) {
+        Some(slot) => {
+            st.timers.move_earlier(slot, when);
+            slot
+        }
+        None => st.timers.insert(when, id, sk.clone()),
     };
-    *registered = Some(when);
-    st.timers.insert((when, id), entry);
+    *registered = TimerReg(Some((when, slot)));
     timer_added(ns, &mut st, when, now);
 }
 
@@ -163,6 +338,7 @@ pub(crate) fn netem_timer(ns: &NsInner, when: Instant) {
 /// A deadline `when` was added at `now`: make sure someone looks then, or
 /// within a `TICK` from now if that is later (the slack: see the module's
 /// doc).
+#[inline]
 fn timer_added(ns: &NsInner, st: &mut KState, when: Instant, now: Instant) {
     if let Some(clock) = ns.clock.get() {
         if st.first_deadline() == Some(when) {
@@ -204,12 +380,8 @@ pub(crate) fn run_timers(ns: &NsInner, now: Instant) -> Option<Instant> {
         let netem_due;
         {
             let mut st = ns.kthread.lock();
-            while let Some(entry) = st.timers.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                let fired = entry.key().0;
-                due.push((fired, entry.remove()));
+            while let Some(e) = st.timers.pop_due(now) {
+                due.push(e);
             }
             netem_due = st.netem_at.is_some_and(|a| a <= now);
             if netem_due {
@@ -242,19 +414,32 @@ fn netem_run(ns: &NsInner, now: Instant) {
 }
 
 /// `sk_stop_timer` for every timer of a socket going away.
-pub(crate) fn sk_stop_timers(ns: &NsInner, id: u64, registered: &mut Option<Instant>) {
-    if let Some(r) = registered.take() {
+pub(crate) fn sk_stop_timers(ns: &NsInner, id: u64, registered: &mut TimerReg) {
+    let reg = std::mem::take(registered);
+    if reg.when().is_some() {
         // No wakeup: the thread finds out when it next looks (at the
         // removed deadline, or when it has lingered idle long enough).
-        ns.kthread.lock().timers.remove(&(r, id));
+        let mut st = ns.kthread.lock();
+        let w = st
+            .timers
+            .live(reg, id)
+            .and_then(|slot| st.timers.remove(slot));
+        drop(st);
+        drop(w);
     }
 }
 
 /// Starts the thread if it is not running; returns whether it started it.
+#[inline]
 fn ensure_thread(ns: &NsInner, st: &mut KState) -> bool {
     if st.running {
         return false;
     }
+    start_thread(ns, st)
+}
+
+#[cold]
+fn start_thread(ns: &NsInner, st: &mut KState) -> bool {
     let Some(ns) = ns.arc() else { return false };
     let weak = Arc::downgrade(&ns);
     let k = ns.kthread.clone();
@@ -318,12 +503,10 @@ fn ksoftirqd(weak: Weak<NsInner>, k: Arc<Kthread>) {
             continue;
         }
         let clocked = ns.clock.get().is_some();
-        while let Some(entry) = st.timers.first_entry() {
-            if clocked || entry.key().0 > now {
-                break;
+        if !clocked {
+            while let Some(e) = st.timers.pop_due(now) {
+                due.push(e);
             }
-            let fired = entry.key().0;
-            due.push((fired, entry.remove()));
         }
         if !clocked && st.netem_at.is_some_and(|a| a <= now) {
             st.netem_at = None;
@@ -396,11 +579,108 @@ fn ksoftirqd(weak: Weak<NsInner>, k: Arc<Kthread>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{needs_wakeup, TICK};
+    use super::{needs_wakeup, TimerList, TimerReg, TICK};
     use crate::netns::Netns;
+    use crate::sync::Weak;
     use crate::tcp::TcpState;
     use crate::tests::pair;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn test_the_timer_list_fires_by_deadline_then_socket_id() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut l = TimerList::default();
+        let reg =
+            |l: &mut TimerList, when, id| TimerReg(Some((when, l.insert(when, id, Weak::new()))));
+        let a = reg(&mut l, ms(30), 1);
+        let b = reg(&mut l, ms(10), 2);
+        let c = reg(&mut l, ms(10), 1);
+        let d = reg(&mut l, ms(20), 3);
+        assert_eq!(l.first(), Some(ms(10)));
+        // Moved earlier, removed, and a registration that is not (or no
+        // longer) the socket's.
+        let sa = l.live(a, 1).unwrap();
+        l.move_earlier(sa, ms(5));
+        let sd = l.live(d, 3).unwrap();
+        assert!(l.remove(sd).is_some());
+        assert_eq!(l.live(d, 3), None);
+        assert_eq!(l.live(b, 1), None);
+        // The freed slot is reused; the old registration stays dead.
+        let e = reg(&mut l, ms(15), 4);
+        assert_eq!(l.live(d, 3), None);
+        assert!(l.live(e, 4).is_some());
+        let mut fired = Vec::new();
+        while let Some((when, _)) = l.pop_due(ms(12)) {
+            fired.push(when);
+        }
+        assert_eq!(fired, [ms(5), ms(10), ms(10)]);
+        assert_eq!(l.live(c, 1), None);
+        assert_eq!(l.first(), Some(ms(15)));
+    }
+
+    #[test]
+    fn test_the_timer_list_fires_as_a_sorted_map_would() {
+        // Random arms, moves, removals and firings against a BTreeMap keyed
+        // (deadline, socket id), the list this one replaced.
+        use std::collections::BTreeMap;
+        let t0 = Instant::now();
+        let mut l = TimerList::default();
+        let mut reference: BTreeMap<(Instant, u64), ()> = BTreeMap::new();
+        let mut regs: Vec<TimerReg> = vec![TimerReg::default(); 16];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut now = t0;
+        for _ in 0..20_000 {
+            let id = rand(16);
+            let reg = regs[id as usize];
+            match rand(4) {
+                0 | 1 => {
+                    let when = now + Duration::from_micros(rand(1000));
+                    match (reg.when(), l.live(reg, id)) {
+                        (Some(r), Some(slot)) if when < r => {
+                            reference.remove(&(r, id));
+                            l.move_earlier(slot, when);
+                            regs[id as usize] = TimerReg(Some((when, slot)));
+                            reference.insert((when, id), ());
+                        }
+                        (_, Some(_)) => {}
+                        (_, None) => {
+                            let slot = l.insert(when, id, Weak::new());
+                            regs[id as usize] = TimerReg(Some((when, slot)));
+                            reference.insert((when, id), ());
+                        }
+                    }
+                }
+                2 => {
+                    if let (Some(r), Some(slot)) = (reg.when(), l.live(reg, id)) {
+                        assert!(l.remove(slot).is_some());
+                        reference.remove(&(r, id));
+                    }
+                    regs[id as usize] = TimerReg::default();
+                }
+                _ => {
+                    now += Duration::from_micros(rand(300));
+                    loop {
+                        let head = l.heap.first().map(|&i| l.slots[i as usize].id);
+                        let Some((when, _)) = l.pop_due(now) else {
+                            break;
+                        };
+                        let first = reference.pop_first().map(|(k, _)| k);
+                        assert_eq!(Some((when, head.unwrap_or(u64::MAX))), first);
+                    }
+                    assert!(reference.first_key_value().is_none_or(|(k, _)| k.0 > now));
+                }
+            }
+            assert_eq!(l.first(), reference.keys().next().map(|k| k.0));
+            assert_eq!(l.heap.len(), reference.len());
+        }
+    }
 
     #[test]
     fn test_a_deadline_wakes_the_thread_only_if_it_would_look_over_a_tick_late() {

@@ -592,12 +592,14 @@ fn tcp_event_data_recv(ctx: &mut Ctx<'_>, s: &mut TcpSock, len: u32, fl: u8) {
     let half = super::TCP_ATO_MIN / 2;
     match s.rcv.lrcvtime {
         Some(last) if !s.rcv.ato.is_zero() => {
-            let m = now.saturating_duration_since(last);
-            if m <= half {
+            // m = now - last, compared as `now` against `last + bound` (an
+            // addition costs less than the difference of two `Instant`s).
+            if now <= last + half {
                 s.rcv.ato = s.rcv.ato / 2 + half;
-            } else if m < s.rcv.ato {
+            } else if now < last + s.rcv.ato {
+                let m = now.saturating_duration_since(last);
                 s.rcv.ato = (s.rcv.ato / 2 + m).min(s.rto()).min(super::TCP_DELACK_MAX);
-            } else if m > s.rto() {
+            } else if now > last + s.rto() {
                 s.incr_quickack(super::TCP_MAX_QUICKACKS);
             }
         }

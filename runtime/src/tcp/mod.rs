@@ -31,11 +31,11 @@ pub(crate) mod timer;
 
 use crate::ctx::Ctx;
 use crate::fib::DstEntry;
-use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers};
+use crate::ksoftirqd::{sk_reset_timer, sk_stop_timers, TimerReg};
 use crate::netns::NsInner;
 use crate::stats::{inc, Netid, SockInfo, SockTimer, TimerKind};
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::sync::{lock, write};
+use crate::sync::{get_mut, lock, write};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -242,7 +242,7 @@ impl Sock {
                 id,
                 inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
             };
-            init(crate::sync::get_mut(&mut sock.inner));
+            init(get_mut(&mut sock.inner));
             sock
         })
     }
@@ -257,7 +257,7 @@ impl Sock {
 impl Drop for Sock {
     fn drop(&mut self) {
         self.ns.socks.alloc.fetch_sub(1, Relaxed);
-        let s = crate::sync::get_mut(&mut self.inner);
+        let s = get_mut(&mut self.inner);
         // Whatever is still queued goes with the socket.
         self.ns
             .mem_sub(s.wmem_queued() + s.rcv.recvq_bytes + s.rcv.ofo_bytes);
@@ -459,6 +459,10 @@ pub(crate) struct SockOpts {
 /// (ksoftirqd.rs) and their retry limits.
 pub(crate) struct TimerState {
     pub(crate) rto_min: Duration,
+    /// The most a delayed ACK waits: `TCP_DELACK_MIN` (the loopback bound
+    /// of `max(srtt, TCP_DELACK_MIN)`) and `tcp_delack_max`, both fixed for
+    /// the socket (`delack_bound`).
+    pub(crate) delack_bound: Duration,
     pub(crate) backoff: u32,
     pub(crate) retransmits: u32,
     pub(crate) rto_timer: Timer,
@@ -466,7 +470,7 @@ pub(crate) struct TimerState {
     pub(crate) probing: bool,
     pub(crate) delack_timer: Timer,
     /// When the namespace's timer thread will look at this socket next.
-    pub(crate) timer_registered: Option<Instant>,
+    pub(crate) timer_registered: TimerReg,
     /// How far ahead that registration was made: a timer with at least this
     /// period can wait for it (`Timer::Pending`) without reading the clock.
     pub(crate) registered_for: Duration,
@@ -488,6 +492,19 @@ pub(crate) struct TimerState {
     pub(crate) rcv_tstamp: Option<Instant>,
 }
 
+/// The bound on a delayed ACK's timeout for a socket with `rto_min`:
+/// `TCP_DELACK_MIN` (loopback's `max(srtt, TCP_DELACK_MIN)`, srtt being
+/// microseconds) and `tcp_delack_max` (`min(TCP_DELACK_MAX, rto_min - 1
+/// jiffy)`, at least 1 ms).
+fn delack_bound(rto_min: Duration) -> Duration {
+    let delack_max = TCP_DELACK_MAX.min(
+        rto_min
+            .saturating_sub(Duration::from_millis(4))
+            .max(Duration::from_millis(1)),
+    );
+    TCP_DELACK_MIN.min(delack_max)
+}
+
 /// `secure_tcp_seq` stand-in: a well-mixed function of the socket id.
 fn initial_seq(id: u64) -> u32 {
     let mut z = id.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -497,9 +514,11 @@ fn initial_seq(id: u64) -> u32 {
 }
 
 impl TcpSock {
+    #[inline(always)]
     fn new(me: Weak<Sock>, id: u64, sysctl: &crate::Sysctl) -> TcpSock {
         let unspec = SocketAddr::from(([0, 0, 0, 0], 0));
         let iss = initial_seq(id);
+        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
         TcpSock {
             me,
             id,
@@ -592,13 +611,14 @@ impl TcpSock {
                 keepalive: false,
             },
             timers: TimerState {
-                rto_min: Duration::from_micros(sysctl.tcp_rto_min_us.max(1)),
+                rto_min,
+                delack_bound: delack_bound(rto_min),
                 backoff: 0,
                 retransmits: 0,
                 rto_timer: Timer::Off,
                 probing: false,
                 delack_timer: Timer::Off,
-                timer_registered: None,
+                timer_registered: TimerReg::default(),
                 registered_for: Duration::ZERO,
                 syn_retries: sysctl.tcp_syn_retries,
                 synack_retries: sysctl.tcp_synack_retries,
@@ -1211,9 +1231,17 @@ impl TcpSock {
     /// otherwise it gets a deadline and a registration of its own.
     #[inline]
     fn arm(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
-        if self.timers.timer_registered.is_some() && period >= self.timers.registered_for {
+        if self.timers.timer_registered.when().is_some() && period >= self.timers.registered_for {
             return Timer::Pending;
         }
+        self.arm_at(ctx, period)
+    }
+
+    /// [`arm`](Self::arm) without a registration that covers the timer: a
+    /// deadline and a registration of its own (out of line, so that the
+    /// usual case above is a comparison at the caller).
+    #[inline(never)]
+    fn arm_at(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
         let now = ctx.now();
         let when = now + period;
         sk_reset_timer(
@@ -1224,7 +1252,7 @@ impl TcpSock {
             when,
             now,
         );
-        if self.timers.timer_registered == Some(when) {
+        if self.timers.timer_registered.when() == Some(when) {
             self.timers.registered_for = period;
         }
         Timer::At(when)
@@ -1244,7 +1272,7 @@ impl TcpSock {
             when,
             now,
         );
-        if self.timers.timer_registered == Some(when) {
+        if self.timers.timer_registered.when() == Some(when) {
             self.timers.registered_for = period;
         }
         Timer::At(when)
@@ -1253,7 +1281,7 @@ impl TcpSock {
     /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
     #[inline]
     pub(crate) fn arm_rto(&mut self, ctx: &mut Ctx<'_>) {
-        if self.timers.rto_timer == Timer::Off {
+        if matches!(self.timers.rto_timer, Timer::Off) {
             self.timers.rto_timer = self.arm(ctx, self.rto());
         }
     }
@@ -1329,43 +1357,36 @@ impl TcpSock {
     /// already armed is never postponed, and one about to fire (within a
     /// quarter of `ato`) makes the ACK go now.
     pub(crate) fn send_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
-        let mut ato = self.rcv.ato;
-        if ato > TCP_DELACK_MIN {
-            // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then
-            // at most max(srtt, TCP_DELACK_MIN): TCP_DELACK_MIN on lo.
-            ato = ato.min(TCP_DELACK_MIN);
-        }
-        let delack_max = TCP_DELACK_MAX.min(
-            self.timers
-                .rto_min
-                .saturating_sub(Duration::from_millis(4))
-                .max(Duration::from_millis(1)),
-        );
-        ato = ato.min(delack_max);
+        // max_ato: HZ/2, or TCP_DELACK_MAX in pingpong / PUSHED, then at
+        // most max(srtt, TCP_DELACK_MIN) (TCP_DELACK_MIN on lo) and
+        // tcp_delack_max: together, `delack_bound`.
+        let ato = self.rcv.ato.min(self.timers.delack_bound);
         let now = ctx.now();
-        let mut deadline = now + ato;
+        let deadline = now + ato;
         if let Timer::At(t) = self.timers.delack_timer {
             if t <= now + ato / 4 {
                 self.send_ack(ctx);
                 return;
             }
-            deadline = deadline.min(t);
+            if t <= deadline {
+                // Armed no later: it stays (never postponed).
+                self.rcv.ack_pending = true;
+                return;
+            }
         }
         self.rcv.ack_pending = true;
-        if self.timers.delack_timer != Timer::At(deadline) {
-            sk_reset_timer(
-                ctx.ns,
-                &self.me,
-                self.id,
-                &mut self.timers.timer_registered,
-                deadline,
-                now,
-            );
-            if self.timers.timer_registered == Some(deadline) {
-                self.timers.registered_for = ato;
-            }
-            self.timers.delack_timer = Timer::At(deadline);
+        sk_reset_timer(
+            ctx.ns,
+            &self.me,
+            self.id,
+            &mut self.timers.timer_registered,
+            deadline,
+            now,
+        );
+        if self.timers.timer_registered.when() == Some(deadline) {
+            self.timers.registered_for = ato;
         }
+        self.timers.delack_timer = Timer::At(deadline);
     }
 
     /// Schedules an ACK for later without the delayed-ACK estimator (data
@@ -1419,8 +1440,12 @@ impl TcpSock {
         self.unhash(ns);
         self.shut.rcv_shutdown = true;
         self.shut.snd_shutdown = true;
+        // What is still queued goes, and its charge with it (nothing, on
+        // a connection that ended cleanly).
         let n = self.snd.sendq_bytes;
-        self.sendq_consume(ns, n);
+        if n != 0 {
+            self.sendq_consume(ns, n);
+        }
         // Nothing to do for an empty queue (its byte count is then 0), whose
         // clear() would still walk its (empty) slices.
         if !self.rcv.ofo.is_empty() {
@@ -1513,6 +1538,7 @@ impl TcpSock {
             Timer::Pending => Some(
                 self.timers
                     .timer_registered
+                    .when()
                     .map_or(Duration::ZERO, |r| r.saturating_duration_since(now))
                     + period,
             ),

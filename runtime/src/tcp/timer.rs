@@ -9,7 +9,7 @@
 use super::{Sock, TcpState, Timer, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_DELACK_MIN};
 use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
-use crate::ksoftirqd::sk_reset_timer;
+use crate::ksoftirqd::{sk_reset_timer, TimerReg};
 use crate::netns::NsInner;
 use crate::stats::inc;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -24,8 +24,8 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
     {
         let mut g = sk.lock();
         let s = &mut *g;
-        if s.timers.timer_registered == Some(fired) {
-            s.timers.timer_registered = None;
+        if s.timers.timer_registered.when() == Some(fired) {
+            s.timers.timer_registered = TimerReg::default();
         }
         if s.state == TcpState::Close {
             return;
@@ -89,7 +89,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         .min();
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
             sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when, now);
-            if s.timers.timer_registered == Some(when) {
+            if s.timers.timer_registered.when() == Some(when) {
                 s.timers.registered_for = when.saturating_duration_since(now);
             }
         }

@@ -208,7 +208,7 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     // The send side.
     ("tcp_sendmsg", "lonet_runtime", &["tcp_sendmsg", "copy_in", "take_unsent_tail",
         "sndbuf_expand", "wmem_queued", "stream_writeable", "send_space"]),
-    ("ack_timers", "lonet_runtime", &["send_ack", "tcp_v4_timewait_ack", "send_delayed_ack",
+    ("ack_timers", "lonet_runtime", &["send_ack", "tcp_v4_timewait_ack", "send_delayed_ack", "arm_at",
         "schedule_delack", "event_ack_sent", "in_pingpong", "enter_pingpong", "in_quickack_mode",
         "incr_quickack", "enter_quickack_mode", "arm", "arm_exact", "arm_rto", "arm_fin_wait2",
         "fin_time", "rto"]),
