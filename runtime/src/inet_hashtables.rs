@@ -117,7 +117,7 @@ impl Owners {
 /// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
 /// 4-tuple, holding their ports).
 pub(crate) struct Tables {
-    pub(crate) ehash: HashMap<(SocketAddr, SocketAddr), Arc<Sock>, FxBuild>,
+    pub(crate) ehash: Ehash,
     /// Listeners by port, with their bound address (read without the
     /// socket lock).
     pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
@@ -131,12 +131,129 @@ pub(crate) struct Tables {
 impl Default for Tables {
     fn default() -> Self {
         Tables {
-            ehash: HashMap::default(),
+            ehash: Ehash::default(),
             lhash: HashMap::default(),
             bhash: HashMap::default(),
             secret: PortSecret::random(),
             tw: TwTables::default(),
         }
+    }
+}
+
+/// A 4-tuple as `ehash` keys it: (local, remote).
+pub(crate) type EhashKey = (SocketAddr, SocketAddr);
+
+/// An entry of `ehash`: a socket under its 4-tuple.
+type EhashEntry = (EhashKey, Arc<Sock>);
+
+/// Slots of [`Ehash`]'s direct-mapped array (a power of two).
+const EHASH_SLOTS: usize = 64;
+
+/// `ehash`, the established table: the sockets by 4-tuple.
+///
+/// Two places hold its entries, each 4-tuple in one of them: a small
+/// direct-mapped array of slots, chosen by the two ports alone, and a map
+/// for the 4-tuples whose slot was taken when they were inserted. A lookup
+/// (`tcp_v4_rcv`'s, for every segment) looks at the slot, then, only when
+/// the map holds anything, in the map; with few connections the map stays
+/// empty and neither a lookup nor an insertion or removal hashes the
+/// addresses or probes a table. What a lookup finds is the same either
+/// way: the socket inserted under that 4-tuple and not yet removed.
+pub(crate) struct Ehash {
+    slots: Box<[Option<EhashEntry>]>,
+    map: HashMap<EhashKey, Arc<Sock>, FxBuild>,
+}
+
+impl Default for Ehash {
+    fn default() -> Self {
+        Ehash {
+            slots: (0..EHASH_SLOTS).map(|_| None).collect(),
+            map: HashMap::default(),
+        }
+    }
+}
+
+impl Ehash {
+    /// The slot of a 4-tuple: its two ports, mixed.
+    #[inline]
+    fn slot(key: &EhashKey) -> usize {
+        let (l, r) = (key.0.port(), key.1.port());
+        (usize::from(l) ^ usize::from(r).rotate_left(3) ^ usize::from(r >> 6)) & (EHASH_SLOTS - 1)
+    }
+
+    /// `__inet_lookup_established`'s socket half.
+    #[inline]
+    pub(crate) fn get(&self, key: &EhashKey) -> Option<&Arc<Sock>> {
+        if let Some(Some((k, sk))) = self.slots.get(Self::slot(key)) {
+            if k == key {
+                return Some(sk);
+            }
+        }
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    /// Whether a socket has the 4-tuple.
+    #[inline]
+    pub(crate) fn contains_key(&self, key: &EhashKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Every socket in the table, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<Sock>> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|(_, sk)| sk)
+            .chain(self.map.values())
+    }
+
+    /// Inserts (or replaces) the socket of a 4-tuple; returns the one it
+    /// replaced.
+    pub(crate) fn insert(&mut self, key: EhashKey, sk: Arc<Sock>) -> Option<Arc<Sock>> {
+        let i = Self::slot(&key);
+        if let Some(Some((k, old))) = self.slots.get_mut(i) {
+            if *k == key {
+                return Some(std::mem::replace(old, sk));
+            }
+        }
+        if !self.map.is_empty() {
+            if let Some(old) = self.map.get_mut(&key) {
+                return Some(std::mem::replace(old, sk));
+            }
+        }
+        match self.slots.get_mut(i) {
+            Some(slot @ None) => *slot = Some((key, sk)),
+            _ => {
+                self.map.insert(key, sk);
+            }
+        }
+        None
+    }
+
+    /// `inet_ehash_insert`: inserts the socket only if the 4-tuple is free;
+    /// returns whether it did.
+    pub(crate) fn try_insert(&mut self, key: EhashKey, sk: &Arc<Sock>) -> bool {
+        if self.contains_key(&key) {
+            return false;
+        }
+        self.insert(key, sk.clone());
+        true
+    }
+
+    /// Removes the socket of a 4-tuple; returns it.
+    pub(crate) fn remove(&mut self, key: &EhashKey) -> Option<Arc<Sock>> {
+        if let Some(slot) = self.slots.get_mut(Self::slot(key)) {
+            if slot.as_ref().is_some_and(|(k, _)| k == key) {
+                return slot.take().map(|(_, sk)| sk);
+            }
+        }
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.remove(key)
     }
 }
 
@@ -517,6 +634,58 @@ mod tests {
     use crate::af_inet::Socket;
     use crate::netns::Netns;
     use crate::tests::addr;
+
+    #[test]
+    fn test_ehash_slots_and_map_find_what_was_inserted() {
+        // Many 4-tuples for 64 slots: most end in the map, some share a
+        // slot with an earlier one; every lookup, replacement and removal
+        // must match a plain map's.
+        let ns = Netns::new();
+        let mut e = Ehash::default();
+        let mut reference: HashMap<EhashKey, Arc<Sock>> = HashMap::new();
+        let key = |i: u16| {
+            let ip = if i % 3 == 0 { "127.0.0.2" } else { "127.0.0.1" };
+            (
+                addr(&format!("{ip}:{}", 5000 + i % 7)),
+                addr(&format!("127.0.0.1:{}", 40000 + i)),
+            )
+        };
+        for i in 0..300u16 {
+            let sk = crate::tcp::Sock::new(&ns.0, |_| {});
+            assert!(e.try_insert(key(i), &sk));
+            assert!(!e.try_insert(key(i), &sk));
+            reference.insert(key(i), sk);
+        }
+        // Replace some, remove others (slot and map entries alike).
+        for i in (0..300u16).step_by(5) {
+            let sk = crate::tcp::Sock::new(&ns.0, |_| {});
+            let old = e.insert(key(i), sk.clone());
+            assert!(old.is_some_and(|o| Arc::ptr_eq(&o, &reference[&key(i)])));
+            reference.insert(key(i), sk);
+        }
+        for i in (0..300u16).step_by(3) {
+            let got = e.remove(&key(i));
+            let want = reference.remove(&key(i));
+            assert!(got.is_some_and(|g| want.is_some_and(|w| Arc::ptr_eq(&g, &w))));
+            assert!(e.remove(&key(i)).is_none());
+        }
+        // Reinsert a few into freed slots: a 4-tuple is never in two places.
+        for i in (0..300u16).step_by(9) {
+            let sk = crate::tcp::Sock::new(&ns.0, |_| {});
+            assert!(e.insert(key(i), sk.clone()).is_none());
+            reference.insert(key(i), sk);
+        }
+        for i in 0..400u16 {
+            let got = e.get(&key(i));
+            let want = reference.get(&key(i));
+            assert_eq!(got.is_some(), want.is_some(), "{i}");
+            if let (Some(g), Some(w)) = (got, want) {
+                assert!(Arc::ptr_eq(g, w));
+            }
+            assert_eq!(e.contains_key(&key(i)), want.is_some());
+        }
+        assert_eq!(e.values().count(), reference.len());
+    }
 
     #[test]
     fn test_siphash_matches_the_reference_vector() {

@@ -140,17 +140,12 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         // its 4-tuple is still free (another CPU may have made a socket for
         // the same SYN meanwhile); otherwise it is destroyed unseen.
         let mut t = write(&ns.tables);
-        match t.ehash.entry((c.local, c.remote)) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                drop(t);
-                drop(c);
-                let mut lk = l.lock();
-                lk.listen.syn_recv_cnt = lk.listen.syn_recv_cnt.saturating_sub(1);
-                return;
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(child.clone());
-            }
+        if !t.ehash.try_insert((c.local, c.remote), &child) {
+            drop(t);
+            drop(c);
+            let mut lk = l.lock();
+            lk.listen.syn_recv_cnt = lk.listen.syn_recv_cnt.saturating_sub(1);
+            return;
         }
     }
     c.hashed = true;
