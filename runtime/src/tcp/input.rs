@@ -367,6 +367,7 @@ pub(crate) fn tcp_reset(ns: &crate::netns::NsInner, s: &mut TcpSock) {
 /// `tcp_ack`: advance `snd_una`, take the window, free acknowledged bytes,
 /// move the closing states on when our FIN is acknowledged, count duplicate
 /// ACKs. Returns `false` when the segment must be dropped.
+#[inline(always)]
 fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
     let ns = ctx.ns;
     let ack = skb.ack_seq;
@@ -656,6 +657,7 @@ fn tcp_measure_rcv_mss(s: &mut TcpSock, len: u32, fl: u8) {
 
 /// Appends an in-order segment (`seq` at or before `rcv_nxt`) to the receive
 /// queue and handles its FIN. Returns `false` when the connection ended.
+#[inline(always)]
 fn tcp_queue_in_order(
     ctx: &mut Ctx<'_>,
     s: &mut TcpSock,
