@@ -470,11 +470,18 @@ fn tcp_ack(ctx: &mut Ctx<'_>, s: &mut TcpSock, skb: &SkBuff) -> bool {
 /// found the buffer full (`SOCK_NOSPACE`), grow the send buffer
 /// (`tcp_should_expand_sndbuf`: not locked; the model has no memory
 /// pressure) and wake the writer if the queue is down to two thirds
-/// (`sk_stream_write_space`).
+/// (`sk_stream_write_space`). The flag's test is inline; the rest, out of
+/// line.
+#[inline(always)]
 fn tcp_check_space(ns: &crate::netns::NsInner, s: &mut TcpSock) {
-    if !s.snd.nospace {
-        return;
+    if s.snd.nospace {
+        tcp_new_space(ns, s);
     }
+}
+
+/// [`tcp_check_space`] for a writer that found the buffer full.
+#[inline(never)]
+fn tcp_new_space(ns: &crate::netns::NsInner, s: &mut TcpSock) {
     s.sndbuf_expand(&ns.sysctl());
     if s.stream_writeable() {
         s.snd.nospace = false;
