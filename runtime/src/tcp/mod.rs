@@ -172,16 +172,25 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes and forgets every waiter.
-    #[inline]
+    /// Wakes and forgets every waiter. Inlined where a socket wakes its
+    /// readers or writers (once per segment received); the rare further
+    /// waiters are woken out of line.
+    #[inline(always)]
     pub(crate) fn wake_all(&mut self) {
         if let Some(w) = self.first.take() {
             w.wake();
             if !self.more.is_empty() {
-                for w in self.more.drain(..) {
-                    w.wake();
-                }
+                self.wake_more();
             }
+        }
+    }
+
+    /// The waiters beyond the first, for [`wake_all`](WaitQueue::wake_all).
+    #[cold]
+    #[inline(never)]
+    fn wake_more(&mut self) {
+        for w in self.more.drain(..) {
+            w.wake();
         }
     }
 
@@ -1105,7 +1114,7 @@ impl TcpSock {
     /// then have the receive queue's small segments copied into fuller ones
     /// (`tcp_collapse`), then lose out-of-order segments after `seq`
     /// (`tcp_prune_ofo_queue`). `false`: still over (`RcvPruned`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_rmem_schedule(&mut self, ns: &NsInner, seq: u32) -> bool {
         self.rmem_alloc() <= self.rcvbuf_eff() || self.prune_queue(ns, seq)
     }
