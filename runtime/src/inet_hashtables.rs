@@ -177,22 +177,35 @@ impl Ehash {
     /// The slot of a 4-tuple: its two ports, mixed.
     #[inline]
     fn slot(key: &EhashKey) -> usize {
-        let (l, r) = (key.0.port(), key.1.port());
+        Self::slot_of(key.0.port(), key.1.port())
+    }
+
+    /// The slot of a 4-tuple with these local and remote ports.
+    #[inline]
+    fn slot_of(l: u16, r: u16) -> usize {
         (usize::from(l) ^ usize::from(r).rotate_left(3) ^ usize::from(r >> 6)) & (EHASH_SLOTS - 1)
     }
 
     /// `__inet_lookup_established`'s socket half.
     #[inline]
     pub(crate) fn get(&self, key: &EhashKey) -> Option<&Arc<Sock>> {
-        if let Some(Some((k, sk))) = self.slots.get(Self::slot(key)) {
-            if k == key {
+        self.lookup(&key.0, &key.1)
+    }
+
+    /// [`get`](Ehash::get) for a segment's addresses, without copying them
+    /// into a key unless the map must be searched.
+    #[inline]
+    pub(crate) fn lookup(&self, local: &SocketAddr, remote: &SocketAddr) -> Option<&Arc<Sock>> {
+        let i = Self::slot_of(local.port(), remote.port());
+        if let Some(Some((k, sk))) = self.slots.get(i) {
+            if k.0 == *local && k.1 == *remote {
                 return Some(sk);
             }
         }
         if self.map.is_empty() {
             return None;
         }
-        self.map.get(key)
+        self.map.get(&(*local, *remote))
     }
 
     /// Whether a socket has the 4-tuple.

@@ -28,11 +28,10 @@ pub(crate) fn tcp_v4_rcv(ctx: &mut Ctx<'_>, mut skb: SkBuff) {
     }
     let found = {
         let t = read(&ns.tables);
-        let key = (skb.daddr, skb.saddr);
-        match t.ehash.get(&key) {
+        match t.ehash.lookup(&skb.daddr, &skb.saddr) {
             Some(sk) => Found::Sk(sk.clone()),
             // __inet_lookup_established's TIME_WAIT half, then listeners.
-            None => match t.tw.get(&key) {
+            None => match t.tw.get(&(skb.daddr, skb.saddr)) {
                 Some(tw) => Found::Tw(*tw),
                 None => Found::Listener(t.lookup_listener(Some(skb.saddr), skb.daddr)),
             },
