@@ -118,8 +118,12 @@ impl TcpSock {
             // mode is left by resetting the count), so skip the clock.
             return;
         }
+        // `now - lrcvtime < ato`, by addition (as tcp_event_data_recv
+        // compares): no Instant subtraction. A clock behind `lrcvtime`
+        // counts as a gap of zero, under any non-zero `ato`.
         if let Some(lrcv) = self.rcv.lrcvtime {
-            if ctx.now().saturating_duration_since(lrcv) < self.rcv.ato {
+            let ato = self.rcv.ato;
+            if !ato.is_zero() && lrcv.checked_add(ato).is_none_or(|end| ctx.now() < end) {
                 self.rcv.pingpong = self.rcv.pingpong.saturating_add(1);
             }
         }
@@ -258,6 +262,17 @@ impl TcpSock {
     /// once all data is out. `push` forces out a held small tail
     /// (`TCP_NAGLE_PUSH`: shutdown, `TCP_NODELAY`, retransmission).
     pub(crate) fn write_xmit(&mut self, ctx: &mut Ctx<'_>, push: bool) {
+        let mss = self.eff_mss();
+        self.write_xmit_mss(ctx, push, mss);
+    }
+
+    /// [`write_xmit`](Self::write_xmit) with the current MSS (`eff_mss`)
+    /// already known: `tcp_sendmsg` computed it for its size goal, and
+    /// nothing it depends on (the MSS cache, the peer's MSS and largest
+    /// window, `TCP_MAXSEG`) changes while the socket lock is held, so one
+    /// value serves every segment of the call.
+    pub(crate) fn write_xmit_mss(&mut self, ctx: &mut Ctx<'_>, push: bool, mss: u32) {
+        debug_assert_eq!(mss, self.eff_mss());
         if !matches!(
             self.state,
             TcpState::Established
@@ -285,7 +300,6 @@ impl TcpSock {
                 }
                 return;
             }
-            let mss = self.eff_mss();
             let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
             let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
             // The next segment ("skb"): at most one MSS, ending where its
