@@ -185,7 +185,16 @@ impl TcpSock {
     /// coalesced writes) is gathered; a large chunk is never joined to
     /// another, the segment ends at its boundary instead. (The kernel fills
     /// skbs at `sendmsg` time; the model keeps each write as it came.)
+    #[inline]
     fn segment_limit(&self, mut off: usize, len: usize) -> usize {
+        // The usual case first: the segment starts in the queue's first
+        // chunk and that chunk alone decides (the loop's first step).
+        if let Some(first) = self.snd.sendq.front() {
+            let l = first.data.len();
+            if off < l && (l - off >= len || l > GATHER_MAX) {
+                return (l - off).min(len);
+            }
+        }
         let mut total = 0;
         for chunk in self.snd.sendq.iter().map(|c| &c.data) {
             if off >= chunk.len() {
@@ -212,7 +221,19 @@ impl TcpSock {
 
     /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
     /// written chunk when it fits (no copy), else gathered into a new buffer.
+    #[inline]
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
+        // The usual case first: within the first chunk, or all of it.
+        if let Some(first) = self.snd.sendq.front() {
+            let chunk = &first.data;
+            if off < chunk.len() && off + len <= chunk.len() {
+                return if off == 0 && len == chunk.len() {
+                    chunk.clone()
+                } else {
+                    chunk.slice(off..off + len)
+                };
+            }
+        }
         let mut skip = off;
         let mut iter = self.snd.sendq.iter().map(|c| &c.data);
         for chunk in iter.by_ref() {
