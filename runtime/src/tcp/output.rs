@@ -19,7 +19,7 @@ const GATHER_MAX: usize = 2048;
 impl TcpSock {
     /// A segment from this socket, with the current ACK and window
     /// (`tcp_transmit_skb` fills the header).
-    #[inline]
+    #[inline(always)]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
             // tcp_connect_init / tcp_openreq_init_rwin: the clamp from the
