@@ -221,7 +221,7 @@ impl TcpSock {
 
     /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
     /// written chunk when it fits (no copy), else gathered into a new buffer.
-    #[inline]
+    #[inline(always)]
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
         // The usual case first: within the first chunk, or all of it.
         if let Some(first) = self.snd.sendq.front() {
@@ -234,6 +234,13 @@ impl TcpSock {
                 };
             }
         }
+        self.sendq_gather(off, len)
+    }
+
+    /// [`sendq_slice`](Self::sendq_slice) past the first chunk, or across
+    /// chunks (out of line: the usual segment never gets here).
+    #[inline(never)]
+    fn sendq_gather(&self, off: usize, len: usize) -> Bytes {
         let mut skip = off;
         let mut iter = self.snd.sendq.iter().map(|c| &c.data);
         for chunk in iter.by_ref() {
