@@ -214,7 +214,7 @@ pub(crate) fn copy_in(
     };
     if n <= JOIN_MAX {
         if let Some(mut tail) = take_unsent_tail(s, n, goal) {
-            fill(&mut |p| tail.extend_from_slice(p), n);
+            gather(&mut tail, bufs, n);
             // Still one skb.
             s.snd.sendq.push_back(SendChunk {
                 data: tail.freeze(),
@@ -237,7 +237,7 @@ pub(crate) fn copy_in(
         if arena.capacity() < n {
             arena.reserve(ARENA);
         }
-        fill(&mut |p| arena.extend_from_slice(p), n);
+        gather(arena, bufs, n);
         let chunk = arena.split().freeze();
         push(s, chunk);
         return;
@@ -256,6 +256,21 @@ pub(crate) fn copy_in(
             fill(&mut |p| buf.extend_from_slice(p), k);
             push(s, Bytes::from_owner(PooledBuf::new(buf, pool.clone())));
         }
+        left -= k;
+    }
+}
+
+/// `n` bytes of `bufs` into `dst`, in order (what `copy_in`'s `fill` does
+/// for one destination, without its cursor over the pieces).
+#[inline]
+fn gather(dst: &mut BytesMut, bufs: &[IoSlice<'_>], n: usize) {
+    let mut left = n;
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let k = left.min(b.len());
+        dst.extend_from_slice(&b[..k]);
         left -= k;
     }
 }
