@@ -290,7 +290,12 @@ impl TcpSock {
     /// once all data is out. `push` forces out a held small tail
     /// (`TCP_NAGLE_PUSH`: shutdown, `TCP_NODELAY`, retransmission).
     pub(crate) fn write_xmit(&mut self, ctx: &mut Ctx<'_>, push: bool) {
-        let mss = self.eff_mss();
+        // With nothing unsent only the FIN can go, which needs no MSS.
+        let mss = if self.unsent() == 0 {
+            0
+        } else {
+            self.eff_mss()
+        };
         self.write_xmit_mss(ctx, push, mss);
     }
 
@@ -298,9 +303,10 @@ impl TcpSock {
     /// already known: `tcp_sendmsg` computed it for its size goal, and
     /// nothing it depends on (the MSS cache, the peer's MSS and largest
     /// window, `TCP_MAXSEG`) changes while the socket lock is held, so one
-    /// value serves every segment of the call.
+    /// value serves every segment of the call. (`mss` is only read when
+    /// there is data to send.)
     pub(crate) fn write_xmit_mss(&mut self, ctx: &mut Ctx<'_>, push: bool, mss: u32) {
-        debug_assert_eq!(mss, self.eff_mss());
+        debug_assert!(self.unsent() == 0 || mss == self.eff_mss());
         if !matches!(
             self.state,
             TcpState::Established
