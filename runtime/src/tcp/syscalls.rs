@@ -280,7 +280,13 @@ fn gather(dst: &mut BytesMut, bufs: &[IoSlice<'_>], n: usize) {
 /// arena as a chunk of its own (one skb).
 fn copy_in_small(s: &mut TcpSock, src: &[u8], goal: usize) {
     let n = src.len();
-    if let Some(mut tail) = take_unsent_tail(s, n, goal) {
+    // (An empty queue has no tail: no call.)
+    let tail = if s.snd.sendq.is_empty() {
+        None
+    } else {
+        take_unsent_tail(s, n, goal)
+    };
+    if let Some(mut tail) = tail {
         tail.extend_from_slice(src);
         s.snd.sendq.push_back(SendChunk {
             data: tail.freeze(),
