@@ -19,7 +19,7 @@ const GATHER_MAX: usize = 2048;
 impl TcpSock {
     /// A segment from this socket, with the current ACK and window
     /// (`tcp_transmit_skb` fills the header).
-    #[inline]
+    #[inline(always)]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
         let window = if fl & flags::SYN != 0 {
             // tcp_connect_init / tcp_openreq_init_rwin: the clamp from the
@@ -118,8 +118,12 @@ impl TcpSock {
             // mode is left by resetting the count), so skip the clock.
             return;
         }
+        // `now - lrcvtime < ato`, by addition (as tcp_event_data_recv
+        // compares): no Instant subtraction. A clock behind `lrcvtime`
+        // counts as a gap of zero, under any non-zero `ato`.
         if let Some(lrcv) = self.rcv.lrcvtime {
-            if ctx.now().saturating_duration_since(lrcv) < self.rcv.ato {
+            let ato = self.rcv.ato;
+            if !ato.is_zero() && lrcv.checked_add(ato).is_none_or(|end| ctx.now() < end) {
                 self.rcv.pingpong = self.rcv.pingpong.saturating_add(1);
             }
         }
@@ -181,7 +185,16 @@ impl TcpSock {
     /// coalesced writes) is gathered; a large chunk is never joined to
     /// another, the segment ends at its boundary instead. (The kernel fills
     /// skbs at `sendmsg` time; the model keeps each write as it came.)
+    #[inline]
     fn segment_limit(&self, mut off: usize, len: usize) -> usize {
+        // The usual case first: the segment starts in the queue's first
+        // chunk and that chunk alone decides (the loop's first step).
+        if let Some(first) = self.snd.sendq.front() {
+            let l = first.data.len();
+            if off < l && (l - off >= len || l > GATHER_MAX) {
+                return (l - off).min(len);
+            }
+        }
         let mut total = 0;
         for chunk in self.snd.sendq.iter().map(|c| &c.data) {
             if off >= chunk.len() {
@@ -208,7 +221,26 @@ impl TcpSock {
 
     /// The payload `[off, off + len)` bytes past `snd_una`: a slice of one
     /// written chunk when it fits (no copy), else gathered into a new buffer.
+    #[inline(always)]
     fn sendq_slice(&self, off: usize, len: usize) -> Bytes {
+        // The usual case first: within the first chunk, or all of it.
+        if let Some(first) = self.snd.sendq.front() {
+            let chunk = &first.data;
+            if off < chunk.len() && off + len <= chunk.len() {
+                return if off == 0 && len == chunk.len() {
+                    chunk.clone()
+                } else {
+                    chunk.slice(off..off + len)
+                };
+            }
+        }
+        self.sendq_gather(off, len)
+    }
+
+    /// [`sendq_slice`](Self::sendq_slice) past the first chunk, or across
+    /// chunks (out of line: the usual segment never gets here).
+    #[inline(never)]
+    fn sendq_gather(&self, off: usize, len: usize) -> Bytes {
         let mut skip = off;
         let mut iter = self.snd.sendq.iter().map(|c| &c.data);
         for chunk in iter.by_ref() {
@@ -258,6 +290,23 @@ impl TcpSock {
     /// once all data is out. `push` forces out a held small tail
     /// (`TCP_NAGLE_PUSH`: shutdown, `TCP_NODELAY`, retransmission).
     pub(crate) fn write_xmit(&mut self, ctx: &mut Ctx<'_>, push: bool) {
+        // With nothing unsent only the FIN can go, which needs no MSS.
+        let mss = if self.unsent() == 0 {
+            0
+        } else {
+            self.eff_mss()
+        };
+        self.write_xmit_mss(ctx, push, mss);
+    }
+
+    /// [`write_xmit`](Self::write_xmit) with the current MSS (`eff_mss`)
+    /// already known: `tcp_sendmsg` computed it for its size goal, and
+    /// nothing it depends on (the MSS cache, the peer's MSS and largest
+    /// window, `TCP_MAXSEG`) changes while the socket lock is held, so one
+    /// value serves every segment of the call. (`mss` is only read when
+    /// there is data to send.)
+    pub(crate) fn write_xmit_mss(&mut self, ctx: &mut Ctx<'_>, push: bool, mss: u32) {
+        debug_assert!(self.unsent() == 0 || mss == self.eff_mss());
         if !matches!(
             self.state,
             TcpState::Established
@@ -285,7 +334,6 @@ impl TcpSock {
                 }
                 return;
             }
-            let mss = self.eff_mss();
             let wnd_end = self.snd.snd_una.wrapping_add(self.snd.snd_wnd);
             let usable = (wnd_end.wrapping_sub(self.snd.snd_nxt) as i32).max(0) as u32;
             // The next segment ("skb"): at most one MSS, ending where its

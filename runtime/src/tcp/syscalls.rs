@@ -67,12 +67,12 @@ pub(crate) fn tcp_sendmsg(
     let n = total.min(space);
     let before = s.wmem_queued();
     // tcp_send_mss: on loopback size_goal is one MSS (tcp_xmit_size_goal).
-    let goal = s.eff_mss().max(1) as usize;
-    copy_in(&mut s, &ns.buf_pool, bufs, n, goal);
+    let mss = s.eff_mss();
+    copy_in(&mut s, &ns.buf_pool, bufs, n, mss.max(1) as usize);
     s.snd.sendq_bytes += n;
     s.snd.write_seq = s.snd.write_seq.wrapping_add(n as u32);
     ns.mem_add(s.wmem_queued() - before);
-    s.write_xmit(&mut ctx, false);
+    s.write_xmit_mss(&mut ctx, false, mss);
     drop(s);
     ctx.local_bh_enable();
     Poll::Ready(Ok(n))
@@ -191,6 +191,14 @@ pub(crate) fn copy_in(
     goal: usize,
 ) {
     let goal = goal.max(1);
+    if let [one] = bufs {
+        if n <= SMALL_WRITE {
+            // The usual small write, one buffer: the same steps as below,
+            // without the general gather over `bufs`.
+            copy_in_small(s, &one[..n], goal);
+            return;
+        }
+    }
     let mut src = bufs.iter().flat_map(|b| b.chunks(POOL_BUF)).peekable();
     let mut fill = |dst: &mut dyn FnMut(&[u8]), mut want: usize| {
         while want > 0 {
@@ -206,7 +214,7 @@ pub(crate) fn copy_in(
     };
     if n <= JOIN_MAX {
         if let Some(mut tail) = take_unsent_tail(s, n, goal) {
-            fill(&mut |p| tail.extend_from_slice(p), n);
+            gather(&mut tail, bufs, n);
             // Still one skb.
             s.snd.sendq.push_back(SendChunk {
                 data: tail.freeze(),
@@ -229,7 +237,7 @@ pub(crate) fn copy_in(
         if arena.capacity() < n {
             arena.reserve(ARENA);
         }
-        fill(&mut |p| arena.extend_from_slice(p), n);
+        gather(arena, bufs, n);
         let chunk = arena.split().freeze();
         push(s, chunk);
         return;
@@ -250,6 +258,56 @@ pub(crate) fn copy_in(
         }
         left -= k;
     }
+}
+
+/// `n` bytes of `bufs` into `dst`, in order (what `copy_in`'s `fill` does
+/// for one destination, without its cursor over the pieces).
+#[inline]
+fn gather(dst: &mut BytesMut, bufs: &[IoSlice<'_>], n: usize) {
+    let mut left = n;
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let k = left.min(b.len());
+        dst.extend_from_slice(&b[..k]);
+        left -= k;
+    }
+}
+
+/// [`copy_in`] of one small buffer (`src.len() <= SMALL_WRITE`): it joins
+/// the unsent tail chunk when it may, else it is copied into the socket's
+/// arena as a chunk of its own (one skb).
+fn copy_in_small(s: &mut TcpSock, src: &[u8], goal: usize) {
+    let n = src.len();
+    // (An empty queue has no tail: no call.)
+    let tail = if s.snd.sendq.is_empty() {
+        None
+    } else {
+        take_unsent_tail(s, n, goal)
+    };
+    if let Some(mut tail) = tail {
+        tail.extend_from_slice(src);
+        s.snd.sendq.push_back(SendChunk {
+            data: tail.freeze(),
+            skbs: 1,
+        });
+        s.snd.skbs += 1;
+        return;
+    }
+    let arena = &mut s.snd.tx_arena;
+    if arena.capacity() < n {
+        arena.reserve(ARENA);
+    }
+    arena.extend_from_slice(src);
+    let chunk = arena.split().freeze();
+    // The skbs of at most `goal` bytes it stands for, as `copy_in` counts.
+    let skbs = n.div_ceil(goal).max(1);
+    s.snd.sendq.push_back(SendChunk {
+        data: chunk,
+        skbs: skbs as u32,
+    });
+    s.snd.skbs += skbs;
 }
 
 /// The send queue's last chunk, taken off the queue as a growable buffer,
