@@ -18,8 +18,24 @@ pub(crate) fn cx() -> Context<'static> {
 
 /// Marks every CPU's softirq as in progress: sends only enqueue.
 pub(crate) fn hold(ns: &Netns) {
+    // A run in progress (ksoftirqd's, with timers armed) clears `running`
+    // when it ends: wait for it, then take the flag, so no run is left that
+    // could drain the backlog behind the test's back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for sd in ns.0.softnet.iter() {
-        lock(&sd.q).running = true;
+        loop {
+            let mut q = lock(&sd.q);
+            if !q.running {
+                q.running = true;
+                break;
+            }
+            drop(q);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a softirq run never ended"
+            );
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -431,7 +447,7 @@ fn test_a_lost_window_update_is_recovered_by_the_zero_window_probe() {
     let lost = take_queued(&ns);
     assert!(
         lost.iter().any(|skb| skb.window > 0),
-        "a window update was sent"
+        "a window update was sent (sent {sent}, read {got} while held)"
     );
     release(&ns);
     eventually("the sender never learned the window opened", || {
