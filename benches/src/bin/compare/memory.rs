@@ -20,7 +20,8 @@ pub async fn idle_per_conn<T: Transport>(n: usize, notes: &mut Vec<String>) -> i
             thousands(n as u64),
             Unit::Bytes.fmt(idle.held as f64),
             Unit::Bytes.fmt(idle.held as f64 / (2 * n) as f64),
-            sockstat
+            // /proc/net/sockstat's lines, on one line of the note.
+            sockstat.to_string().trim_end().replace('\n', "; ")
         ));
     }
     Ok(idle.per_connection())
