@@ -415,15 +415,39 @@ pub(crate) fn siphash(k: (u64, u64), words: &[u64]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// An address as hash words (IPv4 in one word, IPv6 in two).
-fn ip_words(ip: IpAddr, out: &mut Vec<u64>) {
-    match ip {
-        IpAddr::V4(v) => out.push(u64::from(u32::from(v))),
-        IpAddr::V6(v) => {
-            let x = u128::from(v);
-            out.push((x >> 64) as u64);
-            out.push(x as u64);
+/// Up to six hash words, on the stack (two addresses, a port or two and the
+/// epoch): the hashes of one connection allocate nothing.
+struct Words {
+    w: [u64; 6],
+    n: usize,
+}
+
+impl Words {
+    fn new() -> Words {
+        Words { w: [0; 6], n: 0 }
+    }
+
+    fn push(&mut self, x: u64) {
+        if let Some(slot) = self.w.get_mut(self.n) {
+            *slot = x;
+            self.n += 1;
         }
+    }
+
+    /// An address as hash words (IPv4 in one word, IPv6 in two).
+    fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v) => self.push(u64::from(u32::from(v))),
+            IpAddr::V6(v) => {
+                let x = u128::from(v);
+                self.push((x >> 64) as u64);
+                self.push(x as u64);
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        &self.w[..self.n]
     }
 }
 
@@ -440,6 +464,10 @@ pub(crate) struct PortSecret {
     /// initial (seeded) value.
     perturb: HashMap<u16, u32, FxBuild>,
     rng: u64,
+    /// The last `port_offset` computed, with what it was computed from
+    /// (saddr, daddr, epoch): the hash depends on nothing else, so the
+    /// connections to one destination within an epoch hash once.
+    last_offset: Option<(IpAddr, SocketAddr, u64, u64)>,
 }
 
 impl PortSecret {
@@ -451,6 +479,7 @@ impl PortSecret {
             key,
             perturb: HashMap::default(),
             rng: siphash(key, &[u64::MAX]),
+            last_offset: None,
         }
     }
 
@@ -495,24 +524,32 @@ impl PortSecret {
     /// `secure_ipv4_port_ephemeral` / `secure_ipv6_port_ephemeral`:
     /// `siphash(saddr, daddr, dport, jiffies / EPHEMERAL_PORT_SHUFFLE_PERIOD)`
     /// under `net_secret`.
-    pub(crate) fn port_offset(&self, saddr: IpAddr, daddr: SocketAddr, now_ms: u64) -> u64 {
-        let mut w = Vec::with_capacity(6);
-        ip_words(saddr, &mut w);
-        ip_words(daddr.ip(), &mut w);
+    pub(crate) fn port_offset(&mut self, saddr: IpAddr, daddr: SocketAddr, now_ms: u64) -> u64 {
+        let epoch = now_ms / EPHEMERAL_PORT_SHUFFLE_PERIOD_MS;
+        if let Some((s, d, e, h)) = self.last_offset {
+            if s == saddr && d == daddr && e == epoch {
+                return h;
+            }
+        }
+        let mut w = Words::new();
+        w.ip(saddr);
+        w.ip(daddr.ip());
         w.push(u64::from(daddr.port()));
-        w.push(now_ms / EPHEMERAL_PORT_SHUFFLE_PERIOD_MS);
-        siphash(self.key, &w)
+        w.push(epoch);
+        let h = siphash(self.key, w.as_slice());
+        self.last_offset = Some((saddr, daddr, epoch, h));
+        h
     }
 
     /// `inet_ehashfn`: the hash of a 4-tuple that `reuseport_select_sock`
     /// spreads connections over a reuseport group with.
     pub(crate) fn ehashfn(&self, saddr: SocketAddr, daddr: SocketAddr) -> u32 {
-        let mut w = Vec::with_capacity(6);
-        ip_words(daddr.ip(), &mut w);
+        let mut w = Words::new();
+        w.ip(daddr.ip());
         w.push(u64::from(daddr.port()));
-        ip_words(saddr.ip(), &mut w);
+        w.ip(saddr.ip());
         w.push(u64::from(saddr.port()));
-        siphash(self.key, &w) as u32
+        siphash(self.key, w.as_slice()) as u32
     }
 }
 
@@ -549,7 +586,8 @@ pub(crate) fn inet_hash_connect(
     }
     let h = t.secret.port_offset(saddr, daddr, now);
     let index = (h & (INET_TABLE_PERTURB_SIZE - 1)) as u16;
-    let mut offset = t.secret.perturb(index).wrapping_add((h >> 32) as u32) % remaining;
+    let perturb = t.secret.perturb(index);
+    let mut offset = perturb.wrapping_add((h >> 32) as u32) % remaining;
     offset &= !1;
     let mut recycle = None;
     let mut chosen = None;
@@ -576,7 +614,8 @@ pub(crate) fn inet_hash_connect(
     }
     let (port, i) = chosen?;
     let i = i.max(t.secret.random_below(8) * step);
-    let slot = t.secret.perturb(index).wrapping_add(i + step);
+    // The search changed no slot: `perturb` is still this slot's value.
+    let slot = perturb.wrapping_add(i + step);
     t.secret.perturb.insert(index, slot);
     t.bhash.entry(port).or_default().push(BindEntry {
         addr: saddr,
