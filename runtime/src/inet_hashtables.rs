@@ -358,13 +358,26 @@ impl Tables {
             .is_some_and(|v| v.iter().any(|e| addr_overlap(e.addr, ip)))
     }
 
-    pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) {
-        if let Some(v) = self.bhash.get_mut(&port) {
-            v.retain(|e| e.sock_id != sock_id);
-            if v.is_empty() {
-                self.bhash.remove(&port);
+    /// Releases `sock_id`'s hold on `port` (`inet_put_port`), dropping the
+    /// bucket when it empties: one probe of the table. Returns how the
+    /// socket held the port, if it did.
+    pub(crate) fn bhash_remove(&mut self, port: u16, sock_id: u64) -> Option<BindKind> {
+        let std::collections::hash_map::Entry::Occupied(mut e) = self.bhash.entry(port) else {
+            return None;
+        };
+        let mut kind = None;
+        e.get_mut().retain(|b| {
+            if b.sock_id == sock_id {
+                kind.get_or_insert(b.kind);
+                false
+            } else {
+                true
             }
+        });
+        if e.get().is_empty() {
+            e.remove();
         }
+        kind
     }
 }
 

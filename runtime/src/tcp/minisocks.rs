@@ -459,11 +459,13 @@ impl TcpSock {
                 // The entry takes the socket's place in the lookup (a hashed
                 // socket owns its 4-tuple there) and its port.
                 t.ehash.remove(&key);
+                // The port goes to the entry: the socket's hold on it is
+                // released here (under the same lock), and how it held it
+                // says whether `bind()` made it.
                 let from_bind = !self.bound
-                    || t.bhash
-                        .get(&port)
-                        .and_then(|v| v.iter().find(|e| e.sock_id == id))
-                        .is_none_or(|e| e.kind != BindKind::Connect);
+                    || t.bhash_remove(port, id)
+                        .is_none_or(|k| k != BindKind::Connect);
+                self.bound = false;
                 let tw = TwSock {
                     expires: now + tmo.as_millis() as u64,
                     fin_wait2,
@@ -477,10 +479,6 @@ impl TcpSock {
                 t.tw_hash(key, tw);
                 self.hashed = false;
                 ns.socks.inuse.fetch_sub(1, Relaxed);
-                if self.bound {
-                    t.bhash_remove(port, id);
-                    self.bound = false;
-                }
                 tw_publish(ns, &mut t);
                 drop(t);
                 inc(&ns.mib.tw);
