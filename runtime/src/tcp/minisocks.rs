@@ -225,7 +225,9 @@ impl TwTables {
     /// The entry of `key`.
     #[inline]
     pub(crate) fn get(&self, key: &Key) -> Option<&TwSock> {
-        if self.count == 0 {
+        // No entry holds the local port: no entry has the 4-tuple (an
+        // index read, where the maps would hash both pairs).
+        if self.count == 0 || !self.ports.used(key.0.port()) {
             return None;
         }
         let (ips, ports) = split(key);
@@ -250,7 +252,7 @@ impl TwTables {
     }
 
     fn remove(&mut self, key: &Key) -> Option<TwSock> {
-        if self.count == 0 {
+        if self.count == 0 || !self.ports.used(key.0.port()) {
             return None;
         }
         let (ips, ports) = split(key);
