@@ -249,6 +249,20 @@ impl Ehash {
     /// `inet_ehash_insert`: inserts the socket only if the 4-tuple is free;
     /// returns whether it did.
     pub(crate) fn try_insert(&mut self, key: EhashKey, sk: &Arc<Sock>) -> bool {
+        // The usual case, decided at the slot: with the map empty, the
+        // 4-tuple can only be in its slot; an empty slot takes it.
+        if self.map.is_empty() {
+            if let Some(slot) = self.slots.get_mut(Self::slot(&key)) {
+                match slot {
+                    Some((k, _)) if *k == key => return false,
+                    Some(_) => {}
+                    None => {
+                        *slot = Some((key, sk.clone()));
+                        return true;
+                    }
+                }
+            }
+        }
         if self.contains_key(&key) {
             return false;
         }
