@@ -537,6 +537,7 @@ impl TcpStream {
         split_owned::split_owned(self)
     }
 
+    #[inline]
     pub(crate) fn poll_read_priv(
         &self,
         cx: &mut Context<'_>,
@@ -559,48 +560,21 @@ impl TcpStream {
                 coop.made_progress();
                 Poll::Ready(Ok(()))
             }
-            // Through `&self`, as tokio's own split halves do it, and with
-            // tokio's poll_read rules: readiness, then a read; `WouldBlock`
-            // or a read shorter than the buffer clears readiness (through
-            // `try_io`, so with the tick it observed).
-            Inner::Os(s) => loop {
-                ready!(s.poll_read_ready(cx))?;
-                let unfilled = buf.initialize_unfilled();
-                let len = unfilled.len();
-                let mut short = 0;
-                let r = s.try_io(Interest::READABLE, || {
-                    let n = (&*socket2::SockRef::from(s)).read(unfilled)?;
-                    if 0 < n && n < len {
-                        short = n;
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
-                    Ok(n)
-                });
-                match r {
-                    Ok(n) => {
-                        buf.advance(n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
-                        buf.advance(short);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            },
+            // Out of line: the model's path above stays a small leaf.
+            Inner::Os(s) => poll_read_os(s, cx, buf),
         }
     }
 
     /// A write, with tokio's rules: `WouldBlock` clears the write readiness,
     /// and so does a single-buffer write that took less than it was given
-    /// (`vectored` false: tokio's `poll_write` does that on Linux, its
-    /// `poll_write_vectored` does not).
+    /// (`whole` is that buffer's length: tokio's `poll_write` does that on
+    /// Linux; its `poll_write_vectored`, which passes `None`, does not).
+    #[inline]
     pub(crate) fn poll_write_priv(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
-        vectored: bool,
+        whole: Option<usize>,
     ) -> Poll<io::Result<usize>> {
         match &self.inner {
             Inner::Model(m) => {
@@ -608,36 +582,15 @@ impl TcpStream {
                 let r = m.sock.poll_send(Some(cx), bufs);
                 match &r {
                     Poll::Pending => m.sticky.set_write(false),
-                    Poll::Ready(Ok(n)) => {
-                        let short = !vectored && 0 < *n && *n < bufs.iter().map(|b| b.len()).sum();
-                        m.sticky.set_write(!short);
-                    }
+                    Poll::Ready(Ok(n)) => m.sticky.set_write(!is_short(*n, whole)),
                     Poll::Ready(Err(_)) => {}
                 }
                 let n = ready!(r)?;
                 coop.made_progress();
                 Poll::Ready(Ok(n))
             }
-            Inner::Os(s) => loop {
-                ready!(s.poll_write_ready(cx))?;
-                let total: usize = bufs.iter().map(|b| b.len()).sum();
-                let mut short = 0;
-                let r = s.try_io(Interest::WRITABLE, || {
-                    let n = (&*socket2::SockRef::from(s)).write_vectored(bufs)?;
-                    if !vectored && 0 < n && n < total {
-                        short = n;
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
-                    Ok(n)
-                });
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
-                        return Poll::Ready(Ok(short))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => return Poll::Ready(r),
-                }
-            },
+            // Out of line: the model's path above stays a small leaf.
+            Inner::Os(s) => poll_write_os(s, cx, bufs, whole),
         }
     }
 
@@ -651,6 +604,81 @@ impl TcpStream {
         match r {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
+        }
+    }
+}
+
+/// Whether a write of `n` bytes took less than the single buffer of
+/// `whole` bytes it was given (never for a vectored write, `None`).
+#[inline]
+fn is_short(n: usize, whole: Option<usize>) -> bool {
+    matches!(whole, Some(len) if 0 < n && n < len)
+}
+
+/// [`TcpStream::poll_read_priv`] on a real OS socket: through `&self`, as
+/// tokio's own split halves do it, and with tokio's poll_read rules:
+/// readiness, then a read; `WouldBlock` or a read shorter than the buffer
+/// clears readiness (through `try_io`, so with the tick it observed).
+#[inline(never)]
+fn poll_read_os(
+    s: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        ready!(s.poll_read_ready(cx))?;
+        let unfilled = buf.initialize_unfilled();
+        let len = unfilled.len();
+        let mut short = 0;
+        let r = s.try_io(Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(s)).read(unfilled)?;
+            if 0 < n && n < len {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match r {
+            Ok(n) => {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
+                buf.advance(short);
+                return Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// [`TcpStream::poll_write_priv`] on a real OS socket, with tokio's
+/// poll_write rules (readiness, then a write, through `try_io`).
+#[inline(never)]
+fn poll_write_os(
+    s: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+    whole: Option<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(s.poll_write_ready(cx))?;
+        let mut short = 0;
+        let r = s.try_io(Interest::WRITABLE, || {
+            let n = (&*socket2::SockRef::from(s)).write_vectored(bufs)?;
+            if is_short(n, whole) {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => {
+                return Poll::Ready(Ok(short))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return Poll::Ready(r),
         }
     }
 }
@@ -733,7 +761,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, &[IoSlice::new(buf)], false)
+        self.poll_write_priv(cx, &[IoSlice::new(buf)], Some(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -741,7 +769,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, bufs, true)
+        self.poll_write_priv(cx, bufs, None)
     }
 
     fn is_write_vectored(&self) -> bool {

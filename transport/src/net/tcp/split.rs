@@ -119,7 +119,8 @@ impl AsyncWrite for WriteHalf<'_> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_priv(cx, &[IoSlice::new(buf)], false)
+        self.0
+            .poll_write_priv(cx, &[IoSlice::new(buf)], Some(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -127,7 +128,7 @@ impl AsyncWrite for WriteHalf<'_> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.poll_write_priv(cx, bufs, true)
+        self.0.poll_write_priv(cx, bufs, None)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -192,7 +192,8 @@ impl AsyncWrite for OwnedWriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, &[IoSlice::new(buf)], false)
+        self.inner
+            .poll_write_priv(cx, &[IoSlice::new(buf)], Some(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -200,7 +201,7 @@ impl AsyncWrite for OwnedWriteHalf {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, bufs, true)
+        self.inner.poll_write_priv(cx, bufs, None)
     }
 
     fn is_write_vectored(&self) -> bool {
