@@ -9,7 +9,7 @@
 //! `icount` binary built beside it under callgrind, as `.ci/icount` does.
 
 #[path = "../icount/stages.rs"]
-mod stages;
+pub mod stages;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

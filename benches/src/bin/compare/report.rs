@@ -128,33 +128,7 @@ fn table_cells(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
 /// The table, columns aligned, for a terminal.
 fn text_table(rows: &[Row]) -> String {
     let (head, body) = table_cells(rows);
-    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in &body {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            if i == 0 {
-                let _ = write!(s, "{c}{}", " ".repeat(pad));
-            } else {
-                let _ = write!(s, " | {}{c}", " ".repeat(pad));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let mut out = line(&head) + "\n";
-    let total: usize = w.iter().sum::<usize>() + 3 * (w.len() - 1);
-    out += &"-".repeat(total);
-    out += "\n";
-    for r in &body {
-        out += &line(r);
-        out += "\n";
-    }
-    out
+    crate::icount::stages::aligned(&head, &body)
 }
 
 /// The table in Markdown.

@@ -1046,8 +1046,15 @@ pub fn wrap(text: &str, width: usize) -> String {
 /// The stage table, aligned for a terminal.
 pub fn text(rows: &[PerOp]) -> String {
     let (head, body) = table_rows(rows);
+    aligned(&head, &body)
+}
+
+/// A table for a terminal: the first column left-aligned, the others
+/// right-aligned, ` | ` between them, a rule under the head (compare's
+/// timing table is laid out by this too).
+pub fn aligned(head: &[String], body: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in &body {
+    for r in body {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
@@ -1064,10 +1071,10 @@ pub fn text(rows: &[PerOp]) -> String {
         }
         s.trim_end().to_string()
     };
-    let mut out = line(&head) + "\n";
+    let mut out = line(head) + "\n";
     out += &"-".repeat(w.iter().sum::<usize>() + 3 * (w.len() - 1));
     out += "\n";
-    for r in &body {
+    for r in body {
         out += &line(r);
         out += "\n";
     }
