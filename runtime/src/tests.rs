@@ -6,6 +6,7 @@
 use crate::af_inet::Socket;
 use crate::netns::Netns;
 use crate::skbuff::{flags, proto, SkBuff};
+use crate::stats::TimerKind;
 use crate::sync::{lock, write};
 use crate::tcp::TcpState;
 use std::io::IoSlice;
@@ -937,4 +938,107 @@ fn test_a_time_wait_entry_is_small() {
     // a slot, under 80 bytes an entry with hashbrown's load factor.
     assert!(std::mem::size_of::<crate::tcp::minisocks::TwSock>() <= 24);
     assert!(std::mem::size_of::<(u32, crate::tcp::minisocks::TwSock)>() <= 32);
+}
+
+/// A clock the test moves by hand: the model's timers fire only when the
+/// test calls `run_timers`.
+struct ManualClock(crate::sync::Mutex<std::time::Instant>);
+
+impl crate::Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        *lock(&self.0)
+    }
+    fn schedule(&self, _when: std::time::Instant) {}
+}
+
+impl ManualClock {
+    /// Installs a clock in a new namespace.
+    fn install(ns: &Netns) -> crate::sync::Arc<ManualClock> {
+        let clock = crate::sync::Arc::new(ManualClock(crate::sync::Mutex::new(
+            std::time::Instant::now(),
+        )));
+        ns.set_clock(clock.clone()).unwrap();
+        clock
+    }
+
+    /// Moves the clock by `d` and runs what fell due.
+    fn advance(&self, ns: &Netns, d: std::time::Duration) {
+        *lock(&self.0) += d;
+        ns.run_timers();
+    }
+}
+
+#[test]
+fn test_the_probe_timer_is_rearmed_when_an_ack_empties_the_flight_after_a_rewind() {
+    // Linux: an RTO that finds the window narrower than the head segment
+    // leaves the window to the probe timer; the ACK of what was in flight
+    // then clears that timer (tcp_rearm_rto clears icsk_pending), and with
+    // the window closed and data waiting the push that follows arms it again
+    // (tcp_check_probe_timer). So a window update lost after that is still
+    // recovered by a probe, and ss -o shows the persist timer meanwhile.
+    let ns = Netns::new();
+    let clock = ManualClock::install(&ns);
+    let (_l, c, s) = pair(&ns);
+    let chunk = vec![9u8; 65536];
+    let mut sent = 0;
+    while let Poll::Ready(Ok(n)) = c.poll_send(Some(&mut cx()), &[IoSlice::new(&chunk)]) {
+        sent += n;
+    }
+    // A small read opens the window by less than a segment: the sender
+    // waits on the probe timer.
+    let mut buf = vec![0; 4 << 20];
+    let mut got = 0;
+    if let Poll::Ready(Ok(n)) = recv(&s, &mut buf[..1000]) {
+        got += n;
+    }
+    let persist = |ns: &Netns| {
+        let local = c.local_addr().unwrap();
+        ns.sockets()
+            .iter()
+            .find(|r| r.local == local)
+            .and_then(|r| r.timer.as_ref().map(|t| t.kind))
+    };
+    assert_eq!(persist(&ns), Some(TimerKind::Persist));
+    // The probe timer sends what fits (tcp_write_wakeup); held on the
+    // backlog, it is still in flight when the RTO rewinds onto the window.
+    hold(&ns);
+    let ms50 = std::time::Duration::from_millis(50);
+    let out = ns.tcp_stats().out_segs;
+    for _ in 0..40 {
+        if ns.tcp_stats().out_segs > out {
+            break;
+        }
+        clock.advance(&ns, ms50);
+    }
+    assert_eq!(ns.tcp_stats().out_segs, out + 1, "the window's worth");
+    assert_eq!(ns.tcp_stats().tcp_timeouts, 0);
+    for _ in 0..40 {
+        if ns.tcp_stats().tcp_timeouts > 0 {
+            break;
+        }
+        clock.advance(&ns, ms50);
+    }
+    assert_eq!(ns.tcp_stats().tcp_timeouts, 1);
+    // The segment arrives and fills the receiver: its ACK closes the window
+    // and empties the flight.
+    release(&ns);
+    assert_eq!(persist(&ns), Some(TimerKind::Persist), "{:#}", ns.sockets());
+    // The reader takes everything; its window update is lost.
+    hold(&ns);
+    while let Poll::Ready(Ok(n)) = recv(&s, &mut buf) {
+        got += n;
+    }
+    assert!(take_queued(&ns).iter().any(|skb| skb.window > 0));
+    release(&ns);
+    // The probes find the open window: everything arrives.
+    for _ in 0..200 {
+        if got == sent {
+            break;
+        }
+        clock.advance(&ns, std::time::Duration::from_millis(500));
+        while let Poll::Ready(Ok(n)) = recv(&s, &mut buf) {
+            got += n;
+        }
+    }
+    assert_eq!(got, sent, "{:#}", ns.sockets());
 }

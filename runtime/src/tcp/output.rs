@@ -356,9 +356,15 @@ impl TcpSock {
             // must fit in the window. No segment is cut to fill a partly
             // open window (the persist timer's tcp_write_wakeup does that).
             if usable < len {
-                if self.snd.snd_nxt == self.snd.snd_una && !self.timers.probing {
+                if self.snd.snd_nxt == self.snd.snd_una
+                    && !(self.timers.probing && self.timers.rto_timer != Timer::Off)
+                {
                     // tcp_check_probe_timer: nothing in flight to bring an
-                    // ACK; probe the window.
+                    // ACK and no probe pending; probe the window. (An ACK
+                    // of the last segment in flight stops the timer, as
+                    // tcp_rearm_rto clears icsk_pending, even when a
+                    // go-back-N rewind had already made it the probe timer:
+                    // the push that follows arms it again.)
                     self.timers.probing = true;
                     self.timers.rto_timer = Timer::Off;
                     self.arm_rto(ctx);
