@@ -1,6 +1,7 @@
-//! One table: lonet against kernel loopback TCP, a Unix socket pair and
-//! `tokio::io::duplex`, on the same workloads, with lonet's ratios and
-//! whether lonet meets its performance targets.
+//! One table: lonet against kernel loopback TCP, a Unix socket pair,
+//! `tokio::io::duplex` and turmoil-net (ping-pong, bulk and connects), on the
+//! same workloads, with lonet's ratios and whether lonet meets its
+//! performance targets.
 //!
 //! ```text
 //! cargo run --release -p lonet-bench --bin compare
