@@ -19,12 +19,6 @@
 //! [`Exposed`] (module [`bridge`]) is a fifth: a kernel socket reaching a
 //! listener of lonet through `expose`'s relay, for the bridge rows.
 //!
-//! [`TurmoilNet`] (module [`turmoil`]) is turmoil-net's simulated stack on
-//! 127.0.0.1, the nearest peer of lonet: its sockets work only on the thread
-//! of [`turmoil::run`], which drives its fabric as turmoil-net's own test
-//! fixture does (current-thread, a paused clock), so it runs the ping-pong,
-//! bulk and connect workloads there and nowhere else.
-//!
 //! The workloads, one module each:
 //! - [`pingpong`]: 64-byte round trips ([`PingPong`]);
 //! - [`bulk`]: 64 KiB writes on one connection ([`Bulk`]);
@@ -58,7 +52,6 @@ pub mod many;
 pub mod memory;
 pub mod pingpong;
 pub mod transport;
-pub mod turmoil;
 pub mod udp;
 
 pub use bridge::Exposed;
@@ -69,7 +62,6 @@ pub use many::Many;
 pub use memory::{idle, stall, Idle, Stall, STALL_CAP};
 pub use pingpong::{PingPong, PING};
 pub use transport::{spawn_in, Duplex, Listening, Lonet, Tcp, Transport, Unix, DUPLEX_BUF};
-pub use turmoil::TurmoilNet;
 pub use udp::{
     DgramTransport, KernelUdp, LonetUdp, QuicBulk, QuicOver, UdpPingPong, UdpStream, UnixDgram,
     DGRAM, QUIC_CHUNK, UDP_PING,

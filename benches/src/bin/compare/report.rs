@@ -2,7 +2,7 @@
 //! the notes.
 
 use crate::row::{fmt_ratio, Cell, Row, COLS, TURMOIL};
-use lonet_bench::{Duplex, Lonet, Tcp, Transport, TurmoilNet, Unix};
+use lonet_bench::{Duplex, Lonet, Tcp, Transport, Unix};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -87,8 +87,9 @@ fn legend() -> String {
      duplex: tokio::io::duplex with a 64 KiB buffer, the floor of an in-process pipe.\n\
      - turmoil-net: the turmoil-net crate (0.1), a simulated TCP/IP stack behind a tokio-shaped shim::tokio::net, \
      the nearest peer: one host, 127.0.0.1, default config, driven as its own test fixture (fixture::lo) drives it: \
-     a current-thread runtime of its own with a paused clock, the work on a LocalSet, the fabric pumped each time \
-     the tasks are idle. Only on the current-thread ping-pong, bulk and connect rows (its stack lives on one thread); \
+     a current-thread runtime with a paused clock, the work on a LocalSet, the fabric pumped each time \
+     the tasks are idle; in a process of its own (benches/turmoil-net), whose tokio has the test-util feature \
+     turmoil-net needs, kept out of this binary's. Only on the current-thread ping-pong, bulk and connect rows (its stack lives on one thread); \
      its \"client in block_on\" is the fixture's task, which block_on drives. \
      lonet's target there: at least twice its rate (half its round trip).\n\
      - lonet: every workload in a namespace of its own (Netns::new()), default sysctls, the full modeled path \
@@ -182,7 +183,7 @@ pub fn csv(rows: &[Row]) -> String {
         Tcp::ID,
         Unix::ID,
         Duplex::ID,
-        TurmoilNet::ID
+        "turmoil_net"
     );
     let ratio = |r: Option<f64>| r.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {

@@ -145,6 +145,9 @@ impl Row {
                 turmoil,
             } => {
                 let mut missed = Vec::new();
+                // turmoil-net not run at all (its runner not built): the
+                // other bounds are still judged, and the verdict says so.
+                let mut not_run = "";
                 for (bound, col, name) in [
                     (tcp, 1, "TCP"),
                     (duplex, 3, "duplex"),
@@ -154,14 +157,21 @@ impl Row {
                         match self.ratio(col) {
                             Some(r) if within(r, *bound) => {}
                             Some(r) => missed.push(format!("{} vs {name}", fmt_ratio(Some(r)))),
+                            None if col == TURMOIL
+                                && self.cells[0].val().is_some()
+                                && matches!(self.cells[col], Cell::NotApplicable(_)) =>
+                            {
+                                not_run = "turmoil-net not run";
+                            }
                             None => return "no figure".into(),
                         }
                     }
                 }
-                if missed.is_empty() {
-                    format!("MET{star}")
-                } else {
-                    format!("MISSED{star} ({})", missed.join(", "))
+                match (missed.is_empty(), not_run.is_empty()) {
+                    (true, true) => format!("MET{star}"),
+                    (true, false) => format!("MET{star} ({not_run})"),
+                    (false, true) => format!("MISSED{star} ({})", missed.join(", ")),
+                    (false, false) => format!("MISSED{star} ({}; {not_run})", missed.join(", ")),
                 }
             }
             Target::AtMost(max) => match self.cells[0].val() {
@@ -240,6 +250,10 @@ mod tests {
             false,
         );
         assert_eq!(r.verdict(), "MET");
+        r.cells[TURMOIL] = Cell::NotApplicable("n/a (not built)");
+        assert_eq!(r.verdict(), "MET (turmoil-net not run)");
+        r.cells[0] = Cell::Val(19.0);
+        assert_eq!(r.verdict(), "MISSED (3.65× vs TCP; turmoil-net not run)");
         r.cells[TURMOIL] = Cell::Failed("hung".into());
         assert_eq!(r.verdict(), "no figure");
     }

@@ -5,7 +5,7 @@ use crate::measure::{self, bounded, memcpy_gbps, Client};
 use crate::memory::{idle_per_conn, run_stall, run_tiny_stall};
 use crate::plan::{size, thousands, Plan, Sizes};
 use crate::row::{Cell, Row, Target, Unit, COLS};
-use lonet_bench::{Duplex, Exposed, Lonet, Stall, Tcp, TurmoilNet, Unix, CHUNK, H2_STREAMS};
+use lonet_bench::{Duplex, Exposed, Lonet, Stall, Tcp, Unix, CHUNK, H2_STREAMS};
 use tokio::runtime::Runtime;
 
 /// Every row, in the table's order; `notes` gets what the rows have to say
@@ -124,7 +124,7 @@ fn one_thread() -> Cell {
 /// Ping-pong: the client in `block_on` (the way the reference real-socket
 /// figures, from which lonet's targets were set, were measured), then in a
 /// spawned task, on the current-thread runtime and on 2 workers.
-/// turmoil-net runs the two current-thread rows, on a runtime of its own
+/// turmoil-net runs the two current-thread rows, in a process of its own
 /// ([`measure::bounded_turmoil`]).
 fn pingpong(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -147,7 +147,11 @@ fn pingpong(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
             (
                 measure::bounded_turmoil(
                     "turmoil-net",
-                    measure::pingpong::<TurmoilNet>(n, client, ""),
+                    match client {
+                        Client::InPlace => "pingpong-in-place",
+                        Client::Spawned => "pingpong-spawned",
+                    },
+                    n,
                 ),
                 with_turmoil(Some(0.1), Some(2.0), 0.5),
                 "≤ 1/10 TCP, ≤ 2× duplex, ≤ 1/2 turmoil-net",
@@ -198,7 +202,7 @@ fn bulk(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
                 bounded(rt, "Unix", measure::bulk::<Unix>(n, &what)),
                 bounded(rt, "duplex", measure::bulk::<Duplex>(n, &what)),
                 if one_thread_row {
-                    measure::bounded_turmoil("turmoil-net", measure::bulk::<TurmoilNet>(n, ""))
+                    measure::bounded_turmoil("turmoil-net", "bulk", n)
                 } else {
                     one_thread()
                 },
@@ -235,7 +239,7 @@ fn connect(n: Plan, ct: &Runtime) -> Row {
             bounded(ct, "kernel TCP", measure::connects::<Tcp>(n)),
             na(),
             na(),
-            measure::bounded_turmoil("turmoil-net", measure::connects::<TurmoilNet>(n)),
+            measure::bounded_turmoil("turmoil-net", "connect", n),
         ],
         target: with_turmoil(Some(20.0), None, 2.0),
         target_text: "≥ 20× TCP, ≥ 2× turmoil-net".into(),
