@@ -90,7 +90,7 @@ fn turmoil_runner() -> Option<PathBuf> {
 
 /// turmoil-net's `workload` ("pingpong-in-place", "pingpong-spawned",
 /// "bulk", "connect") as the plan says, in a child process (the runner above,
-/// which times it as [`timed!`] does, drives turmoil-net as its own test
+/// which times it as `timed!` does, drives turmoil-net as its own test
 /// fixture does and keeps [`LIMIT`] itself): its figure, or why there is
 /// none. The child is killed if it outlives [`LIMIT`] by a few seconds.
 pub fn bounded_turmoil(what: &str, workload: &str, plan: Plan) -> Cell {
