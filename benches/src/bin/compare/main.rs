@@ -9,7 +9,14 @@
 //! cargo run --release -p lonet-bench --bin compare -- --quick          # a tenth of the sizes
 //! cargo run --release -p lonet-bench --bin compare -- --svg perf.svg   # also a bar chart
 //! cargo build --release -p lonet-bench --bins && target/release/compare --icount
+//! cargo build --release --manifest-path benches/turmoil-net/Cargo.toml  # the turmoil-net column
 //! ```
+//!
+//! The turmoil-net column comes from a program of its own
+//! (benches/turmoil-net, a separate build: turmoil-net turns on tokio's
+//! `test-util` feature, which would slow every other column), run once per
+//! cell ([`measure::bounded_turmoil`]); unbuilt, its cells read "n/a (not
+//! built)".
 //!
 //! Every figure is the median of several timed runs of a fixed number of
 //! iterations, after one untimed run, and every workload has a time limit,
