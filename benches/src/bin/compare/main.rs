@@ -1,6 +1,7 @@
-//! One table: lonet against kernel loopback TCP, a Unix socket pair and
-//! `tokio::io::duplex`, on the same workloads, with lonet's ratios and
-//! whether lonet meets its performance targets.
+//! One table: lonet against kernel loopback TCP, a Unix socket pair,
+//! `tokio::io::duplex` and turmoil-net (ping-pong, bulk and connects), on the
+//! same workloads, with lonet's ratios and whether lonet meets its
+//! performance targets.
 //!
 //! ```text
 //! cargo run --release -p lonet-bench --bin compare
@@ -8,7 +9,14 @@
 //! cargo run --release -p lonet-bench --bin compare -- --quick          # a tenth of the sizes
 //! cargo run --release -p lonet-bench --bin compare -- --svg perf.svg   # also a bar chart
 //! cargo build --release -p lonet-bench --bins && target/release/compare --icount
+//! cargo build --release --manifest-path benches/turmoil-net/Cargo.toml  # the turmoil-net column
 //! ```
+//!
+//! The turmoil-net column comes from a program of its own
+//! (benches/turmoil-net, a separate build: turmoil-net turns on tokio's
+//! `test-util` feature, which would slow every other column), run once per
+//! cell ([`measure::bounded_turmoil`]); unbuilt, its cells read "n/a (not
+//! built)".
 //!
 //! Every figure is the median of several timed runs of a fixed number of
 //! iterations, after one untimed run, and every workload has a time limit,

@@ -5,8 +5,10 @@ use crate::plan::Plan;
 use crate::row::Cell;
 use lonet_bench::*;
 use std::future::Future;
-use std::io;
-use std::sync::Mutex;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
@@ -66,17 +68,127 @@ where
     eprint!("  {what} ... ");
     let t0 = Instant::now();
     let out = rt.block_on(async { tokio::time::timeout(LIMIT, fut).await });
+    finish(what, t0, out.ok())
+}
+
+/// The program that runs turmoil-net's workloads for its column:
+/// benches/turmoil-net, a package and a workspace of its own (turmoil-net
+/// turns on tokio's `test-util` feature, whose clock checks would otherwise
+/// be built into this binary's tokio and slow every other column). Found
+/// beside this binary (one target directory for both) or in that package's
+/// own target directory.
+fn turmoil_runner() -> Option<PathBuf> {
+    const NAME: &str = "compare-turmoil-net";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.join(NAME)));
+    let own = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("turmoil-net/target/release")
+        .join(NAME);
+    beside.into_iter().chain([own]).find(|p| p.is_file())
+}
+
+/// turmoil-net's `workload` ("pingpong-in-place", "pingpong-spawned",
+/// "bulk", "connect") as the plan says, in a child process (the runner above,
+/// which times it as `timed!` does, drives turmoil-net as its own test
+/// fixture does and keeps [`LIMIT`] itself): its figure, or why there is
+/// none. The child is killed if it outlives [`LIMIT`] by a few seconds.
+pub fn bounded_turmoil(what: &str, workload: &str, plan: Plan) -> Cell {
+    eprint!("  {what} ... ");
+    let t0 = Instant::now();
+    let Some(bin) = turmoil_runner() else {
+        eprintln!("not built");
+        let n = "turmoil-net was not run: its runner is not built. It is a package of its own, \
+                 built on its own so that turmoil-net's tokio features stay out of this binary: \
+                 cargo build --release --manifest-path benches/turmoil-net/Cargo.toml";
+        let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
+        if !notes.iter().any(|x| x == n) {
+            notes.push(n.into());
+        }
+        return Cell::NotApplicable("n/a (not built)");
+    };
+    let spawned = Command::new(&bin)
+        .args([
+            workload.to_string(),
+            plan.runs.to_string(),
+            plan.per_run.to_string(),
+            LIMIT.as_secs().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let e = io::Error::new(e.kind(), format!("{}: {e}", bin.display()));
+            return finish(what, t0, Some(Err(e)));
+        }
+    };
+    // Both pipes read to their end on threads of their own, so that neither
+    // can fill up while the other is waited for.
+    let (tx, rx) = mpsc::channel();
+    let readers: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    ];
+    for (i, r) in readers.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            let _ = tx.send((i, s));
+        });
+    }
+    let deadline = t0 + LIMIT + Duration::from_secs(5);
+    let mut text = [String::new(), String::new()];
+    for _ in 0..2 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, s)) => text[i] = s,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return finish(what, t0, None);
+            }
+        }
+    }
+    let [out, err] = text;
+    let out = match child.wait() {
+        Ok(st) if st.success() => out
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| io::Error::other(format!("unreadable figure {:?}", out.trim()))),
+        Ok(st) => Err(io::Error::other(match err.trim() {
+            "" => format!("{st}"),
+            e => e.to_string(),
+        })),
+        Err(e) => Err(e),
+    };
+    finish(what, t0, Some(out))
+}
+
+/// The cell for a workload's outcome (`None`: it ran out of time), and the
+/// line on stderr that [`bounded`] began.
+fn finish(what: &str, t0: Instant, out: Option<io::Result<f64>>) -> Cell {
     let cell = match out {
-        Ok(Ok(v)) => Cell::Val(v),
-        Ok(Err(e)) if e.raw_os_error() == Some(EMFILE) => {
+        Some(Ok(v)) => Cell::Val(v),
+        Some(Err(e)) if e.raw_os_error() == Some(EMFILE) => {
             // The machine's limit, not a failure of the transport.
             note(format!(
                 "{what}: {e}: raise `ulimit -n` (1,000 connections over kernel sockets need ~2,016 descriptors)"
             ));
             Cell::NotApplicable("n/a (ulimit -n)")
         }
-        Ok(Err(e)) => Cell::Failed(format!("{what}: {e}")),
-        Err(_) => Cell::Failed(format!(
+        Some(Err(e)) => Cell::Failed(format!("{what}: {e}")),
+        None => Cell::Failed(format!(
             "{what}: did not finish within {} s (hang or far too slow)",
             LIMIT.as_secs()
         )),

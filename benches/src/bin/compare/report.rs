@@ -1,7 +1,7 @@
 //! The output: the header, the table (text, Markdown, CSV), the legend and
 //! the notes.
 
-use crate::row::{fmt_ratio, Cell, Row, COLS};
+use crate::row::{fmt_ratio, Cell, Row, COLS, TURMOIL};
 use lonet_bench::{Duplex, Lonet, Tcp, Transport, Unix};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -60,7 +60,8 @@ pub fn header(quick: bool, took: Duration) -> String {
         "release build"
     };
     format!(
-        "lonet compare: lonet vs kernel loopback TCP vs Unix socket pair vs tokio::io::duplex\n\
+        "lonet compare: lonet vs kernel loopback TCP vs Unix socket pair vs tokio::io::duplex \
+         vs turmoil-net\n\
          machine: {cores} cores (available_parallelism), Linux {kernel}, {build}, \
          load average {load} (1 min, at the end)\n\
          runtime: tokio current-thread, except the rows marked multi-thread (2 workers)\n\
@@ -80,10 +81,17 @@ pub fn header(quick: bool, took: Duration) -> String {
 fn legend() -> String {
     "Legend:\n\
      - Each row's unit is in its figures: µs and bytes are lower-is-better, GB/s and per-second rates higher-is-better.\n\
-     - lonet/TCP, lonet/duplex: lonet's figure divided by the other transport's, in the row's unit. \
+     - lonet/TCP, lonet/duplex, lonet/turmoil-net: lonet's figure divided by the other transport's, in the row's unit. \
      On a µs row 0.10× means lonet takes a tenth of the time; on a rate row 4.00× means four times the rate.\n\
      - kernel TCP: tokio::net on 127.0.0.1 (TCP_NODELAY, as lonet's connections). Unix: UnixStream::pair(). \
      duplex: tokio::io::duplex with a 64 KiB buffer, the floor of an in-process pipe.\n\
+     - turmoil-net: the turmoil-net crate (0.1), a simulated TCP/IP stack behind a tokio-shaped shim::tokio::net, \
+     the nearest peer: one host, 127.0.0.1, default config, driven as its own test fixture (fixture::lo) drives it: \
+     a current-thread runtime with a paused clock, the work on a LocalSet, the fabric pumped each time \
+     the tasks are idle; in a process of its own (benches/turmoil-net), whose tokio has the test-util feature \
+     turmoil-net needs, kept out of this binary's. Only on the current-thread ping-pong, bulk and connect rows (its stack lives on one thread); \
+     its \"client in block_on\" is the fixture's task, which block_on drives. \
+     lonet's target there: at least twice its rate (half its round trip).\n\
      - lonet: every workload in a namespace of its own (Netns::new()), default sysctls, the full modeled path \
      (route, lo, backlog, softirq, TCP segments and ACKs).\n\
      - target: lonet's performance targets, stated for the current-thread runtime. MET/MISSED checks it on this run; \
@@ -107,7 +115,16 @@ fn table_cells(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     let head: Vec<String> = ["workload"]
         .iter()
         .chain(COLS.iter())
-        .chain(["lonet/TCP", "lonet/duplex", "target", "result"].iter())
+        .chain(
+            [
+                "lonet/TCP",
+                "lonet/duplex",
+                "lonet/turmoil-net",
+                "target",
+                "result",
+            ]
+            .iter(),
+        )
         .map(|s| s.to_string())
         .collect();
     let body = rows
@@ -117,6 +134,7 @@ fn table_cells(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
             v.extend(r.cells.iter().map(|c| c.fmt(r.unit)));
             v.push(fmt_ratio(r.ratio(1)));
             v.push(fmt_ratio(r.ratio(3)));
+            v.push(fmt_ratio(r.ratio(TURMOIL)));
             v.push(r.target_text.clone());
             v.push(r.verdict());
             v
@@ -159,16 +177,19 @@ pub fn csv(rows: &[Row]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let num = |c: &Cell| c.val().map(|v| format!("{v}")).unwrap_or_default();
     let mut out = format!(
-        "workload,unit,lower_is_better,{},{},{},{},lonet_over_tcp,lonet_over_duplex,target,result\n",
+        "workload,unit,lower_is_better,{},{},{},{},{},lonet_over_tcp,lonet_over_duplex,\
+         lonet_over_turmoil_net,target,result\n",
         Lonet::ID,
         Tcp::ID,
         Unix::ID,
-        Duplex::ID
+        Duplex::ID,
+        "turmoil_net"
     );
+    let ratio = |r: Option<f64>| r.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             q(&r.name),
             r.unit.name(),
             r.unit.lower_is_better(),
@@ -176,8 +197,10 @@ pub fn csv(rows: &[Row]) -> String {
             num(&r.cells[1]),
             num(&r.cells[2]),
             num(&r.cells[3]),
-            r.ratio(1).map(|v| v.to_string()).unwrap_or_default(),
-            r.ratio(3).map(|v| v.to_string()).unwrap_or_default(),
+            num(&r.cells[TURMOIL]),
+            ratio(r.ratio(1)),
+            ratio(r.ratio(3)),
+            ratio(r.ratio(TURMOIL)),
             q(&r.target_text),
             q(&r.verdict())
         );

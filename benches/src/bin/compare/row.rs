@@ -1,8 +1,11 @@
-//! A row of the table: one workload's figures on the four transports, its
+//! A row of the table: one workload's figures on the five transports, its
 //! unit, lonet's target on it and how the target is judged.
 
 /// The transports, in the order of a row's cells.
-pub const COLS: [&str; 4] = ["lonet", "kernel TCP", "Unix", "duplex"];
+pub const COLS: [&str; 5] = ["lonet", "kernel TCP", "Unix", "duplex", "turmoil-net"];
+
+/// The column of turmoil-net in [`COLS`].
+pub const TURMOIL: usize = 4;
 
 /// One transport's figure for one workload.
 #[derive(Clone)]
@@ -81,12 +84,15 @@ impl Unit {
 /// lonet's target on a row.
 #[derive(Clone)]
 pub enum Target {
-    /// lonet ÷ TCP and lonet ÷ duplex within bounds (`None`: no bound).
+    /// lonet ÷ TCP, lonet ÷ duplex and lonet ÷ turmoil-net within bounds
+    /// (`None`: no bound), each in the row's unit's direction.
     Ratios {
         /// The bound on lonet ÷ kernel TCP.
         tcp: Option<f64>,
         /// The bound on lonet ÷ duplex.
         duplex: Option<f64>,
+        /// The bound on lonet ÷ turmoil-net.
+        turmoil: Option<f64>,
     },
     /// lonet's own figure at most this.
     AtMost(f64),
@@ -108,7 +114,7 @@ pub struct Row {
     /// The unit of its figures.
     pub unit: Unit,
     /// The figures, in the order of [`COLS`].
-    pub cells: [Cell; 4],
+    pub cells: [Cell; 5],
     /// lonet's target.
     pub target: Target,
     /// The target as the table states it.
@@ -133,21 +139,39 @@ impl Row {
         let within = |r: f64, bound: f64| if lower { r <= bound } else { r >= bound };
         match &self.target {
             Target::None => "–".into(),
-            Target::Ratios { tcp, duplex } => {
+            Target::Ratios {
+                tcp,
+                duplex,
+                turmoil,
+            } => {
                 let mut missed = Vec::new();
-                for (bound, col, name) in [(tcp, 1, "TCP"), (duplex, 3, "duplex")] {
+                // turmoil-net not run at all (its runner not built): the
+                // other bounds are still judged, and the verdict says so.
+                let mut not_run = "";
+                for (bound, col, name) in [
+                    (tcp, 1, "TCP"),
+                    (duplex, 3, "duplex"),
+                    (turmoil, TURMOIL, "turmoil-net"),
+                ] {
                     if let Some(bound) = bound {
                         match self.ratio(col) {
                             Some(r) if within(r, *bound) => {}
                             Some(r) => missed.push(format!("{} vs {name}", fmt_ratio(Some(r)))),
+                            None if col == TURMOIL
+                                && self.cells[0].val().is_some()
+                                && matches!(self.cells[col], Cell::NotApplicable(_)) =>
+                            {
+                                not_run = "turmoil-net not run";
+                            }
                             None => return "no figure".into(),
                         }
                     }
                 }
-                if missed.is_empty() {
-                    format!("MET{star}")
-                } else {
-                    format!("MISSED{star} ({})", missed.join(", "))
+                match (missed.is_empty(), not_run.is_empty()) {
+                    (true, true) => format!("MET{star}"),
+                    (true, false) => format!("MET{star} ({not_run})"),
+                    (false, true) => format!("MISSED{star} ({})", missed.join(", ")),
+                    (false, false) => format!("MISSED{star} ({}; {not_run})", missed.join(", ")),
                 }
             }
             Target::AtMost(max) => match self.cells[0].val() {
@@ -179,7 +203,7 @@ pub fn fmt_ratio(r: Option<f64>) -> String {
 mod tests {
     use super::*;
 
-    fn row(unit: Unit, cells: [f64; 4], target: Target, informational: bool) -> Row {
+    fn row(unit: Unit, cells: [f64; 5], target: Target, informational: bool) -> Row {
         Row {
             name: "w".into(),
             unit,
@@ -196,24 +220,49 @@ mod tests {
             let t = Target::Ratios {
                 tcp: Some(0.1),
                 duplex: Some(2.0),
+                turmoil: Some(0.5),
             };
-            row(Unit::Micros, [lonet, 13.0, 7.0, 0.5], t, star).verdict()
+            row(Unit::Micros, [lonet, 13.0, 7.0, 0.5, 2.0], t, star).verdict()
         };
         assert_eq!(rtt(0.9, false), "MET");
-        assert_eq!(rtt(1.4, true), "MISSED* (0.108× vs TCP, 2.80× vs duplex)");
-        let bulk = Target::Ratios {
+        assert_eq!(
+            rtt(1.4, true),
+            "MISSED* (0.108× vs TCP, 2.80× vs duplex, 0.700× vs turmoil-net)"
+        );
+        let bulk = |turmoil| Target::Ratios {
             tcp: Some(4.0),
             duplex: None,
+            turmoil,
         };
-        let r = row(Unit::GBps, [19.5, 5.2, 6.3, 19.7], bulk, false);
+        let r = row(Unit::GBps, [19.5, 5.2, 6.3, 19.7, 10.0], bulk(None), false);
         assert_eq!(r.verdict(), "MISSED (3.75× vs TCP)");
+        let r = row(
+            Unit::GBps,
+            [21.0, 5.2, 6.3, 19.7, 11.0],
+            bulk(Some(2.0)),
+            false,
+        );
+        assert_eq!(r.verdict(), "MISSED (1.91× vs turmoil-net)");
+        let mut r = row(
+            Unit::GBps,
+            [21.0, 5.2, 6.3, 19.7, 10.0],
+            bulk(Some(2.0)),
+            false,
+        );
+        assert_eq!(r.verdict(), "MET");
+        r.cells[TURMOIL] = Cell::NotApplicable("n/a (not built)");
+        assert_eq!(r.verdict(), "MET (turmoil-net not run)");
+        r.cells[0] = Cell::Val(19.0);
+        assert_eq!(r.verdict(), "MISSED (3.65× vs TCP; turmoil-net not run)");
+        r.cells[TURMOIL] = Cell::Failed("hung".into());
+        assert_eq!(r.verdict(), "no figure");
     }
 
     #[test]
     fn other_targets() {
         let mem = row(
             Unit::Bytes,
-            [1864.0, 0.0, 0.0, 208.0],
+            [1864.0, 0.0, 0.0, 208.0, 0.0],
             Target::AtMost(4096.0),
             false,
         );
@@ -222,13 +271,13 @@ mod tests {
             min: 0.7,
             one_stream: Some(20.0),
         };
-        let r = row(Unit::GBps, [5.0, 2.7, 2.8, 4.3], many, false);
+        let r = row(Unit::GBps, [5.0, 2.7, 2.8, 4.3, 0.0], many, false);
         assert_eq!(r.verdict(), "MISSED (0.25× one stream)");
         assert_eq!(
-            row(Unit::PerSec, [1.0; 4], Target::None, false).verdict(),
+            row(Unit::PerSec, [1.0; 5], Target::None, false).verdict(),
             "–"
         );
-        let mut none = row(Unit::Bytes, [0.0; 4], Target::AtMost(1.0), false);
+        let mut none = row(Unit::Bytes, [0.0; 5], Target::AtMost(1.0), false);
         none.cells[0] = Cell::NotApplicable("n/a");
         assert_eq!(none.verdict(), "no figure");
         assert_eq!(fmt_ratio(Some(0.073)), "0.0730×");

@@ -44,6 +44,7 @@ fn udp(s: &Sizes, ct: &Runtime) -> Vec<Row> {
             bounded(ct, "kernel UDP", measure::udp_pingpong::<KernelUdp>(s.udp_pings)),
             bounded(ct, "Unix datagram", measure::udp_pingpong::<UnixDgram>(s.udp_pings)),
             na(),
+            dash(),
         ],
         target: ratios(Some(0.1), None),
         target_text: "≤ 1/10 kernel UDP".into(),
@@ -61,6 +62,7 @@ fn udp(s: &Sizes, ct: &Runtime) -> Vec<Row> {
             bounded(ct, "kernel UDP", measure::udp_stream::<KernelUdp>(s.udp_dgrams)),
             bounded(ct, "Unix datagram", measure::udp_stream::<UnixDgram>(s.udp_dgrams)),
             na(),
+            dash(),
         ],
         target: ratios(Some(4.0), None),
         target_text: "≥ 4× kernel UDP".into(),
@@ -79,6 +81,7 @@ fn udp(s: &Sizes, ct: &Runtime) -> Vec<Row> {
             bounded(ct, "kernel UDP", measure::quic_bulk(QuicOver::Kernel, s.quic_chunks)),
             na(),
             na(),
+            dash(),
         ],
         target: ratios(Some(1.5), None),
         target_text: "≥ 1.5× quinn on kernel UDP".into(),
@@ -88,22 +91,47 @@ fn udp(s: &Sizes, ct: &Runtime) -> Vec<Row> {
 }
 
 fn ratios(tcp: Option<f64>, duplex: Option<f64>) -> Target {
-    Target::Ratios { tcp, duplex }
+    Target::Ratios {
+        tcp,
+        duplex,
+        turmoil: None,
+    }
+}
+
+/// The same bounds and one on lonet ÷ turmoil-net.
+fn with_turmoil(tcp: Option<f64>, duplex: Option<f64>, turmoil: f64) -> Target {
+    Target::Ratios {
+        tcp,
+        duplex,
+        turmoil: Some(turmoil),
+    }
 }
 
 fn na() -> Cell {
     Cell::NotApplicable("n/a")
 }
 
+/// turmoil-net on a workload it does not run here.
+fn dash() -> Cell {
+    Cell::NotApplicable("–")
+}
+
+/// turmoil-net on a multi-thread row: its stack lives on one thread.
+fn one_thread() -> Cell {
+    Cell::NotApplicable("n/a (1 thread)")
+}
+
 /// Ping-pong: the client in `block_on` (the way the reference real-socket
 /// figures, from which lonet's targets were set, were measured), then in a
 /// spawned task, on the current-thread runtime and on 2 workers.
+/// turmoil-net runs the two current-thread rows, in a process of its own
+/// ([`measure::bounded_turmoil`]).
 fn pingpong(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
     let mut rows = Vec::new();
-    for (rt, flavor, client, mt_row) in [
-        (ct, "current-thread", Client::InPlace, false),
-        (ct, "current-thread", Client::Spawned, true),
-        (mt, "multi-thread 2 workers", Client::Spawned, true),
+    for (rt, flavor, client, mt_row, one_thread_row) in [
+        (ct, "current-thread", Client::InPlace, false, true),
+        (ct, "current-thread", Client::Spawned, true, true),
+        (mt, "multi-thread 2 workers", Client::Spawned, true, false),
     ] {
         let how = match client {
             Client::InPlace => "client in block_on",
@@ -111,33 +139,54 @@ fn pingpong(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
         };
         eprintln!("64 B ping-pong, {flavor}, {how}");
         let what = format!("ping-pong, {flavor}, {how}");
+        let lonet = bounded(rt, "lonet", measure::pingpong::<Lonet>(n, client, &what));
+        let tcp = bounded(rt, "kernel TCP", measure::pingpong::<Tcp>(n, client, ""));
+        let unix = bounded(rt, "Unix", measure::pingpong::<Unix>(n, client, ""));
+        let duplex = bounded(rt, "duplex", measure::pingpong::<Duplex>(n, client, ""));
+        let (turmoil, target, target_text) = if one_thread_row {
+            (
+                measure::bounded_turmoil(
+                    "turmoil-net",
+                    match client {
+                        Client::InPlace => "pingpong-in-place",
+                        Client::Spawned => "pingpong-spawned",
+                    },
+                    n,
+                ),
+                with_turmoil(Some(0.1), Some(2.0), 0.5),
+                "≤ 1/10 TCP, ≤ 2× duplex, ≤ 1/2 turmoil-net",
+            )
+        } else {
+            (
+                one_thread(),
+                ratios(Some(0.1), Some(2.0)),
+                "≤ 1/10 TCP, ≤ 2× duplex",
+            )
+        };
         rows.push(Row {
             name: format!(
                 "64 B ping-pong RTT, {flavor}, {how} ({})",
                 n.describe("round trips")
             ),
             unit: Unit::Micros,
-            cells: [
-                bounded(rt, "lonet", measure::pingpong::<Lonet>(n, client, &what)),
-                bounded(rt, "kernel TCP", measure::pingpong::<Tcp>(n, client, "")),
-                bounded(rt, "Unix", measure::pingpong::<Unix>(n, client, "")),
-                bounded(rt, "duplex", measure::pingpong::<Duplex>(n, client, "")),
-            ],
-            target: ratios(Some(0.1), Some(2.0)),
-            target_text: "≤ 1/10 TCP, ≤ 2× duplex".into(),
+            cells: [lonet, tcp, unix, duplex, turmoil],
+            target,
+            target_text: target_text.into(),
             informational: mt_row,
         });
     }
     rows
 }
 
-/// Bulk, on the current-thread runtime (first) and on 2 workers.
+/// Bulk, on the current-thread runtime (first, with turmoil-net) and on 2
+/// workers.
 fn bulk(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
     let mut rows = Vec::new();
     for (rt, flavor, mt_row) in [
         (ct, "current-thread", false),
         (mt, "multi-thread 2 workers", true),
     ] {
+        let one_thread_row = !mt_row;
         eprintln!("bulk, {flavor}");
         let what = format!("bulk, {flavor}");
         rows.push(Row {
@@ -152,17 +201,31 @@ fn bulk(n: Plan, ct: &Runtime, mt: &Runtime) -> Vec<Row> {
                 bounded(rt, "kernel TCP", measure::bulk::<Tcp>(n, &what)),
                 bounded(rt, "Unix", measure::bulk::<Unix>(n, &what)),
                 bounded(rt, "duplex", measure::bulk::<Duplex>(n, &what)),
+                if one_thread_row {
+                    measure::bounded_turmoil("turmoil-net", "bulk", n)
+                } else {
+                    one_thread()
+                },
             ],
-            target: ratios(Some(4.0), None),
-            target_text: "≥ 4× TCP".into(),
+            target: if one_thread_row {
+                with_turmoil(Some(4.0), None, 2.0)
+            } else {
+                ratios(Some(4.0), None)
+            },
+            target_text: if one_thread_row {
+                "≥ 4× TCP, ≥ 2× turmoil-net"
+            } else {
+                "≥ 4× TCP"
+            }
+            .into(),
             informational: mt_row,
         });
     }
     rows
 }
 
-/// Connect + accept + close (lonet and kernel TCP: the others have no
-/// listener).
+/// Connect + accept + close (lonet, kernel TCP and turmoil-net: the others
+/// have no listener).
 fn connect(n: Plan, ct: &Runtime) -> Row {
     eprintln!("connect + accept + close");
     Row {
@@ -176,9 +239,10 @@ fn connect(n: Plan, ct: &Runtime) -> Row {
             bounded(ct, "kernel TCP", measure::connects::<Tcp>(n)),
             na(),
             na(),
+            measure::bounded_turmoil("turmoil-net", "connect", n),
         ],
-        target: ratios(Some(20.0), None),
-        target_text: "≥ 20× TCP".into(),
+        target: with_turmoil(Some(20.0), None, 2.0),
+        target_text: "≥ 20× TCP, ≥ 2× turmoil-net".into(),
         informational: false,
     }
 }
@@ -206,6 +270,7 @@ fn bridges(s: &Sizes, ct: &Runtime, notes: &mut Vec<String>) -> Vec<Row> {
             bounded(ct, "kernel TCP", measure::bulk::<Tcp>(n, "")),
             na(),
             na(),
+            dash(),
         ],
         target: ratios(Some(0.8), None),
         target_text: "≥ 0.8× TCP".into(),
@@ -224,6 +289,7 @@ fn bridges(s: &Sizes, ct: &Runtime, notes: &mut Vec<String>) -> Vec<Row> {
             bounded(ct, "kernel TCP", measure::connects::<Tcp>(n)),
             na(),
             na(),
+            dash(),
         ],
         target: ratios(Some(0.5), None),
         target_text: "≥ 0.5× TCP".into(),
@@ -251,6 +317,7 @@ fn bridges(s: &Sizes, ct: &Runtime, notes: &mut Vec<String>) -> Vec<Row> {
             })),
             na(),
             na(),
+            dash(),
         ],
         target: Target::None,
         target_text: "none".into(),
@@ -275,6 +342,7 @@ fn http1(n: Plan, ct: &Runtime) -> Row {
             bounded(ct, "kernel TCP", measure::http1::<Tcp>(n)),
             bounded(ct, "Unix", measure::http1::<Unix>(n)),
             bounded(ct, "duplex", measure::http1::<Duplex>(n)),
+            dash(),
         ],
         target: ratios(Some(4.0), Some(0.8)),
         target_text: "≥ 4× TCP, ≥ 0.8× duplex".into(),
@@ -296,6 +364,7 @@ fn http2(n: Plan, ct: &Runtime) -> Row {
             bounded(ct, "kernel TCP", measure::http2::<Tcp>(n)),
             bounded(ct, "Unix", measure::http2::<Unix>(n)),
             bounded(ct, "duplex", measure::http2::<Duplex>(n)),
+            dash(),
         ],
         target: Target::None,
         target_text: "none".into(),
@@ -309,7 +378,7 @@ fn http2(n: Plan, ct: &Runtime) -> Row {
 fn many(
     conns: usize,
     chunks: Plan,
-    one_stream: &[Cell; 4],
+    one_stream: &[Cell; 5],
     ct: &Runtime,
     notes: &mut Vec<String>,
 ) -> Row {
@@ -328,6 +397,7 @@ fn many(
             bounded(ct, "kernel TCP", measure::many::<Tcp>(conns, chunks)),
             bounded(ct, "Unix", measure::many::<Unix>(conns, chunks)),
             bounded(ct, "duplex", measure::many::<Duplex>(conns, chunks)),
+            dash(),
         ],
         target: Target::VsOneStream {
             min: 0.7,
@@ -336,7 +406,7 @@ fn many(
         target_text: "≥ 0.7× one stream's (bulk, current-thread)".into(),
         informational: false,
     };
-    let own: Vec<String> = (0..4)
+    let own: Vec<String> = (0..COLS.len())
         .filter_map(|i| {
             let (agg, one) = (row.cells[i].val()?, one_stream[i].val()?);
             Some(format!("{} {:.2}×", COLS[i], agg / one))
@@ -381,6 +451,7 @@ fn idle(n: usize, ct: &Runtime, notes: &mut Vec<String>) -> Row {
             Cell::NotApplicable("n/a (kernel)"),
             Cell::NotApplicable("n/a (kernel)"),
             duplex_idle,
+            dash(),
         ],
         target: Target::AtMost(4096.0),
         target_text: "≤ 4 KiB".into(),
@@ -421,6 +492,7 @@ fn stalled_reader(ct: &Runtime, notes: &mut Vec<String>) -> [Row; 2] {
                 Cell::NotApplicable("n/a (kernel)"),
                 Cell::NotApplicable("n/a (kernel)"),
                 Cell::NotApplicable("n/a"),
+                dash(),
             ],
         ),
         row(
@@ -430,6 +502,7 @@ fn stalled_reader(ct: &Runtime, notes: &mut Vec<String>) -> [Row; 2] {
                 Cell::NotApplicable("n/a (kernel)"),
                 Cell::NotApplicable("n/a (kernel)"),
                 peak_cell(&duplex_stall, |s| Some(s.alloc_peak)),
+                dash(),
             ],
         ),
     ]
@@ -453,6 +526,7 @@ fn tiny_writes(ct: &Runtime, notes: &mut Vec<String>) -> Row {
             Cell::NotApplicable("n/a (kernel)"),
             Cell::NotApplicable("n/a (kernel)"),
             Cell::NotApplicable("n/a"),
+            dash(),
         ],
         target: Target::AtMost(bound),
         target_text: format!("≤ 2× the send buffer ({})", Unit::Bytes.fmt(bound)),

@@ -12,7 +12,7 @@ pub fn chart(rows: &[Row], header: &str) -> String {
     const LABEL: f64 = 150.0;
     const BAR_MAX: f64 = 760.0;
     const BAR: f64 = 16.0;
-    const COLORS: [&str; 4] = ["#d9480f", "#1c7ed6", "#37b24d", "#868e96"];
+    const COLORS: [&str; COLS.len()] = ["#d9480f", "#1c7ed6", "#37b24d", "#868e96", "#7048e8"];
     let esc = |t: &str| {
         t.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -22,7 +22,7 @@ pub fn chart(rows: &[Row], header: &str) -> String {
         .iter()
         .filter(|r| r.cells.iter().any(|c| c.val().is_some()))
         .collect();
-    let row_h = 4.0 * BAR + 44.0;
+    let row_h = COLS.len() as f64 * BAR + 44.0;
     let top = 70.0;
     let h = top + row_h * charted.len() as f64 + 20.0;
     let mut out = format!(
@@ -113,10 +113,11 @@ mod tests {
                     Cell::Val(1.0),
                     Cell::NotApplicable("n/a"),
                     Cell::Failed("x".into()),
+                    Cell::NotApplicable("–"),
                 ],
             ),
             // No figure at all: not charted.
-            row("empty", [0, 1, 2, 3].map(|_| Cell::NotApplicable("n/a"))),
+            row("empty", [0, 1, 2, 3, 4].map(|_| Cell::NotApplicable("n/a"))),
         ];
         let svg = chart(&rows, "title\nmachine\nmore");
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
@@ -124,8 +125,8 @@ mod tests {
         assert!(svg.contains(">a &lt;b&gt; &amp; c</text>"));
         assert!(!svg.contains("empty"));
         assert!(!svg.contains("more"));
-        // A background and four bars: the largest full length, the other half.
-        assert_eq!(svg.matches("<rect").count(), 5);
+        // A background and five bars: the largest full length, the other half.
+        assert_eq!(svg.matches("<rect").count(), 6);
         assert!(svg.contains("width=\"760.0\""));
         assert!(svg.contains("width=\"380.0\""));
         assert!(svg.contains(">failed</text>"));
