@@ -250,18 +250,19 @@ impl Fib {
     }
 
     /// `__sk_dst_check` + `ip_route_output_ports`: the cached route if still
-    /// valid, else a fresh lookup stored back into the cache.
+    /// valid, else a fresh lookup (of the address `daddr` gives, asked only
+    /// then) stored back into the cache.
     #[inline]
     pub(crate) fn dst_check(
         &self,
         cache: &mut Option<DstEntry>,
-        daddr: IpAddr,
+        daddr: impl FnOnce() -> IpAddr,
     ) -> Option<DstEntry> {
         let genid = self.genid();
         match cache {
             Some(d) if d.genid == genid => Some(*d),
             _ => {
-                let r = self.fib_lookup(daddr)?;
+                let r = self.fib_lookup(daddr())?;
                 if r.rtype != RouteType::Local {
                     return None;
                 }
@@ -320,12 +321,12 @@ mod tests {
         let fib = Fib::new();
         let mut cache = None;
         let d = fib
-            .dst_check(&mut cache, "127.0.0.1".parse().unwrap())
+            .dst_check(&mut cache, || "127.0.0.1".parse().unwrap())
             .unwrap();
         assert_eq!(d.genid, 0);
         assert!(cache.is_some());
         assert!(fib
-            .dst_check(&mut None, "192.0.2.1".parse().unwrap())
+            .dst_check(&mut None, || "192.0.2.1".parse().unwrap())
             .is_none());
     }
 }

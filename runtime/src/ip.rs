@@ -21,11 +21,17 @@ pub(crate) fn ip_queue_xmit(
     dst: &mut Option<DstEntry>,
     skb: SkBuff,
 ) -> io::Result<()> {
-    match ctx.ns.fib.dst_check(dst, skb.daddr.ip()) {
-        // The only device in the model is `lo`.
-        Some(rt) if rt.ifindex == LOOPBACK_IFINDEX => dev_queue_xmit(ctx, skb),
-        _ => Err(err(ENETUNREACH)),
+    // The only device in the model is `lo`. The destination address is
+    // only built when the cached route is stale (a lookup needs it).
+    let on_lo = ctx
+        .ns
+        .fib
+        .dst_check(dst, || skb.daddr.ip())
+        .is_some_and(|rt| rt.ifindex == LOOPBACK_IFINDEX);
+    if !on_lo {
+        return Err(err(ENETUNREACH));
     }
+    dev_queue_xmit(ctx, skb)
 }
 
 /// `ip_rcv` → `ip_local_deliver`: the skb still carries its output route

@@ -99,13 +99,24 @@ pub(crate) fn xmit_one(ctx: &mut Ctx<'_>, skb: SkBuff) {
 
 /// [`xmit_one`], inlined on the path without netem.
 #[inline(always)]
-fn xmit_one_inline(ctx: &mut Ctx<'_>, skb: SkBuff) {
+fn xmit_one_inline(ctx: &mut Ctx<'_>, mut skb: SkBuff) {
     let dev = &ctx.ns.lo;
     if dev.capturing.load(Relaxed) {
-        let now = ctx.now();
-        dev_queue_xmit_nit(&ctx.ns.lo, &skb, now);
+        skb = xmit_nit(ctx, skb);
     }
     loopback_xmit(ctx, skb);
+}
+
+/// `dev_queue_xmit_nit` for [`xmit_one_inline`]: the skb goes in and comes
+/// back by value, so the path without captures never lends it out by
+/// reference (lent, it cost one more copy of the whole skb on the way to
+/// the backlog).
+#[cold]
+#[inline(never)]
+fn xmit_nit(ctx: &mut Ctx<'_>, skb: SkBuff) -> SkBuff {
+    let now = ctx.now();
+    dev_queue_xmit_nit(&ctx.ns.lo, &skb, now);
+    skb
 }
 
 /// `loopback_xmit`: always `NETDEV_TX_OK`; a backlog drop is invisible to

@@ -1217,10 +1217,11 @@ impl TcpSock {
     /// How many bytes `sendmsg` may still queue: `sk_stream_memory_free`
     /// (include/net/sock.h) is `sk_wmem_queued < sk_sndbuf`, checked before a
     /// new skb is started, so the last write may overshoot a little, as on
-    /// Linux.
+    /// Linux. `queued` is [`wmem_queued`](Self::wmem_queued), which the
+    /// caller keeps for its accounting.
     #[inline]
-    pub(crate) fn send_space(&self) -> usize {
-        self.snd.sndbuf.saturating_sub(self.wmem_queued())
+    pub(crate) fn send_space(&self, queued: usize) -> usize {
+        self.snd.sndbuf.saturating_sub(queued)
     }
 
     /// `__sk_stream_is_writeable` (include/net/sock.h): free space at least

@@ -21,6 +21,15 @@ impl TcpSock {
     /// (`tcp_transmit_skb` fills the header).
     #[inline(always)]
     fn make_skb(&mut self, seq: u32, fl: u8, payload: Bytes) -> SkBuff {
+        let window = self.transmit_prep(fl);
+        self.build_skb(seq, fl, window, payload)
+    }
+
+    /// What `tcp_transmit_skb` does to the socket before it fills the
+    /// header of a segment with flags `fl`: choose the window to offer
+    /// (returned), and `tcp_event_ack_sent` for an ACK.
+    #[inline(always)]
+    fn transmit_prep(&mut self, fl: u8) -> u32 {
         let window = if fl & flags::SYN != 0 {
             // tcp_connect_init / tcp_openreq_init_rwin: the clamp from the
             // scale (or the locked buffer), the initial window, and
@@ -41,6 +50,16 @@ impl TcpSock {
         if fl & flags::ACK != 0 {
             self.event_ack_sent();
         }
+        window
+    }
+
+    /// The segment [`transmit_prep`](Self::transmit_prep) prepared, with
+    /// the current ACK. Nothing it reads (the ACK number, the MSS option,
+    /// the addresses, TTL and TOS) changes between the two, so a caller
+    /// may build it right where it hands it on, instead of carrying a
+    /// finished skb across other work (a copy of the whole struct).
+    #[inline(always)]
+    fn build_skb(&self, seq: u32, fl: u8, window: u32, payload: Bytes) -> SkBuff {
         SkBuff {
             protocol: proto::TCP,
             saddr: self.local,
@@ -410,9 +429,9 @@ impl TcpSock {
         if fin {
             fl |= flags::FIN;
         }
-        // __tcp_transmit_skb: tcp_event_ack_sent (in make_skb), then
-        // tcp_event_data_sent.
-        let skb = self.make_skb(seq, fl, payload);
+        // __tcp_transmit_skb: tcp_event_ack_sent (in transmit_prep), then
+        // tcp_event_data_sent; the skb is built where it is handed on.
+        let window = self.transmit_prep(fl);
         self.event_data_sent(ctx);
         self.snd.snd_nxt = seq.wrapping_add(len + u32::from(fin));
         if after(self.snd.snd_nxt, self.snd.snd_max) {
@@ -423,6 +442,7 @@ impl TcpSock {
             self.snd.snd_sml = self.snd.snd_nxt;
         }
         self.timers.probing = false;
+        let skb = self.build_skb(seq, fl, window, payload);
         self.transmit(ctx, skb, retrans);
         self.arm_rto(ctx);
         fin

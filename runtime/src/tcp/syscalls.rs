@@ -35,7 +35,11 @@ pub(crate) fn tcp_sendmsg(
     cx: Option<&mut Context<'_>>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
-    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let total: usize = match bufs {
+        // The usual write: one buffer, no iteration.
+        [one] => one.len(),
+        _ => bufs.iter().map(|b| b.len()).sum(),
+    };
     let ns = &*sk.ns;
     let mut ctx = Ctx::process(ns);
     let mut s = sk.lock();
@@ -52,7 +56,8 @@ pub(crate) fn tcp_sendmsg(
     if total == 0 {
         return Poll::Ready(Ok(0));
     }
-    let space = s.send_space();
+    let before = s.wmem_queued();
+    let space = s.send_space(before);
     if space == 0 {
         // wait_for_space: SOCK_NOSPACE, then EAGAIN or sleep.
         s.snd.nospace = true;
@@ -65,7 +70,6 @@ pub(crate) fn tcp_sendmsg(
         };
     }
     let n = total.min(space);
-    let before = s.wmem_queued();
     // tcp_send_mss: on loopback size_goal is one MSS (tcp_xmit_size_goal).
     let mss = s.eff_mss();
     copy_in(&mut s, &ns.buf_pool, bufs, n, mss.max(1) as usize);
