@@ -809,6 +809,13 @@ impl NsInner {
         *lock(&self.sysctl)
     }
 
+    /// The sysctls read in place, under their lock (no copy of the whole
+    /// set): hold it only while reading, with no other lock taken.
+    #[inline]
+    pub(crate) fn sysctl_locked(&self) -> crate::sync::MutexGuard<'_, Sysctl> {
+        lock(&self.sysctl)
+    }
+
     /// The namespace's time: its clock's (clock.rs), else the wall clock.
     #[inline]
     pub(crate) fn clock_now(&self) -> Instant {

@@ -683,7 +683,7 @@ impl TcpSock {
         self.timers.rto_timer = Timer::Off;
         self.timers.backoff = 0;
         self.timers.retransmits = 0;
-        self.sndbuf_expand(&ns.sysctl());
+        self.sndbuf_expand(&ns.sysctl_locked());
         self.init_buffer_space(ctx.now());
         // tcp_sync_mss at the end of the handshake: on lo half the SYN-ACK's
         // window (32741) for a client, of the third ACK's (32768) for a
