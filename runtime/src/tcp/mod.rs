@@ -292,14 +292,14 @@ impl Sock {
     pub(crate) fn new(ns: &Arc<NsInner>, init: impl FnOnce(&mut TcpSock)) -> Arc<Sock> {
         let id = ns.next_sock_id();
         ns.socks.alloc.fetch_add(1, Relaxed);
-        let sysctl = ns.sysctl();
+        let defaults = ns.sock_defaults();
         Arc::new_cyclic(|me| {
             // Built where it stays and initialized there: the socket is
             // large, and each move would copy all of it.
             let mut sock = Sock {
                 ns: ns.clone(),
                 id,
-                inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
+                inner: Mutex::new(TcpSock::new(me.clone(), id, &defaults)),
             };
             init(get_mut(&mut sock.inner));
             sock
@@ -572,12 +572,56 @@ fn initial_seq(id: u64) -> u32 {
     (z ^ (z >> 31)) as u32
 }
 
+/// What a new socket takes from the sysctls, and the constants it derives
+/// from them: computed when the sysctls change ([`Netns::set_sysctl`]),
+/// not for every socket.
+///
+/// [`Netns::set_sysctl`]: crate::Netns::set_sysctl
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SockDefaults {
+    /// `tcp_wmem[1]`.
+    sndbuf: usize,
+    /// `tcp_rmem[1]`.
+    rcvbuf: usize,
+    /// `tcp_rmem[2]`.
+    rmem_cap: usize,
+    pingpong_thresh: u8,
+    rcv_wscale: u8,
+    rto_min: Duration,
+    delack_bound: Duration,
+    syn_retries: u32,
+    synack_retries: u32,
+    retries2: u32,
+    fin_timeout: Duration,
+    syn_linear_timeouts: u32,
+}
+
+impl SockDefaults {
+    /// The defaults under `sysctl`.
+    pub(crate) fn new(sysctl: &crate::Sysctl) -> SockDefaults {
+        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
+        SockDefaults {
+            sndbuf: sysctl.tcp_wmem[1],
+            rcvbuf: sysctl.tcp_rmem[1],
+            rmem_cap: sysctl.tcp_rmem[2],
+            pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+            rcv_wscale: rcv_wscale_for(sysctl.tcp_rmem[1].max(sysctl.tcp_rmem[2])),
+            rto_min,
+            delack_bound: delack_bound(rto_min),
+            syn_retries: sysctl.tcp_syn_retries,
+            synack_retries: sysctl.tcp_synack_retries,
+            retries2: sysctl.tcp_retries2,
+            fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+            syn_linear_timeouts: sysctl.tcp_syn_linear_timeouts,
+        }
+    }
+}
+
 impl TcpSock {
     #[inline(always)]
-    fn new(me: Weak<Sock>, id: u64, sysctl: &crate::Sysctl) -> TcpSock {
+    fn new(me: Weak<Sock>, id: u64, d: &SockDefaults) -> TcpSock {
         let unspec = SocketAddr::from(([0, 0, 0, 0], 0));
         let iss = initial_seq(id);
-        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
         TcpSock {
             me,
             id,
@@ -614,7 +658,7 @@ impl TcpSock {
                 sendq: Queue::new(),
                 sendq_bytes: 0,
                 skbs: 0,
-                sndbuf: sysctl.tcp_wmem[1],
+                sndbuf: d.sndbuf,
                 snd_cwnd: TCP_INIT_CWND,
                 nospace: false,
                 tx_arena: bytes::BytesMut::new(),
@@ -626,7 +670,7 @@ impl TcpSock {
                 rcv_nxt: 0,
                 rcv_wup: 0,
                 rcv_wnd: 0,
-                rcvbuf: sysctl.tcp_rmem[1],
+                rcvbuf: d.rcvbuf,
                 rcv_mss: TCP_MSS_DEFAULT,
                 recvq: Queue::new(),
                 recvq_bytes: 0,
@@ -637,15 +681,15 @@ impl TcpSock {
                 pushed2: false,
                 quick: 0,
                 pingpong: 0,
-                pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+                pingpong_thresh: d.pingpong_thresh,
                 ato: Duration::ZERO,
                 lrcvtime: None,
                 last_seg_size: 0,
                 rcv_ssthresh: 0,
                 window_clamp: 0,
                 scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
-                rcv_wscale: rcv_wscale_for(sysctl.tcp_rmem[1].max(sysctl.tcp_rmem[2])),
-                rmem_cap: sysctl.tcp_rmem[2],
+                rcv_wscale: d.rcv_wscale,
+                rmem_cap: d.rmem_cap,
                 copied: 0,
                 rcvq_space: 0,
                 rcvq_seq: 0,
@@ -670,8 +714,8 @@ impl TcpSock {
                 keepalive: false,
             },
             timers: TimerState {
-                rto_min,
-                delack_bound: delack_bound(rto_min),
+                rto_min: d.rto_min,
+                delack_bound: d.delack_bound,
                 backoff: 0,
                 retransmits: 0,
                 rto_timer: Timer::Off,
@@ -679,11 +723,11 @@ impl TcpSock {
                 delack_timer: Timer::Off,
                 timer_registered: TimerReg::default(),
                 registered_for: Duration::ZERO,
-                syn_retries: sysctl.tcp_syn_retries,
-                synack_retries: sysctl.tcp_synack_retries,
-                retries2: sysctl.tcp_retries2,
-                fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
-                syn_linear_timeouts: sysctl.tcp_syn_linear_timeouts,
+                syn_retries: d.syn_retries,
+                synack_retries: d.synack_retries,
+                retries2: d.retries2,
+                fin_timeout: d.fin_timeout,
+                syn_linear_timeouts: d.syn_linear_timeouts,
                 total_rto: 0,
                 keepalive_timer: Timer::Off,
                 probes_out: 0,
