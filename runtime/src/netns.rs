@@ -572,7 +572,7 @@ impl Netns {
         {
             tw_purge(ns, now_ms);
             let t = read(&ns.tables);
-            socks.extend(t.lhash.values().flatten().map(|(_, l)| l.clone()));
+            socks.extend(t.lhash.values().flatten().map(|l| l.sk.clone()));
             socks.extend(t.ehash.values().cloned());
             for (k, tw) in t.tw.iter().filter(|(_, tw)| tw.expires > now_ms) {
                 let user = |a: SocketAddr| match (tw.v6_mapped, a) {

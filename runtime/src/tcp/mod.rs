@@ -1581,7 +1581,7 @@ impl TcpSock {
         if self.hashed {
             if self.listen.listener {
                 if let Some(v) = t.lhash.get_mut(&self.local.port()) {
-                    v.retain(|(_, l)| l.id != self.id);
+                    v.retain(|l| l.sk.id != self.id);
                     if v.is_empty() {
                         t.lhash.remove(&self.local.port());
                     }
