@@ -133,7 +133,11 @@ impl Socket {
             Some(r) if r.rtype == RouteType::Local => r,
             _ => return Err(err(ENETUNREACH)),
         };
-        let sysctl = nsi.sysctl();
+        // The three sysctls it reads, not a copy of them all.
+        let (port_range, tw_reuse, syn_retries) = {
+            let s = nsi.sysctl_locked();
+            (s.ip_local_port_range, s.tcp_tw_reuse, s.tcp_syn_retries)
+        };
         let mtu = nsi.lo.mtu.load(Relaxed);
         let mut ctx = Ctx::process(nsi);
         {
@@ -156,16 +160,10 @@ impl Socket {
                         let key = (SocketAddr::new(saddr_ip, b.port()), daddr);
                         (b.port(), inet_check_established(&mut t, &key)?)
                     }
-                    _ => inet_hash_connect(
-                        &mut t,
-                        saddr_ip,
-                        daddr,
-                        s.id,
-                        sysctl.ip_local_port_range,
-                        sysctl.tcp_tw_reuse,
-                        now,
-                    )
-                    .ok_or_else(|| err(EADDRNOTAVAIL))?,
+                    _ => {
+                        inet_hash_connect(&mut t, saddr_ip, daddr, s.id, port_range, tw_reuse, now)
+                            .ok_or_else(|| err(EADDRNOTAVAIL))?
+                    }
                 };
                 s.local = SocketAddr::new(saddr_ip, port);
                 s.remote = daddr;
@@ -187,7 +185,7 @@ impl Socket {
                 ifindex: route.ifindex,
             });
             nsi.socks.inuse.fetch_add(1, Relaxed);
-            s.timers.syn_retries = sysctl.tcp_syn_retries;
+            s.timers.syn_retries = syn_retries;
             s.init_mss(mtu);
             s.init_snd_after_syn();
             s.set_state(nsi, TcpState::SynSent);

@@ -70,40 +70,34 @@ pub(crate) struct Fib {
     genid: AtomicU32,
 }
 
-/// The entries as `ip route` lists them, and beside each its lookup key,
-/// computed once when the table changes (as the kernel's trie keeps its
-/// keys), so a lookup compares words instead of decoding addresses.
+/// The entries as `ip route` lists them, and beside them their lookup
+/// keys, computed once when the table changes (as the kernel's trie keeps
+/// its keys), so a lookup compares words instead of decoding addresses.
+/// The keys are kept per family, longest prefix first (of equally long
+/// prefixes, the one listed last first): the first key that matches is
+/// the longest-prefix match.
 #[derive(Debug)]
 struct Table {
     entries: Vec<FibEntry>,
-    keys: Vec<Key>,
+    keys4: Vec<Key<u32>>,
+    keys6: Vec<Key<u128>>,
 }
 
-/// One entry's prefix as a masked 128-bit word (an IPv4 address in its
-/// low 32 bits), and what a hit returns.
+/// One entry's prefix as a masked word of its family, and what a hit
+/// returns.
 #[derive(Debug, Clone, Copy)]
-struct Key {
-    v6: bool,
-    net: u128,
-    mask: u128,
-    prefix_len: u8,
+struct Key<W> {
+    net: W,
+    mask: W,
     result: FibResult,
-}
-
-/// An address as the lookup compares it: its family and its bits.
-#[inline]
-fn addr_bits(addr: IpAddr) -> (bool, u128) {
-    match addr {
-        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
-        IpAddr::V6(a) => (true, u128::from(a)),
-    }
 }
 
 impl Table {
     fn new(entries: Vec<FibEntry>) -> Table {
         let mut t = Table {
             entries,
-            keys: Vec::new(),
+            keys4: Vec::new(),
+            keys6: Vec::new(),
         };
         t.rekey();
         t
@@ -111,35 +105,42 @@ impl Table {
 
     /// Recomputes the keys after the entries changed.
     fn rekey(&mut self) {
-        self.keys = self
-            .entries
-            .iter()
-            .map(|e| {
-                let (v6, bits) = addr_bits(e.dst);
-                let mask = if v6 {
+        // Last listed first, then (a stable sort) longest prefix first.
+        let mut order: Vec<&FibEntry> = self.entries.iter().rev().collect();
+        order.sort_by_key(|e| std::cmp::Reverse(e.prefix_len));
+        let result = |e: &FibEntry| FibResult {
+            rtype: e.rtype,
+            prefsrc: e.prefsrc,
+            ifindex: e.ifindex,
+        };
+        self.keys4.clear();
+        self.keys6.clear();
+        for e in order {
+            match e.dst {
+                IpAddr::V4(a) => {
+                    let len = u32::from(e.prefix_len.min(32));
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                    self.keys4.push(Key {
+                        net: u32::from(a) & mask,
+                        mask,
+                        result: result(e),
+                    });
+                }
+                IpAddr::V6(a) => {
                     let len = u32::from(e.prefix_len.min(128));
-                    if len == 0 {
+                    let mask = if len == 0 {
                         0
                     } else {
                         u128::MAX << (128 - len)
-                    }
-                } else {
-                    let len = u32::from(e.prefix_len.min(32));
-                    u128::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
-                };
-                Key {
-                    v6,
-                    net: bits & mask,
-                    mask,
-                    prefix_len: e.prefix_len,
-                    result: FibResult {
-                        rtype: e.rtype,
-                        prefsrc: e.prefsrc,
-                        ifindex: e.ifindex,
-                    },
+                    };
+                    self.keys6.push(Key {
+                        net: u128::from(a) & mask,
+                        mask,
+                        result: result(e),
+                    });
                 }
-            })
-            .collect();
+            }
+        }
     }
 }
 
@@ -189,18 +190,23 @@ impl Fib {
     /// `fib_lookup`: longest-prefix match in the local table.
     /// Of equally long prefixes, the one listed last wins.
     pub(crate) fn fib_lookup(&self, daddr: IpAddr) -> Option<FibResult> {
-        let (v6, bits) = addr_bits(daddr);
         let t = read(&self.table);
-        let mut best: Option<&Key> = None;
-        for k in &t.keys {
-            if k.v6 == v6
-                && bits & k.mask == k.net
-                && best.is_none_or(|b| k.prefix_len >= b.prefix_len)
-            {
-                best = Some(k);
+        match daddr {
+            IpAddr::V4(a) => {
+                let bits = u32::from(a);
+                t.keys4
+                    .iter()
+                    .find(|k| bits & k.mask == k.net)
+                    .map(|k| k.result)
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                t.keys6
+                    .iter()
+                    .find(|k| bits & k.mask == k.net)
+                    .map(|k| k.result)
             }
         }
-        best.map(|k| k.result)
     }
 
     /// Adds `local ADDR dev lo src ADDR` (a /32 or /128), as `ip addr add`

@@ -12,7 +12,7 @@
 //! entries, so TCP input does not reach into the qdisc.
 
 use crate::errno::{err, EADDRINUSE};
-use crate::inet_hashtables::{BindEntry, BindKind, Tables};
+use crate::inet_hashtables::{BindEntry, BindKind, Listening, Tables};
 use crate::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use crate::sync::lock;
 use crate::sync::{Arc, Mutex};
@@ -188,7 +188,11 @@ pub(crate) fn inet_csk_listen_start(
     {
         e.kind = BindKind::Listener;
     }
-    t.lhash.entry(port).or_default().push((ip, sk.clone()));
+    t.lhash.entry(port).or_default().push(Listening {
+        ip,
+        reuseport: opts.1,
+        sk: sk.clone(),
+    });
     Ok(())
 }
 

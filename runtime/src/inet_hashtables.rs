@@ -113,6 +113,15 @@ impl Owners {
     }
 }
 
+/// A listener in `lhash`: its address, whether its bind entry set
+/// `SO_REUSEPORT` (fixed once it listens; kept here so a SYN's lookup
+/// needs no `bhash` search), and the socket.
+pub(crate) struct Listening {
+    pub(crate) ip: IpAddr,
+    pub(crate) reuseport: bool,
+    pub(crate) sk: Arc<Sock>,
+}
+
 /// The socket lookup tables: `ehash` (by 4-tuple), `lhash` (listeners by
 /// port), `bhash` (port owners), and the TIME_WAIT entries (`tw`, by
 /// 4-tuple, holding their ports).
@@ -120,7 +129,7 @@ pub(crate) struct Tables {
     pub(crate) ehash: Ehash,
     /// Listeners by port, with their bound address (read without the
     /// socket lock).
-    pub(crate) lhash: HashMap<u16, Vec<(IpAddr, Arc<Sock>)>, FxBuild>,
+    pub(crate) lhash: HashMap<u16, Vec<Listening>, FxBuild>,
     pub(crate) bhash: HashMap<u16, Owners, FxBuild>,
     /// `net_secret`, `table_perturb` and the port searches' random draws.
     pub(crate) secret: PortSecret,
@@ -309,21 +318,21 @@ impl Tables {
         daddr: SocketAddr,
     ) -> Option<Arc<Sock>> {
         let list = self.lhash.get(&daddr.port())?;
-        let exact = list.iter().position(|(ip, _)| *ip == daddr.ip());
+        let exact = list.iter().position(|l| l.ip == daddr.ip());
         let found = exact.or_else(|| {
             list.iter()
-                .position(|(ip, _)| ip.is_unspecified() && addr_overlap(*ip, daddr.ip()))
+                .position(|l| l.ip.is_unspecified() && addr_overlap(l.ip, daddr.ip()))
         })?;
-        let (ip, first) = &list[found];
-        if !self.reuseport_of(daddr.port(), first.id) {
-            return Some(first.clone());
+        let first = &list[found];
+        if !first.reuseport {
+            return Some(first.sk.clone());
         }
         // The group: every reuseport listener on this address, in listen
         // order.
         let group: Vec<&Arc<Sock>> = list
             .iter()
-            .filter(|(i, l)| i == ip && self.reuseport_of(daddr.port(), l.id))
-            .map(|(_, l)| l)
+            .filter(|l| l.ip == first.ip && l.reuseport)
+            .map(|l| &l.sk)
             .collect();
         let pick = match saddr {
             Some(s) if group.len() > 1 => {
@@ -333,14 +342,6 @@ impl Tables {
             _ => 0,
         };
         group.get(pick).map(|l| (*l).clone())
-    }
-
-    /// Whether socket `sock_id`'s bind entry on `port` set `SO_REUSEPORT`.
-    fn reuseport_of(&self, port: u16, sock_id: u64) -> bool {
-        self.bhash
-            .get(&port)
-            .and_then(|v| v.iter().find(|e| e.sock_id == sock_id))
-            .is_some_and(|e| e.reuseport)
     }
 
     /// `inet_csk_bind_conflict` (with `relax` and `reuseport_ok`, as an

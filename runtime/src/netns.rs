@@ -34,7 +34,7 @@ use crate::sync::{lock, read, write};
 use crate::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use crate::sysctl::Sysctl;
 use crate::tcp::minisocks::tw_purge;
-use crate::tcp::{Sock, TcpState};
+use crate::tcp::{Sock, SockDefaults, TcpState};
 use std::fmt;
 use std::fs::File;
 use std::future::Future;
@@ -68,6 +68,9 @@ pub(crate) struct NsInner {
 
     // Configuration.
     sysctl: Mutex<Sysctl>,
+    /// What a new socket takes from the sysctls, kept in step by
+    /// [`Netns::set_sysctl`].
+    sock_defaults: Mutex<SockDefaults>,
     /// Copies of the sysctls the per-packet path reads, kept in step by
     /// [`Netns::set_sysctl`].
     pub(crate) hot: HotSysctl,
@@ -184,6 +187,7 @@ impl Netns {
             hot: HotSysctl::new(&sysctl),
             tw_sweep_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
+            sock_defaults: Mutex::new(SockDefaults::new(&sysctl)),
             sysctl: Mutex::new(sysctl),
             fib: Fib::new(),
             lo: LoopbackDev::new(),
@@ -345,6 +349,7 @@ impl Netns {
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
         *g = s;
         self.0.hot.store(&s);
+        *lock(&self.0.sock_defaults) = SockDefaults::new(&s);
         Ok(())
     }
 
@@ -567,7 +572,7 @@ impl Netns {
         {
             tw_purge(ns, now_ms);
             let t = read(&ns.tables);
-            socks.extend(t.lhash.values().flatten().map(|(_, l)| l.clone()));
+            socks.extend(t.lhash.values().flatten().map(|l| l.sk.clone()));
             socks.extend(t.ehash.values().cloned());
             for (k, tw) in t.tw.iter().filter(|(_, tw)| tw.expires > now_ms) {
                 let user = |a: SocketAddr| match (tw.v6_mapped, a) {
@@ -807,6 +812,19 @@ impl Default for Netns {
 impl NsInner {
     pub(crate) fn sysctl(&self) -> Sysctl {
         *lock(&self.sysctl)
+    }
+
+    /// What a new socket takes from the sysctls.
+    #[inline]
+    pub(crate) fn sock_defaults(&self) -> SockDefaults {
+        *lock(&self.sock_defaults)
+    }
+
+    /// The sysctls read in place, under their lock (no copy of the whole
+    /// set): hold it only while reading, with no other lock taken.
+    #[inline]
+    pub(crate) fn sysctl_locked(&self) -> crate::sync::MutexGuard<'_, Sysctl> {
+        lock(&self.sysctl)
     }
 
     /// The namespace's time: its clock's (clock.rs), else the wall clock.

@@ -201,6 +201,56 @@ impl WaitQueue {
     }
 }
 
+/// A socket's queue: a `VecDeque` (reached through `Deref`) whose drop is
+/// a capacity test, inline, when it never held anything. A socket has four
+/// queues, mostly never used (a connection's accept queue, usually its
+/// out-of-order queue), and the generic `VecDeque` drop walks its two
+/// (empty) slices out of line: tens of instructions per queue, per socket
+/// freed.
+pub(crate) struct Queue<T>(std::mem::ManuallyDrop<VecDeque<T>>);
+
+impl<T> Queue<T> {
+    /// An empty queue (no allocation).
+    #[inline]
+    pub(crate) const fn new() -> Queue<T> {
+        Queue(std::mem::ManuallyDrop::new(VecDeque::new()))
+    }
+}
+
+impl<T> Default for Queue<T> {
+    #[inline]
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl<T> std::ops::Deref for Queue<T> {
+    type Target = VecDeque<T>;
+    #[inline]
+    fn deref(&self) -> &VecDeque<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Queue<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut VecDeque<T> {
+        &mut self.0
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // A queue that never allocated holds nothing: nothing to drop. Any
+        // other is dropped whole (elements and buffer), leaving an empty,
+        // unallocated deque behind in the `ManuallyDrop`.
+        if self.0.capacity() != 0 {
+            drop(std::mem::take(&mut *self.0));
+        }
+    }
+}
+
 /// A segment waiting in the out-of-order queue.
 pub(crate) struct OfoSeg {
     pub(crate) seq: u32,
@@ -242,14 +292,14 @@ impl Sock {
     pub(crate) fn new(ns: &Arc<NsInner>, init: impl FnOnce(&mut TcpSock)) -> Arc<Sock> {
         let id = ns.next_sock_id();
         ns.socks.alloc.fetch_add(1, Relaxed);
-        let sysctl = ns.sysctl();
+        let defaults = ns.sock_defaults();
         Arc::new_cyclic(|me| {
             // Built where it stays and initialized there: the socket is
             // large, and each move would copy all of it.
             let mut sock = Sock {
                 ns: ns.clone(),
                 id,
-                inner: Mutex::new(TcpSock::new(me.clone(), id, &sysctl)),
+                inner: Mutex::new(TcpSock::new(me.clone(), id, &defaults)),
             };
             init(get_mut(&mut sock.inner));
             sock
@@ -312,7 +362,7 @@ pub(crate) struct TcpSock {
 /// its listener.
 pub(crate) struct ListenState {
     pub(crate) listener: bool,
-    pub(crate) accept_queue: VecDeque<Arc<Sock>>,
+    pub(crate) accept_queue: Queue<Arc<Sock>>,
     pub(crate) syn_recv_cnt: u32,
     pub(crate) max_ack_backlog: u32,
     /// A passive child's listener, until it is on the accept queue.
@@ -345,7 +395,7 @@ pub(crate) struct SendState {
     /// Bytes from `snd_una` to `write_seq`, chunked as written (small
     /// writes joined to an unsent tail chunk, as `tcp_sendmsg` fills the
     /// last skb), each with the skbs it stands for.
-    pub(crate) sendq: VecDeque<SendChunk>,
+    pub(crate) sendq: Queue<SendChunk>,
     pub(crate) sendq_bytes: usize,
     /// The sum of the chunks' `skbs`: the skbs whose heads `sk_wmem_queued`
     /// charges.
@@ -384,10 +434,10 @@ pub(crate) struct RecvState {
     pub(crate) rcvbuf: usize,
     /// Estimate of the peer's segment size (`icsk_ack.rcv_mss`).
     pub(crate) rcv_mss: u32,
-    pub(crate) recvq: VecDeque<Bytes>,
+    pub(crate) recvq: Queue<Bytes>,
     pub(crate) recvq_bytes: usize,
     /// `out_of_order_queue`: segments beyond `rcv_nxt`, sorted by sequence.
-    pub(crate) ofo: VecDeque<OfoSeg>,
+    pub(crate) ofo: Queue<OfoSeg>,
     pub(crate) ofo_bytes: usize,
     /// An ACK is owed (`ICSK_ACK_SCHED`, `inet_csk_ack_scheduled`).
     pub(crate) ack_pending: bool,
@@ -522,12 +572,56 @@ fn initial_seq(id: u64) -> u32 {
     (z ^ (z >> 31)) as u32
 }
 
+/// What a new socket takes from the sysctls, and the constants it derives
+/// from them: computed when the sysctls change ([`Netns::set_sysctl`]),
+/// not for every socket.
+///
+/// [`Netns::set_sysctl`]: crate::Netns::set_sysctl
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SockDefaults {
+    /// `tcp_wmem[1]`.
+    sndbuf: usize,
+    /// `tcp_rmem[1]`.
+    rcvbuf: usize,
+    /// `tcp_rmem[2]`.
+    rmem_cap: usize,
+    pingpong_thresh: u8,
+    rcv_wscale: u8,
+    rto_min: Duration,
+    delack_bound: Duration,
+    syn_retries: u32,
+    synack_retries: u32,
+    retries2: u32,
+    fin_timeout: Duration,
+    syn_linear_timeouts: u32,
+}
+
+impl SockDefaults {
+    /// The defaults under `sysctl`.
+    pub(crate) fn new(sysctl: &crate::Sysctl) -> SockDefaults {
+        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
+        SockDefaults {
+            sndbuf: sysctl.tcp_wmem[1],
+            rcvbuf: sysctl.tcp_rmem[1],
+            rmem_cap: sysctl.tcp_rmem[2],
+            pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+            rcv_wscale: rcv_wscale_for(sysctl.tcp_rmem[1].max(sysctl.tcp_rmem[2])),
+            rto_min,
+            delack_bound: delack_bound(rto_min),
+            syn_retries: sysctl.tcp_syn_retries,
+            synack_retries: sysctl.tcp_synack_retries,
+            retries2: sysctl.tcp_retries2,
+            fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
+            syn_linear_timeouts: sysctl.tcp_syn_linear_timeouts,
+        }
+    }
+}
+
 impl TcpSock {
     #[inline(always)]
-    fn new(me: Weak<Sock>, id: u64, sysctl: &crate::Sysctl) -> TcpSock {
+    fn new(me: Weak<Sock>, id: u64, d: &SockDefaults) -> TcpSock {
         let unspec = SocketAddr::from(([0, 0, 0, 0], 0));
         let iss = initial_seq(id);
-        let rto_min = Duration::from_micros(sysctl.tcp_rto_min_us.max(1));
         TcpSock {
             me,
             id,
@@ -543,7 +637,7 @@ impl TcpSock {
             orphan: false,
             listen: ListenState {
                 listener: false,
-                accept_queue: VecDeque::new(),
+                accept_queue: Queue::new(),
                 syn_recv_cnt: 0,
                 max_ack_backlog: 0,
                 parent: None,
@@ -561,10 +655,10 @@ impl TcpSock {
                 mss_cache: TCP_MSS_DEFAULT,
                 peer_mss: TCP_MSS_DEFAULT,
                 mss_bound: 0,
-                sendq: VecDeque::new(),
+                sendq: Queue::new(),
                 sendq_bytes: 0,
                 skbs: 0,
-                sndbuf: sysctl.tcp_wmem[1],
+                sndbuf: d.sndbuf,
                 snd_cwnd: TCP_INIT_CWND,
                 nospace: false,
                 tx_arena: bytes::BytesMut::new(),
@@ -576,26 +670,26 @@ impl TcpSock {
                 rcv_nxt: 0,
                 rcv_wup: 0,
                 rcv_wnd: 0,
-                rcvbuf: sysctl.tcp_rmem[1],
+                rcvbuf: d.rcvbuf,
                 rcv_mss: TCP_MSS_DEFAULT,
-                recvq: VecDeque::new(),
+                recvq: Queue::new(),
                 recvq_bytes: 0,
-                ofo: VecDeque::new(),
+                ofo: Queue::new(),
                 ofo_bytes: 0,
                 ack_pending: false,
                 pushed: false,
                 pushed2: false,
                 quick: 0,
                 pingpong: 0,
-                pingpong_thresh: sysctl.tcp_pingpong_thresh.max(1),
+                pingpong_thresh: d.pingpong_thresh,
                 ato: Duration::ZERO,
                 lrcvtime: None,
                 last_seg_size: 0,
                 rcv_ssthresh: 0,
                 window_clamp: 0,
                 scaling_ratio: TCP_DEFAULT_SCALING_RATIO,
-                rcv_wscale: rcv_wscale_for(sysctl.tcp_rmem[1].max(sysctl.tcp_rmem[2])),
-                rmem_cap: sysctl.tcp_rmem[2],
+                rcv_wscale: d.rcv_wscale,
+                rmem_cap: d.rmem_cap,
                 copied: 0,
                 rcvq_space: 0,
                 rcvq_seq: 0,
@@ -620,8 +714,8 @@ impl TcpSock {
                 keepalive: false,
             },
             timers: TimerState {
-                rto_min,
-                delack_bound: delack_bound(rto_min),
+                rto_min: d.rto_min,
+                delack_bound: d.delack_bound,
                 backoff: 0,
                 retransmits: 0,
                 rto_timer: Timer::Off,
@@ -629,11 +723,11 @@ impl TcpSock {
                 delack_timer: Timer::Off,
                 timer_registered: TimerReg::default(),
                 registered_for: Duration::ZERO,
-                syn_retries: sysctl.tcp_syn_retries,
-                synack_retries: sysctl.tcp_synack_retries,
-                retries2: sysctl.tcp_retries2,
-                fin_timeout: Duration::from_secs(sysctl.tcp_fin_timeout_secs),
-                syn_linear_timeouts: sysctl.tcp_syn_linear_timeouts,
+                syn_retries: d.syn_retries,
+                synack_retries: d.synack_retries,
+                retries2: d.retries2,
+                fin_timeout: d.fin_timeout,
+                syn_linear_timeouts: d.syn_linear_timeouts,
                 total_rto: 0,
                 keepalive_timer: Timer::Off,
                 probes_out: 0,
@@ -683,7 +777,7 @@ impl TcpSock {
         self.timers.rto_timer = Timer::Off;
         self.timers.backoff = 0;
         self.timers.retransmits = 0;
-        self.sndbuf_expand(&ns.sysctl());
+        self.sndbuf_expand(&ns.sysctl_locked());
         self.init_buffer_space(ctx.now());
         // tcp_sync_mss at the end of the handshake: on lo half the SYN-ACK's
         // window (32741) for a client, of the third ACK's (32768) for a
@@ -1159,7 +1253,7 @@ impl TcpSock {
         const COLLAPSE_MAX: usize = 4096 - SKB_SHINFO_SIZE;
         let wasteful =
             |s: &Self, len: usize| s.win_from_space((len + SKB_HEAD_TRUESIZE) as i64) > len as i64;
-        let q = std::mem::take(&mut self.rcv.recvq);
+        let q = std::mem::take(&mut *self.rcv.recvq);
         let mut out = VecDeque::with_capacity(q.len());
         let mut run: Option<bytes::BytesMut> = None;
         let mut copied = 0u64;
@@ -1188,7 +1282,7 @@ impl TcpSock {
         if let Some(r) = run.take() {
             out.push_back(r.freeze());
         }
-        self.rcv.recvq = out;
+        *self.rcv.recvq = out;
         ns.mib.tcp_rcv_collapsed.fetch_add(copied, Relaxed);
     }
 
@@ -1488,7 +1582,7 @@ impl TcpSock {
         if self.hashed {
             if self.listen.listener {
                 if let Some(v) = t.lhash.get_mut(&self.local.port()) {
-                    v.retain(|(_, l)| l.id != self.id);
+                    v.retain(|l| l.sk.id != self.id);
                     if v.is_empty() {
                         t.lhash.remove(&self.local.port());
                     }

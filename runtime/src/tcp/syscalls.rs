@@ -383,7 +383,7 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
         }
         TcpState::Listen => {
             // inet_csk_listen_stop: reset every child waiting to be accepted.
-            let children = std::mem::take(&mut s.listen.accept_queue);
+            let children = std::mem::take(&mut *s.listen.accept_queue);
             s.tcp_done(ns);
             drop(s);
             for child in children {
@@ -525,7 +525,7 @@ mod tests {
             .collect();
         assert!(all.iter().enumerate().all(|(i, &b)| b == i as u8));
         // Each joined chunk holds at most twice its bytes.
-        let held: usize = std::mem::take(&mut s.snd.sendq)
+        let held: usize = std::mem::take(&mut *s.snd.sendq)
             .into_iter()
             .map(|c| c.data.try_into_mut().map_or(1 << 20, |m| m.capacity()))
             .sum();
