@@ -68,6 +68,9 @@ pub(crate) struct NsInner {
 
     // Configuration.
     sysctl: Mutex<Sysctl>,
+    /// Held by [`Netns::set_sysctl`] while its closure runs on a copy of the
+    /// sysctls: one change at a time, without holding `sysctl` meanwhile.
+    sysctl_writer: Mutex<()>,
     /// What a new socket takes from the sysctls, kept in step by
     /// [`Netns::set_sysctl`].
     sock_defaults: Mutex<SockDefaults>,
@@ -189,6 +192,7 @@ impl Netns {
             epoch: Instant::now(),
             sock_defaults: Mutex::new(SockDefaults::new(&sysctl)),
             sysctl: Mutex::new(sysctl),
+            sysctl_writer: Mutex::new(()),
             fib: Fib::new(),
             lo: LoopbackDev::new(),
             softnet: (0..ncpu).map(|_| SoftnetData::default()).collect(),
@@ -335,6 +339,12 @@ impl Netns {
     /// budget, an empty port range, buffers out of order) give `InvalidInput`
     /// and change nothing.
     ///
+    /// `f` works on a copy, and no lock of the namespace is held while it
+    /// runs, so it may read the namespace (`ns.sysctl()`, its sockets);
+    /// changes are made one at a time. Calling `set_sysctl` again from
+    /// inside `f` gives `InvalidInput` (the inner change would be lost when
+    /// the outer one is stored).
+    ///
     /// # Examples
     /// ```
     /// let ns = lonet_runtime::Netns::new();
@@ -342,11 +352,28 @@ impl Netns {
     /// assert_eq!(ns.sysctl().netdev_max_backlog, 4);
     /// ```
     pub fn set_sysctl(&self, f: impl FnOnce(&mut Sysctl)) -> io::Result<()> {
-        let mut g = lock(&self.0.sysctl);
-        let mut s = *g;
+        crate::sync::thread_local! {
+            static IN_SET_SYSCTL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if IN_SET_SYSCTL.with(|c| c.replace(true)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "set_sysctl called from inside its own closure",
+            ));
+        }
+        struct Leave;
+        impl Drop for Leave {
+            fn drop(&mut self) {
+                IN_SET_SYSCTL.with(|c| c.set(false));
+            }
+        }
+        let _leave = Leave;
+        let _writer = lock(&self.0.sysctl_writer);
+        let mut s = self.sysctl();
         f(&mut s);
         s.validate()
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+        let mut g = lock(&self.0.sysctl);
         *g = s;
         self.0.hot.store(&s);
         *lock(&self.0.sock_defaults) = SockDefaults::new(&s);
@@ -821,7 +848,8 @@ impl NsInner {
     }
 
     /// The sysctls read in place, under their lock (no copy of the whole
-    /// set): hold it only while reading, with no other lock taken.
+    /// set): hold it only while reading, and take no other lock while
+    /// holding it.
     #[inline]
     pub(crate) fn sysctl_locked(&self) -> crate::sync::MutexGuard<'_, Sysctl> {
         lock(&self.sysctl)

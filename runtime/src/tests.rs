@@ -515,6 +515,38 @@ fn test_sysctl_values_the_kernel_would_refuse_are_invalid_input() {
 }
 
 #[test]
+fn test_a_sysctl_change_may_read_the_namespace_and_connect_from_its_closure() {
+    // The closure runs on a copy with no lock of the namespace held: reading
+    // the sysctls or completing a handshake (which reads them) from inside it
+    // must not deadlock. A nested set_sysctl is refused, not lost.
+    let ns = Netns::new();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let ns2 = ns.clone();
+    std::thread::spawn(move || {
+        let r = ns2.set_sysctl(|s| {
+            s.tcp_fin_timeout_secs = ns2.sysctl().tcp_fin_timeout_secs + 1;
+            let (_l, c, _s) = pair(&ns2);
+            assert_eq!(c.state(), TcpState::Established);
+            let nested = ns2.set_sysctl(|s| s.netdev_budget = 7).unwrap_err();
+            assert_eq!(nested.kind(), std::io::ErrorKind::InvalidInput);
+        });
+        let _ = done_tx.send(r.map_err(|e| e.to_string()));
+    });
+    let r = done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("set_sysctl deadlocked");
+    assert_eq!(r, Ok(()));
+    assert_eq!(ns.sysctl().tcp_fin_timeout_secs, 61);
+    assert_eq!(
+        ns.sysctl().netdev_budget,
+        crate::Sysctl::default().netdev_budget
+    );
+    // Outside the closure, set_sysctl works again on this thread.
+    ns.set_sysctl(|s| s.netdev_budget = 7).unwrap();
+    assert_eq!(ns.sysctl().netdev_budget, 7);
+}
+
+#[test]
 fn test_segments_arriving_out_of_order_wait_in_the_ofo_queue() {
     // Linux: tcp_data_queue_ofo keeps segments beyond rcv_nxt; when the gap
     // fills, the receive queue gets everything in order, nothing resent.
