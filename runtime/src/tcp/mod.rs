@@ -1348,8 +1348,25 @@ impl TcpSock {
     fn arm_at(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
         let now = ctx.now();
         let when = now + period;
+        self.register_timer(ctx.ns, when, now, period);
+        Timer::At(when)
+    }
+
+    /// `sk_reset_timer` for this socket: makes sure it is looked at no later
+    /// than `when`, `period` after `now` (a comparison when an earlier
+    /// registration covers it), and notes how far ahead a registration made
+    /// now reaches, so that timers at least that long can wait for it
+    /// (`arm`).
+    #[inline]
+    pub(crate) fn register_timer(
+        &mut self,
+        ns: &NsInner,
+        when: Instant,
+        now: Instant,
+        period: Duration,
+    ) {
         sk_reset_timer(
-            ctx.ns,
+            ns,
             &self.me,
             self.id,
             &mut self.timers.timer_registered,
@@ -1359,27 +1376,13 @@ impl TcpSock {
         if self.timers.timer_registered.when() == Some(when) {
             self.timers.registered_for = period;
         }
-        Timer::At(when)
     }
 
     /// Arms a timer at exactly `now + period`, with a registration of its
     /// own if it is earlier than the socket's (for the long, rarely re-armed
     /// keepalive timer).
     pub(crate) fn arm_exact(&mut self, ctx: &mut Ctx<'_>, period: Duration) -> Timer {
-        let now = ctx.now();
-        let when = now + period;
-        sk_reset_timer(
-            ctx.ns,
-            &self.me,
-            self.id,
-            &mut self.timers.timer_registered,
-            when,
-            now,
-        );
-        if self.timers.timer_registered.when() == Some(when) {
-            self.timers.registered_for = period;
-        }
-        Timer::At(when)
+        self.arm_at(ctx, period)
     }
 
     /// Arms the RTO if it is not armed (`inet_csk_reset_xmit_timer`).
@@ -1479,17 +1482,7 @@ impl TcpSock {
             }
         }
         self.rcv.ack_pending = true;
-        sk_reset_timer(
-            ctx.ns,
-            &self.me,
-            self.id,
-            &mut self.timers.timer_registered,
-            deadline,
-            now,
-        );
-        if self.timers.timer_registered.when() == Some(deadline) {
-            self.timers.registered_for = ato;
-        }
+        self.register_timer(ctx.ns, deadline, now, ato);
         self.timers.delack_timer = Timer::At(deadline);
     }
 

@@ -9,7 +9,7 @@
 use super::{Sock, TcpState, Timer, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_DELACK_MIN};
 use crate::ctx::Ctx;
 use crate::errno::ETIMEDOUT;
-use crate::ksoftirqd::{sk_reset_timer, TimerReg};
+use crate::ksoftirqd::TimerReg;
 use crate::netns::NsInner;
 use crate::stats::inc;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -88,10 +88,7 @@ pub(crate) fn tcp_timer_handler(ns: &NsInner, sk: &Arc<Sock>, fired: Instant, no
         .flatten()
         .min();
         if let (Some(when), false) = (next, s.state == TcpState::Close) {
-            sk_reset_timer(ns, &s.me, s.id, &mut s.timers.timer_registered, when, now);
-            if s.timers.timer_registered.when() == Some(when) {
-                s.timers.registered_for = when.saturating_duration_since(now);
-            }
+            s.register_timer(ns, when, now, when.saturating_duration_since(now));
         }
     }
     if let Some(p) = leave_parent.and_then(|p| p.upgrade()) {
