@@ -43,6 +43,14 @@ macro_rules! scenarios {
             use super::*;
             include!("../scenarios/addresses.rs");
         }
+        pub mod accept_queue {
+            use super::*;
+            include!("../scenarios/accept_queue.rs");
+        }
+        pub mod shutdown {
+            use super::*;
+            include!("../scenarios/shutdown.rs");
+        }
     };
 }
 
@@ -341,5 +349,186 @@ async fn nodelay_ttl_and_linger_read_back_what_was_set() {
         ("listener ttl", ok(64u32)),
         ("listener set_ttl(42)", ok(())),
         ("listener ttl", ok(42u32)),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The accept queue
+
+#[tokio::test]
+async fn a_connection_reset_in_the_accept_queue_is_still_accepted_and_reads_the_reset_once() {
+    // Linux: the RST moves the queued child to CLOSE with ECONNRESET pending; accept() takes it
+    // from the queue all the same (inet_csk_accept does not look at its state), the first read
+    // reports the reset, later reads return 0 and writes EPIPE.
+    differential!(accept_queue::reset_while_queued() => vec![
+        ("accepted peer is the client", ok(true)),
+        ("read", err(ConnectionReset, ECONNRESET)),
+        ("read again", ok(0usize)),
+        ("write", err(BrokenPipe, EPIPE)),
+    ]);
+}
+
+#[tokio::test]
+async fn data_and_fin_sent_before_accept_are_read_after_it() {
+    // Linux: a queued child receives data and FIN like any established socket.
+    differential!(accept_queue::fin_while_queued() => vec![
+        ("read_to_end", ok(18usize)),
+        ("got", ok("sent before accept")),
+    ]);
+}
+
+#[tokio::test]
+async fn dropping_a_listener_resets_its_unaccepted_connections() {
+    // Linux: closing a listener disconnects every child still in its accept queue
+    // (inet_csk_listen_stop → inet_child_forget → tcp_disconnect sends RST): the client's
+    // read gets ECONNRESET once, then 0; writes then fail with EPIPE; getpeername ENOTCONN.
+    differential!(accept_queue::listener_dropped_read() => vec![
+        ("read", err(ConnectionReset, ECONNRESET)),
+        ("read again", ok(0usize)),
+        ("write", err(BrokenPipe, EPIPE)),
+        ("peer_addr", err(NotConnected, ENOTCONN)),
+    ]);
+}
+
+#[tokio::test]
+async fn dropping_a_listener_resets_unaccepted_connections_that_sent_data() {
+    // Linux: as above, the data the client sent is discarded with the child; the pending
+    // ECONNRESET goes to the first call, here a write.
+    differential!(accept_queue::listener_dropped_write() => vec![
+        ("write", err(ConnectionReset, ECONNRESET)),
+        ("write again", err(BrokenPipe, EPIPE)),
+        ("read", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn connections_are_accepted_in_the_order_they_completed() {
+    // Linux: the accept queue is a FIFO (reqsk_queue_add appends, accept takes the head).
+    differential!(accept_queue::accept_order() => vec![("accepted in connect order", ok(true))]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// shutdown() in every state, empty reads and writes
+
+#[tokio::test]
+async fn a_second_shutdown_is_accepted() {
+    // Linux: shutdown(SHUT_WR) in FIN_WAIT1/FIN_WAIT2 only sets the flag again (tcp_shutdown
+    // sends a FIN only from ESTABLISHED, SYN_RECV and CLOSE_WAIT).
+    differential!(shutdown::shutdown_twice() => vec![
+        ("shutdown", ok_done()),
+        ("shutdown again", ok_done()),
+        ("peer read", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn after_a_reported_reset_reads_are_eof_writes_epipe_and_shutdown_is_accepted() {
+    // Linux: the error is reported once (sock_error clears sk_err); the socket is in CLOSE:
+    // read returns 0, send EPIPE; shutdown() gives ENOTCONN, which tokio's poll_shutdown turns
+    // into Ok; getsockname still answers.
+    differential!(shutdown::calls_after_reset_reported() => vec![
+        ("read", err(ConnectionReset, ECONNRESET)),
+        ("take_error", ok(None::<Option<i32>>)),
+        ("read again", ok(0usize)),
+        ("shutdown", ok_done()),
+        ("write", err(BrokenPipe, EPIPE)),
+        ("local_addr ip", ok(LOCALHOST)),
+    ]);
+}
+
+#[tokio::test]
+async fn take_error_returns_a_pending_reset_once_and_the_calls_then_see_none() {
+    // Linux: SO_ERROR returns and clears sk_err; with the error taken, read returns 0 (the
+    // socket is closed) and send fails with EPIPE.
+    differential!(shutdown::take_error_consumes_the_reset() => vec![
+        ("take_error before", ok(None::<Option<i32>>)),
+        ("take_error", ok(Some(Some(ECONNRESET)))),
+        ("take_error again", ok(None::<Option<i32>>)),
+        ("read", ok(0usize)),
+        ("write", err(BrokenPipe, EPIPE)),
+    ]);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_consume_a_pending_reset() {
+    // Linux: inet_shutdown on a closed socket returns ENOTCONN (tokio: Ok) and leaves sk_err
+    // for the next read.
+    differential!(shutdown::shutdown_after_reset_unreported() => vec![
+        ("shutdown", ok_done()),
+        ("read", err(ConnectionReset, ECONNRESET)),
+    ]);
+}
+
+#[tokio::test]
+async fn after_both_fins_the_first_closer_is_closed() {
+    // Linux: the side that sent the first FIN goes to TIME_WAIT on the peer's FIN, and its
+    // socket to CLOSE (tcp_time_wait → tcp_done): getpeername is ENOTCONN, send EPIPE,
+    // read 0, shutdown ENOTCONN (tokio: Ok).
+    differential!(shutdown::calls_after_both_closed() => vec![
+        ("b read", ok(0usize)),
+        ("a read", ok(0usize)),
+        ("a shutdown again", ok_done()),
+        ("a peer_addr", err(NotConnected, ENOTCONN)),
+        ("a write", err(BrokenPipe, EPIPE)),
+        ("a read again", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn empty_writes_return_0_until_shutdown_then_epipe() {
+    // Linux: tcp_sendmsg checks sk_err and SEND_SHUTDOWN before copying anything, so a
+    // zero-length send succeeds with 0 on an open connection and fails with EPIPE after
+    // shutdown(SHUT_WR).
+    differential!(shutdown::empty_writes() => vec![
+        ("write 0 bytes", ok(0usize)),
+        ("try_write 0 bytes", ok(0usize)),
+        ("write 0 bytes after shutdown", err(BrokenPipe, EPIPE)),
+        ("peer read_to_end", ok(3usize)),
+        ("peer got", ok("end")),
+    ]);
+}
+
+#[tokio::test]
+async fn a_read_into_an_empty_buffer_returns_0_and_leaves_the_data() {
+    // Linux: recv with len 0 copies nothing and returns 0.
+    differential!(shutdown::empty_read_with_data_queued() => vec![
+        ("read into []", ok(0usize)),
+        ("try_read into []", ok(0usize)),
+        ("read", ok(6usize)),
+        ("got", ok("queued")),
+    ]);
+}
+
+#[tokio::test]
+async fn after_our_own_shutdown_we_still_read_everything_the_peer_sends() {
+    // Linux: SHUT_WR closes one direction; FIN_WAIT2 keeps receiving.
+    differential!(shutdown::read_after_own_shutdown() => vec![
+        ("peer read", ok(0usize)),
+        ("peer write_all", ok_done()),
+        ("peer shutdown", ok_done()),
+        ("read_to_end", ok(50_000usize)),
+        ("intact", ok(true)),
+    ]);
+}
+
+#[tokio::test]
+async fn peek_at_eof_returns_0_and_after_a_reset_reports_it_once() {
+    // Linux: MSG_PEEK goes through tcp_recvmsg: 0 at EOF, the pending error once.
+    differential!(shutdown::peek_at_eof_and_after_reset() => vec![
+        ("peek at EOF", ok(0usize)),
+        ("peek at EOF again", ok(0usize)),
+        ("read at EOF", ok(0usize)),
+        ("peek after reset", err(ConnectionReset, ECONNRESET)),
+        ("peek again", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn what_try_write_accepted_before_would_block_is_all_read_by_the_peer() {
+    // Linux: every byte a non-blocking send accepted is delivered; the send buffer fills
+    // while the peer does not read.
+    differential!(shutdown::fill_then_drain() => vec![
+        ("try_write blocked", ok(true)),
+        ("bytes read equal bytes accepted", ok(true)),
     ]);
 }
