@@ -167,6 +167,12 @@ impl Socket {
                 };
                 s.local = SocketAddr::new(saddr_ip, port);
                 s.remote = daddr;
+                // tcp_v6_connect hands a v4-mapped destination to
+                // tcp_v4_connect, but the socket stays AF_INET6: its names
+                // read back v4-mapped.
+                if addr.is_ipv6() && daddr.is_ipv4() {
+                    s.v6_mapped = true;
+                }
                 if let Some(tw) = recycle {
                     if tw.expires > now {
                         inc(&nsi.mib.tw_recycled);

@@ -47,6 +47,10 @@ macro_rules! scenarios {
             use super::*;
             include!("../scenarios/accept_queue.rs");
         }
+        pub mod destinations {
+            use super::*;
+            include!("../scenarios/destinations.rs");
+        }
         pub mod shutdown {
             use super::*;
             include!("../scenarios/shutdown.rs");
@@ -530,5 +534,109 @@ async fn what_try_write_accepted_before_would_block_is_all_read_by_the_peer() {
     differential!(shutdown::fill_then_drain() => vec![
         ("try_write blocked", ok(true)),
         ("bytes read equal bytes accepted", ok(true)),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destinations: port 0, the unspecified address, 127/8, IPv4-mapped IPv6
+
+/// `::ffff:127.0.0.1`.
+const MAPPED_LOCALHOST: IpAddr = IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0x7f00, 1));
+
+#[tokio::test]
+async fn connect_to_port_0_is_refused() {
+    // Linux: tcp_v4_connect and tcp_v6_connect accept port 0; the SYN to it finds no listener
+    // and is answered with RST: ECONNREFUSED.
+    differential!(destinations::connect_to_port_0() => vec![
+        ("127.0.0.1:0", err(ConnectionRefused, ECONNREFUSED)),
+        ("[::1]:0", err(ConnectionRefused, ECONNREFUSED)),
+    ]);
+}
+
+#[tokio::test]
+async fn connect_to_the_unspecified_address_reaches_the_loopback_address() {
+    // Linux: ip_route_output_key_hash_rcu turns daddr 0.0.0.0 into 127.0.0.1, and
+    // tcp_v6_connect turns :: into ::1 ("connect() to INADDR_ANY means loopback").
+    differential!(destinations::connect_to_unspecified() => vec![
+        ("v4 client peer", ok(LOCALHOST)),
+        ("v4 client local ip", ok(LOCALHOST)),
+        ("v4 accepted local ip", ok(LOCALHOST)),
+        ("v6 client peer", ok(V6_LOCALHOST)),
+        ("v6 client local ip", ok(V6_LOCALHOST)),
+        ("v6 accepted local ip", ok(V6_LOCALHOST)),
+    ]);
+}
+
+#[tokio::test]
+async fn connect_to_the_unspecified_address_with_no_listener_is_refused() {
+    // Linux: as a connect to 127.0.0.1 on that port.
+    differential!(destinations::connect_to_unspecified_without_listener() =>
+        vec![("connect 0.0.0.0", err(ConnectionRefused, ECONNREFUSED))]);
+}
+
+#[tokio::test]
+async fn a_wildcard_listener_takes_any_127_address() {
+    // Linux: all of 127.0.0.0/8 is local (the local table's route via lo); the accepted socket
+    // is bound to the address dialled, the client to the route's source 127.0.0.1.
+    let dialled = IpAddr::V4(Ipv4Addr::new(127, 1, 2, 3));
+    differential!(destinations::wildcard_listener_takes_127_1_2_3() => vec![
+        ("client local ip", ok(LOCALHOST)),
+        ("client peer ip", ok(dialled)),
+        ("accepted local ip", ok(dialled)),
+        ("accepted peer is the client", ok(true)),
+        ("server got", ok("to 127.1.2.3")),
+    ]);
+}
+
+#[tokio::test]
+async fn a_dual_stack_listener_shows_ipv4_peers_v4_mapped_and_clients_keep_their_form() {
+    // Linux: a [::] listener (IPV6_V6ONLY off) accepts IPv4 connections as AF_INET6 sockets
+    // with v4-mapped addresses; an IPv6 client dialling ::ffff:127.0.0.1 is itself an AF_INET6
+    // socket (tcp_v6_connect hands the mapped address to tcp_v4_connect) and reads back
+    // v4-mapped names.
+    differential!(destinations::dual_stack_listener() => vec![
+        ("v4 client local ip", ok(LOCALHOST)),
+        ("v4 client peer ip", ok(LOCALHOST)),
+        ("v4 accepted peer ip", ok(MAPPED_LOCALHOST)),
+        ("v4 accepted peer port is the client's", ok(true)),
+        ("v4 accepted local", ok((MAPPED_LOCALHOST, true))),
+        ("v4 accepted peer_addr", ok(MAPPED_LOCALHOST)),
+        ("mapped client local ip", ok(MAPPED_LOCALHOST)),
+        ("mapped client peer", ok((MAPPED_LOCALHOST, true))),
+        ("mapped accepted peer ip", ok(MAPPED_LOCALHOST)),
+        ("mapped accepted local", ok((MAPPED_LOCALHOST, true))),
+        ("v6 client local ip", ok(V6_LOCALHOST)),
+        ("v6 accepted peer ip", ok(V6_LOCALHOST)),
+        ("v6 accepted local ip", ok(V6_LOCALHOST)),
+    ]);
+}
+
+#[tokio::test]
+async fn an_ipv6_client_reaches_an_ipv4_listener_through_the_mapped_address() {
+    // Linux: the IPv6 socket's names read back v4-mapped; the IPv4 listener sees an IPv4 peer.
+    differential!(destinations::mapped_client_to_v4_listener() => vec![
+        ("client local ip", ok(MAPPED_LOCALHOST)),
+        ("client peer", ok((MAPPED_LOCALHOST, true))),
+        ("accepted peer ip", ok(LOCALHOST)),
+        ("accepted peer port is the client's", ok(true)),
+        ("server got", ok("mapped")),
+    ]);
+}
+
+#[tokio::test]
+async fn listeners_of_one_family_are_not_reached_from_the_other() {
+    // Linux: a listener on ::1 is IPv6-only by its address, one on 127.0.0.1 IPv4-only.
+    differential!(destinations::families_do_not_cross() => vec![
+        ("127.0.0.1 to the ::1 listener's port", err(ConnectionRefused, ECONNREFUSED)),
+        ("::1 to the 127.0.0.1 listener's port", err(ConnectionRefused, ECONNREFUSED)),
+    ]);
+}
+
+#[tokio::test]
+async fn connect_with_several_addresses_takes_the_first_that_answers() {
+    // tokio: each address in turn, the last error if none connects (Linux: ECONNREFUSED).
+    differential!(destinations::connect_tries_each_address() => vec![
+        ("connected to the second", ok(true)),
+        ("all refused", err(ConnectionRefused, ECONNREFUSED)),
     ]);
 }

@@ -1,0 +1,165 @@
+// Where a connect goes: port 0, the unspecified address, other 127/8 addresses, IPv4-mapped
+// IPv6 and dual-stack listeners.
+
+use std::net::{SocketAddr, SocketAddrV6};
+
+/// The IPv4-mapped IPv6 form of `127.0.0.1:port`.
+fn mapped(port: u16) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(
+        std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
+        port,
+        0,
+        0,
+    ))
+}
+
+/// connect() to port 0 of 127.0.0.1 and of ::1.
+pub async fn connect_to_port_0() -> Trace {
+    vec![
+        ("127.0.0.1:0", done(&TcpStream::connect("127.0.0.1:0").await)),
+        ("[::1]:0", done(&TcpStream::connect("[::1]:0").await)),
+    ]
+}
+
+/// A connect to the unspecified address reaches the local host: 0.0.0.0 means 127.0.0.1 and
+/// :: means ::1.
+pub async fn connect_to_unspecified() -> Trace {
+    let l4 = TcpListener::bind("127.0.0.1:0").await.expect("bind v4");
+    let p4 = l4.local_addr().expect("local_addr").port();
+    let l6 = TcpListener::bind("[::1]:0").await.expect("bind v6");
+    let p6 = l6.local_addr().expect("local_addr").port();
+    let (c4, a4) = tokio::join!(TcpStream::connect(("0.0.0.0", p4)), l4.accept());
+    let (c6, a6) = tokio::join!(TcpStream::connect(("::", p6)), l6.accept());
+    let (c4, c6) = (c4.expect("connect 0.0.0.0"), c6.expect("connect ::"));
+    let (s4, s6) = (a4.expect("accept v4").0, a6.expect("accept v6").0);
+    vec![
+        ("v4 client peer", res(&c4.peer_addr().map(|a| a.ip()))),
+        ("v4 client local ip", res(&c4.local_addr().map(|a| a.ip()))),
+        ("v4 accepted local ip", res(&s4.local_addr().map(|a| a.ip()))),
+        ("v6 client peer", res(&c6.peer_addr().map(|a| a.ip()))),
+        ("v6 client local ip", res(&c6.local_addr().map(|a| a.ip()))),
+        ("v6 accepted local ip", res(&s6.local_addr().map(|a| a.ip()))),
+    ]
+}
+
+/// A connect to 0.0.0.0 with nobody listening on the port is refused.
+pub async fn connect_to_unspecified_without_listener() -> Trace {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("local_addr").port()
+    };
+    vec![(
+        "connect 0.0.0.0",
+        done(&TcpStream::connect(("0.0.0.0", port)).await),
+    )]
+}
+
+/// A listener on 0.0.0.0 takes a connect to any 127/8 address; the accepted socket's local
+/// address is the one dialled, the client's is 127.0.0.1.
+pub async fn wildcard_listener_takes_127_1_2_3() -> Trace {
+    let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind 0.0.0.0:0");
+    let port = listener.local_addr().expect("local_addr").port();
+    let (c, a) = tokio::join!(TcpStream::connect(("127.1.2.3", port)), listener.accept());
+    let mut c = c.expect("connect");
+    let (mut s, peer) = a.expect("accept");
+    c.write_all(b"to 127.1.2.3").await.expect("write_all");
+    c.shutdown().await.expect("shutdown");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.expect("read_to_end");
+    vec![
+        ("client local ip", res(&c.local_addr().map(|a| a.ip()))),
+        ("client peer ip", res(&c.peer_addr().map(|a| a.ip()))),
+        ("accepted local ip", res(&s.local_addr().map(|a| a.ip()))),
+        ("accepted peer is the client", ok(Some(peer) == c.local_addr().ok())),
+        ("server got", ok(String::from_utf8_lossy(&got).into_owned())),
+    ]
+}
+
+/// A dual-stack listener on [::] reached over IPv4 and over IPv4-mapped IPv6: the accepted
+/// sockets see IPv4-mapped addresses, each client the form it dialled.
+pub async fn dual_stack_listener() -> Trace {
+    let listener = TcpListener::bind("[::]:0").await.expect("bind [::]:0");
+    let port = listener.local_addr().expect("local_addr").port();
+    let (c4, a4) = tokio::join!(TcpStream::connect(("127.0.0.1", port)), listener.accept());
+    let c4 = c4.expect("connect 127.0.0.1");
+    let (s4, p4) = a4.expect("accept");
+    let (cm, am) = tokio::join!(TcpStream::connect(mapped(port)), listener.accept());
+    let cm = cm.expect("connect [::ffff:127.0.0.1]");
+    let (sm, pm) = am.expect("accept");
+    let (c6, a6) = tokio::join!(TcpStream::connect(("::1", port)), listener.accept());
+    let c6 = c6.expect("connect [::1]");
+    let (s6, p6) = a6.expect("accept");
+    vec![
+        ("v4 client local ip", res(&c4.local_addr().map(|a| a.ip()))),
+        ("v4 client peer ip", res(&c4.peer_addr().map(|a| a.ip()))),
+        ("v4 accepted peer ip", ok(p4.ip())),
+        (
+            "v4 accepted peer port is the client's",
+            ok(Some(p4.port()) == c4.local_addr().ok().map(|a| a.port())),
+        ),
+        ("v4 accepted local", res(&s4.local_addr().map(|a| (a.ip(), a.port() == port)))),
+        ("v4 accepted peer_addr", res(&s4.peer_addr().map(|a| a.ip()))),
+        ("mapped client local ip", res(&cm.local_addr().map(|a| a.ip()))),
+        ("mapped client peer", res(&cm.peer_addr().map(|a| (a.ip(), a.port() == port)))),
+        ("mapped accepted peer ip", ok(pm.ip())),
+        ("mapped accepted local", res(&sm.local_addr().map(|a| (a.ip(), a.port() == port)))),
+        ("v6 client local ip", res(&c6.local_addr().map(|a| a.ip()))),
+        ("v6 accepted peer ip", ok(p6.ip())),
+        ("v6 accepted local ip", res(&s6.local_addr().map(|a| a.ip()))),
+    ]
+}
+
+/// A listener on 127.0.0.1 reached through the IPv4-mapped address by an IPv6 socket.
+pub async fn mapped_client_to_v4_listener() -> Trace {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("local_addr").port();
+    let (c, a) = tokio::join!(TcpStream::connect(mapped(port)), listener.accept());
+    let mut c = c.expect("connect [::ffff:127.0.0.1]");
+    let (mut s, peer) = a.expect("accept");
+    c.write_all(b"mapped").await.expect("write_all");
+    c.shutdown().await.expect("shutdown");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.expect("read_to_end");
+    vec![
+        ("client local ip", res(&c.local_addr().map(|a| a.ip()))),
+        ("client peer", res(&c.peer_addr().map(|a| (a.ip(), a.port() == port)))),
+        ("accepted peer ip", ok(peer.ip())),
+        (
+            "accepted peer port is the client's",
+            ok(Some(peer.port()) == c.local_addr().ok().map(|a| a.port())),
+        ),
+        ("server got", ok(String::from_utf8_lossy(&got).into_owned())),
+    ]
+}
+
+/// A listener on ::1 is not reached by a connect to 127.0.0.1 on its port, nor one on
+/// 127.0.0.1 by a connect to ::1.
+pub async fn families_do_not_cross() -> Trace {
+    let l6 = TcpListener::bind("[::1]:0").await.expect("bind [::1]:0");
+    let p6 = l6.local_addr().expect("local_addr").port();
+    let l4 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let p4 = l4.local_addr().expect("local_addr").port();
+    let v4_to_v6 = TcpStream::connect(("127.0.0.1", p6)).await;
+    let v6_to_v4 = TcpStream::connect(("::1", p4)).await;
+    vec![
+        ("127.0.0.1 to the ::1 listener's port", done(&v4_to_v6)),
+        ("::1 to the 127.0.0.1 listener's port", done(&v6_to_v4)),
+    ]
+}
+
+/// TcpStream::connect with several addresses tries each in turn: the first refused, the
+/// second taken.
+pub async fn connect_tries_each_address() -> Trace {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("local_addr")
+    };
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let open = l.local_addr().expect("local_addr");
+    let c = TcpStream::connect(&[closed, open][..]).await;
+    let all_closed = TcpStream::connect(&[closed, closed][..]).await;
+    vec![
+        ("connected to the second", res(&c.map(|c| c.peer_addr().ok() == Some(open)))),
+        ("all refused", done(&all_closed)),
+    ]
+}
