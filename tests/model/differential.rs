@@ -55,6 +55,10 @@ macro_rules! scenarios {
             use super::*;
             include!("../scenarios/shutdown.rs");
         }
+        pub mod options {
+            use super::*;
+            include!("../scenarios/options.rs");
+        }
     };
 }
 
@@ -638,5 +642,186 @@ async fn connect_with_several_addresses_takes_the_first_that_answers() {
     differential!(destinations::connect_tries_each_address() => vec![
         ("connected to the second", ok(true)),
         ("all refused", err(ConnectionRefused, ECONNREFUSED)),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TcpSocket options and binds
+
+/// Linux's `EAFNOSUPPORT`, with the `io::ErrorKind` std gives it.
+fn eafnosupport() -> crate::common::Res {
+    const EAFNOSUPPORT: i32 = 97;
+    err(
+        std::io::Error::from_raw_os_error(EAFNOSUPPORT).kind(),
+        EAFNOSUPPORT,
+    )
+}
+
+#[tokio::test]
+async fn buffer_sizes_read_back_doubled_with_linux_minimums() {
+    // Linux: SO_SNDBUF/SO_RCVBUF default to tcp_wmem[1] and tcp_rmem[1]; a set stores twice the
+    // value (sk_setsockopt), at least SOCK_MIN_SNDBUF (4608) and SOCK_MIN_RCVBUF (2304).
+    differential!(options::buffer_sizes() => vec![
+        ("send_buffer_size", ok(16_384u32)),
+        ("recv_buffer_size", ok(131_072u32)),
+        ("set_send_buffer_size(4096)", ok(())),
+        ("send_buffer_size", ok(8192u32)),
+        ("set_recv_buffer_size(4096)", ok(())),
+        ("recv_buffer_size", ok(8192u32)),
+        ("set_send_buffer_size(1)", ok(())),
+        ("send_buffer_size", ok(4608u32)),
+        ("set_recv_buffer_size(1)", ok(())),
+        ("recv_buffer_size", ok(2304u32)),
+        ("set_send_buffer_size(0)", ok(())),
+        ("send_buffer_size", ok(4608u32)),
+        ("set_recv_buffer_size(100000)", ok(())),
+        ("recv_buffer_size", ok(200_000u32)),
+        ("recv_buffer_size after bind", ok(200_000u32)),
+    ]);
+}
+
+#[tokio::test]
+async fn socket_flags_default_off_and_read_back_what_was_set() {
+    // Linux: SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY and SO_KEEPALIVE start off.
+    differential!(options::flags_read_back() => vec![
+        ("reuseaddr", ok(false)),
+        ("reuseport", ok(false)),
+        ("nodelay", ok(false)),
+        ("keepalive", ok(false)),
+        ("set_reuseaddr(true)", ok(())),
+        ("reuseaddr", ok(true)),
+        ("set_reuseport(true)", ok(())),
+        ("reuseport", ok(true)),
+        ("set_keepalive(true)", ok(())),
+        ("keepalive", ok(true)),
+        ("set_reuseaddr(false)", ok(())),
+        ("reuseaddr", ok(false)),
+    ]);
+}
+
+#[tokio::test]
+async fn an_unbound_socket_is_named_by_the_unspecified_address_and_port_0() {
+    // Linux: getsockname on an unbound socket gives its family's any address and port 0.
+    differential!(options::local_addr_before_and_after_bind() => vec![
+        ("unbound local_addr", ok(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))),
+        ("bound local_addr", ok((LOCALHOST, true))),
+        ("unbound v6 local_addr", ok(std::net::SocketAddr::from(([0u16; 8], 0)))),
+    ]);
+}
+
+#[tokio::test]
+async fn so_reuseaddr_shares_a_port_until_the_second_listen() {
+    // Linux: inet_csk_bind_conflict lets two SO_REUSEADDR sockets share a port while neither
+    // listens; listen() checks again (inet_csk_listen_start → get_port) and fails with
+    // EADDRINUSE once the other listens. Without the option the second bind fails.
+    differential!(options::two_binds_one_port() => vec![
+        ("bind the same port", err(AddrInUse, EADDRINUSE)),
+        ("with SO_REUSEADDR: bind the same port", ok_done()),
+        ("first listen", ok(true)),
+        ("second listen", err(AddrInUse, EADDRINUSE)),
+    ]);
+}
+
+#[tokio::test]
+async fn so_reuseaddr_does_not_share_a_listening_port() {
+    // Linux: a listener's port conflicts even when both sockets set SO_REUSEADDR.
+    differential!(options::bind_a_listeners_port_with_reuseaddr() =>
+        vec![("bind", err(AddrInUse, EADDRINUSE))]);
+}
+
+#[tokio::test]
+async fn two_sockets_on_one_fixed_port_cannot_connect_to_the_same_destination() {
+    // Linux: __inet_hash_connect with a port shared by several sockets checks the 4-tuple
+    // (__inet_check_established): a second connection on it fails with EADDRNOTAVAIL.
+    // A third socket without SO_REUSEADDR cannot even bind the port.
+    differential!(options::same_fixed_port_same_destination() => vec![
+        ("first connect", ok(true)),
+        ("second bind (SO_REUSEADDR)", ok_done()),
+        ("second connect", err(AddrNotAvailable, EADDRNOTAVAIL)),
+        ("third bind (no SO_REUSEADDR)", err(AddrInUse, EADDRINUSE)),
+    ]);
+}
+
+#[tokio::test]
+async fn two_sockets_on_one_fixed_port_connect_to_different_destinations() {
+    // Linux: distinct 4-tuples, both connections established.
+    differential!(options::same_fixed_port_two_destinations() => vec![
+        ("second bind (SO_REUSEADDR)", ok_done()),
+        ("first connect", ok_done()),
+        ("second connect", ok_done()),
+        ("first accepted from the port", ok(true)),
+        ("second accepted from the port", ok(true)),
+    ]);
+}
+
+#[tokio::test]
+async fn ttl_accepts_1_to_255_only() {
+    // Linux: IP_TTL outside 1..=255 (and not -1) is EINVAL (do_ip_setsockopt).
+    differential!(options::ttl_bounds() => vec![
+        ("set_ttl(0)", err(InvalidInput, EINVAL)),
+        ("set_ttl(1)", ok(())),
+        ("ttl", ok(1u32)),
+        ("set_ttl(255)", ok(())),
+        ("ttl", ok(255u32)),
+        ("set_ttl(256)", err(InvalidInput, EINVAL)),
+        ("ttl", ok(255u32)),
+    ]);
+}
+
+#[tokio::test]
+async fn accepted_connections_inherit_the_listeners_nodelay() {
+    // Linux: the child is a clone of the listener (sk_clone_lock), TCP_NODELAY included.
+    differential!(options::accepted_inherits_listener_options() => vec![
+        ("accepted nodelay", ok(true)),
+        ("client nodelay", ok(false)),
+        ("accepted ttl", ok(64u32)),
+    ]);
+}
+
+#[tokio::test]
+async fn a_socket_bound_to_its_own_port_connects_to_itself() {
+    // Linux: a SYN to its own address and port is a simultaneous open (SYN_SENT receiving a
+    // SYN: tcp_rcv_synsent_state_process), and the socket ends up connected to itself.
+    differential!(options::self_connect() => vec![
+        ("connect", ok_done()),
+        ("peer is itself", ok(true)),
+        ("write", ok(4usize)),
+        ("read_exact", ok_done()),
+        ("got", ok("echo")),
+    ]);
+}
+
+#[tokio::test]
+async fn wildcard_and_specific_listeners_conflict_across_families_as_on_linux() {
+    // Linux: [::] (not IPV6_V6ONLY) and 0.0.0.0 overlap 127.0.0.1 (EADDRINUSE); ::1 and
+    // 127.0.0.1 do not overlap each other.
+    differential!(options::wildcard_conflicts() => vec![
+        ("[::]:p after 127.0.0.1:p", err(AddrInUse, EADDRINUSE)),
+        ("0.0.0.0:p after 127.0.0.1:p", err(AddrInUse, EADDRINUSE)),
+        ("[::1]:p after 127.0.0.1:p", ok_done()),
+        ("127.0.0.1:p after [::1]:p", ok_done()),
+    ]);
+}
+
+#[tokio::test]
+async fn an_address_of_the_other_family_is_refused_by_bind_and_connect() {
+    // Linux: an AF_INET socket refuses an AF_INET6 address with EAFNOSUPPORT (__inet_bind,
+    // tcp_v4_connect check sin_family); an AF_INET6 socket refuses an AF_INET one with EINVAL
+    // (inet6_bind, tcp_v6_connect: shorter than a sockaddr_in6).
+    differential!(options::family_mismatch() => vec![
+        ("v4 socket bind [::1]", eafnosupport()),
+        ("v6 socket bind 127.0.0.1", err(InvalidInput, EINVAL)),
+        ("v4 socket connect [::1]", eafnosupport()),
+        ("v6 socket connect 127.0.0.1", err(InvalidInput, EINVAL)),
+    ]);
+}
+
+#[tokio::test]
+async fn binding_a_bound_socket_again_is_invalid() {
+    // Linux: __inet_bind and __inet6_bind refuse a socket with a port (EINVAL); the family
+    // check comes first but an IPv6 socket's gives EINVAL too.
+    differential!(options::bind_twice() => vec![
+        ("bind again", err(InvalidInput, EINVAL)),
+        ("bound v6 socket bind 127.0.0.1", err(InvalidInput, EINVAL)),
     ]);
 }

@@ -446,11 +446,13 @@ impl TcpSocket {
     ///
     /// # Errors
     /// `AddrInUse`, `AddrNotAvailable` as Linux gives them; `InvalidInput`
-    /// (`EINVAL`) if the socket is already bound.
+    /// (`EINVAL`) if the socket is already bound. An address of the other
+    /// family: `EAFNOSUPPORT` for an IPv4 socket, `EINVAL` for an IPv6 one.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         let mut inner = self.lock();
         let next = match &*inner {
-            Inner::Unbound { ns, opts, .. } => {
+            Inner::Unbound { ns, opts, v6 } => {
+                check_family(*v6, addr)?;
                 if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
                     let sock = Socket::new(ns);
                     sock.bind_reuseport(addr, opts.reuseaddr, opts.reuseport)?;
@@ -462,7 +464,11 @@ impl TcpSocket {
                     Inner::Os(os)
                 }
             }
-            Inner::Model { .. } => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+            Inner::Model { sock, .. } => {
+                // inet_bind: the family first, then EINVAL for a bound socket.
+                check_family(sock.local_addr()?.is_ipv6(), addr)?;
+                return Err(io::Error::from_raw_os_error(EINVAL));
+            }
             Inner::Os(s) => return s.bind(addr),
         };
         *inner = next;
@@ -487,11 +493,13 @@ impl TcpSocket {
     /// unbound, when `addr` is local to the namespace), else through the OS.
     ///
     /// # Errors
-    /// As [`TcpStream::connect`].
+    /// As [`TcpStream::connect`]; for an address of the other family,
+    /// `EAFNOSUPPORT` on an IPv4 socket and `EINVAL` on an IPv6 one.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         match inner {
             Inner::Unbound { ns, v6, opts } => {
+                check_family(v6, addr)?;
                 if ns.kernel_loopback() || !is_local(&ns, addr.ip()) {
                     let os = os_socket(v6, opts)?;
                     return Ok(TcpStream::from_os(os.connect(addr).await?));
@@ -517,7 +525,10 @@ impl TcpSocket {
                     r => r,
                 }
             }
-            Inner::Model { sock, opts } => Self::connect_model(sock, opts, addr).await,
+            Inner::Model { sock, opts } => {
+                check_family(sock.local_addr()?.is_ipv6(), addr)?;
+                Self::connect_model(sock, opts, addr).await
+            }
             Inner::Os(s) => Ok(TcpStream::from_os(s.connect(addr).await?)),
         }
     }
@@ -595,6 +606,23 @@ const INET_ECN_MASK: u8 = 3;
 
 /// Linux's `EINVAL`.
 const EINVAL: i32 = 22;
+
+/// Linux's `EAFNOSUPPORT`.
+const EAFNOSUPPORT: i32 = 97;
+
+/// The errors `bind` and `connect` give for an address of the other family
+/// (`v6`: the socket is `AF_INET6`): an IPv4 socket refuses an IPv6 address
+/// with `EAFNOSUPPORT` (`__inet_bind`, `tcp_v4_connect` check `sin_family`);
+/// an IPv6 socket refuses an IPv4 one with `EINVAL`, its `sockaddr_in` being
+/// shorter than a `sockaddr_in6` (`inet6_bind`, `tcp_v6_connect`). A
+/// v4-mapped IPv6 address is an IPv6 one.
+fn check_family(v6: bool, addr: SocketAddr) -> io::Result<()> {
+    match (v6, addr.is_ipv6()) {
+        (false, true) => Err(io::Error::from_raw_os_error(EAFNOSUPPORT)),
+        (true, false) => Err(io::Error::from_raw_os_error(EINVAL)),
+        _ => Ok(()),
+    }
+}
 
 /// A real socket with the recorded options applied.
 fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {

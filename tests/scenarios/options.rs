@@ -1,0 +1,262 @@
+// TcpSocket options read back, bind conflicts, fixed local ports, family mismatches.
+
+use std::net::SocketAddr;
+
+fn v4(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// SO_SNDBUF / SO_RCVBUF: the defaults, and what is read back after a set (Linux stores
+/// twice the value, at least its minimum).
+pub async fn buffer_sizes() -> Trace {
+    let s = TcpSocket::new_v4().expect("new_v4");
+    let mut t: Trace = vec![
+        ("send_buffer_size", res(&s.send_buffer_size())),
+        ("recv_buffer_size", res(&s.recv_buffer_size())),
+    ];
+    t.push(("set_send_buffer_size(4096)", res(&s.set_send_buffer_size(4096))));
+    t.push(("send_buffer_size", res(&s.send_buffer_size())));
+    t.push(("set_recv_buffer_size(4096)", res(&s.set_recv_buffer_size(4096))));
+    t.push(("recv_buffer_size", res(&s.recv_buffer_size())));
+    t.push(("set_send_buffer_size(1)", res(&s.set_send_buffer_size(1))));
+    t.push(("send_buffer_size", res(&s.send_buffer_size())));
+    t.push(("set_recv_buffer_size(1)", res(&s.set_recv_buffer_size(1))));
+    t.push(("recv_buffer_size", res(&s.recv_buffer_size())));
+    t.push(("set_send_buffer_size(0)", res(&s.set_send_buffer_size(0))));
+    t.push(("send_buffer_size", res(&s.send_buffer_size())));
+    t.push(("set_recv_buffer_size(100000)", res(&s.set_recv_buffer_size(100_000))));
+    t.push(("recv_buffer_size", res(&s.recv_buffer_size())));
+    s.bind(v4(0)).expect("bind");
+    t.push(("recv_buffer_size after bind", res(&s.recv_buffer_size())));
+    t
+}
+
+/// SO_REUSEADDR / SO_REUSEPORT / TCP_NODELAY / SO_KEEPALIVE on a fresh socket, set and read back.
+pub async fn flags_read_back() -> Trace {
+    let s = TcpSocket::new_v4().expect("new_v4");
+    vec![
+        ("reuseaddr", res(&s.reuseaddr())),
+        ("reuseport", res(&s.reuseport())),
+        ("nodelay", res(&s.nodelay())),
+        ("keepalive", res(&s.keepalive())),
+        ("set_reuseaddr(true)", res(&s.set_reuseaddr(true))),
+        ("reuseaddr", res(&s.reuseaddr())),
+        ("set_reuseport(true)", res(&s.set_reuseport(true))),
+        ("reuseport", res(&s.reuseport())),
+        ("set_keepalive(true)", res(&s.set_keepalive(true))),
+        ("keepalive", res(&s.keepalive())),
+        ("set_reuseaddr(false)", res(&s.set_reuseaddr(false))),
+        ("reuseaddr", res(&s.reuseaddr())),
+    ]
+}
+
+/// local_addr() of a socket never bound, of one bound to port 0, and of a v6 one.
+pub async fn local_addr_before_and_after_bind() -> Trace {
+    let s = TcpSocket::new_v4().expect("new_v4");
+    let before = s.local_addr();
+    s.bind(v4(0)).expect("bind");
+    let after = s.local_addr().map(|a| (a.ip(), a.port() != 0));
+    let s6 = TcpSocket::new_v6().expect("new_v6");
+    let before6 = s6.local_addr();
+    vec![
+        ("unbound local_addr", res(&before)),
+        ("bound local_addr", res(&after)),
+        ("unbound v6 local_addr", res(&before6)),
+    ]
+}
+
+/// Two sockets on one port: with SO_REUSEADDR on both, both bind while neither listens; the
+/// second listen() then fails. Without it, the second bind fails.
+pub async fn two_binds_one_port() -> Trace {
+    let a = TcpSocket::new_v4().expect("new_v4");
+    a.bind(v4(0)).expect("bind");
+    let port = a.local_addr().expect("local_addr").port();
+    let b = TcpSocket::new_v4().expect("new_v4");
+    let plain = b.bind(v4(port));
+
+    let c = TcpSocket::new_v4().expect("new_v4");
+    c.set_reuseaddr(true).expect("set_reuseaddr");
+    c.bind(v4(0)).expect("bind");
+    let port2 = c.local_addr().expect("local_addr").port();
+    let d = TcpSocket::new_v4().expect("new_v4");
+    d.set_reuseaddr(true).expect("set_reuseaddr");
+    let reuse = d.bind(v4(port2));
+    let listen_c = c.listen(8);
+    let listen_d = d.listen(8).map(|_| ());
+    let listen_c = listen_c.map(|l| l.local_addr().map(|a| a.port() == port2));
+    vec![
+        ("bind the same port", done(&plain)),
+        ("with SO_REUSEADDR: bind the same port", done(&reuse)),
+        ("first listen", res(&listen_c.and_then(|r| r))),
+        ("second listen", done(&listen_d)),
+    ]
+}
+
+/// A socket with SO_REUSEADDR binding the port of a listener (which has it too).
+pub async fn bind_a_listeners_port_with_reuseaddr() -> Trace {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("local_addr").port();
+    let s = TcpSocket::new_v4().expect("new_v4");
+    s.set_reuseaddr(true).expect("set_reuseaddr");
+    vec![("bind", done(&s.bind(v4(port))))]
+}
+
+/// Two sockets bound to one local port (SO_REUSEADDR) connect to the same listener: the
+/// second connect would repeat the 4-tuple.
+pub async fn same_fixed_port_same_destination() -> Trace {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("local_addr");
+    let a = TcpSocket::new_v4().expect("new_v4");
+    a.set_reuseaddr(true).expect("set_reuseaddr");
+    a.bind(v4(0)).expect("bind");
+    let port = a.local_addr().expect("local_addr").port();
+    let (first, acc) = tokio::join!(a.connect(addr), l.accept());
+    let first = first.map(|s| s.local_addr().map(|a| a.port() == port));
+    let _acc = acc.expect("accept");
+    let b = TcpSocket::new_v4().expect("new_v4");
+    b.set_reuseaddr(true).expect("set_reuseaddr");
+    let bind_b = b.bind(v4(port));
+    let second = tokio::time::timeout(std::time::Duration::from_secs(5), b.connect(addr))
+        .await
+        .expect("the second connect returns at once");
+    let c = TcpSocket::new_v4().expect("new_v4");
+    let bind_c = c.bind(v4(port));
+    vec![
+        ("first connect", res(&first.and_then(|r| r))),
+        ("second bind (SO_REUSEADDR)", done(&bind_b)),
+        ("second connect", done(&second)),
+        ("third bind (no SO_REUSEADDR)", done(&bind_c)),
+    ]
+}
+
+/// Two sockets bound to one local port (SO_REUSEADDR) connect to two different listeners.
+pub async fn same_fixed_port_two_destinations() -> Trace {
+    let l1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l2 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = TcpSocket::new_v4().expect("new_v4");
+    a.set_reuseaddr(true).expect("set_reuseaddr");
+    a.bind(v4(0)).expect("bind");
+    let port = a.local_addr().expect("local_addr").port();
+    let b = TcpSocket::new_v4().expect("new_v4");
+    b.set_reuseaddr(true).expect("set_reuseaddr");
+    let bind_b = b.bind(v4(port));
+    let (c1, a1) = tokio::join!(a.connect(l1.local_addr().unwrap()), l1.accept());
+    let (c2, a2) = tokio::join!(b.connect(l2.local_addr().unwrap()), l2.accept());
+    let p1 = a1.map(|(_, p)| p.port() == port);
+    let p2 = a2.map(|(_, p)| p.port() == port);
+    vec![
+        ("second bind (SO_REUSEADDR)", done(&bind_b)),
+        ("first connect", done(&c1)),
+        ("second connect", done(&c2)),
+        ("first accepted from the port", res(&p1)),
+        ("second accepted from the port", res(&p2)),
+    ]
+}
+
+/// A socket of one family bound or connected to an address of the other.
+pub async fn family_mismatch() -> Trace {
+    let s4 = TcpSocket::new_v4().expect("new_v4");
+    let bind46 = s4.bind("[::1]:0".parse().unwrap());
+    let s6 = TcpSocket::new_v6().expect("new_v6");
+    let bind64 = s6.bind("127.0.0.1:0".parse().unwrap());
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l6 = TcpListener::bind("[::1]:0").await.expect("bind");
+    let c46 = TcpSocket::new_v4()
+        .expect("new_v4")
+        .connect(l6.local_addr().unwrap())
+        .await;
+    let c64 = TcpSocket::new_v6()
+        .expect("new_v6")
+        .connect(l.local_addr().unwrap())
+        .await;
+    vec![
+        ("v4 socket bind [::1]", done(&bind46)),
+        ("v6 socket bind 127.0.0.1", done(&bind64)),
+        ("v4 socket connect [::1]", done(&c46)),
+        ("v6 socket connect 127.0.0.1", done(&c64)),
+    ]
+}
+
+/// IP_TTL bounds on a stream: 0 and 256 are invalid, 1 and 255 accepted.
+pub async fn ttl_bounds() -> Trace {
+    let (a, _b) = pair().await;
+    vec![
+        ("set_ttl(0)", res(&a.set_ttl(0))),
+        ("set_ttl(1)", res(&a.set_ttl(1))),
+        ("ttl", res(&a.ttl())),
+        ("set_ttl(255)", res(&a.set_ttl(255))),
+        ("ttl", res(&a.ttl())),
+        ("set_ttl(256)", res(&a.set_ttl(256))),
+        ("ttl", res(&a.ttl())),
+    ]
+}
+
+/// TCP_NODELAY and SO_KEEPALIVE set on the listening socket are inherited by accepted ones.
+pub async fn accepted_inherits_listener_options() -> Trace {
+    let ls = TcpSocket::new_v4().expect("new_v4");
+    ls.set_nodelay(true).expect("set_nodelay");
+    ls.set_keepalive(true).expect("set_keepalive");
+    ls.bind(v4(0)).expect("bind");
+    let l = ls.listen(8).expect("listen");
+    let (c, a) = tokio::join!(TcpStream::connect(l.local_addr().unwrap()), l.accept());
+    let (c, (s, _)) = (c.expect("connect"), a.expect("accept"));
+    vec![
+        ("accepted nodelay", res(&s.nodelay())),
+        ("client nodelay", res(&c.nodelay())),
+        ("accepted ttl", res(&s.ttl())),
+    ]
+}
+
+/// bind() on a socket that is already bound.
+pub async fn bind_twice() -> Trace {
+    let s = TcpSocket::new_v4().expect("new_v4");
+    s.bind(v4(0)).expect("bind");
+    let again = s.bind(v4(0));
+    let s6 = TcpSocket::new_v6().expect("new_v6");
+    s6.bind("[::1]:0".parse().unwrap()).expect("bind");
+    let v4_on_bound_v6 = s6.bind(v4(0));
+    vec![
+        ("bind again", done(&again)),
+        ("bound v6 socket bind 127.0.0.1", done(&v4_on_bound_v6)),
+    ]
+}
+
+/// A socket connected to itself (bound to the port it connects to): TCP's simultaneous open.
+pub async fn self_connect() -> Trace {
+    let s = TcpSocket::new_v4().expect("new_v4");
+    s.bind(v4(0)).expect("bind");
+    let addr = s.local_addr().expect("local_addr");
+    let c = tokio::time::timeout(std::time::Duration::from_secs(5), s.connect(addr))
+        .await
+        .expect("a self-connect completes at once");
+    let mut t: Trace = vec![("connect", done(&c))];
+    if let Ok(mut c) = c {
+        t.push(("peer is itself", ok(c.peer_addr().ok() == Some(addr))));
+        t.push(("write", res(&c.write(b"echo").await)));
+        let mut buf = [0u8; 4];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), c.read_exact(&mut buf))
+            .await
+            .expect("the bytes come back");
+        t.push(("read_exact", done(&r)));
+        t.push(("got", ok(String::from_utf8_lossy(&buf).into_owned())));
+    }
+    t
+}
+
+/// Wildcard and specific listeners on one port, across the two families.
+pub async fn wildcard_conflicts() -> Trace {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let p = l.local_addr().expect("local_addr").port();
+    let v6_wild_after_v4 = TcpListener::bind(("::", p)).await.map(|_| ());
+    let v4_wild_after_v4 = TcpListener::bind(("0.0.0.0", p)).await.map(|_| ());
+    let v6_loop_after_v4 = TcpListener::bind(("::1", p)).await.map(|_| ());
+    let l6 = TcpListener::bind("[::1]:0").await.expect("bind");
+    let p6 = l6.local_addr().expect("local_addr").port();
+    let v4_after_v6 = TcpListener::bind(("127.0.0.1", p6)).await.map(|_| ());
+    vec![
+        ("[::]:p after 127.0.0.1:p", done(&v6_wild_after_v4)),
+        ("0.0.0.0:p after 127.0.0.1:p", done(&v4_wild_after_v4)),
+        ("[::1]:p after 127.0.0.1:p", done(&v6_loop_after_v4)),
+        ("127.0.0.1:p after [::1]:p", done(&v4_after_v6)),
+    ]
+}
