@@ -825,3 +825,19 @@ async fn binding_a_bound_socket_again_is_invalid() {
         ("bound v6 socket bind 127.0.0.1", err(InvalidInput, EINVAL)),
     ]);
 }
+
+#[tokio::test]
+async fn listen_on_an_unbound_socket_binds_the_wildcard_address_of_its_family() {
+    // Linux: inet_autobind takes a free port on the socket's unspecified address: 0.0.0.0 for
+    // IPv4, [::] (dual stack) for IPv6.
+    differential!(options::listen_unbound() => vec![
+        ("v4 ip", ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+        ("v4 port picked", ok(true)),
+        ("v6 ip", ok(IpAddr::V6(Ipv6Addr::UNSPECIFIED))),
+        ("v6 port picked", ok(true)),
+        ("connect [::1] to the v6 one", ok_done()),
+        ("accepted local ip", ok(V6_LOCALHOST)),
+        ("connect 127.0.0.1 to the v6 one", ok_done()),
+        ("accepted local ip", ok(MAPPED_LOCALHOST)),
+    ]);
+}

@@ -221,6 +221,43 @@ pub async fn bind_twice() -> Trace {
     ]
 }
 
+/// listen() on a socket never bound: Linux binds it to the wildcard address of its family
+/// and a free port.
+pub async fn listen_unbound() -> Trace {
+    let l4 = TcpSocket::new_v4().expect("new_v4").listen(8).expect("listen v4");
+    let l6 = TcpSocket::new_v6().expect("new_v6").listen(8).expect("listen v6");
+    let a4 = l4.local_addr().expect("local_addr");
+    let a6 = l6.local_addr().expect("local_addr");
+    let c = TcpStream::connect(("::1", a6.port())).await;
+    let acc = match &c {
+        Ok(_) => tokio::time::timeout(std::time::Duration::from_secs(5), l6.accept())
+            .await
+            .expect("accept the connect that completed")
+            .map(|(s, _)| s.local_addr().map(|a| a.ip())),
+        Err(e) => Err(io::Error::new(e.kind(), "not connected")),
+    };
+    let c = c.map(|_| ());
+    let c4 = TcpStream::connect(("127.0.0.1", a6.port())).await;
+    let acc4 = match &c4 {
+        Ok(_) => tokio::time::timeout(std::time::Duration::from_secs(5), l6.accept())
+            .await
+            .expect("accept the connect that completed")
+            .map(|(s, _)| s.local_addr().map(|a| a.ip())),
+        Err(e) => Err(io::Error::new(e.kind(), "not connected")),
+    };
+    let c4 = c4.map(|_| ());
+    vec![
+        ("v4 ip", ok(a4.ip())),
+        ("v4 port picked", ok(a4.port() != 0)),
+        ("v6 ip", ok(a6.ip())),
+        ("v6 port picked", ok(a6.port() != 0)),
+        ("connect [::1] to the v6 one", done(&c)),
+        ("accepted local ip", res(&acc.and_then(|r| r))),
+        ("connect 127.0.0.1 to the v6 one", done(&c4)),
+        ("accepted local ip", res(&acc4.and_then(|r| r))),
+    ]
+}
+
 /// A socket connected to itself (bound to the port it connects to): TCP's simultaneous open.
 pub async fn self_connect() -> Trace {
     let s = TcpSocket::new_v4().expect("new_v4");

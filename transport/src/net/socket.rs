@@ -7,7 +7,7 @@ use lonet_runtime::Netns;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::task::{ready, Poll};
 use std::time::Duration;
@@ -556,7 +556,8 @@ impl TcpSocket {
     }
 
     /// Listens with `backlog` (capped by `somaxconn`). An unbound socket is
-    /// bound to a free port on 0.0.0.0 of the model first, as Linux
+    /// bound to a free port on the model's wildcard address of its family
+    /// first (0.0.0.0, or [::], which takes IPv4 connections too), as Linux
     /// autobinds.
     ///
     /// # Errors
@@ -564,8 +565,17 @@ impl TcpSocket {
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let (sock, opts) = match inner {
-            Inner::Unbound { ns, opts, .. } => {
+            Inner::Unbound { ns, opts, v6 } => {
                 let sock = Socket::new(&ns);
+                // inet_autobind: a free port on the wildcard address of the
+                // socket's family ([::] takes IPv4 too), with its
+                // SO_REUSEADDR and SO_REUSEPORT.
+                let any = if v6 {
+                    SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+                } else {
+                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+                };
+                sock.bind_reuseport(any, opts.reuseaddr, opts.reuseport)?;
                 apply_buffers(&sock, &opts)?;
                 (sock, opts)
             }
