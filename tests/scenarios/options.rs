@@ -47,6 +47,9 @@ pub async fn flags_read_back() -> Trace {
         ("keepalive", res(&s.keepalive())),
         ("set_reuseaddr(false)", res(&s.set_reuseaddr(false))),
         ("reuseaddr", res(&s.reuseaddr())),
+        ("take_error", res(&s.take_error().map(|e| e.is_some()))),
+        ("bind", res(&s.bind(v4(0)))),
+        ("take_error once bound", res(&s.take_error().map(|e| e.is_some()))),
     ]
 }
 

@@ -489,6 +489,19 @@ impl TcpSocket {
         }
     }
 
+    /// `SO_ERROR`: takes the socket's pending error, if any (`None` for a
+    /// socket that has not connected: nothing can have failed yet).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match &*self.lock() {
+            Inner::Unbound { .. } => Ok(None),
+            Inner::Model { sock, .. } => sock.take_error(),
+            Inner::Os(s) => s.take_error(),
+        }
+    }
+
     /// Connects to `addr`: over the model when the socket is bound in it (or,
     /// unbound, when `addr` is local to the namespace), else through the OS.
     ///
