@@ -845,3 +845,69 @@ async fn listen_on_an_unbound_socket_binds_the_wildcard_address_of_its_family() 
         ("accepted local ip", ok(MAPPED_LOCALHOST)),
     ]);
 }
+
+#[tokio::test]
+async fn a_reset_after_the_peers_fin_is_epipe_and_reads_stay_at_eof() {
+    // Linux: the peer's shutdown sends FIN, its SO_LINGER 0 close then RST; an RST in
+    // CLOSE_WAIT sets EPIPE (tcp_reset), not ECONNRESET; read returns 0 (SOCK_DONE is checked
+    // before sk_err), SO_ERROR takes the EPIPE.
+    differential!(shutdown::linger_zero_after_shutdown() => vec![
+        ("read", ok(0usize)),
+        ("ready(ERROR)", ok(true)),
+        ("take_error", ok(Some(Some(EPIPE)))),
+        ("write", err(BrokenPipe, EPIPE)),
+        ("read again", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn data_received_before_a_reset_is_still_read_then_the_reset_is_reported() {
+    // Linux: tcp_reset purges the write queue, not the receive queue; tcp_recvmsg copies
+    // queued data before it looks at sk_err.
+    differential!(shutdown::reset_with_data_unread_on_our_side() => vec![
+        ("ready(ERROR)", ok(true)),
+        ("read", ok(21usize)),
+        ("got", ok("data before the reset")),
+        ("read again", err(ConnectionReset, ECONNRESET)),
+        ("read a third time", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn the_second_closer_is_closed_once_its_fin_is_acknowledged() {
+    // Linux: CLOSE_WAIT still has a peer; after its own FIN is acknowledged (LAST_ACK → CLOSE)
+    // getpeername is ENOTCONN, send EPIPE, read 0.
+    differential!(shutdown::calls_on_the_second_closer() => vec![
+        ("b read", ok(0usize)),
+        ("b peer_addr in CLOSE_WAIT", ok_done()),
+        ("a read", ok(0usize)),
+        ("b peer_addr", err(NotConnected, ENOTCONN)),
+        ("b write", err(BrokenPipe, EPIPE)),
+        ("b read again", ok(0usize)),
+    ]);
+}
+
+#[tokio::test]
+async fn a_port_in_time_wait_is_bound_again_only_with_so_reuseaddr() {
+    // Linux: the server's side of a connection it closed first waits in TIME_WAIT on the
+    // listener's port; inet_csk_bind_conflict lets a SO_REUSEADDR socket (tokio's listeners
+    // set it) bind over it, and refuses one without.
+    differential!(options::rebind_over_time_wait() => vec![
+        ("client read", ok(0usize)),
+        ("bind without SO_REUSEADDR", err(AddrInUse, EADDRINUSE)),
+        ("bind with SO_REUSEADDR", ok_done()),
+        ("TcpListener::bind", ok_done()),
+    ]);
+}
+
+#[tokio::test]
+async fn so_reuseport_shares_a_port_only_among_sockets_that_all_set_it() {
+    // Linux: inet_csk_bind_conflict lets sockets share a port with SO_REUSEPORT only when
+    // every one sets it; another specific address on the port never conflicts.
+    differential!(options::reuseport_mixing() => vec![
+        ("bind without SO_REUSEPORT", err(AddrInUse, EADDRINUSE)),
+        ("bind with SO_REUSEPORT", ok_done()),
+        ("listen with SO_REUSEPORT", ok_done()),
+        ("bind 127.0.0.2 on the port", ok_done()),
+    ]);
+}

@@ -300,3 +300,56 @@ pub async fn wildcard_conflicts() -> Trace {
         ("127.0.0.1:p after [::1]:p", done(&v4_after_v6)),
     ]
 }
+
+/// The server closes first, so its side of the connection waits in TIME_WAIT on the
+/// listener's port; the listener is dropped and the port bound again.
+pub async fn rebind_over_time_wait() -> Trace {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("local_addr");
+    let (c, a) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let (mut c, (s, _)) = (c.expect("connect"), a.expect("accept"));
+    drop(s); // FIN from the server
+    let eof = c.read(&mut [0u8; 8]).await;
+    c.shutdown().await.expect("shutdown"); // the server's side: TIME_WAIT
+    drop(l);
+    let plain = TcpSocket::new_v4().expect("new_v4");
+    let plain_bind = plain.bind(addr);
+    drop(plain);
+    let reuse = TcpSocket::new_v4().expect("new_v4");
+    reuse.set_reuseaddr(true).expect("set_reuseaddr");
+    let reuse_bind = reuse.bind(addr);
+    drop(reuse);
+    let listener_again = TcpListener::bind(addr).await.map(|_| ());
+    vec![
+        ("client read", res(&eof)),
+        ("bind without SO_REUSEADDR", done(&plain_bind)),
+        ("bind with SO_REUSEADDR", done(&reuse_bind)),
+        ("TcpListener::bind", done(&listener_again)),
+    ]
+}
+
+/// SO_REUSEPORT: every socket on the port must set it; specific addresses do not clash.
+pub async fn reuseport_mixing() -> Trace {
+    let rp = || {
+        let s = TcpSocket::new_v4().expect("new_v4");
+        s.set_reuseport(true).expect("set_reuseport");
+        s
+    };
+    let a = rp();
+    a.bind(v4(0)).expect("bind");
+    let port = a.local_addr().expect("local_addr").port();
+    let _la = a.listen(8).expect("listen");
+    let without = TcpSocket::new_v4().expect("new_v4").bind(v4(port));
+    let with = rp();
+    let with_bind = with.bind(v4(port));
+    let with_listen = with.listen(8).map(|_| ());
+    let other_addr = TcpSocket::new_v4()
+        .expect("new_v4")
+        .bind(SocketAddr::from(([127, 0, 0, 2], port)));
+    vec![
+        ("bind without SO_REUSEPORT", done(&without)),
+        ("bind with SO_REUSEPORT", done(&with_bind)),
+        ("listen with SO_REUSEPORT", done(&with_listen)),
+        ("bind 127.0.0.2 on the port", done(&other_addr)),
+    ]
+}

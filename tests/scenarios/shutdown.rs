@@ -213,3 +213,79 @@ pub async fn fill_then_drain() -> Trace {
         ("bytes read equal bytes accepted", ok(got == sent)),
     ]
 }
+
+/// The peer shuts down, then closes with SO_LINGER 0: a FIN, then a RST in CLOSE_WAIT.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn linger_zero_after_shutdown() -> Trace {
+    let (mut a, mut b) = pair().await;
+    b.set_linger(Some(std::time::Duration::ZERO))
+        .expect("set_linger");
+    b.shutdown().await.expect("shutdown");
+    drop(b);
+    let read = a.read(&mut [0u8; 8]).await;
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(5), a.ready(Interest::ERROR))
+        .await
+        .expect("the reset arrives")
+        .map(|r| r.is_error());
+    let taken = a.take_error().map(|e| e.map(|e| e.raw_os_error()));
+    let write = a.write(b"x").await;
+    let again = a.read(&mut [0u8; 8]).await;
+    vec![
+        ("read", res(&read)),
+        ("ready(ERROR)", res(&ready)),
+        ("take_error", res(&taken)),
+        ("write", res(&write)),
+        ("read again", res(&again)),
+    ]
+}
+
+/// Bytes sit unread in our receive queue when the peer resets: what the reads then give.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn reset_with_data_unread_on_our_side() -> Trace {
+    let (mut a, mut b) = pair().await;
+    b.write_all(b"data before the reset").await.expect("write_all");
+    a.readable().await.expect("readable");
+    b.set_linger(Some(std::time::Duration::ZERO))
+        .expect("set_linger");
+    drop(b);
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(5), a.ready(Interest::ERROR))
+        .await
+        .expect("the reset arrives")
+        .map(|r| r.is_error());
+    let mut buf = [0u8; 64];
+    let first = a.read(&mut buf).await;
+    let got = match &first {
+        Ok(n) => String::from_utf8_lossy(&buf[..*n]).into_owned(),
+        Err(_) => String::new(),
+    };
+    let second = a.read(&mut buf).await;
+    let third = a.read(&mut buf).await;
+    vec![
+        ("ready(ERROR)", res(&ready)),
+        ("read", res(&first)),
+        ("got", ok(got)),
+        ("read again", res(&second)),
+        ("read a third time", res(&third)),
+    ]
+}
+
+/// The side that closes second (LAST_ACK, then CLOSE once its FIN is acknowledged).
+pub async fn calls_on_the_second_closer() -> Trace {
+    let (mut a, mut b) = pair().await;
+    a.shutdown().await.expect("a shutdown");
+    let b_read = b.read(&mut [0u8; 8]).await;
+    let b_peer_in_close_wait = b.peer_addr().map(|_| ());
+    b.shutdown().await.expect("b shutdown");
+    let a_read = a.read(&mut [0u8; 8]).await; // a ACKed b's FIN as it took it
+    let peer = b.peer_addr();
+    let write = b.write(b"x").await;
+    let read = b.read(&mut [0u8; 8]).await;
+    vec![
+        ("b read", res(&b_read)),
+        ("b peer_addr in CLOSE_WAIT", done(&b_peer_in_close_wait)),
+        ("a read", res(&a_read)),
+        ("b peer_addr", done(&peer)),
+        ("b write", res(&write)),
+        ("b read again", res(&read)),
+    ]
+}
