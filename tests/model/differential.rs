@@ -911,3 +911,13 @@ async fn so_reuseport_shares_a_port_only_among_sockets_that_all_set_it() {
         ("bind 127.0.0.2 on the port", ok_done()),
     ]);
 }
+
+#[tokio::test]
+async fn accepted_connections_inherit_the_listeners_ttl_and_linger() {
+    // Linux: sk_clone_lock copies the listener's socket, IP_TTL (uc_ttl), SOCK_LINGER and
+    // sk_lingertime included.
+    differential!(options::accepted_inherits_ttl_and_linger() => vec![
+        ("accepted ttl", ok(42u32)),
+        ("accepted linger", ok(Some(std::time::Duration::from_secs(3)))),
+    ]);
+}

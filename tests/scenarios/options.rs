@@ -328,6 +328,23 @@ pub async fn rebind_over_time_wait() -> Trace {
     ]
 }
 
+/// Options a listener had are what its accepted connections start with.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn accepted_inherits_ttl_and_linger() -> Trace {
+    let ls = TcpSocket::new_v4().expect("new_v4");
+    ls.set_linger(Some(std::time::Duration::from_secs(3)))
+        .expect("set_linger");
+    ls.bind(v4(0)).expect("bind");
+    let l = ls.listen(8).expect("listen");
+    l.set_ttl(42).expect("set_ttl");
+    let (c, a) = tokio::join!(TcpStream::connect(l.local_addr().unwrap()), l.accept());
+    let (_c, (s, _)) = (c.expect("connect"), a.expect("accept"));
+    vec![
+        ("accepted ttl", res(&s.ttl())),
+        ("accepted linger", res(&s.linger())),
+    ]
+}
+
 /// SO_REUSEPORT: every socket on the port must set it; specific addresses do not clash.
 pub async fn reuseport_mixing() -> Trace {
     let rp = || {

@@ -74,7 +74,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, tos, v6_mapped, reuse, keepalive, bufs) = {
+    let (nodelay, ttl, tos, v6_mapped, reuse, keepalive, linger, bufs) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -97,6 +97,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.local.is_ipv6() && skb.daddr.is_ipv4(),
             lk.sk_reuse,
             lk.opt.keepalive,
+            lk.opt.linger,
             (
                 lk.opt.sndbuf_lock.then_some(lk.snd.sndbuf),
                 lk.opt.rcvbuf_lock.then_some(lk.rcv.rcvbuf),
@@ -116,6 +117,8 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         // connection carry the listener's value.
         c.opt.tos = tos;
         c.opt.keepalive = keepalive;
+        // sk_clone_lock copies SOCK_LINGER and sk_lingertime.
+        c.opt.linger = linger;
         // sk_clone_lock: the listener's SO_SNDBUF/SO_RCVBUF and their locks.
         if let Some(b) = bufs.0 {
             c.opt.sndbuf_lock = true;

@@ -595,9 +595,10 @@ impl TcpSocket {
             Inner::Model { sock, opts } => (sock, opts),
             Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
         };
-        // Accepted connections inherit TCP_NODELAY, the TOS byte,
+        // Accepted connections inherit TCP_NODELAY, SO_LINGER, the TOS byte,
         // SO_KEEPALIVE and the buffer sizes, as on Linux.
         sock.set_nodelay(opts.nodelay)?;
+        sock.set_linger(opts.linger)?;
         sock.set_keepalive(opts.keepalive)?;
         let v4 = sock.local_addr()?.is_ipv4();
         sock.set_tos(u32::from(if v4 { opts.tos } else { opts.tclass }))?;
