@@ -284,6 +284,7 @@ impl Socket {
         s.local = SocketAddr::new(wire_ip, port);
         s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
         s.bound = true;
+        s.bindport_lock = addr.port() != 0;
         s.sk_reuse = reuse;
         Ok(())
     }

@@ -921,3 +921,20 @@ async fn accepted_connections_inherit_the_listeners_ttl_and_linger() {
         ("accepted linger", ok(Some(std::time::Duration::from_secs(3)))),
     ]);
 }
+
+#[tokio::test]
+async fn a_port_given_to_bind_stays_held_after_a_reset_until_close() {
+    // Linux: when a connection ends (tcp_set_state(TCP_CLOSE)) its port is released at once
+    // (inet_put_port), unless bind() was given that port (SOCK_BINDPORT_LOCK, set by
+    // __inet_bind for a port other than 0): the socket keeps it until close().
+    differential!(options::port_after_reset() => vec![
+        ("autobound: read", err(ConnectionReset, ECONNRESET)),
+        ("autobound: local_addr unchanged", ok(true)),
+        ("autobound: bind its port", ok_done()),
+        ("bound to port 0: read", err(ConnectionReset, ECONNRESET)),
+        ("bound to port 0: bind its port", ok_done()),
+        ("bound: read", err(ConnectionReset, ECONNRESET)),
+        ("bound: bind its port", err(AddrInUse, EADDRINUSE)),
+        ("bound, closed: bind its port", ok_done()),
+    ]);
+}

@@ -370,3 +370,57 @@ pub async fn reuseport_mixing() -> Trace {
         ("bind 127.0.0.2 on the port", done(&other_addr)),
     ]
 }
+
+/// Whether a connection's local port is free again once it was reset: a port picked by
+/// connect or by bind(0) is released at once, a port given to bind stays held until the
+/// socket is closed.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn port_after_reset() -> Trace {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("local_addr");
+    // Autobound by connect.
+    let (c, a) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let (mut c, (s, _)) = (c.expect("connect"), a.expect("accept"));
+    let auto = c.local_addr().expect("local_addr");
+    s.set_linger(Some(std::time::Duration::ZERO)).expect("set_linger");
+    drop(s);
+    let read = c.read(&mut [0u8; 8]).await;
+    let local_after = c.local_addr().map(|a| a == auto);
+    let rebind_auto = TcpSocket::new_v4().expect("new_v4").bind(auto);
+    // Bound before connect, to port 0, then to a port given (SOCK_BINDPORT_LOCK).
+    let sock = TcpSocket::new_v4().expect("new_v4");
+    sock.bind(v4(0)).expect("bind");
+    let picked = sock.local_addr().expect("local_addr");
+    let (c1, a1) = tokio::join!(sock.connect(addr), l.accept());
+    let (mut c1, (s1, _)) = (c1.expect("connect"), a1.expect("accept"));
+    s1.set_linger(Some(std::time::Duration::ZERO)).expect("set_linger");
+    drop(s1);
+    let read1 = c1.read(&mut [0u8; 8]).await;
+    let rebind_picked = TcpSocket::new_v4().expect("new_v4").bind(picked);
+    let fixed = {
+        let probe = TcpSocket::new_v4().expect("new_v4");
+        probe.bind(v4(0)).expect("bind");
+        probe.local_addr().expect("local_addr")
+    };
+    let sock = TcpSocket::new_v4().expect("new_v4");
+    sock.bind(fixed).expect("bind a given port");
+    let (c2, a2) = tokio::join!(sock.connect(addr), l.accept());
+    let (mut c2, (s2, _)) = (c2.expect("connect"), a2.expect("accept"));
+    s2.set_linger(Some(std::time::Duration::ZERO)).expect("set_linger");
+    drop(s2);
+    let read2 = c2.read(&mut [0u8; 8]).await;
+    let rebind_fixed = TcpSocket::new_v4().expect("new_v4").bind(fixed);
+    drop(c2);
+    let rebind_fixed_closed = TcpSocket::new_v4().expect("new_v4").bind(fixed);
+    drop((c, c1));
+    vec![
+        ("autobound: read", res(&read)),
+        ("autobound: local_addr unchanged", res(&local_after)),
+        ("autobound: bind its port", done(&rebind_auto)),
+        ("bound to port 0: read", res(&read1)),
+        ("bound to port 0: bind its port", done(&rebind_picked)),
+        ("bound: read", res(&read2)),
+        ("bound: bind its port", done(&rebind_fixed)),
+        ("bound, closed: bind its port", done(&rebind_fixed_closed)),
+    ]
+}
