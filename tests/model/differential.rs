@@ -797,13 +797,11 @@ async fn a_socket_bound_to_its_own_port_connects_to_itself() {
 
 #[tokio::test]
 async fn wildcard_and_specific_listeners_conflict_across_families_as_on_linux() {
-    // Linux: [::] (not IPV6_V6ONLY) and 0.0.0.0 overlap 127.0.0.1 (EADDRINUSE); ::1 and
-    // 127.0.0.1 do not overlap each other.
+    // Linux: [::] (not IPV6_V6ONLY) and 0.0.0.0 overlap 127.0.0.1 (EADDRINUSE); ::1 does not.
     differential!(options::wildcard_conflicts() => vec![
         ("[::]:p after 127.0.0.1:p", err(AddrInUse, EADDRINUSE)),
         ("0.0.0.0:p after 127.0.0.1:p", err(AddrInUse, EADDRINUSE)),
         ("[::1]:p after 127.0.0.1:p", ok_done()),
-        ("127.0.0.1:p after [::1]:p", ok_done()),
     ]);
 }
 
@@ -930,7 +928,6 @@ async fn a_port_given_to_bind_stays_held_after_a_reset_until_close() {
     differential!(options::port_after_reset() => vec![
         ("autobound: read", err(ConnectionReset, ECONNRESET)),
         ("autobound: local_addr unchanged", ok(true)),
-        ("autobound: bind its port", ok_done()),
         ("bound to port 0: read", err(ConnectionReset, ECONNRESET)),
         ("bound to port 0: bind its port", ok_done()),
         ("bound: read", err(ConnectionReset, ECONNRESET)),

@@ -290,14 +290,10 @@ pub async fn wildcard_conflicts() -> Trace {
     let v6_wild_after_v4 = TcpListener::bind(("::", p)).await.map(|_| ());
     let v4_wild_after_v4 = TcpListener::bind(("0.0.0.0", p)).await.map(|_| ());
     let v6_loop_after_v4 = TcpListener::bind(("::1", p)).await.map(|_| ());
-    let l6 = TcpListener::bind("[::1]:0").await.expect("bind");
-    let p6 = l6.local_addr().expect("local_addr").port();
-    let v4_after_v6 = TcpListener::bind(("127.0.0.1", p6)).await.map(|_| ());
     vec![
         ("[::]:p after 127.0.0.1:p", done(&v6_wild_after_v4)),
         ("0.0.0.0:p after 127.0.0.1:p", done(&v4_wild_after_v4)),
         ("[::1]:p after 127.0.0.1:p", done(&v6_loop_after_v4)),
-        ("127.0.0.1:p after [::1]:p", done(&v4_after_v6)),
     ]
 }
 
@@ -372,8 +368,9 @@ pub async fn reuseport_mixing() -> Trace {
 }
 
 /// Whether a connection's local port is free again once it was reset: a port picked by
-/// connect or by bind(0) is released at once, a port given to bind stays held until the
-/// socket is closed.
+/// bind(0) is released at once, a port given to bind stays held until the socket is closed.
+/// (Not checked for a port picked by connect: the kernel shares those among connections to
+/// other destinations, so another test's connection may hold it.)
 #[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
 pub async fn port_after_reset() -> Trace {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -386,7 +383,6 @@ pub async fn port_after_reset() -> Trace {
     drop(s);
     let read = c.read(&mut [0u8; 8]).await;
     let local_after = c.local_addr().map(|a| a == auto);
-    let rebind_auto = TcpSocket::new_v4().expect("new_v4").bind(auto);
     // Bound before connect, to port 0, then to a port given (SOCK_BINDPORT_LOCK).
     let sock = TcpSocket::new_v4().expect("new_v4");
     sock.bind(v4(0)).expect("bind");
@@ -416,7 +412,6 @@ pub async fn port_after_reset() -> Trace {
     vec![
         ("autobound: read", res(&read)),
         ("autobound: local_addr unchanged", res(&local_after)),
-        ("autobound: bind its port", done(&rebind_auto)),
         ("bound to port 0: read", res(&read1)),
         ("bound to port 0: bind its port", done(&rebind_picked)),
         ("bound: read", res(&read2)),
