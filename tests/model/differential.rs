@@ -59,6 +59,10 @@ macro_rules! scenarios {
             use super::*;
             include!("../scenarios/options.rs");
         }
+        pub mod closed_readiness {
+            use super::*;
+            include!("../scenarios/closed_readiness.rs");
+        }
     };
 }
 
@@ -933,5 +937,46 @@ async fn a_port_given_to_bind_stays_held_after_a_reset_until_close() {
         ("bound: read", err(ConnectionReset, ECONNRESET)),
         ("bound: bind its port", err(AddrInUse, EADDRINUSE)),
         ("bound, closed: bind its port", ok_done()),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness of closed directions
+
+#[tokio::test]
+async fn after_the_peers_fin_ready_shows_read_closed_only() {
+    // Linux: tcp_poll adds EPOLLIN | EPOLLRDHUP once RCV_SHUTDOWN is set; EPOLLHUP only when
+    // both directions are shut; the write side stays EPOLLOUT.
+    differential!(closed_readiness::after_peer_fin() => vec![
+        ("(readable, writable, read_closed, write_closed)", ok((true, true, true, false))),
+    ]);
+}
+
+#[tokio::test]
+async fn after_our_own_shutdown_ready_shows_neither_direction_closed() {
+    // Linux: SEND_SHUTDOWN alone adds EPOLLOUT (a write fails at once), no EPOLLHUP.
+    differential!(closed_readiness::after_own_shutdown() => vec![
+        ("peer read", ok(0usize)),
+        ("(readable, writable, read_closed, write_closed)", ok((true, true, false, false))),
+    ]);
+}
+
+#[tokio::test]
+async fn after_a_reset_ready_shows_both_directions_closed() {
+    // Linux: tcp_reset → tcp_done sets SHUTDOWN_MASK and CLOSE: EPOLLIN | EPOLLOUT |
+    // EPOLLRDHUP | EPOLLHUP, with EPOLLERR for the pending error.
+    differential!(closed_readiness::after_reset() => vec![
+        ("ready(ERROR)", ok(true)),
+        ("(readable, writable, read_closed, write_closed)", ok((true, true, true, true))),
+    ]);
+}
+
+#[tokio::test]
+async fn after_both_fins_ready_shows_both_directions_closed() {
+    // Linux: both directions shut (SHUTDOWN_MASK) is EPOLLHUP.
+    differential!(closed_readiness::after_both_fins() => vec![
+        ("b read", ok(0usize)),
+        ("a read", ok(0usize)),
+        ("a (readable, writable, read_closed, write_closed)", ok((true, true, true, true))),
     ]);
 }
