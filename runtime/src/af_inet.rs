@@ -70,6 +70,12 @@ fn register(q: &mut WaitQueue, cx: &Context<'_>) {
     q.register(cx.waker());
 }
 
+/// A linger time as `SO_LINGER` stores it: whole seconds (`l_linger`, an
+/// `int`; socket2 passes the seconds and drops the fraction).
+fn linger_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
 /// Normalizes a destination: v4-mapped to IPv4, the unspecified address to
 /// the loopback address of its family (Linux: connecting to 0.0.0.0 means
 /// 127.0.0.1).
@@ -518,9 +524,11 @@ impl Socket {
 
     /// `SO_LINGER`. With `Some(0)`, close sends RST and discards queued data.
     /// (A non-zero linger time does not make close wait in the model: close is
-    /// a drop, which cannot block.)
+    /// a drop, which cannot block.) The time is kept in whole seconds, as
+    /// `struct linger`'s `l_linger` has it: a fraction is dropped, so a time
+    /// under a second is a linger of 0.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.sk.lock().opt.linger = linger;
+        self.sk.lock().opt.linger = linger.map(linger_secs);
         Ok(())
     }
 

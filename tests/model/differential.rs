@@ -980,3 +980,20 @@ async fn after_both_fins_ready_shows_both_directions_closed() {
         ("a (readable, writable, read_closed, write_closed)", ok((true, true, true, true))),
     ]);
 }
+
+#[tokio::test]
+async fn so_linger_keeps_whole_seconds_and_under_a_second_is_an_abort() {
+    // Linux: SO_LINGER's struct linger holds whole seconds (socket2 passes as_secs(), dropping
+    // the fraction); sk_setsockopt stores l_linger * HZ and getsockopt gives it back in
+    // seconds. A linger under a second is therefore {on, 0}: close() sends RST.
+    let secs = |s| Some(std::time::Duration::from_secs(s));
+    differential!(options::linger_whole_seconds() => vec![
+        ("set_linger(1.5s)", ok(())),
+        ("linger", ok(secs(1))),
+        ("set_linger(500ms)", ok(())),
+        ("linger", ok(secs(0))),
+        ("TcpSocket set_linger(2.9s)", ok(())),
+        ("TcpSocket linger", ok(secs(2))),
+        ("peer read after the 500ms-linger close", err(ConnectionReset, ECONNRESET)),
+    ]);
+}

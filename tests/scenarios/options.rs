@@ -419,3 +419,23 @@ pub async fn port_after_reset() -> Trace {
         ("bound, closed: bind its port", done(&rebind_fixed_closed)),
     ]
 }
+
+/// SO_LINGER keeps whole seconds: a fraction is dropped, and under a second is a linger of 0
+/// (which aborts the connection on close).
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn linger_whole_seconds() -> Trace {
+    let (mut a, b) = pair().await;
+    let ms = std::time::Duration::from_millis;
+    let mut t: Trace = vec![
+        ("set_linger(1.5s)", res(&b.set_linger(Some(ms(1500))))),
+        ("linger", res(&b.linger())),
+        ("set_linger(500ms)", res(&b.set_linger(Some(ms(500))))),
+        ("linger", res(&b.linger())),
+    ];
+    let s = TcpSocket::new_v4().expect("new_v4");
+    t.push(("TcpSocket set_linger(2.9s)", res(&s.set_linger(Some(ms(2900))))));
+    t.push(("TcpSocket linger", res(&s.linger())));
+    drop(b);
+    t.push(("peer read after the 500ms-linger close", res(&a.read(&mut [0u8; 8]).await)));
+    t
+}

@@ -202,13 +202,15 @@ impl TcpSocket {
         self.get(|o| o.nodelay, |s| s.nodelay())
     }
 
-    /// Sets `SO_LINGER`, carried over to the connection.
+    /// Sets `SO_LINGER`, carried over to the connection. As on Linux the time
+    /// is kept in whole seconds: a fraction is dropped, and a time under a
+    /// second is a linger of 0 (a reset on close).
     ///
     /// # Errors
     /// What the OS gives, for an OS socket.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         self.set(
-            |o| o.linger = dur,
+            |o| o.linger = dur.map(|d| Duration::from_secs(d.as_secs())),
             |s| socket2::SockRef::from(s).set_linger(dur),
         )
     }
