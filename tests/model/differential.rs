@@ -997,3 +997,16 @@ async fn so_linger_keeps_whole_seconds_and_under_a_second_is_an_abort() {
         ("peer read after the 500ms-linger close", err(ConnectionReset, ECONNRESET)),
     ]);
 }
+
+#[tokio::test]
+async fn quickack_reads_true_on_a_fresh_connection_and_back_what_was_set() {
+    // Linux: getsockopt(TCP_QUICKACK) is !inet_csk_in_pingpong_mode; setting it off enters
+    // pingpong mode, on leaves it.
+    differential!(options::quickack_read_back() => vec![
+        ("quickack", ok(true)),
+        ("set_quickack(false)", ok(())),
+        ("quickack", ok(false)),
+        ("set_quickack(true)", ok(())),
+        ("quickack", ok(true)),
+    ]);
+}

@@ -439,3 +439,15 @@ pub async fn linger_whole_seconds() -> Trace {
     t.push(("peer read after the 500ms-linger close", res(&a.read(&mut [0u8; 8]).await)));
     t
 }
+
+/// TCP_QUICKACK read back on a fresh connection, then set off and on.
+pub async fn quickack_read_back() -> Trace {
+    let (a, _b) = pair().await;
+    vec![
+        ("quickack", res(&a.quickack())),
+        ("set_quickack(false)", res(&a.set_quickack(false))),
+        ("quickack", res(&a.quickack())),
+        ("set_quickack(true)", res(&a.set_quickack(true))),
+        ("quickack", res(&a.quickack())),
+    ]
+}
