@@ -1010,3 +1010,19 @@ async fn quickack_reads_true_on_a_fresh_connection_and_back_what_was_set() {
         ("quickack", ok(true)),
     ]);
 }
+
+#[tokio::test]
+async fn a_listener_on_the_v4_mapped_address_accepts_v4_mapped_connections() {
+    // Linux: an AF_INET6 socket bound to ::ffff:127.0.0.1 listens for IPv4 only (not ::1);
+    // tcp_v6_syn_recv_sock makes each child of an IPv4 SYN an AF_INET6 socket with v4-mapped
+    // names, whatever the client's family.
+    differential!(destinations::mapped_listener() => vec![
+        ("listener ip", ok(MAPPED_LOCALHOST)),
+        ("v4 client peer ip", ok(LOCALHOST)),
+        ("v4 accepted peer ip", ok(MAPPED_LOCALHOST)),
+        ("v4 accepted local ip", ok(MAPPED_LOCALHOST)),
+        ("mapped client local ip", ok(MAPPED_LOCALHOST)),
+        ("mapped accepted peer ip", ok(MAPPED_LOCALHOST)),
+        ("connect [::1]", err(ConnectionRefused, ECONNREFUSED)),
+    ]);
+}

@@ -163,3 +163,29 @@ pub async fn connect_tries_each_address() -> Trace {
         ("all refused", done(&all_closed)),
     ]
 }
+
+/// An IPv6 socket listening on the v4-mapped ::ffff:127.0.0.1: reached over IPv4 and over the
+/// mapped address.
+pub async fn mapped_listener() -> Trace {
+    let ls = TcpSocket::new_v6().expect("new_v6");
+    ls.bind(mapped(0)).expect("bind [::ffff:127.0.0.1]:0");
+    let l = ls.listen(8).expect("listen");
+    let la = l.local_addr().expect("local_addr");
+    let port = la.port();
+    let (c4, a4) = tokio::join!(TcpStream::connect(("127.0.0.1", port)), l.accept());
+    let c4 = c4.expect("connect 127.0.0.1");
+    let (s4, p4) = a4.expect("accept");
+    let (cm, am) = tokio::join!(TcpStream::connect(mapped(port)), l.accept());
+    let cm = cm.expect("connect mapped");
+    let (_sm, pm) = am.expect("accept");
+    let v6 = TcpStream::connect(("::1", port)).await.map(|_| ());
+    vec![
+        ("listener ip", ok(la.ip())),
+        ("v4 client peer ip", res(&c4.peer_addr().map(|a| a.ip()))),
+        ("v4 accepted peer ip", ok(p4.ip())),
+        ("v4 accepted local ip", res(&s4.local_addr().map(|a| a.ip()))),
+        ("mapped client local ip", res(&cm.local_addr().map(|a| a.ip()))),
+        ("mapped accepted peer ip", ok(pm.ip())),
+        ("connect [::1]", done(&v6)),
+    ]
+}

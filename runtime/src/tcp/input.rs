@@ -94,7 +94,10 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.opt.nodelay,
             lk.opt.ttl,
             lk.opt.tos,
-            lk.local.is_ipv6() && skb.daddr.is_ipv4(),
+            // An AF_INET6 listener's children are AF_INET6 (tcp_v6_syn_recv_sock
+            // makes a v4-mapped child of an IPv4 SYN): a dual-stack one's, and
+            // one bound to a v4-mapped address.
+            lk.v6_mapped || (lk.local.is_ipv6() && skb.daddr.is_ipv4()),
             lk.sk_reuse,
             lk.opt.keepalive,
             lk.opt.linger,
