@@ -127,7 +127,9 @@ impl Socket {
     /// # Errors
     /// As [`connect`](Socket::connect); `EISCONN` if it already connected or
     /// listens; `EADDRNOTAVAIL` if the bound address and port already have a
-    /// connection to `addr`.
+    /// connection to `addr`; for a socket bound to an address of the other
+    /// family than `addr`'s (v4-mapped counting as IPv4), `ENETUNREACH` when
+    /// it is bound to an IPv6 one and `EAFNOSUPPORT` when bound to an IPv4 one.
     pub fn start_connect(&self, addr: SocketAddr) -> io::Result<()> {
         let sk = &self.sk;
         let nsi = &*sk.ns;
@@ -152,6 +154,17 @@ impl Socket {
                 return Err(err(libc::EISCONN));
             }
             let bound = s.bound.then_some(s.local);
+            // tcp_v6_connect: a socket bound to an IPv6 address (not
+            // v4-mapped) is IPv6-only (inet6_bind sets sk_ipv6only), so a
+            // v4-mapped destination is ENETUNREACH; one bound to an IPv4 or
+            // v4-mapped address cannot reach an IPv6 one (EAFNOSUPPORT).
+            if let Some(b) = bound.filter(|b| !b.ip().is_unspecified()) {
+                match (b.is_ipv6(), daddr.is_ipv6()) {
+                    (true, false) => return Err(err(ENETUNREACH)),
+                    (false, true) => return Err(err(libc::EAFNOSUPPORT)),
+                    _ => {}
+                }
+            }
             let saddr_ip = match bound {
                 Some(b) if !b.ip().is_unspecified() => b.ip(),
                 _ => route.prefsrc,

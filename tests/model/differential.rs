@@ -1026,3 +1026,14 @@ async fn a_listener_on_the_v4_mapped_address_accepts_v4_mapped_connections() {
         ("connect [::1]", err(ConnectionRefused, ECONNREFUSED)),
     ]);
 }
+
+#[tokio::test]
+async fn a_socket_bound_to_one_family_cannot_connect_to_the_other() {
+    // Linux: inet6_bind to a specific IPv6 address sets sk_ipv6only, so tcp_v6_connect refuses
+    // a v4-mapped destination with ENETUNREACH; a socket bound to a v4-mapped address cannot
+    // connect to an IPv6 one (EAFNOSUPPORT).
+    differential!(destinations::bound_family_mismatch() => vec![
+        ("bound to ::1, connect ::ffff:127.0.0.1", err(NetworkUnreachable, ENETUNREACH)),
+        ("bound to ::ffff:127.0.0.1, connect ::1", eafnosupport()),
+    ]);
+}

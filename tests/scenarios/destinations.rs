@@ -189,3 +189,29 @@ pub async fn mapped_listener() -> Trace {
         ("connect [::1]", done(&v6)),
     ]
 }
+
+/// An IPv6 socket bound to ::1 connecting to a v4-mapped address, and one bound to the v4-mapped
+/// address connecting to ::1.
+pub async fn bound_family_mismatch() -> Trace {
+    let l4 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let p4 = l4.local_addr().expect("local_addr").port();
+    let l6 = TcpListener::bind("[::1]:0").await.expect("bind");
+    let p6 = l6.local_addr().expect("local_addr").port();
+    let a = TcpSocket::new_v6().expect("new_v6");
+    a.bind("[::1]:0".parse().unwrap()).expect("bind");
+    let a = tokio::time::timeout(std::time::Duration::from_secs(5), a.connect(mapped(p4)))
+        .await
+        .expect("returns");
+    let b = TcpSocket::new_v6().expect("new_v6");
+    b.bind(mapped(0)).expect("bind");
+    let b = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        b.connect(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p6))),
+    )
+    .await
+    .expect("returns");
+    vec![
+        ("bound to ::1, connect ::ffff:127.0.0.1", done(&a)),
+        ("bound to ::ffff:127.0.0.1, connect ::1", done(&b)),
+    ]
+}
