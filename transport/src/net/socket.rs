@@ -572,7 +572,7 @@ impl TcpSocket {
 
     /// Listens with `backlog` (capped by `somaxconn`). An unbound socket is
     /// bound to a free port on the model's wildcard address of its family
-    /// first (0.0.0.0, or [::], which takes IPv4 connections too), as Linux
+    /// first (`0.0.0.0`, or `[::]`, which takes IPv4 connections too), as Linux
     /// autobinds.
     ///
     /// # Errors
