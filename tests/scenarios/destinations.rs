@@ -215,3 +215,22 @@ pub async fn bound_family_mismatch() -> Trace {
         ("bound to ::ffff:127.0.0.1, connect ::1", done(&b)),
     ]
 }
+
+/// A connect to ::1 with a flow label and a scope id: both ends report neither.
+pub async fn v6_flowinfo_and_scope_id() -> Trace {
+    let l = TcpListener::bind("[::1]:0").await.expect("bind");
+    let port = l.local_addr().expect("local_addr").port();
+    let dst = SocketAddr::V6(SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, port, 7, 3));
+    let (c, a) = tokio::join!(TcpStream::connect(dst), l.accept());
+    let c = c.expect("connect");
+    let (_s, peer) = a.expect("accept");
+    let v6 = |a: SocketAddr| match a {
+        SocketAddr::V6(v) => Some((v.flowinfo(), v.scope_id())),
+        SocketAddr::V4(_) => None,
+    };
+    vec![
+        ("client peer (flowinfo, scope_id)", res(&c.peer_addr().map(v6))),
+        ("client local (flowinfo, scope_id)", res(&c.local_addr().map(v6))),
+        ("accepted peer (flowinfo, scope_id)", ok(v6(peer))),
+    ]
+}

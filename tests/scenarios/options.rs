@@ -114,7 +114,13 @@ pub async fn same_fixed_port_same_destination() -> Trace {
     a.bind(v4(0)).expect("bind");
     let port = a.local_addr().expect("local_addr").port();
     let (first, acc) = tokio::join!(a.connect(addr), l.accept());
-    let first = first.map(|s| s.local_addr().map(|a| a.port() == port));
+    // The first connection stays open: closed, it could leave a TIME_WAIT entry the
+    // second connect may take over.
+    let first = first.map(|s| (s.local_addr().map(|a| a.port() == port), s));
+    let (first, _first_stream) = match first {
+        Ok((r, s)) => (r, Some(s)),
+        Err(e) => (Err(e), None),
+    };
     let _acc = acc.expect("accept");
     let b = TcpSocket::new_v4().expect("new_v4");
     b.set_reuseaddr(true).expect("set_reuseaddr");
@@ -125,7 +131,7 @@ pub async fn same_fixed_port_same_destination() -> Trace {
     let c = TcpSocket::new_v4().expect("new_v4");
     let bind_c = c.bind(v4(port));
     vec![
-        ("first connect", res(&first.and_then(|r| r))),
+        ("first connect", res(&first)),
         ("second bind (SO_REUSEADDR)", done(&bind_b)),
         ("second connect", done(&second)),
         ("third bind (no SO_REUSEADDR)", done(&bind_c)),
@@ -283,17 +289,17 @@ pub async fn self_connect() -> Trace {
     t
 }
 
-/// Wildcard and specific listeners on one port, across the two families.
+/// Wildcard listeners on the port of a specific one, in both families. (That a listener on
+/// another specific address of the port does not clash is not checked here: on the kernel,
+/// another process's socket may hold that address and port.)
 pub async fn wildcard_conflicts() -> Trace {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let p = l.local_addr().expect("local_addr").port();
     let v6_wild_after_v4 = TcpListener::bind(("::", p)).await.map(|_| ());
     let v4_wild_after_v4 = TcpListener::bind(("0.0.0.0", p)).await.map(|_| ());
-    let v6_loop_after_v4 = TcpListener::bind(("::1", p)).await.map(|_| ());
     vec![
         ("[::]:p after 127.0.0.1:p", done(&v6_wild_after_v4)),
         ("0.0.0.0:p after 127.0.0.1:p", done(&v4_wild_after_v4)),
-        ("[::1]:p after 127.0.0.1:p", done(&v6_loop_after_v4)),
     ]
 }
 
@@ -341,7 +347,7 @@ pub async fn accepted_inherits_ttl_and_linger() -> Trace {
     ]
 }
 
-/// SO_REUSEPORT: every socket on the port must set it; specific addresses do not clash.
+/// SO_REUSEPORT: every socket on the port must set it.
 pub async fn reuseport_mixing() -> Trace {
     let rp = || {
         let s = TcpSocket::new_v4().expect("new_v4");
@@ -356,14 +362,10 @@ pub async fn reuseport_mixing() -> Trace {
     let with = rp();
     let with_bind = with.bind(v4(port));
     let with_listen = with.listen(8).map(|_| ());
-    let other_addr = TcpSocket::new_v4()
-        .expect("new_v4")
-        .bind(SocketAddr::from(([127, 0, 0, 2], port)));
     vec![
         ("bind without SO_REUSEPORT", done(&without)),
         ("bind with SO_REUSEPORT", done(&with_bind)),
         ("listen with SO_REUSEPORT", done(&with_listen)),
-        ("bind 127.0.0.2 on the port", done(&other_addr)),
     ]
 }
 

@@ -289,3 +289,42 @@ pub async fn calls_on_the_second_closer() -> Trace {
         ("b read again", res(&read)),
     ]
 }
+
+/// A writer blocked on a full send buffer when the peer resets: the write fails with the reset,
+/// the next with EPIPE.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn blocked_writer_sees_the_reset() -> Trace {
+    let (mut a, b) = pair().await;
+    let chunk = vec![1u8; 65_536];
+    let mut blocked = false;
+    for _ in 0..10_000 {
+        match a.try_write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                blocked = true;
+                break;
+            }
+            Err(e) => panic!("{STACK}: try_write: {e}"),
+        }
+    }
+    let writer = async {
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.write(&chunk))
+            .await
+            .expect("the blocked write returns once the reset arrives")
+    };
+    let resetter = async move {
+        tokio::task::yield_now().await;
+        b.set_linger(Some(std::time::Duration::ZERO))
+            .expect("set_linger");
+        drop(b);
+    };
+    let (first, ()) = tokio::join!(writer, resetter);
+    let second = a.write(&chunk).await;
+    let read = a.read(&mut [0u8; 8]).await;
+    vec![
+        ("try_write blocked", ok(blocked)),
+        ("blocked write", res(&first)),
+        ("next write", res(&second)),
+        ("read", res(&read)),
+    ]
+}
