@@ -1058,3 +1058,34 @@ async fn an_ipv6_connect_s_flow_label_and_scope_id_are_not_reported_back() {
         ("accepted peer (flowinfo, scope_id)", ok(Some((0u32, 0u32)))),
     ]);
 }
+
+#[tokio::test]
+async fn options_still_read_and_set_on_a_reset_connection() {
+    // Linux: setsockopt/getsockopt of TCP_NODELAY, IP_TTL and SO_LINGER do not look at the
+    // connection's state; getsockname still answers in CLOSE.
+    differential!(shutdown::options_after_reset() => vec![
+        ("read", err(ConnectionReset, ECONNRESET)),
+        ("set_nodelay(true)", ok(())),
+        ("nodelay", ok(true)),
+        ("set_ttl(9)", ok(())),
+        ("ttl", ok(9u32)),
+        ("set_linger(2s)", ok(())),
+        ("linger", ok(Some(std::time::Duration::from_secs(2)))),
+        ("local_addr ip", ok(LOCALHOST)),
+    ]);
+}
+
+#[tokio::test]
+async fn a_closed_write_side_is_writable_and_try_write_reports_why() {
+    // Linux: tcp_poll sets EPOLLOUT once SEND_SHUTDOWN is set or the connection is closed, so
+    // the error is found at once: EPIPE after our shutdown; ECONNRESET once, then EPIPE, after
+    // a reset; a non-blocking read then returns 0.
+    differential!(shutdown::writable_after_close() => vec![
+        ("writable after shutdown", ok_done()),
+        ("try_write after shutdown", err(BrokenPipe, EPIPE)),
+        ("writable after reset", ok_done()),
+        ("try_write after reset", err(ConnectionReset, ECONNRESET)),
+        ("try_write again", err(BrokenPipe, EPIPE)),
+        ("try_read", ok(0usize)),
+    ]);
+}

@@ -328,3 +328,49 @@ pub async fn blocked_writer_sees_the_reset() -> Trace {
         ("read", res(&read)),
     ]
 }
+
+/// Socket options still read and set on a connection the peer reset.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn options_after_reset() -> Trace {
+    let (mut a, b) = pair().await;
+    b.set_linger(Some(std::time::Duration::ZERO))
+        .expect("set_linger");
+    drop(b);
+    let read = a.read(&mut [0u8; 8]).await;
+    vec![
+        ("read", res(&read)),
+        ("set_nodelay(true)", res(&a.set_nodelay(true))),
+        ("nodelay", res(&a.nodelay())),
+        ("set_ttl(9)", res(&a.set_ttl(9))),
+        ("ttl", res(&a.ttl())),
+        ("set_linger(2s)", res(&a.set_linger(Some(std::time::Duration::from_secs(2))))),
+        ("linger", res(&a.linger())),
+        ("local_addr ip", res(&a.local_addr().map(|l| l.ip()))),
+    ]
+}
+
+/// writable() and try_write after our own shutdown, and after the peer's reset.
+#[allow(deprecated)] // tokio deprecates set_linger (a non-zero linger blocks on drop)
+pub async fn writable_after_close() -> Trace {
+    let (mut a, _b) = pair().await;
+    a.shutdown().await.expect("shutdown");
+    let w = a.writable().await;
+    let tw = a.try_write(b"x");
+    let (c, d) = pair().await;
+    d.set_linger(Some(std::time::Duration::ZERO))
+        .expect("set_linger");
+    drop(d);
+    c.readable().await.expect("readable");
+    let w2 = c.writable().await;
+    let tw2 = c.try_write(b"x");
+    let tw3 = c.try_write(b"x");
+    let tr = c.try_read(&mut [0u8; 8]);
+    vec![
+        ("writable after shutdown", done(&w)),
+        ("try_write after shutdown", res(&tw)),
+        ("writable after reset", done(&w2)),
+        ("try_write after reset", res(&tw2)),
+        ("try_write again", res(&tw3)),
+        ("try_read", res(&tr)),
+    ]
+}
