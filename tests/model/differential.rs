@@ -1089,3 +1089,30 @@ async fn a_closed_write_side_is_writable_and_try_write_reports_why() {
         ("try_read", ok(0usize)),
     ]);
 }
+
+#[tokio::test]
+async fn ipv6_tclass_is_refused_on_an_ipv4_socket_and_ip_tos_taken_by_both() {
+    // Linux: an AF_INET socket's IPPROTO_IPV6 options go to ip_setsockopt, which refuses the
+    // level with ENOPROTOOPT (ip_getsockopt with EOPNOTSUPP); an AF_INET6 socket takes IP_TOS
+    // (ipv6_setsockopt passes SOL_IP to ip_setsockopt) and IPV6_TCLASS (EINVAL above 255).
+    let enoprotoopt = {
+        const ENOPROTOOPT: i32 = 92;
+        err(
+            std::io::Error::from_raw_os_error(ENOPROTOOPT).kind(),
+            ENOPROTOOPT,
+        )
+    };
+    const EOPNOTSUPP: i32 = 95;
+    differential!(options::tos_and_tclass_across_families() => vec![
+        ("v4 set_tclass_v6(0x20)", enoprotoopt),
+        ("v4 tclass_v6", err(Unsupported, EOPNOTSUPP)),
+        ("v4 set_tos_v4(0x20)", ok(())),
+        ("v4 tos_v4", ok(0x20u32)),
+        ("v6 set_tos_v4(0x40)", ok(())),
+        ("v6 tos_v4", ok(0x40u32)),
+        ("v6 set_tclass_v6(0x48)", ok(())),
+        ("v6 tclass_v6", ok(0x48u32)),
+        ("v6 set_tclass_v6(256)", err(InvalidInput, EINVAL)),
+        ("v4 set_tos_v4(256)", ok(())),
+    ]);
+}

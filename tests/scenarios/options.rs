@@ -453,3 +453,21 @@ pub async fn quickack_read_back() -> Trace {
         ("quickack", res(&a.quickack())),
     ]
 }
+
+/// IP_TOS and IPV6_TCLASS on a socket of each family.
+pub async fn tos_and_tclass_across_families() -> Trace {
+    let s4 = TcpSocket::new_v4().expect("new_v4");
+    let s6 = TcpSocket::new_v6().expect("new_v6");
+    vec![
+        ("v4 set_tclass_v6(0x20)", res(&s4.set_tclass_v6(0x20))),
+        ("v4 tclass_v6", res(&s4.tclass_v6())),
+        ("v4 set_tos_v4(0x20)", res(&s4.set_tos_v4(0x20))),
+        ("v4 tos_v4", res(&s4.tos_v4())),
+        ("v6 set_tos_v4(0x40)", res(&s6.set_tos_v4(0x40))),
+        ("v6 tos_v4", res(&s6.tos_v4())),
+        ("v6 set_tclass_v6(0x48)", res(&s6.set_tclass_v6(0x48))),
+        ("v6 tclass_v6", res(&s6.tclass_v6())),
+        ("v6 set_tclass_v6(256)", res(&s6.set_tclass_v6(256))),
+        ("v4 set_tos_v4(256)", res(&s4.set_tos_v4(256))),
+    ]
+}

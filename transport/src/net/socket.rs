@@ -392,12 +392,17 @@ impl TcpSocket {
     /// on Linux.
     ///
     /// # Errors
-    /// `InvalidInput` (`EINVAL`) above 255; what the OS gives, for an OS
-    /// socket.
+    /// `InvalidInput` (`EINVAL`) above 255; `ENOPROTOOPT` on an IPv4 socket
+    /// (an IPv6 option); what the OS gives, for an OS socket.
     pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
         let mut inner = self.lock();
         if let Inner::Os(s) = &*inner {
             return s.set_tclass_v6(tclass);
+        }
+        if !inner.is_v6()? {
+            // tcp_setsockopt hands a level it does not own to the family's
+            // setsockopt: ip_setsockopt refuses IPPROTO_IPV6.
+            return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
         }
         let v = u8::try_from(tclass).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
         if let Inner::Unbound { opts, .. } | Inner::Model { opts, .. } = &mut *inner {
@@ -409,9 +414,20 @@ impl TcpSocket {
     /// `IPV6_TCLASS`'s value.
     ///
     /// # Errors
-    /// What the OS gives, for an OS socket.
+    /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
+    /// level); what the OS gives, for an OS socket.
     pub fn tclass_v6(&self) -> io::Result<u32> {
-        self.get(|o| u32::from(o.tclass), |s| s.tclass_v6())
+        let inner = self.lock();
+        match &*inner {
+            Inner::Os(s) => s.tclass_v6(),
+            Inner::Unbound { opts, .. } | Inner::Model { opts, .. } => {
+                if inner.is_v6()? {
+                    Ok(u32::from(opts.tclass))
+                } else {
+                    Err(io::Error::from_raw_os_error(EOPNOTSUPP))
+                }
+            }
+        }
     }
 
     /// `SO_BINDTODEVICE`: `Some(b"lo")` binds the socket to `lo`, which
@@ -635,6 +651,24 @@ const EINVAL: i32 = 22;
 
 /// Linux's `EAFNOSUPPORT`.
 const EAFNOSUPPORT: i32 = 97;
+
+/// Linux's `ENOPROTOOPT`.
+const ENOPROTOOPT: i32 = 92;
+
+/// Linux's `EOPNOTSUPP`.
+const EOPNOTSUPP: i32 = 95;
+
+impl Inner {
+    /// Whether the socket is `AF_INET6`: as created while undecided, else by
+    /// its bound address (v4-mapped ones read back as IPv6).
+    fn is_v6(&self) -> io::Result<bool> {
+        Ok(match self {
+            Inner::Unbound { v6, .. } => *v6,
+            Inner::Model { sock, .. } => sock.local_addr()?.is_ipv6(),
+            Inner::Os(s) => s.local_addr()?.is_ipv6(),
+        })
+    }
+}
 
 /// The errors `bind` and `connect` give for an address of the other family
 /// (`v6`: the socket is `AF_INET6`): an IPv4 socket refuses an IPv6 address
