@@ -1116,3 +1116,15 @@ async fn ipv6_tclass_is_refused_on_an_ipv4_socket_and_ip_tos_taken_by_both() {
         ("v4 set_tos_v4(256)", ok(())),
     ]);
 }
+
+#[tokio::test]
+async fn v4_mapped_and_ipv4_sockets_share_one_port_space() {
+    // Linux: a v4-mapped bind is an IPv4 bind for the port tables (EADDRINUSE against an IPv4
+    // listener, and the other way round); a connect to ::ffff:0.0.0.0 goes to 127.0.0.1.
+    differential!(destinations::mapped_port_space() => vec![
+        ("bind ::ffff:127.0.0.1 on the IPv4 listener's port", err(AddrInUse, EADDRINUSE)),
+        ("bind 127.0.0.1 on the mapped listener's port", err(AddrInUse, EADDRINUSE)),
+        ("::ffff:0.0.0.0 client peer ip", ok(MAPPED_LOCALHOST)),
+        ("::ffff:0.0.0.0 client local ip", ok(MAPPED_LOCALHOST)),
+    ]);
+}

@@ -234,3 +234,32 @@ pub async fn v6_flowinfo_and_scope_id() -> Trace {
         ("accepted peer (flowinfo, scope_id)", ok(v6(peer))),
     ]
 }
+
+/// A mapped listener and an IPv4 one share the IPv4 port space; a listener on ::1 takes no
+/// IPv4 connection; a connect to ::ffff:0.0.0.0 reaches 127.0.0.1.
+pub async fn mapped_port_space() -> Trace {
+    let l4 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let p4 = l4.local_addr().expect("local_addr").port();
+    let m = TcpSocket::new_v6().expect("new_v6");
+    let mapped_on_v4_port = m.bind(mapped(p4));
+    let ls = TcpSocket::new_v6().expect("new_v6");
+    ls.bind(mapped(0)).expect("bind mapped");
+    let pm = ls.local_addr().expect("local_addr").port();
+    let _lm = ls.listen(8).expect("listen");
+    let v4_on_mapped_port = TcpListener::bind(("127.0.0.1", pm)).await.map(|_| ());
+    let any_mapped = SocketAddr::V6(SocketAddrV6::new(
+        std::net::Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(),
+        p4,
+        0,
+        0,
+    ));
+    let (c, a) = tokio::join!(TcpStream::connect(any_mapped), l4.accept());
+    let c = c.expect("connect ::ffff:0.0.0.0");
+    let (_s, _) = a.expect("accept");
+    vec![
+        ("bind ::ffff:127.0.0.1 on the IPv4 listener's port", done(&mapped_on_v4_port)),
+        ("bind 127.0.0.1 on the mapped listener's port", done(&v4_on_mapped_port)),
+        ("::ffff:0.0.0.0 client peer ip", res(&c.peer_addr().map(|a| a.ip()))),
+        ("::ffff:0.0.0.0 client local ip", res(&c.local_addr().map(|a| a.ip()))),
+    ]
+}
