@@ -70,6 +70,12 @@ fn register(q: &mut WaitQueue, cx: &Context<'_>) {
     q.register(cx.waker());
 }
 
+/// A linger time as `SO_LINGER` stores it: whole seconds (`l_linger`, an
+/// `int`; socket2 passes the seconds and drops the fraction).
+fn linger_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
 /// Normalizes a destination: v4-mapped to IPv4, the unspecified address to
 /// the loopback address of its family (Linux: connecting to 0.0.0.0 means
 /// 127.0.0.1).
@@ -121,7 +127,9 @@ impl Socket {
     /// # Errors
     /// As [`connect`](Socket::connect); `EISCONN` if it already connected or
     /// listens; `EADDRNOTAVAIL` if the bound address and port already have a
-    /// connection to `addr`.
+    /// connection to `addr`; for a socket bound to an address of the other
+    /// family than `addr`'s (v4-mapped counting as IPv4), `ENETUNREACH` when
+    /// it is bound to an IPv6 one and `EAFNOSUPPORT` when bound to an IPv4 one.
     pub fn start_connect(&self, addr: SocketAddr) -> io::Result<()> {
         let sk = &self.sk;
         let nsi = &*sk.ns;
@@ -146,6 +154,17 @@ impl Socket {
                 return Err(err(libc::EISCONN));
             }
             let bound = s.bound.then_some(s.local);
+            // tcp_v6_connect: a socket bound to an IPv6 address (not
+            // v4-mapped) is IPv6-only (inet6_bind sets sk_ipv6only), so a
+            // v4-mapped destination is ENETUNREACH; one bound to an IPv4 or
+            // v4-mapped address cannot reach an IPv6 one (EAFNOSUPPORT).
+            if let Some(b) = bound.filter(|b| !b.ip().is_unspecified()) {
+                match (b.is_ipv6(), daddr.is_ipv6()) {
+                    (true, false) => return Err(err(ENETUNREACH)),
+                    (false, true) => return Err(err(libc::EAFNOSUPPORT)),
+                    _ => {}
+                }
+            }
             let saddr_ip = match bound {
                 Some(b) if !b.ip().is_unspecified() => b.ip(),
                 _ => route.prefsrc,
@@ -167,6 +186,12 @@ impl Socket {
                 };
                 s.local = SocketAddr::new(saddr_ip, port);
                 s.remote = daddr;
+                // tcp_v6_connect hands a v4-mapped destination to
+                // tcp_v4_connect, but the socket stays AF_INET6: its names
+                // read back v4-mapped.
+                if addr.is_ipv6() && daddr.is_ipv4() {
+                    s.v6_mapped = true;
+                }
                 if let Some(tw) = recycle {
                     if tw.expires > now {
                         inc(&nsi.mib.tw_recycled);
@@ -278,6 +303,7 @@ impl Socket {
         s.local = SocketAddr::new(wire_ip, port);
         s.v6_mapped = ip.is_ipv6() && wire_ip.is_ipv4();
         s.bound = true;
+        s.bindport_lock = addr.port() != 0;
         s.sk_reuse = reuse;
         Ok(())
     }
@@ -511,9 +537,11 @@ impl Socket {
 
     /// `SO_LINGER`. With `Some(0)`, close sends RST and discards queued data.
     /// (A non-zero linger time does not make close wait in the model: close is
-    /// a drop, which cannot block.)
+    /// a drop, which cannot block.) The time is kept in whole seconds, as
+    /// `struct linger`'s `l_linger` has it: a fraction is dropped, so a time
+    /// under a second is a linger of 0.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.sk.lock().opt.linger = linger;
+        self.sk.lock().opt.linger = linger.map(linger_secs);
         Ok(())
     }
 

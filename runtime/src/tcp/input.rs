@@ -74,7 +74,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
     if !skb.has(flags::SYN) {
         return;
     }
-    let (nodelay, ttl, tos, v6_mapped, reuse, keepalive, bufs) = {
+    let (nodelay, ttl, tos, v6_mapped, reuse, keepalive, linger, bufs) = {
         let mut lk = l.lock();
         if lk.state != TcpState::Listen {
             return;
@@ -94,9 +94,13 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.opt.nodelay,
             lk.opt.ttl,
             lk.opt.tos,
-            lk.local.is_ipv6() && skb.daddr.is_ipv4(),
+            // An AF_INET6 listener's children are AF_INET6 (tcp_v6_syn_recv_sock
+            // makes a v4-mapped child of an IPv4 SYN): a dual-stack one's, and
+            // one bound to a v4-mapped address.
+            lk.v6_mapped || (lk.local.is_ipv6() && skb.daddr.is_ipv4()),
             lk.sk_reuse,
             lk.opt.keepalive,
+            lk.opt.linger,
             (
                 lk.opt.sndbuf_lock.then_some(lk.snd.sndbuf),
                 lk.opt.rcvbuf_lock.then_some(lk.rcv.rcvbuf),
@@ -116,6 +120,8 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
         // connection carry the listener's value.
         c.opt.tos = tos;
         c.opt.keepalive = keepalive;
+        // sk_clone_lock copies SOCK_LINGER and sk_lingertime.
+        c.opt.linger = linger;
         // sk_clone_lock: the listener's SO_SNDBUF/SO_RCVBUF and their locks.
         if let Some(b) = bufs.0 {
             c.opt.sndbuf_lock = true;

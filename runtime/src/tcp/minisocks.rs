@@ -464,10 +464,15 @@ impl TcpSock {
                 // The port goes to the entry: the socket's hold on it is
                 // released here (under the same lock), and how it held it
                 // says whether `bind()` made it.
+                // A port given to bind() (SOCK_BINDPORT_LOCK) is also kept
+                // by the socket until it is closed, as tcp_done leaves it.
                 let from_bind = !self.bound
+                    || self.bindport_lock
                     || t.bhash_remove(port, id)
                         .is_none_or(|k| k != BindKind::Connect);
-                self.bound = false;
+                if !self.bindport_lock {
+                    self.bound = false;
+                }
                 let tw = TwSock {
                     expires: now + tmo.as_millis() as u64,
                     fin_wait2,

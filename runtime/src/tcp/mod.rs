@@ -339,6 +339,9 @@ pub(crate) struct TcpSock {
     pub(crate) hashed: bool,
     /// Holds a `bhash` entry on `local.port()`.
     pub(crate) bound: bool,
+    /// `SOCK_BINDPORT_LOCK`: `bind()` was given this port (not 0), so the
+    /// socket keeps it when the connection ends, until it is closed.
+    pub(crate) bindport_lock: bool,
     /// `SO_REUSEADDR` (`sk_reuse`), from `bind()` or the listener.
     pub(crate) sk_reuse: bool,
     /// The cached route (`sk_dst_cache`).
@@ -631,6 +634,7 @@ impl TcpSock {
             v6_mapped: false,
             hashed: false,
             bound: false,
+            bindport_lock: false,
             sk_reuse: false,
             dst: None,
             err: 0,
@@ -1534,7 +1538,16 @@ impl TcpSock {
     /// what can no longer be sent, stop timers, wake everyone.
     pub(crate) fn tcp_done(&mut self, ns: &NsInner) {
         self.set_state(ns, TcpState::Close);
-        self.unhash(ns);
+        if self.bindport_lock {
+            // tcp_set_state(TCP_CLOSE) calls inet_put_port only without
+            // SOCK_BINDPORT_LOCK: a port given to bind() stays the socket's
+            // until close() (which clears the lock first).
+            let bound = std::mem::replace(&mut self.bound, false);
+            self.unhash(ns);
+            self.bound = bound;
+        } else {
+            self.unhash(ns);
+        }
         self.shut.rcv_shutdown = true;
         self.shut.snd_shutdown = true;
         // What is still queued goes, and its charge with it (nothing, on

@@ -376,6 +376,9 @@ pub(crate) fn tcp_close(sk: &Arc<Sock>) {
     let mut s = sk.lock();
     s.rx_waiters.clear();
     s.tx_waiters.clear();
+    // The socket is the user's no more: whatever ends the connection from
+    // here on releases the port, even one given to bind().
+    s.bindport_lock = false;
     match s.state {
         TcpState::Close => {
             s.purge_recvq(ns);

@@ -7,7 +7,7 @@ use lonet_runtime::Netns;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::task::{ready, Poll};
 use std::time::Duration;
@@ -202,13 +202,15 @@ impl TcpSocket {
         self.get(|o| o.nodelay, |s| s.nodelay())
     }
 
-    /// Sets `SO_LINGER`, carried over to the connection.
+    /// Sets `SO_LINGER`, carried over to the connection. As on Linux the time
+    /// is kept in whole seconds: a fraction is dropped, and a time under a
+    /// second is a linger of 0 (a reset on close).
     ///
     /// # Errors
     /// What the OS gives, for an OS socket.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         self.set(
-            |o| o.linger = dur,
+            |o| o.linger = dur.map(|d| Duration::from_secs(d.as_secs())),
             |s| socket2::SockRef::from(s).set_linger(dur),
         )
     }
@@ -390,12 +392,17 @@ impl TcpSocket {
     /// on Linux.
     ///
     /// # Errors
-    /// `InvalidInput` (`EINVAL`) above 255; what the OS gives, for an OS
-    /// socket.
+    /// `InvalidInput` (`EINVAL`) above 255; `ENOPROTOOPT` on an IPv4 socket
+    /// (an IPv6 option); what the OS gives, for an OS socket.
     pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
         let mut inner = self.lock();
         if let Inner::Os(s) = &*inner {
             return s.set_tclass_v6(tclass);
+        }
+        if !inner.is_v6()? {
+            // tcp_setsockopt hands a level it does not own to the family's
+            // setsockopt: ip_setsockopt refuses IPPROTO_IPV6.
+            return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
         }
         let v = u8::try_from(tclass).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
         if let Inner::Unbound { opts, .. } | Inner::Model { opts, .. } = &mut *inner {
@@ -407,9 +414,20 @@ impl TcpSocket {
     /// `IPV6_TCLASS`'s value.
     ///
     /// # Errors
-    /// What the OS gives, for an OS socket.
+    /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
+    /// level); what the OS gives, for an OS socket.
     pub fn tclass_v6(&self) -> io::Result<u32> {
-        self.get(|o| u32::from(o.tclass), |s| s.tclass_v6())
+        let inner = self.lock();
+        match &*inner {
+            Inner::Os(s) => s.tclass_v6(),
+            Inner::Unbound { opts, .. } | Inner::Model { opts, .. } => {
+                if inner.is_v6()? {
+                    Ok(u32::from(opts.tclass))
+                } else {
+                    Err(io::Error::from_raw_os_error(EOPNOTSUPP))
+                }
+            }
+        }
     }
 
     /// `SO_BINDTODEVICE`: `Some(b"lo")` binds the socket to `lo`, which
@@ -446,11 +464,13 @@ impl TcpSocket {
     ///
     /// # Errors
     /// `AddrInUse`, `AddrNotAvailable` as Linux gives them; `InvalidInput`
-    /// (`EINVAL`) if the socket is already bound.
+    /// (`EINVAL`) if the socket is already bound. An address of the other
+    /// family: `EAFNOSUPPORT` for an IPv4 socket, `EINVAL` for an IPv6 one.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         let mut inner = self.lock();
         let next = match &*inner {
-            Inner::Unbound { ns, opts, .. } => {
+            Inner::Unbound { ns, opts, v6 } => {
+                check_family(*v6, addr)?;
                 if !addr.ip().is_unspecified() && is_local(ns, addr.ip()) {
                     let sock = Socket::new(ns);
                     sock.bind_reuseport(addr, opts.reuseaddr, opts.reuseport)?;
@@ -462,7 +482,11 @@ impl TcpSocket {
                     Inner::Os(os)
                 }
             }
-            Inner::Model { .. } => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+            Inner::Model { sock, .. } => {
+                // inet_bind: the family first, then EINVAL for a bound socket.
+                check_family(sock.local_addr()?.is_ipv6(), addr)?;
+                return Err(io::Error::from_raw_os_error(EINVAL));
+            }
             Inner::Os(s) => return s.bind(addr),
         };
         *inner = next;
@@ -483,15 +507,30 @@ impl TcpSocket {
         }
     }
 
+    /// `SO_ERROR`: takes the socket's pending error, if any (`None` for a
+    /// socket that has not connected: nothing can have failed yet).
+    ///
+    /// # Errors
+    /// What the OS gives, for an OS socket.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match &*self.lock() {
+            Inner::Unbound { .. } => Ok(None),
+            Inner::Model { sock, .. } => sock.take_error(),
+            Inner::Os(s) => s.take_error(),
+        }
+    }
+
     /// Connects to `addr`: over the model when the socket is bound in it (or,
     /// unbound, when `addr` is local to the namespace), else through the OS.
     ///
     /// # Errors
-    /// As [`TcpStream::connect`].
+    /// As [`TcpStream::connect`]; for an address of the other family,
+    /// `EAFNOSUPPORT` on an IPv4 socket and `EINVAL` on an IPv6 one.
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         match inner {
             Inner::Unbound { ns, v6, opts } => {
+                check_family(v6, addr)?;
                 if ns.kernel_loopback() || !is_local(&ns, addr.ip()) {
                     let os = os_socket(v6, opts)?;
                     return Ok(TcpStream::from_os(os.connect(addr).await?));
@@ -517,7 +556,10 @@ impl TcpSocket {
                     r => r,
                 }
             }
-            Inner::Model { sock, opts } => Self::connect_model(sock, opts, addr).await,
+            Inner::Model { sock, opts } => {
+                check_family(sock.local_addr()?.is_ipv6(), addr)?;
+                Self::connect_model(sock, opts, addr).await
+            }
             Inner::Os(s) => Ok(TcpStream::from_os(s.connect(addr).await?)),
         }
     }
@@ -545,7 +587,8 @@ impl TcpSocket {
     }
 
     /// Listens with `backlog` (capped by `somaxconn`). An unbound socket is
-    /// bound to a free port on 0.0.0.0 of the model first, as Linux
+    /// bound to a free port on the model's wildcard address of its family
+    /// first (`0.0.0.0`, or `[::]`, which takes IPv4 connections too), as Linux
     /// autobinds.
     ///
     /// # Errors
@@ -553,17 +596,27 @@ impl TcpSocket {
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let (sock, opts) = match inner {
-            Inner::Unbound { ns, opts, .. } => {
+            Inner::Unbound { ns, opts, v6 } => {
                 let sock = Socket::new(&ns);
+                // inet_autobind: a free port on the wildcard address of the
+                // socket's family ([::] takes IPv4 too), with its
+                // SO_REUSEADDR and SO_REUSEPORT.
+                let any = if v6 {
+                    SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+                } else {
+                    SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+                };
+                sock.bind_reuseport(any, opts.reuseaddr, opts.reuseport)?;
                 apply_buffers(&sock, &opts)?;
                 (sock, opts)
             }
             Inner::Model { sock, opts } => (sock, opts),
             Inner::Os(s) => return Ok(TcpListener::from_parts(None, Some(s.listen(backlog)?))),
         };
-        // Accepted connections inherit TCP_NODELAY, the TOS byte,
+        // Accepted connections inherit TCP_NODELAY, SO_LINGER, the TOS byte,
         // SO_KEEPALIVE and the buffer sizes, as on Linux.
         sock.set_nodelay(opts.nodelay)?;
+        sock.set_linger(opts.linger)?;
         sock.set_keepalive(opts.keepalive)?;
         let v4 = sock.local_addr()?.is_ipv4();
         sock.set_tos(u32::from(if v4 { opts.tos } else { opts.tclass }))?;
@@ -595,6 +648,41 @@ const INET_ECN_MASK: u8 = 3;
 
 /// Linux's `EINVAL`.
 const EINVAL: i32 = 22;
+
+/// Linux's `EAFNOSUPPORT`.
+const EAFNOSUPPORT: i32 = 97;
+
+/// Linux's `ENOPROTOOPT`.
+const ENOPROTOOPT: i32 = 92;
+
+/// Linux's `EOPNOTSUPP`.
+const EOPNOTSUPP: i32 = 95;
+
+impl Inner {
+    /// Whether the socket is `AF_INET6`: as created while undecided, else by
+    /// its bound address (v4-mapped ones read back as IPv6).
+    fn is_v6(&self) -> io::Result<bool> {
+        Ok(match self {
+            Inner::Unbound { v6, .. } => *v6,
+            Inner::Model { sock, .. } => sock.local_addr()?.is_ipv6(),
+            Inner::Os(s) => s.local_addr()?.is_ipv6(),
+        })
+    }
+}
+
+/// The errors `bind` and `connect` give for an address of the other family
+/// (`v6`: the socket is `AF_INET6`): an IPv4 socket refuses an IPv6 address
+/// with `EAFNOSUPPORT` (`__inet_bind`, `tcp_v4_connect` check `sin_family`);
+/// an IPv6 socket refuses an IPv4 one with `EINVAL`, its `sockaddr_in` being
+/// shorter than a `sockaddr_in6` (`inet6_bind`, `tcp_v6_connect`). A
+/// v4-mapped IPv6 address is an IPv6 one.
+fn check_family(v6: bool, addr: SocketAddr) -> io::Result<()> {
+    match (v6, addr.is_ipv6()) {
+        (false, true) => Err(io::Error::from_raw_os_error(EAFNOSUPPORT)),
+        (true, false) => Err(io::Error::from_raw_os_error(EINVAL)),
+        _ => Ok(()),
+    }
+}
 
 /// A real socket with the recorded options applied.
 fn os_socket(v6: bool, opts: Opts) -> io::Result<tokio::net::TcpSocket> {

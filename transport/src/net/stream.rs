@@ -477,7 +477,9 @@ impl TcpStream {
         }
     }
 
-    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop send RST.
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop send RST. As on
+    /// Linux the time is kept in whole seconds: a fraction is dropped, and a
+    /// time under a second is a linger of 0.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         match &self.inner {
             Inner::Model(m) => m.sock.set_linger(dur),
