@@ -259,6 +259,7 @@ macro_rules! parity {
                 let _: fn(&TcpSocket) -> io::Result<bool> = TcpSocket::keepalive;
                 let _: fn(&TcpSocket, SocketAddr) -> io::Result<()> = TcpSocket::bind;
                 let _: fn(&TcpSocket) -> io::Result<SocketAddr> = TcpSocket::local_addr;
+                let _: fn(&TcpSocket) -> io::Result<Option<io::Error>> = TcpSocket::take_error;
                 let _: fn(TcpSocket, u32) -> io::Result<TcpListener> = TcpSocket::listen;
                 debug::<TcpSocket>();
             }

@@ -10,6 +10,9 @@ use std::io::ErrorKind::*;
 /// `EACCES`, `EMSGSIZE` (Linux).
 const EACCES: i32 = 13;
 const EMSGSIZE: i32 = 90;
+/// `ENOPROTOOPT`, `EOPNOTSUPP` (Linux).
+const ENOPROTOOPT: i32 = 92;
+const EOPNOTSUPP: i32 = 95;
 
 /// A result as its value or its errno alone (`EMSGSIZE` has no `io::ErrorKind` of its own).
 pub fn errno_of<T: std::fmt::Debug>(r: std::io::Result<T>) -> Res {
@@ -252,6 +255,12 @@ macro_rules! scenarios {
                 t.push(("mapped", ok(from.ip().to_string())));
                 t.push(("ttl", res(&v4.ttl())));
                 t.push(("set_ttl 0", res(&v4.set_ttl(0))));
+                // IPV6_TCLASS is an IPv6 option: an IPv4 socket refuses it
+                // (ip_setsockopt, ip_getsockopt).
+                t.push(("set_tclass_v6 on IPv4", res(&v4.set_tclass_v6(0x20))));
+                t.push(("tclass_v6 on IPv4", res(&v4.tclass_v6())));
+                t.push(("set_tclass_v6 on IPv6", res(&v6.set_tclass_v6(0x20))));
+                t.push(("tclass_v6 on IPv6", res(&v6.tclass_v6())));
                 t.push(("multicast_loop_v4", res(&v4.multicast_loop_v4())));
                 t.push(("multicast_ttl_v4", res(&v4.multicast_ttl_v4())));
                 t.push((
@@ -427,6 +436,16 @@ async fn addresses_and_options() {
         ("mapped", ok("::ffff:127.0.0.1".to_string())),
         ("ttl", ok(64)),
         ("set_ttl 0", err(InvalidInput, EINVAL)),
+        (
+            "set_tclass_v6 on IPv4",
+            err(
+                std::io::Error::from_raw_os_error(ENOPROTOOPT).kind(),
+                ENOPROTOOPT,
+            ),
+        ),
+        ("tclass_v6 on IPv4", err(Unsupported, EOPNOTSUPP)),
+        ("set_tclass_v6 on IPv6", ok(())),
+        ("tclass_v6 on IPv6", ok(0x20u32)),
         ("multicast_loop_v4", ok(true)),
         ("multicast_ttl_v4", ok(1)),
         ("join non-multicast", err(InvalidInput, EINVAL)),

@@ -22,6 +22,10 @@ const DUAL_BIND_TRIES: usize = 16;
 
 /// `ENOTCONN` (Linux), what `getpeername` gives an unconnected socket.
 const ENOTCONN: i32 = 107;
+/// Linux's `ENOPROTOOPT`.
+const ENOPROTOOPT: i32 = 92;
+/// Linux's `EOPNOTSUPP`.
+const EOPNOTSUPP: i32 = 95;
 
 /// Which half a connected socket was connected through.
 const CONN_NONE: u8 = 0;
@@ -972,14 +976,38 @@ impl UdpSocket {
     }
 
     /// `IPV6_TCLASS`'s value.
+    ///
+    /// # Errors
+    /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
+    /// level).
     pub fn tclass_v6(&self) -> io::Result<u32> {
-        self.get(|m| m.sock.tos(), |o| o.tclass_v6())
+        self.get(
+            |m| {
+                if !m.sock.local_addr()?.is_ipv6() {
+                    return Err(io::Error::from_raw_os_error(EOPNOTSUPP));
+                }
+                m.sock.tos()
+            },
+            |o| o.tclass_v6(),
+        )
     }
 
     /// Sets `IPV6_TCLASS`, the traffic class of the datagrams sent over
     /// IPv6 (captures show it).
+    ///
+    /// # Errors
+    /// `ENOPROTOOPT` on an IPv4 socket (`udp_setsockopt` hands the IPv6
+    /// level to `ip_setsockopt`, which refuses it).
     pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
-        self.set(|m| m.sock.set_tos(tclass), |o| o.set_tclass_v6(tclass))
+        self.set(
+            |m| {
+                if !m.sock.local_addr()?.is_ipv6() {
+                    return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
+                }
+                m.sock.set_tos(tclass)
+            },
+            |o| o.set_tclass_v6(tclass),
+        )
     }
 
     /// `IP_TTL`'s value (64 by default).
