@@ -27,6 +27,29 @@ async fn a_lonet_client_reaches_a_std_server_on_the_machine() {
 }
 
 #[tokio::test]
+async fn a_v4_mapped_address_falls_through_as_its_ipv4_one_does() {
+    // ::ffff:127.0.0.1 is 127.0.0.1 reached from an IPv6 socket: loopback, so a
+    // connect the model refuses goes on to the machine's kernel.
+    let server = std_echo_server();
+    let std::net::IpAddr::V4(v4) = server.ip() else {
+        panic!("the echo server is on IPv4: {server}")
+    };
+    let mapped = std::net::SocketAddr::new(v4.to_ipv6_mapped().into(), server.port());
+    let ns = Netns::new();
+    let mut s = bounded("connect", ns.clone().scope(TcpStream::connect(mapped)))
+        .await
+        .unwrap();
+    assert_eq!(s.path(), Path::Os);
+    assert_eq!(
+        s.peer_addr().unwrap(),
+        mapped,
+        "the kernel's names, v4-mapped"
+    );
+    let back = bounded("echo", echo_once(&mut s, b"mapped")).await.unwrap();
+    assert_eq!(back, b"mapped");
+}
+
+#[tokio::test]
 async fn an_unbound_tcp_socket_falls_through_too() {
     let server = std_echo_server();
     let ns = Netns::new();

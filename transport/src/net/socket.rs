@@ -541,11 +541,11 @@ impl TcpSocket {
                     // Fallthrough, as TcpStream::connect has it: nothing of the namespace
                     // listens there, so a real server on the machine's loopback may. Only
                     // an unbound socket (a bound one has its model address already), and
-                    // only 127.0.0.0/8 and ::1.
+                    // only 127.0.0.0/8 (v4-mapped too) and ::1.
                     Err(refused)
                         if refused.kind() == io::ErrorKind::ConnectionRefused
                             && ns.fallthrough()
-                            && addr.ip().is_loopback() =>
+                            && addr.ip().to_canonical().is_loopback() =>
                     {
                         match os_socket(v6, opts)?.connect(addr).await {
                             Ok(os) => Ok(TcpStream::from_os(os)),

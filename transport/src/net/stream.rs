@@ -124,11 +124,12 @@ impl TcpStream {
         match Self::connect_model(ns, addr).await {
             // Fallthrough: nothing of the namespace listens there (the model
             // answered the SYN with RST), so a real server on the machine's
-            // loopback may. Only 127.0.0.0/8 and ::1, never an added address.
+            // loopback may. Only 127.0.0.0/8 (v4-mapped too) and ::1, never an
+            // added address.
             Err(refused)
                 if refused.kind() == io::ErrorKind::ConnectionRefused
                     && ns.fallthrough()
-                    && addr.ip().is_loopback() =>
+                    && addr.ip().to_canonical().is_loopback() =>
             {
                 match tokio::net::TcpStream::connect(addr).await {
                     Ok(os) => Ok(TcpStream::from_os(os)),
