@@ -1538,16 +1538,7 @@ impl TcpSock {
     /// what can no longer be sent, stop timers, wake everyone.
     pub(crate) fn tcp_done(&mut self, ns: &NsInner) {
         self.set_state(ns, TcpState::Close);
-        if self.bindport_lock {
-            // tcp_set_state(TCP_CLOSE) calls inet_put_port only without
-            // SOCK_BINDPORT_LOCK: a port given to bind() stays the socket's
-            // until close() (which clears the lock first).
-            let bound = std::mem::replace(&mut self.bound, false);
-            self.unhash(ns);
-            self.bound = bound;
-        } else {
-            self.unhash(ns);
-        }
+        self.unhash(ns);
         self.shut.rcv_shutdown = true;
         self.shut.snd_shutdown = true;
         // What is still queued goes, and its charge with it (nothing, on
@@ -1579,9 +1570,13 @@ impl TcpSock {
         self.write_space();
     }
 
-    /// Removes the socket from the lookup tables and the bind table.
+    /// Removes the socket from the lookup tables, and from the bind table
+    /// unless `bind()` gave it its port: as `tcp_set_state(TCP_CLOSE)` calls
+    /// `inet_put_port` only without `SOCK_BINDPORT_LOCK`, such a port stays
+    /// the socket's until `close()` (which clears the lock first).
     pub(crate) fn unhash(&mut self, ns: &NsInner) {
-        if !self.hashed && !self.bound {
+        let put_port = self.bound && !self.bindport_lock;
+        if !self.hashed && !put_port {
             return;
         }
         let mut t = write(&ns.tables);
@@ -1599,7 +1594,7 @@ impl TcpSock {
             self.hashed = false;
             ns.socks.inuse.fetch_sub(1, Relaxed);
         }
-        if self.bound {
+        if put_port {
             t.bhash_remove(self.local.port(), self.id);
             self.bound = false;
         }
