@@ -963,14 +963,35 @@ impl UdpSocket {
     }
 
     /// `IPV6_MULTICAST_LOOP`'s value.
+    ///
+    /// # Errors
+    /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
+    /// level).
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
-        self.get(|m| m.sock.multicast_loop_v6(), |o| o.multicast_loop_v6())
+        self.get(
+            |m| {
+                if !m.sock.local_addr()?.is_ipv6() {
+                    return Err(io::Error::from_raw_os_error(EOPNOTSUPP));
+                }
+                m.sock.multicast_loop_v6()
+            },
+            |o| o.multicast_loop_v6(),
+        )
     }
 
     /// Sets `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// `ENOPROTOOPT` on an IPv4 socket (`udp_setsockopt` hands the IPv6
+    /// level to `ip_setsockopt`, which refuses it).
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
         self.set(
-            |m| m.sock.set_multicast_loop_v6(on),
+            |m| {
+                if !m.sock.local_addr()?.is_ipv6() {
+                    return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
+                }
+                m.sock.set_multicast_loop_v6(on)
+            },
             |o| o.set_multicast_loop_v6(on),
         )
     }
