@@ -667,13 +667,17 @@ impl UdpSocket {
     ) -> io::Result<usize> {
         let ns = &*self.sk.ns;
         let mut s = self.sk.lock();
-        if s.err != 0 {
-            return Err(err(std::mem::take(&mut s.err)));
-        }
+        // udp_sendmsg and udpv6_sendmsg check the address before anything
+        // else: a destination port 0 is EINVAL (a socket connected to port 0
+        // still sends there).
         let daddr = match to {
+            Some(a) if a.port() == 0 => return Err(err(EINVAL)),
             Some(a) => self.check_dst(a)?,
             None => s.remote.ok_or_else(|| err(libc::EDESTADDRREQ))?,
         };
+        if s.err != 0 {
+            return Err(err(std::mem::take(&mut s.err)));
+        }
         let max = if daddr.is_ipv4() {
             UDP4_MAX_PAYLOAD
         } else {
@@ -928,7 +932,10 @@ impl UdpSocket {
     /// `ENOTCONN` unless connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         let s = self.sk.lock();
+        // inet_getname / inet6_getname: no peer while the destination port
+        // is 0, even on a socket connected to port 0.
         s.remote
+            .filter(|r| r.port() != 0)
             .map(|r| self.sk.user_addr(r))
             .ok_or_else(|| err(ENOTCONN))
     }
