@@ -7,8 +7,10 @@ use crate::common::errno::*;
 use crate::common::*;
 use std::io::ErrorKind::*;
 
-/// `EACCES`, `EMSGSIZE` (Linux).
+/// `EACCES`, `EMSGSIZE`, `EDESTADDRREQ`, `EAFNOSUPPORT` (Linux).
 const EACCES: i32 = 13;
+const EDESTADDRREQ: i32 = 89;
+const EAFNOSUPPORT: i32 = 97;
 const EMSGSIZE: i32 = 90;
 /// `ENOPROTOOPT`, `EOPNOTSUPP` (Linux).
 const ENOPROTOOPT: i32 = 92;
@@ -281,6 +283,232 @@ macro_rules! scenarios {
             })
             .await
         }
+
+        /// `send` without a peer (`EDESTADDRREQ`), a second `connect` that replaces the
+        /// first peer, and a `connect` to port 0.
+        pub async fn connect_twice() -> Trace {
+            within(async {
+                let mut t = Trace::new();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                t.push(("send unconnected", errno_of(s.send(b"x").await)));
+                t.push(("try_send unconnected", errno_of(s.try_send(b"x"))));
+                t.push(("connect a", res(&s.connect(a.local_addr().unwrap()).await)));
+                t.push(("connect b", res(&s.connect(b.local_addr().unwrap()).await)));
+                t.push((
+                    "peer is b",
+                    res(&s.peer_addr().map(|p| p == b.local_addr().unwrap())),
+                ));
+                let to = s.local_addr().unwrap();
+                a.send_to(b"from a", to).await.unwrap();
+                b.send_to(b"from b", to).await.unwrap();
+                let mut buf = [0u8; 16];
+                let n = s.recv(&mut buf).await;
+                t.push(("recv", res(&n.map(|n| buf[..n].to_vec()))));
+                t.push(("send to b", res(&s.send(b"hi").await)));
+                let n = b.recv(&mut buf).await;
+                t.push(("b got", res(&n.map(|n| buf[..n].to_vec()))));
+                t.push(("a has nothing", kind_only(&a.try_recv(&mut buf))));
+                let z = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                t.push((
+                    "connect port 0",
+                    errno_of(z.connect(("127.0.0.1", 0)).await),
+                ));
+                t.push(("peer after port 0", errno_of(z.peer_addr())));
+                t.push((
+                    "send_to port 0",
+                    errno_of(z.send_to(b"x", ("127.0.0.1", 0)).await),
+                ));
+                t.push(("send connected to port 0", errno_of(z.send(b"x").await)));
+                t.push(("send after", errno_of(z.send(b"x").await)));
+                let z6 = UdpSocket::bind("[::1]:0").await.unwrap();
+                t.push((
+                    "v6 send_to port 0",
+                    errno_of(z6.send_to(b"x", ("::1", 0)).await),
+                ));
+                t.push(("v6 connect port 0", errno_of(z6.connect(("::1", 0)).await)));
+                t.push(("v6 peer after port 0", errno_of(z6.peer_addr())));
+                let a6 = UdpSocket::bind("[::]:0").await.unwrap();
+                t.push((
+                    "mapped send_to port 0",
+                    errno_of(a6.send_to(b"x", ("::ffff:127.0.0.1", 0)).await),
+                ));
+                t
+            })
+            .await
+        }
+
+        /// A datagram to 0.0.0.0 goes to the local host (as a connect to it does); one into
+        /// an empty buffer is consumed; peek then recv.
+        pub async fn zero_and_peek() -> Trace {
+            within(async {
+                let mut t = Trace::new();
+                let r = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let port = r.local_addr().unwrap().port();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                t.push((
+                    "send_to 0.0.0.0",
+                    errno_of(s.send_to(b"zero", ("0.0.0.0", port)).await),
+                ));
+                let mut buf = [0u8; 16];
+                let got = r.recv_from(&mut buf).await;
+                t.push((
+                    "received",
+                    res(&got.map(|(n, a)| (buf[..n].to_vec(), a == s.local_addr().unwrap()))),
+                ));
+                s.send_to(b"one", ("127.0.0.1", port)).await.unwrap();
+                s.send_to(b"two", ("127.0.0.1", port)).await.unwrap();
+                let mut empty = [0u8; 0];
+                t.push(("peek empty", res(&r.peek(&mut empty).await)));
+                t.push(("recv empty", res(&r.recv(&mut empty).await)));
+                t.push((
+                    "peek",
+                    res(&r.peek(&mut buf).await.map(|n| buf[..n].to_vec())),
+                ));
+                t.push((
+                    "try_peek",
+                    res(&r.try_peek(&mut buf).map(|n| buf[..n].to_vec())),
+                ));
+                t.push((
+                    "recv",
+                    res(&r.recv(&mut buf).await.map(|n| buf[..n].to_vec())),
+                ));
+                t.push(("try_recv after", kind_only(&r.try_recv(&mut buf))));
+                t.push(("try_peek_sender empty", kind_only(&r.try_peek_sender())));
+                t
+            })
+            .await
+        }
+
+        /// Two UDP sockets on one port with different addresses, without `SO_REUSEADDR`.
+        pub async fn binds() -> Trace {
+            within(async {
+                let mut t = Trace::new();
+                let l = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let p = l.local_addr().unwrap().port();
+                t.push((
+                    "0.0.0.0 after 127.0.0.1",
+                    done(&UdpSocket::bind(("0.0.0.0", p)).await),
+                ));
+                t.push((
+                    "[::] after 127.0.0.1",
+                    done(&UdpSocket::bind(("::", p)).await),
+                ));
+                t.push((
+                    "::1 after 127.0.0.1",
+                    done(&UdpSocket::bind(("::1", p)).await),
+                ));
+                t.push((
+                    "127.0.0.1 again",
+                    done(&UdpSocket::bind(("127.0.0.1", p)).await),
+                ));
+                let w = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+                let q = w.local_addr().unwrap().port();
+                t.push((
+                    "127.0.0.1 after 0.0.0.0",
+                    done(&UdpSocket::bind(("127.0.0.1", q)).await),
+                ));
+                t.push((
+                    "::1 after 0.0.0.0",
+                    done(&UdpSocket::bind(("::1", q)).await),
+                ));
+                let w6 = UdpSocket::bind("[::]:0").await.unwrap();
+                let r = w6.local_addr().unwrap().port();
+                t.push((
+                    "127.0.0.1 after [::]",
+                    done(&UdpSocket::bind(("127.0.0.1", r)).await),
+                ));
+                t.push(("::1 after [::]", done(&UdpSocket::bind(("::1", r)).await)));
+                let one6 = UdpSocket::bind("[::1]:0").await.unwrap();
+                let u = one6.local_addr().unwrap().port();
+                t.push(("[::] after ::1", done(&UdpSocket::bind(("::", u)).await)));
+                t
+            })
+            .await
+        }
+
+        /// A dual-stack `[::]` socket answers a 127.0.0.1 sender at its v4-mapped address;
+        /// IPv4 options on an IPv6 socket and IPv6 ones on an IPv4 socket.
+        pub async fn dual_stack() -> Trace {
+            within(async {
+                let mut t = Trace::new();
+                let v6 = UdpSocket::bind("[::]:0").await.unwrap();
+                let p6 = v6.local_addr().unwrap().port();
+                let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                v4.send_to(b"ping", ("127.0.0.1", p6)).await.unwrap();
+                let mut buf = [0u8; 8];
+                let (_, from) = v6.recv_from(&mut buf).await.unwrap();
+                t.push(("reply", res(&v6.send_to(b"pong", from).await)));
+                let got = v4.recv_from(&mut buf).await;
+                t.push((
+                    "v4 got",
+                    res(&got.map(|(n, a)| (buf[..n].to_vec(), a.is_ipv4(), a.port() == p6))),
+                ));
+                t.push(("connect mapped", res(&v6.connect(from).await)));
+                t.push((
+                    "local after connect",
+                    res(&v6.local_addr().map(|a| a.ip().to_string())),
+                ));
+                t.push(("send connected", res(&v6.send(b"again").await)));
+                t.push(("v4 got again", res(&v4.recv(&mut buf).await)));
+                let s6 = UdpSocket::bind("[::1]:0").await.unwrap();
+                t.push(("ttl on v6", res(&s6.ttl())));
+                t.push(("set_ttl on v6", res(&s6.set_ttl(7))));
+                t.push(("ttl on v6 after", res(&s6.ttl())));
+                t.push(("broadcast on v6", res(&s6.broadcast())));
+                t.push(("set_broadcast on v6", res(&s6.set_broadcast(true))));
+                t.push(("multicast_loop_v6 on v4", errno_of(v4.multicast_loop_v6())));
+                t.push((
+                    "set_multicast_loop_v6 on v4",
+                    errno_of(v4.set_multicast_loop_v6(false)),
+                ));
+                t.push(("multicast_loop_v6 on v6", errno_of(s6.multicast_loop_v6())));
+                t.push(("multicast_loop_v4 on v6", errno_of(s6.multicast_loop_v4())));
+                t.push((
+                    "set_multicast_loop_v4 on v6",
+                    errno_of(s6.set_multicast_loop_v4(false)),
+                ));
+                t.push(("multicast_ttl_v4 on v6", errno_of(s6.multicast_ttl_v4())));
+                t.push(("v4 to ::1", errno_of(v4.send_to(b"x", ("::1", p6)).await)));
+                t.push((
+                    "v6 to 127.0.0.1",
+                    errno_of(s6.send_to(b"x", ("127.0.0.1", p6)).await),
+                ));
+                t
+            })
+            .await
+        }
+
+        /// Readiness of a fresh socket, and the non-blocking calls' `WouldBlock`.
+        pub async fn fresh_readiness() -> Trace {
+            within(async {
+                let mut t = Trace::new();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let r = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                t.push(("writable", res(&s.writable().await)));
+                let readable =
+                    tokio::time::timeout(std::time::Duration::from_millis(50), r.readable()).await;
+                t.push(("readable times out", ok(readable.is_err())));
+                let mut buf = [0u8; 8];
+                t.push(("try_recv", kind_only(&r.try_recv(&mut buf))));
+                t.push(("try_recv_from", kind_only(&r.try_recv_from(&mut buf))));
+                t.push(("try_peek_from", kind_only(&r.try_peek_from(&mut buf))));
+                let to = r.local_addr().unwrap();
+                t.push(("try_send_to", res(&s.try_send_to(b"abc", to))));
+                t.push(("readable", res(&r.readable().await)));
+                t.push(("try_recv now", res(&r.try_recv(&mut buf))));
+                t.push((
+                    "ready both",
+                    res(&s
+                        .ready(Interest::READABLE | Interest::WRITABLE)
+                        .await
+                        .map(|r| (r.is_readable(), r.is_writable()))),
+                ));
+                t
+            })
+            .await
+        }
     };
 }
 
@@ -450,6 +678,115 @@ async fn addresses_and_options() {
         ("multicast_ttl_v4", ok(1)),
         ("join non-multicast", err(InvalidInput, EINVAL)),
         ("leave not joined", err(AddrNotAvailable, EADDRNOTAVAIL)),
+    ]);
+}
+
+#[tokio::test]
+async fn send_without_a_peer_connect_twice_and_port_zero() {
+    // Linux: udp_sendmsg without an address on an unconnected socket is EDESTADDRREQ; a second
+    // connect replaces the peer; a connect to port 0 succeeds, yet getpeername is ENOTCONN
+    // (inet_getname: no destination port) and send() goes to port 0 (answered by an ICMP port
+    // unreachable); a sendto() port 0 is EINVAL (udp_sendmsg, udpv6_sendmsg).
+    differential!(connect_twice => vec![
+        ("send unconnected", ok(Err::<usize, i32>(EDESTADDRREQ))),
+        ("try_send unconnected", ok(Err::<usize, i32>(EDESTADDRREQ))),
+        ("connect a", ok(())),
+        ("connect b", ok(())),
+        ("peer is b", ok(true)),
+        ("recv", ok(b"from b".to_vec())),
+        ("send to b", ok(2)),
+        ("b got", ok(b"hi".to_vec())),
+        ("a has nothing", err_kind(WouldBlock)),
+        ("connect port 0", ok(Ok::<(), i32>(()))),
+        ("peer after port 0", ok(Err::<(), i32>(ENOTCONN))),
+        ("send_to port 0", ok(Err::<(), i32>(EINVAL))),
+        ("send connected to port 0", ok(Ok::<usize, i32>(1))),
+        ("send after", ok(Err::<(), i32>(ECONNREFUSED))),
+        ("v6 send_to port 0", ok(Err::<(), i32>(EINVAL))),
+        ("v6 connect port 0", ok(Ok::<(), i32>(()))),
+        ("v6 peer after port 0", ok(Err::<(), i32>(ENOTCONN))),
+        ("mapped send_to port 0", ok(Err::<(), i32>(EINVAL))),
+    ]);
+}
+
+#[tokio::test]
+async fn to_the_unspecified_address_empty_buffers_and_peek() {
+    // Linux: a datagram to 0.0.0.0 goes to the local host; a read into an empty buffer returns
+    // 0 and consumes the datagram (a peek does not); peek leaves it for recv.
+    differential!(zero_and_peek => vec![
+        ("send_to 0.0.0.0", ok(Ok::<usize, i32>(4))),
+        ("received", ok((b"zero".to_vec(), true))),
+        ("peek empty", ok(0)),
+        ("recv empty", ok(0)),
+        ("peek", ok(b"two".to_vec())),
+        ("try_peek", ok(b"two".to_vec())),
+        ("recv", ok(b"two".to_vec())),
+        ("try_recv after", err_kind(WouldBlock)),
+        ("try_peek_sender empty", err_kind(WouldBlock)),
+    ]);
+}
+
+#[tokio::test]
+async fn two_sockets_on_one_port_with_different_addresses() {
+    // Linux (udp_lib_lport_inuse): without SO_REUSEADDR a wildcard and a specific address
+    // conflict in both orders, [::] (dual-stack) conflicts with IPv4 addresses, ::1 does not.
+    differential!(binds => vec![
+        ("0.0.0.0 after 127.0.0.1", err(AddrInUse, EADDRINUSE)),
+        ("[::] after 127.0.0.1", err(AddrInUse, EADDRINUSE)),
+        ("::1 after 127.0.0.1", ok_done()),
+        ("127.0.0.1 again", err(AddrInUse, EADDRINUSE)),
+        ("127.0.0.1 after 0.0.0.0", err(AddrInUse, EADDRINUSE)),
+        ("::1 after 0.0.0.0", ok_done()),
+        ("127.0.0.1 after [::]", err(AddrInUse, EADDRINUSE)),
+        ("::1 after [::]", err(AddrInUse, EADDRINUSE)),
+        ("[::] after ::1", err(AddrInUse, EADDRINUSE)),
+    ]);
+}
+
+#[tokio::test]
+async fn dual_stack_replies_and_options_of_the_other_family() {
+    // Linux: a [::] socket answers 127.0.0.1 at ::ffff:127.0.0.1; IP_TTL and SO_BROADCAST work
+    // on an IPv6 socket and so do the IPv4 multicast options; IPV6_MULTICAST_LOOP on an IPv4
+    // socket is EOPNOTSUPP to read and ENOPROTOOPT to set (ip_getsockopt, ip_setsockopt); an
+    // IPv6 destination for an IPv4 socket is EAFNOSUPPORT, an IPv4 one for an IPv6 socket
+    // (given as such) ENETUNREACH.
+    differential!(dual_stack => vec![
+        ("reply", ok(4)),
+        ("v4 got", ok((b"pong".to_vec(), true, true))),
+        ("connect mapped", ok(())),
+        ("local after connect", ok("::ffff:127.0.0.1")),
+        ("send connected", ok(5)),
+        ("v4 got again", ok(5)),
+        ("ttl on v6", ok(64)),
+        ("set_ttl on v6", ok(())),
+        ("ttl on v6 after", ok(7)),
+        ("broadcast on v6", ok(false)),
+        ("set_broadcast on v6", ok(())),
+        ("multicast_loop_v6 on v4", ok(Err::<(), i32>(EOPNOTSUPP))),
+        ("set_multicast_loop_v6 on v4", ok(Err::<(), i32>(ENOPROTOOPT))),
+        ("multicast_loop_v6 on v6", ok(Ok::<bool, i32>(true))),
+        ("multicast_loop_v4 on v6", ok(Ok::<bool, i32>(true))),
+        ("set_multicast_loop_v4 on v6", ok(Ok::<(), i32>(()))),
+        ("multicast_ttl_v4 on v6", ok(Ok::<u32, i32>(1))),
+        ("v4 to ::1", ok(Err::<(), i32>(EAFNOSUPPORT))),
+        ("v6 to 127.0.0.1", ok(Err::<(), i32>(ENETUNREACH))),
+    ]);
+}
+
+#[tokio::test]
+async fn readiness_of_a_fresh_socket() {
+    // Linux: a fresh socket is writable, not readable; the non-blocking reads are EAGAIN until
+    // a datagram arrives.
+    differential!(fresh_readiness => vec![
+        ("writable", ok(())),
+        ("readable times out", ok(true)),
+        ("try_recv", err_kind(WouldBlock)),
+        ("try_recv_from", err_kind(WouldBlock)),
+        ("try_peek_from", err_kind(WouldBlock)),
+        ("try_send_to", ok(3)),
+        ("readable", ok(())),
+        ("try_recv now", ok(3)),
+        ("ready both", ok((false, true))),
     ]);
 }
 
