@@ -63,6 +63,10 @@ macro_rules! scenarios {
             use super::*;
             include!("../scenarios/closed_readiness.rs");
         }
+        pub mod listener_binds {
+            use super::*;
+            include!("../scenarios/listener_binds.rs");
+        }
     };
 }
 
@@ -1126,5 +1130,83 @@ async fn v4_mapped_and_ipv4_sockets_share_one_port_space() {
         ("bind 127.0.0.1 on the mapped listener's port", err(AddrInUse, EADDRINUSE)),
         ("::ffff:0.0.0.0 client peer ip", ok(MAPPED_LOCALHOST)),
         ("::ffff:0.0.0.0 client local ip", ok(MAPPED_LOCALHOST)),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listener binds: one port, two addresses; SO_REUSEADDR and listen()
+
+/// `first` then `second` (an address string) at the same port: the second bind's outcome.
+fn v(ip: &str) -> IpAddr {
+    ip.parse().expect("address")
+}
+
+#[tokio::test]
+async fn a_wildcard_listener_and_a_specific_one_share_no_port_in_either_order() {
+    // Linux (inet_csk_bind_conflict): SO_REUSEADDR does not let a second listener take a port
+    // whose addresses overlap a listener's: 0.0.0.0 covers 127.0.0.1, [::] (dual-stack) covers
+    // both families, in both orders.
+    for (first, second) in [
+        ("127.0.0.1:0", "0.0.0.0"),
+        ("0.0.0.0:0", "127.0.0.1"),
+        ("[::]:0", "127.0.0.1"),
+        ("127.0.0.1:0", "::"),
+        ("[::]:0", "::1"),
+        ("[::1]:0", "::"),
+        ("0.0.0.0:0", "::"),
+        ("[::]:0", "0.0.0.0"),
+    ] {
+        differential!(listener_binds::second_listener(first, v(second)) =>
+            vec![("second bind", err(AddrInUse, EADDRINUSE))]);
+    }
+}
+
+#[tokio::test]
+async fn listeners_on_distinct_addresses_share_a_port() {
+    // Linux: 127.0.0.1 and 127.0.0.2 do not overlap, nor do an IPv4 address and ::1.
+    for (first, second) in [
+        ("127.0.0.1:0", "127.0.0.2"),
+        ("127.0.0.2:0", "127.0.0.1"),
+        ("127.0.0.1:0", "::1"),
+        ("[::1]:0", "127.0.0.1"),
+        ("0.0.0.0:0", "::1"),
+    ] {
+        differential!(listener_binds::second_listener(first, v(second)) =>
+            vec![("second bind", ok_done())]);
+    }
+}
+
+#[tokio::test]
+async fn a_bound_socket_cannot_take_a_listeners_port() {
+    // Linux: a listener's port conflicts with any bind on its address, with SO_REUSEADDR too.
+    differential!(listener_binds::socket_on_listener_port() => vec![
+        ("without SO_REUSEADDR", err(AddrInUse, EADDRINUSE)),
+        ("with SO_REUSEADDR", err(AddrInUse, EADDRINUSE)),
+    ]);
+}
+
+#[tokio::test]
+async fn two_reuseaddr_sockets_share_a_port_until_one_listens() {
+    // Linux: two sockets with SO_REUSEADDR bind one port; one without cannot; the first listen
+    // takes it and the second's listen fails (inet_csk_listen_start checks the port again), as
+    // does a later bind even with SO_REUSEADDR.
+    differential!(listener_binds::two_reuseaddr_sockets_then_listen() => vec![
+        ("bind b", ok_done()),
+        ("bind c without SO_REUSEADDR", err(AddrInUse, EADDRINUSE)),
+        ("listen a", ok_done()),
+        ("listen b", err(AddrInUse, EADDRINUSE)),
+        ("bind d while a listens", err(AddrInUse, EADDRINUSE)),
+    ]);
+}
+
+#[tokio::test]
+async fn a_live_accepted_connection_lets_a_new_listener_take_its_port() {
+    // Linux: the accepted socket holds the port (inet_inherit_port) with the listener's
+    // SO_REUSEADDR and is not listening, so a new listener with SO_REUSEADDR on 127.0.0.1
+    // binds; one on 0.0.0.0 then conflicts with that listener; the connection is unaffected.
+    differential!(listener_binds::port_of_a_live_accepted_connection() => vec![
+        ("TcpListener again", ok_done()),
+        ("0.0.0.0 listener", err(AddrInUse, EADDRINUSE)),
+        ("connection", ok(b"still".to_vec())),
     ]);
 }
