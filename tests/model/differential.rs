@@ -1136,7 +1136,7 @@ async fn v4_mapped_and_ipv4_sockets_share_one_port_space() {
 // ---------------------------------------------------------------------------------------------
 // Listener binds: one port, two addresses; SO_REUSEADDR and listen()
 
-/// `first` then `second` (an address string) at the same port: the second bind's outcome.
+/// An address from its text (the second listener's, in the tests below).
 fn v(ip: &str) -> IpAddr {
     ip.parse().expect("address")
 }
