@@ -803,37 +803,6 @@ fn test_a_listener_binds_over_time_wait_entries_only_with_so_reuseaddr() {
 }
 
 #[test]
-fn test_an_accepted_connection_holds_its_listeners_port() {
-    // Linux: the child inherits the listener's bind bucket (__inet_inherit_port)
-    // and its SO_REUSEADDR: after the listener closes, a bind() without
-    // SO_REUSEADDR on that port fails while the connection lives; one with it
-    // succeeds (the child is not listening); once the connection is gone
-    // (TIME_WAIT entries of SO_REUSEADDR sockets) it still does.
-    let ns = Netns::new();
-    let (l, c, s) = pair(&ns);
-    let a = l.local_addr().unwrap();
-    drop(l);
-    let e = Socket::new(&ns).bind(a, false).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
-    let e = Socket::new(&ns)
-        .bind(SocketAddr::new(addr("0.0.0.0:0").ip(), a.port()), false)
-        .unwrap_err();
-    assert_eq!(
-        e.raw_os_error(),
-        Some(libc::EADDRINUSE),
-        "wildcard overlaps"
-    );
-    Socket::new(&ns)
-        .bind(SocketAddr::new(addr("127.0.0.2:0").ip(), a.port()), false)
-        .expect("another address does not overlap");
-    let again = Socket::listen(&ns, a, 16).expect("SO_REUSEADDR, the child not listening");
-    drop(again);
-    drop(s);
-    drop(c);
-    Socket::listen(&ns, a, 16).expect("SO_REUSEADDR over what is left");
-}
-
-#[test]
 fn test_past_tcp_max_tw_buckets_a_connection_closes_without_time_wait() {
     // Linux: tcp_time_wait finds no room (inet_twsk_alloc fails) and counts
     // TCPTimeWaitOverflow; the socket is simply closed.

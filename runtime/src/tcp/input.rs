@@ -11,7 +11,6 @@ use super::output::tcp_v4_send_reset;
 use super::{after, before, OfoSeg, Sock, TcpSock, TcpState, Timer};
 use crate::ctx::Ctx;
 use crate::errno::{ECONNREFUSED, ECONNRESET, EPIPE};
-use crate::inet_hashtables::{BindEntry, BindKind};
 use crate::skbuff::{flags, SkBuff};
 use crate::stats::inc;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -153,25 +152,7 @@ pub(crate) fn tcp_conn_request(ctx: &mut Ctx<'_>, l: &Arc<Sock>, skb: SkBuff, is
             lk.listen.syn_recv_cnt = lk.listen.syn_recv_cnt.saturating_sub(1);
             return;
         }
-        // __inet_inherit_port: the child holds the listener's port in the
-        // bind table, with the listener's SO_REUSEADDR and SO_REUSEPORT,
-        // until it is closed (or its TIME_WAIT entry takes it over), so a
-        // bind() without SO_REUSEADDR there fails while it lives.
-        let port = c.local.port();
-        let reuseport = t
-            .bhash
-            .get(&port)
-            .and_then(|v| v.iter().find(|e| e.sock_id == l.id))
-            .is_some_and(|e| e.reuseport);
-        t.bhash.entry(port).or_default().push(BindEntry {
-            addr: c.local.ip(),
-            sock_id: child.id,
-            kind: BindKind::Bound,
-            reuse: c.sk_reuse,
-            reuseport,
-        });
     }
-    c.bound = true;
     c.hashed = true;
     ns.socks.inuse.fetch_add(1, Relaxed);
     c.set_state(ns, TcpState::SynRecv);
