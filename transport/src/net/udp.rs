@@ -27,6 +27,17 @@ const ENOPROTOOPT: i32 = 92;
 /// Linux's `EOPNOTSUPP`.
 const EOPNOTSUPP: i32 = 95;
 
+/// `errno` unless the model's socket is `AF_INET6` (bound to an IPv6 or
+/// v4-mapped address): an IPv4 socket hands the IPv6 level to the IPv4 code,
+/// which refuses it.
+fn ipv6_level(m: &Model, errno: i32) -> io::Result<()> {
+    if m.sock.local_addr()?.is_ipv6() {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(errno))
+    }
+}
+
 /// Which half a connected socket was connected through.
 const CONN_NONE: u8 = 0;
 const CONN_MODEL: u8 = 1;
@@ -923,6 +934,38 @@ impl UdpSocket {
         }
     }
 
+    /// [`set`](Self::set) for an `IPPROTO_IPV6` option: an IPv4 socket of the
+    /// model refuses the level, as `ip_setsockopt` does (`ENOPROTOOPT`).
+    fn set_v6(
+        &self,
+        m: impl FnOnce(&Model) -> io::Result<()>,
+        o: impl FnOnce(&tokio::net::UdpSocket) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.set(
+            |x| {
+                ipv6_level(x, ENOPROTOOPT)?;
+                m(x)
+            },
+            o,
+        )
+    }
+
+    /// [`get`](Self::get) for an `IPPROTO_IPV6` option: an IPv4 socket of the
+    /// model refuses the level, as `ip_getsockopt` does (`EOPNOTSUPP`).
+    fn get_v6<T>(
+        &self,
+        m: impl FnOnce(&Model) -> io::Result<T>,
+        o: impl FnOnce(&tokio::net::UdpSocket) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.get(
+            |x| {
+                ipv6_level(x, EOPNOTSUPP)?;
+                m(x)
+            },
+            o,
+        )
+    }
+
     /// `SO_BROADCAST`'s value.
     pub fn broadcast(&self) -> io::Result<bool> {
         self.get(|m| m.sock.broadcast(), |o| o.broadcast())
@@ -968,15 +1011,7 @@ impl UdpSocket {
     /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
     /// level).
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
-        self.get(
-            |m| {
-                if !m.sock.local_addr()?.is_ipv6() {
-                    return Err(io::Error::from_raw_os_error(EOPNOTSUPP));
-                }
-                m.sock.multicast_loop_v6()
-            },
-            |o| o.multicast_loop_v6(),
-        )
+        self.get_v6(|m| m.sock.multicast_loop_v6(), |o| o.multicast_loop_v6())
     }
 
     /// Sets `IPV6_MULTICAST_LOOP`.
@@ -985,13 +1020,8 @@ impl UdpSocket {
     /// `ENOPROTOOPT` on an IPv4 socket (`udp_setsockopt` hands the IPv6
     /// level to `ip_setsockopt`, which refuses it).
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
-        self.set(
-            |m| {
-                if !m.sock.local_addr()?.is_ipv6() {
-                    return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
-                }
-                m.sock.set_multicast_loop_v6(on)
-            },
+        self.set_v6(
+            |m| m.sock.set_multicast_loop_v6(on),
             |o| o.set_multicast_loop_v6(on),
         )
     }
@@ -1002,15 +1032,7 @@ impl UdpSocket {
     /// `EOPNOTSUPP` on an IPv4 socket (`ip_getsockopt` refuses the IPv6
     /// level).
     pub fn tclass_v6(&self) -> io::Result<u32> {
-        self.get(
-            |m| {
-                if !m.sock.local_addr()?.is_ipv6() {
-                    return Err(io::Error::from_raw_os_error(EOPNOTSUPP));
-                }
-                m.sock.tos()
-            },
-            |o| o.tclass_v6(),
-        )
+        self.get_v6(|m| m.sock.tos(), |o| o.tclass_v6())
     }
 
     /// Sets `IPV6_TCLASS`, the traffic class of the datagrams sent over
@@ -1020,15 +1042,7 @@ impl UdpSocket {
     /// `ENOPROTOOPT` on an IPv4 socket (`udp_setsockopt` hands the IPv6
     /// level to `ip_setsockopt`, which refuses it).
     pub fn set_tclass_v6(&self, tclass: u32) -> io::Result<()> {
-        self.set(
-            |m| {
-                if !m.sock.local_addr()?.is_ipv6() {
-                    return Err(io::Error::from_raw_os_error(ENOPROTOOPT));
-                }
-                m.sock.set_tos(tclass)
-            },
-            |o| o.set_tclass_v6(tclass),
-        )
+        self.set_v6(|m| m.sock.set_tos(tclass), |o| o.set_tclass_v6(tclass))
     }
 
     /// `IP_TTL`'s value (64 by default).
